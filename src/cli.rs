@@ -1,0 +1,418 @@
+//! The command line: argument types (clap) and a dispatcher that turns them
+//! into calls on the library. Values are parsed into domain types here, at
+//! the edge; nothing below this module knows about clap.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cloud::ec2::{Ec2, SdkEc2};
+use crate::cloud::AwsSettings;
+use crate::error::{exit, Error};
+use crate::graph::{self, GraphFormat};
+use crate::model::validate::load_project;
+use crate::model::Project;
+use crate::sandbox::{Sandbox, SandboxStatus, TetheredMoto};
+
+/// Disaster-recovery orchestrator for AWS infrastructure: plans and applies
+/// stacks in phases with approval gates, and rehearses rebuilds as DR drills.
+#[derive(Debug, Parser)]
+#[command(name = "drctl", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// AWS region (default: the runbook's region, then the AWS config chain).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Send every AWS call to this endpoint (AWS_ENDPOINT_URL works too).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS profile from ~/.aws/config.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Use the local sandbox (moto server): the running one, or one started
+    /// for this command's lifetime.
+    #[arg(long, global = true)]
+    pub sandbox: bool,
+    /// Repository root holding stacks/ and runbooks/ (default: found from the
+    /// runbook's path, else the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Where runs, journals, reports and the sandbox live.
+    #[arg(long, global = true, env = "DRCTL_STATE_DIR", default_value = ".drctl")]
+    pub state_dir: PathBuf,
+    /// More logging (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less output (-q: warnings only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check stacks and runbooks; makes no cloud call.
+    Validate(ValidateArgs),
+    /// Show a runbook's stack graph and phases.
+    Graph(GraphArgs),
+    /// Manage the local AWS endpoint (moto server).
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Runbooks to check (paths or names); default: every runbooks/*.toml.
+    /// Every stack under stacks/ is checked either way.
+    pub runbooks: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    #[arg(long, value_enum, default_value_t = GraphFormatArg::Text)]
+    pub format: GraphFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormatArg {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+impl From<GraphFormatArg> for GraphFormat {
+    fn from(f: GraphFormatArg) -> Self {
+        match f {
+            GraphFormatArg::Text => GraphFormat::Text,
+            GraphFormatArg::Dot => GraphFormat::Dot,
+            GraphFormatArg::Mermaid => GraphFormat::Mermaid,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Install moto server (first time) and start it in the background.
+    Start,
+    /// Stop the background sandbox.
+    Stop,
+    /// Show whether a sandbox runs, where, and that EC2 answers there.
+    Status,
+}
+
+/// Sets up tracing on stderr: `-q` warnings, default info, `-v` debug, `-vv` trace.
+/// `RUST_LOG` overrides.
+pub fn init_logging(global: &GlobalArgs) {
+    let level = match (global.quiet, global.verbose) {
+        (q, _) if q > 0 => "warn",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("drctl={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match global.log_format {
+        LogFormat::Text => builder.without_time().try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a command; returns the exit code on success.
+pub async fn run(cli: Cli) -> Result<u8, Error> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Validate(args) => validate(global, args),
+        Command::Graph(args) => {
+            let (project, runbook) = load_runbook(global, &args.runbook)?;
+            let runbook = project
+                .runbook(&runbook)
+                .expect("load_runbook returns a loaded runbook");
+            print!("{}", graph::render(&project, runbook, args.format.into()));
+            Ok(exit::OK)
+        }
+        Command::Sandbox(command) => sandbox(global, command).await,
+    }
+}
+
+fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, Error> {
+    let root = match args.runbooks.first() {
+        Some(first) => project_root(global, first),
+        None => global.root.clone().unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let paths = args
+        .runbooks
+        .iter()
+        .map(|r| runbook_path(&root, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (project, diags) = load_project(&root, &paths);
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags));
+    }
+    for runbook in &project.runbooks {
+        let phases = graph::runbook_phases(&project, runbook);
+        println!(
+            "ok: runbook {} ({} phase{}, environment {}, region {})",
+            runbook.name,
+            phases.len(),
+            if phases.len() == 1 { "" } else { "s" },
+            runbook.environment,
+            runbook.region
+        );
+    }
+    println!(
+        "ok: {} stack{}, {} runbook{} valid",
+        project.stacks.len(),
+        if project.stacks.len() == 1 { "" } else { "s" },
+        project.runbooks.len(),
+        if project.runbooks.len() == 1 { "" } else { "s" }
+    );
+    Ok(exit::OK)
+}
+
+/// The repository root: `--root`, else the directory above a runbook path's
+/// `runbooks/`, else the current directory.
+fn project_root(global: &GlobalArgs, runbook: &str) -> PathBuf {
+    if let Some(root) = &global.root {
+        return root.clone();
+    }
+    let path = Path::new(runbook);
+    if path.is_file() {
+        if let Some(dir) = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
+            if let Some(parent) = dir.parent() {
+                if parent.join("stacks").is_dir() {
+                    return parent.to_path_buf();
+                }
+            }
+        }
+    }
+    PathBuf::from(".")
+}
+
+/// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`.
+fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
+    let as_path = PathBuf::from(runbook);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let by_name = root.join("runbooks").join(format!("{runbook}.toml"));
+    if by_name.is_file() {
+        return Ok(by_name);
+    }
+    let known: Vec<String> = std::fs::read_dir(root.join("runbooks"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    (p.extension()? == "toml")
+                        .then(|| p.file_stem()?.to_str().map(str::to_string))?
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(Error::usage(
+        format!(
+            "no runbook `{runbook}` (looked for {} and {})",
+            as_path.display(),
+            by_name.display()
+        ),
+        crate::diag::suggest(runbook, known.iter().map(String::as_str)),
+    ))
+}
+
+/// Loads and validates the project around one runbook; returns the runbook's name.
+fn load_runbook(global: &GlobalArgs, runbook: &str) -> Result<(Project, String), Error> {
+    let root = project_root(global, runbook);
+    let path = runbook_path(&root, runbook)?;
+    let (project, diags) = load_project(&root, std::slice::from_ref(&path));
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags));
+    }
+    let name = project
+        .runbooks
+        .first()
+        .map(|r| r.name.clone())
+        .ok_or_else(|| Error::usage(format!("cannot read runbook {}", path.display()), None))?;
+    Ok((project, name))
+}
+
+/// The AWS endpoint a command talks to, and the sandbox it may have started
+/// for its own lifetime (dropped, and stopped, when the command ends).
+pub struct CloudTarget {
+    pub settings: AwsSettings,
+    pub ephemeral_sandbox: Option<TetheredMoto>,
+    pub sandbox: Option<SandboxStatus>,
+}
+
+/// Resolves `--sandbox`, `--endpoint-url`, `--region` and `--profile` into settings.
+pub async fn cloud_target(global: &GlobalArgs, default_region: &str) -> Result<CloudTarget, Error> {
+    let region = global
+        .region
+        .clone()
+        .unwrap_or_else(|| default_region.to_string());
+    if !global.sandbox {
+        let settings = AwsSettings {
+            region: Some(region),
+            endpoint_url: global.endpoint_url.clone(),
+            profile: global.profile.clone(),
+            ..AwsSettings::default()
+        };
+        return Ok(CloudTarget {
+            settings,
+            ephemeral_sandbox: None,
+            sandbox: None,
+        });
+    }
+    let dir = global.state_dir.join("sandbox");
+    let running = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
+            .await
+            .expect("sandbox status task panicked")?
+    };
+    if let Some(status) = running {
+        return Ok(CloudTarget {
+            settings: AwsSettings::sandbox(&status.endpoint, &region),
+            ephemeral_sandbox: None,
+            sandbox: Some(status),
+        });
+    }
+    tracing::info!(
+        "no sandbox running; starting one for this command (first time: installs moto into {})",
+        dir.join("venv").display()
+    );
+    let moto = tokio::task::spawn_blocking(move || {
+        let venv = dir.join("venv");
+        crate::sandbox::ensure_venv(&venv)?;
+        TetheredMoto::start(&venv, &dir.join("moto-ephemeral.log"))
+    })
+    .await
+    .expect("sandbox start task panicked")?;
+    Ok(CloudTarget {
+        settings: AwsSettings::sandbox(moto.endpoint(), &region),
+        ephemeral_sandbox: Some(moto),
+        sandbox: None,
+    })
+}
+
+async fn sandbox(global: &GlobalArgs, command: &SandboxCommand) -> Result<u8, Error> {
+    let dir = global.state_dir.join("sandbox");
+    let blocking = |f: Box<
+        dyn FnOnce(Sandbox) -> Result<Option<SandboxStatus>, crate::sandbox::SandboxError> + Send,
+    >| {
+        let dir = dir.clone();
+        async move {
+            tokio::task::spawn_blocking(move || f(Sandbox::new(dir)))
+                .await
+                .expect("sandbox task panicked")
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match command {
+        SandboxCommand::Start => {
+            let status = blocking(Box::new(|s| s.start().map(Some))).await?;
+            if let Some(status) = status {
+                let _ = writeln!(
+                    out,
+                    "sandbox running at {} (pid {}, {})",
+                    status.endpoint, status.pid, status.moto
+                );
+                let _ = writeln!(
+                    out,
+                    "use it with: drctl --sandbox …   or   export AWS_ENDPOINT_URL={}",
+                    status.endpoint
+                );
+            }
+            Ok(exit::OK)
+        }
+        SandboxCommand::Stop => {
+            match blocking(Box::new(|s| s.stop())).await? {
+                Some(status) => {
+                    let _ = writeln!(
+                        out,
+                        "sandbox stopped (pid {}, was at {})",
+                        status.pid, status.endpoint
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "no sandbox was running");
+                }
+            }
+            Ok(exit::OK)
+        }
+        SandboxCommand::Status => {
+            drop(out);
+            sandbox_status(global).await
+        }
+    }
+}
+
+/// With `--sandbox`, reports the endpoint this command uses (starting one if
+/// needed); without, the background sandbox if any. Either way it proves the
+/// endpoint is a live EC2 API by listing availability zones through the SDK.
+async fn sandbox_status(global: &GlobalArgs) -> Result<u8, Error> {
+    let region = global.region.as_deref().unwrap_or("us-east-1");
+    // Keeps an ephemeral sandbox alive until the probe is done.
+    let target;
+    let (settings, how) = if global.sandbox {
+        target = cloud_target(global, region).await?;
+        let how = match (&target.sandbox, &target.ephemeral_sandbox) {
+            (Some(s), _) => format!("background sandbox, pid {}, moto {}", s.pid, s.moto),
+            (None, Some(m)) => format!(
+                "started for this command, pid {}; stops when it exits",
+                m.pid()
+            ),
+            (None, None) => unreachable!("--sandbox always yields a sandbox"),
+        };
+        (target.settings.clone(), how)
+    } else {
+        let dir = global.state_dir.join("sandbox");
+        let status = tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
+            .await
+            .expect("sandbox status task panicked")?;
+        let Some(s) = status else {
+            println!("no sandbox running (start one with `drctl sandbox start`)");
+            return Ok(exit::FAILURE);
+        };
+        let how = format!("background sandbox, pid {}, moto {}", s.pid, s.moto);
+        (AwsSettings::sandbox(&s.endpoint, region), how)
+    };
+    let zones = SdkEc2::new(&settings.load().await)
+        .availability_zones()
+        .await?;
+    println!(
+        "sandbox endpoint {} ({how})",
+        settings.endpoint_url.as_deref().unwrap_or_default()
+    );
+    println!(
+        "EC2 answers: {} availability zones in {region}",
+        zones.len()
+    );
+    Ok(exit::OK)
+}

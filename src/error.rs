@@ -1,0 +1,86 @@
+//! The crate's top-level error: what failed, rendered once at the edge with
+//! a hint and the cause chain, and mapped to the SPEC's exit codes.
+
+use std::path::PathBuf;
+
+use crate::cloud::CloudError;
+use crate::diag::Diagnostics;
+use crate::sandbox::SandboxError;
+
+/// SPEC.md exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A failure during a run (or any command's own failure).
+    pub const FAILURE: u8 = 1;
+    /// Invalid input or usage: nothing was touched.
+    pub const INVALID: u8 = 2;
+    /// Paused at a gate.
+    pub const PAUSED: u8 = 3;
+    /// `plan --detailed-exitcode`: there are changes.
+    pub const CHANGES: u8 = 4;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Stacks or runbooks failed validation.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    /// A command-line argument names something that is not there.
+    #[error("{message}")]
+    Usage {
+        message: String,
+        hint: Option<String>,
+    },
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_) | Error::Usage { .. } => exit::INVALID,
+            Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Usage { hint, .. } => hint.clone(),
+            Error::Cloud(e) => e.hint().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>, hint: Option<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            hint,
+        }
+    }
+
+    /// The message a user sees: headline, cause chain, hint.
+    pub fn render(&self) -> String {
+        if let Error::Invalid(diags) = self {
+            return diags.to_string();
+        }
+        let mut out = format!("error: {self}");
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(&format!("\n  caused by: {cause}"));
+            source = cause.source();
+        }
+        if let Some(hint) = self.hint() {
+            out.push_str(&format!("\n  hint: {hint}"));
+        }
+        out
+    }
+}

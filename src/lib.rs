@@ -1,0 +1,20 @@
+//! drctl: a disaster-recovery orchestrator for AWS infrastructure.
+//!
+//! The modules follow the architecture, from the user's files to the cloud:
+//!
+//! - [`diag`]: validation problems with file, line, column and key.
+//! - [`model`]: stacks and runbooks parsed strictly into typed values (pure).
+//! - [`graph`]: the stack dependency graph and a runbook's phases (pure).
+//! - [`cloud`]: one small adapter trait per AWS service over the official SDK.
+//! - [`sandbox`]: a local AWS endpoint (moto server) for trying and testing.
+//! - [`cli`]: the command line, a thin layer over the above.
+
+pub mod cli;
+pub mod cloud;
+pub mod diag;
+pub mod error;
+pub mod graph;
+pub mod model;
+pub mod sandbox;
+
+pub use error::Error;

@@ -1,0 +1,266 @@
+//! The user's files as typed values: stacks (`stacks/*.toml`) and runbooks
+//! (`runbooks/*.toml`), parsed strictly and validated as a whole.
+//!
+//! Pure: this layer reads the files it is given and nothing else (no cloud,
+//! no clock), so `drctl validate` can never touch AWS.
+
+pub mod decode;
+pub mod expr;
+pub mod schema;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use expr::{EnvField, Expr, ExprKind, Part, RefTarget, Reference, Template};
+pub use schema::{ResourceKind, Ty, ValueType};
+
+use crate::diag::Pos;
+
+/// A name as written, with where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub name: String,
+    pub pos: Pos,
+}
+
+/// One `stacks/<name>.toml`.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// The file stem.
+    pub name: String,
+    pub file: PathBuf,
+    pub description: Option<String>,
+    /// Extra dependency edges; `${stack.X.…}` references add their own.
+    pub depends_on: Vec<Named>,
+    pub vars: BTreeMap<String, Var>,
+    /// In file order.
+    pub resources: Vec<Resource>,
+    pub outputs: Vec<Output>,
+}
+
+/// A variable's default value (stack) or override (runbook). Literal only.
+#[derive(Debug, Clone)]
+pub struct Var {
+    pub value: Expr,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub name: String,
+    pub value: Expr,
+    pub pos: Pos,
+}
+
+/// `[resources.<kind>.<name>]`
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    pub name: String,
+    /// The attributes set, in file order, each checked against the kind's schema.
+    pub attrs: Vec<(String, Expr)>,
+    pub tags: Vec<(String, Expr)>,
+    pub pos: Pos,
+}
+
+impl Resource {
+    /// `<kind>.<name>`, as in the `drctl:resource` tag.
+    pub fn address(&self) -> String {
+        format!("{}.{}", self.kind, self.name)
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&Expr> {
+        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// Every reference in the resource's attributes and tags, with the key it sits under.
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.attrs
+            .iter()
+            .chain(self.tags.iter())
+            .flat_map(|(_, v)| v.references())
+    }
+}
+
+impl Stack {
+    pub fn resource(&self, kind: ResourceKind, name: &str) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.kind == kind && r.name == name)
+    }
+
+    pub fn output(&self, name: &str) -> Option<&Output> {
+        self.outputs.iter().find(|o| o.name == name)
+    }
+
+    /// Every reference anywhere in the stack (resources and outputs).
+    pub fn references(&self) -> impl Iterator<Item = &Reference> {
+        self.resources
+            .iter()
+            .flat_map(Resource::references)
+            .chain(self.outputs.iter().flat_map(|o| o.value.references()))
+    }
+
+    /// The stacks this one depends on: `depends_on` plus `${stack.X.…}` references.
+    pub fn dependencies(&self) -> Vec<Named> {
+        let mut deps: Vec<Named> = self.depends_on.clone();
+        for r in self.references() {
+            if let RefTarget::StackOutput { stack, .. } = &r.target {
+                if !deps.iter().any(|d| &d.name == stack) {
+                    deps.push(Named {
+                        name: stack.clone(),
+                        pos: r.pos,
+                    });
+                }
+            }
+        }
+        deps
+    }
+}
+
+/// One `runbooks/<name>.toml`: an environment, its phases and gates.
+#[derive(Debug, Clone)]
+pub struct Runbook {
+    /// The file stem.
+    pub name: String,
+    pub file: PathBuf,
+    pub description: Option<String>,
+    /// The `drctl:env` tag value.
+    pub environment: String,
+    pub region: String,
+    /// Root stacks; their dependencies are pulled in.
+    pub stacks: Vec<Named>,
+    pub schedule: Option<Schedule>,
+    /// IANA time zone name the schedule is read in.
+    pub timezone: String,
+    pub rto_target: Option<Duration>,
+    pub protected: bool,
+    pub vars: BTreeMap<String, Var>,
+    /// As written; empty means "the dependency graph's layers, no gates".
+    pub phases: Vec<Phase>,
+    pub drill: Drill,
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub expression: String,
+    pub cron: croner::Cron,
+}
+
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub name: String,
+    pub stacks: Vec<Named>,
+    /// Services whose traffic switch happens in this phase.
+    pub cutover: Vec<ServiceRef>,
+    /// The gate passed before this phase starts.
+    pub gate: Gate,
+    pub pos: Pos,
+}
+
+/// `<stack>.service.<name>`, as in `cutover` and drill checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub stack: String,
+    pub name: String,
+    pub pos: Pos,
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.service.{}", self.stack, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Gate {
+    #[default]
+    Auto,
+    Manual(ManualGate),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualGate {
+    /// Distinct approvers needed.
+    pub approvals: u32,
+    /// When not empty, only these people count.
+    pub approvers: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub on_timeout: OnTimeout,
+}
+
+impl Default for ManualGate {
+    fn default() -> Self {
+        ManualGate {
+            approvals: 1,
+            approvers: Vec::new(),
+            timeout: None,
+            on_timeout: OnTimeout::Wait,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// Keep waiting (the default).
+    #[default]
+    Wait,
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drill {
+    pub teardown: Teardown,
+    pub auto_approve: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Default for Drill {
+    fn default() -> Self {
+        Drill {
+            teardown: Teardown::Always,
+            auto_approve: true,
+            checks: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Teardown {
+    Always,
+    OnSuccess,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Every target of the service's live target group is healthy.
+    TargetHealth(ServiceRef),
+}
+
+/// Every stack and runbook of a repository.
+#[derive(Debug, Clone, Default)]
+pub struct Project {
+    pub root: PathBuf,
+    pub stacks: BTreeMap<String, Stack>,
+    pub runbooks: Vec<Runbook>,
+    /// Stacks whose files are not TOML at all; already reported, so references
+    /// to them are not reported again.
+    pub unreadable_stacks: std::collections::BTreeSet<String>,
+}
+
+impl Project {
+    pub fn stacks_dir(&self) -> PathBuf {
+        self.root.join("stacks")
+    }
+
+    pub fn runbook(&self, name_or_path: &str) -> Option<&Runbook> {
+        let stem = Path::new(name_or_path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(name_or_path);
+        self.runbooks.iter().find(|r| r.name == stem)
+    }
+}

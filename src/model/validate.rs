@@ -1,0 +1,834 @@
+//! Loading a repository's stacks and runbooks, and the semantic checks that
+//! need more than one value at a time: references resolve, types agree,
+//! no cycles, every stack lands in exactly one phase after its dependencies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use petgraph::graph::DiGraph;
+
+use super::decode::{check_literal_str, parse_runbook, parse_stack};
+use super::expr::{EnvField, Expr, ExprKind, RefTarget, Reference};
+use super::schema::{ResourceKind, Ty, ValueType, RULE};
+use super::{Check, Project, Runbook, ServiceRef, Stack};
+use crate::diag::{suggest, Diagnostics, Pos, SourceFile};
+use crate::graph::{find_cycles, StackGraph};
+
+/// Reads `stacks/*.toml` under `root` and the given runbooks (every
+/// `runbooks/*.toml` when none is given), and validates them together.
+/// Returns the project even when it has problems, so callers can show both.
+pub fn load_project(root: &Path, runbooks: &[PathBuf]) -> (Project, Diagnostics) {
+    let mut diags = Diagnostics::new();
+    let mut project = Project {
+        root: root.to_path_buf(),
+        ..Project::default()
+    };
+    for path in toml_files(&under(root, "stacks"), &mut diags) {
+        if let Some(src) = read_source(&path, &mut diags) {
+            match parse_stack(&src, &mut diags) {
+                Some(stack) => {
+                    project.stacks.insert(stack.name.clone(), stack);
+                }
+                None => {
+                    project
+                        .unreadable_stacks
+                        .insert(super::decode::file_stem(&path));
+                }
+            }
+        }
+    }
+    let runbook_paths = if runbooks.is_empty() {
+        toml_files(&under(root, "runbooks"), &mut diags)
+    } else {
+        runbooks.to_vec()
+    };
+    for path in runbook_paths {
+        if let Some(src) = read_source(&path, &mut diags) {
+            if let Some(runbook) = parse_runbook(&src, &mut diags) {
+                project.runbooks.push(runbook);
+            }
+        }
+    }
+    validate_project(&project, &mut diags);
+    (project, diags)
+}
+
+/// `root/rel`, without a leading `./` when the root is the current directory,
+/// so messages show the paths users type.
+fn under(root: &Path, rel: &str) -> PathBuf {
+    if root == Path::new(".") || root.as_os_str().is_empty() {
+        PathBuf::from(rel)
+    } else {
+        root.join(rel)
+    }
+}
+
+fn toml_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            diags.error(dir, Pos { line: 1, column: 1 }, "", format!("cannot read directory: {e}"))
+                .with_hint("run drctl from the repository root (the directory holding stacks/ and runbooks/), or pass --root");
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<SourceFile> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(SourceFile::new(path, text)),
+        Err(e) => {
+            diags.error(
+                path,
+                Pos { line: 1, column: 1 },
+                "",
+                format!("cannot read file: {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Every cross-value check, over every stack and runbook of the project.
+pub fn validate_project(project: &Project, diags: &mut Diagnostics) {
+    for stack in project.stacks.values() {
+        StackChecker {
+            project,
+            stack,
+            diags: &mut *diags,
+        }
+        .check();
+    }
+    check_stack_cycles(project, diags);
+    for runbook in &project.runbooks {
+        check_runbook(project, runbook, diags);
+    }
+}
+
+fn check_stack_cycles(project: &Project, diags: &mut Diagnostics) {
+    let graph = StackGraph::new(project);
+    for cycle in graph.cycles() {
+        let first = &cycle[0];
+        let Some(stack) = project.stacks.get(first) else {
+            continue;
+        };
+        let next = &cycle[1 % cycle.len()];
+        let pos = stack
+            .dependencies()
+            .iter()
+            .find(|d| &d.name == next)
+            .map(|d| d.pos)
+            .unwrap_or(Pos { line: 1, column: 1 });
+        let mut names = cycle.clone();
+        names.push(first.clone());
+        diags
+            .error(&stack.file, pos, "depends_on", format!("stack dependency cycle: {}", names.join(" → ")))
+            .with_hint("stacks are applied in dependency order; break the cycle by moving the shared resource into its own stack");
+    }
+}
+
+struct StackChecker<'a> {
+    project: &'a Project,
+    stack: &'a Stack,
+    diags: &'a mut Diagnostics,
+}
+
+/// What a reference must produce where it is used.
+#[derive(Clone, Copy)]
+enum Expected {
+    /// The whole value of an attribute of this type.
+    Whole(&'static Ty),
+    /// Part of a string: a single value.
+    Scalar,
+    /// Anything (outputs, untyped places).
+    Any,
+}
+
+impl<'a> StackChecker<'a> {
+    fn error(
+        &mut self,
+        pos: Pos,
+        key: &str,
+        message: impl Into<String>,
+    ) -> &mut crate::diag::Diagnostic {
+        self.diags.error(&self.stack.file, pos, key, message)
+    }
+
+    fn check(&mut self) {
+        let stack = self.stack;
+        for dep in &stack.depends_on {
+            if dep.name == stack.name {
+                self.error(dep.pos, "depends_on", "a stack cannot depend on itself");
+            } else if !self.project.stacks.contains_key(&dep.name)
+                && !self.project.unreadable_stacks.contains(&dep.name)
+            {
+                let hint = suggest(&dep.name, self.project.stacks.keys().map(String::as_str));
+                self.error(
+                    dep.pos,
+                    "depends_on",
+                    format!("unknown stack `{}`", dep.name),
+                )
+                .with_hint_opt(hint);
+            }
+        }
+        for resource in &stack.resources {
+            let base = format!("resources.{}.{}", resource.kind, resource.name);
+            for (attr, value) in &resource.attrs {
+                let ty = resource
+                    .kind
+                    .fields()
+                    .iter()
+                    .find(|f| f.name == attr)
+                    .map(|f| &f.ty);
+                self.check_expr(value, ty, &format!("{base}.{attr}"));
+            }
+            for (key, value) in &resource.tags {
+                self.check_expr(value, Some(&Ty::Str), &format!("{base}.tags.{key}"));
+            }
+            self.check_kind_rules(resource, &base);
+        }
+        for output in &stack.outputs {
+            self.check_expr(&output.value, None, &format!("outputs.{}", output.name));
+        }
+        self.check_resource_cycles();
+    }
+
+    fn check_expr(&mut self, expr: &Expr, ty: Option<&'static Ty>, path: &str) {
+        if let Some(r) = expr.as_whole_ref() {
+            let expected = ty.map_or(Expected::Any, Expected::Whole);
+            self.check_ref(r, expected, path);
+            return;
+        }
+        match (&expr.kind, ty) {
+            (ExprKind::Str(t), _) => {
+                for r in t.references() {
+                    self.check_ref(r, Expected::Scalar, path);
+                }
+            }
+            (ExprKind::List(items), ty) => {
+                let inner = match ty {
+                    Some(Ty::List(inner)) => Some(*inner),
+                    _ => None,
+                };
+                for (i, item) in items.iter().enumerate() {
+                    self.check_expr(item, inner, &format!("{path}[{i}]"));
+                }
+            }
+            (ExprKind::Table(entries), ty) => {
+                let ty = match ty {
+                    Some(Ty::OneOf(options)) => {
+                        options.iter().find(|t| t.accepts(ValueType::Table))
+                    }
+                    other => other,
+                };
+                for (key, value) in entries {
+                    let field_ty = match ty {
+                        Some(Ty::Object(fields)) => {
+                            fields.iter().find(|f| f.name == key).map(|f| &f.ty)
+                        }
+                        Some(Ty::StrMap) => Some(&Ty::Str),
+                        _ => None,
+                    };
+                    self.check_expr(value, field_ty, &format!("{path}.{key}"));
+                }
+            }
+            (ExprKind::Int(_) | ExprKind::Bool(_), _) => {}
+        }
+    }
+
+    fn check_ref(&mut self, r: &Reference, expected: Expected, path: &str) {
+        let Some(found) = self.ref_type(r, path) else {
+            return;
+        };
+        match expected {
+            Expected::Any => {}
+            Expected::Scalar => {
+                if matches!(found, ValueType::List | ValueType::Table) {
+                    self.error(r.pos, path, format!("`{r}` is {} and cannot be part of a string", found.describe()))
+                        .with_hint("use the reference as the whole value, e.g. subnets = \"${stack.network.subnet_ids}\"");
+                }
+            }
+            Expected::Whole(ty) => {
+                if !ty.accepts(found) {
+                    self.error(
+                        r.pos,
+                        path,
+                        format!(
+                            "expected {}, but `{r}` is {}",
+                            ty.describe(),
+                            found.describe()
+                        ),
+                    );
+                    return;
+                }
+                if let (Ty::IdOf(want), RefTarget::Resource { kind, .. }) = (ty, &r.target) {
+                    if kind != want {
+                        self.error(
+                            r.pos,
+                            path,
+                            format!("expected {}, but `{r}` refers to a {kind}", ty.describe()),
+                        );
+                    }
+                }
+                if let RefTarget::Var(name) = &r.target {
+                    if let Some(var) = self.stack.vars.get(name) {
+                        if let Some(text) = var.value.as_literal_str() {
+                            if let Err((message, hint)) =
+                                check_literal_str(ty, text, &self.stack.file)
+                            {
+                                let pos = var.pos;
+                                self.error(
+                                    pos,
+                                    &format!("vars.{name}"),
+                                    format!("{message} (used as {path})"),
+                                )
+                                .with_hint_opt(hint);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The coarse type a reference resolves to, or `None` (with an error) when it does not resolve.
+    fn ref_type(&mut self, r: &Reference, path: &str) -> Option<ValueType> {
+        let stack = self.stack;
+        match &r.target {
+            RefTarget::Env(EnvField::Name | EnvField::Region) => Some(ValueType::Str),
+            RefTarget::Var(name) => {
+                match stack.vars.get(name) {
+                    Some(var) => Some(expr_type(&var.value)),
+                    None => {
+                        let hint = suggest(name, stack.vars.keys().map(String::as_str)).or_else(|| {
+                        Some(format!("declare it in the stack's [vars] with a default, e.g. {name} = \"…\""))
+                    });
+                        self.error(r.pos, path, format!("unknown variable `{name}` in `{r}`"))
+                            .with_hint_opt(hint);
+                        None
+                    }
+                }
+            }
+            RefTarget::Resource { kind, name, attr } => {
+                if stack.resource(*kind, name).is_none() {
+                    let same_kind: Vec<&str> = stack
+                        .resources
+                        .iter()
+                        .filter(|res| res.kind == *kind)
+                        .map(|res| res.name.as_str())
+                        .collect();
+                    let hint = suggest(name, same_kind.iter().copied()).or_else(|| {
+                        Some(format!(
+                            "stack `{}` declares no {kind}; another stack's resources are reached through its outputs: ${{stack.STACK.OUTPUT}}",
+                            stack.name
+                        ))
+                    });
+                    self.error(
+                        r.pos,
+                        path,
+                        format!("unknown resource `{kind}.{name}` in `{r}`"),
+                    )
+                    .with_hint_opt(hint);
+                    return None;
+                }
+                match kind.export_type(attr) {
+                    Some(t) => Some(t),
+                    None => {
+                        let exports: Vec<&str> = kind.exports().iter().map(|(n, _)| *n).collect();
+                        self.error(
+                            r.pos,
+                            path,
+                            format!("{kind} has no attribute `{attr}` in `{r}`"),
+                        )
+                        .with_hint(format!("a {kind} exports: {}", exports.join(", ")));
+                        None
+                    }
+                }
+            }
+            RefTarget::StackOutput {
+                stack: other,
+                output,
+            } => {
+                if other == &stack.name {
+                    self.error(
+                        r.pos,
+                        path,
+                        format!("`{r}` refers to this stack's own output"),
+                    )
+                    .with_hint("inside a stack, refer to the resource directly: ${KIND.NAME.ATTR}");
+                    return None;
+                }
+                let Some(target) = self.project.stacks.get(other) else {
+                    if self.project.unreadable_stacks.contains(other) {
+                        return None;
+                    }
+                    let hint = suggest(other, self.project.stacks.keys().map(String::as_str));
+                    self.error(r.pos, path, format!("unknown stack `{other}` in `{r}`"))
+                        .with_hint_opt(hint);
+                    return None;
+                };
+                match target.output(output) {
+                    Some(o) => Some(output_type(self.project, target, &o.value, 0)),
+                    None => {
+                        let hint = suggest(output, target.outputs.iter().map(|o| o.name.as_str()))
+                            .or_else(|| Some(format!("stack `{other}` has no [outputs]")));
+                        self.error(
+                            r.pos,
+                            path,
+                            format!("stack `{other}` has no output `{output}`"),
+                        )
+                        .with_hint_opt(hint);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rules the schema cannot say alone.
+    fn check_kind_rules(&mut self, resource: &super::Resource, base: &str) {
+        if resource.kind == ResourceKind::SecurityGroup {
+            for direction in ["ingress", "egress"] {
+                let Some(Expr {
+                    kind: ExprKind::List(rules),
+                    ..
+                }) = resource.attr(direction)
+                else {
+                    continue;
+                };
+                for (i, rule) in rules.iter().enumerate() {
+                    self.check_rule(rule, &format!("{base}.{direction}[{i}]"));
+                }
+            }
+        }
+        if resource.kind == ResourceKind::Service {
+            if let Some(steps) = resource.attr("strategy").and_then(|s| s.get("canary")) {
+                if let ExprKind::List(items) = &steps.kind {
+                    let values: Vec<i64> = items
+                        .iter()
+                        .filter_map(|i| match i.kind {
+                            ExprKind::Int(n) => Some(n),
+                            _ => None,
+                        })
+                        .collect();
+                    let increasing = values.windows(2).all(|w| w[0] < w[1]);
+                    if values.len() == items.len() && (!increasing || values.last() != Some(&100)) {
+                        self.error(
+                            steps.pos,
+                            &format!("{base}.strategy.canary"),
+                            format!("canary steps {values:?} must increase and end at 100"),
+                        )
+                        .with_hint("e.g. canary = [10, 50, 100]");
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_rule(&mut self, rule: &Expr, path: &str) {
+        if !matches!(rule.kind, ExprKind::Table(_)) {
+            return; // the schema check already reported it
+        }
+        let has = |k: &str| rule.get(k).is_some();
+        let ports_ok = match (has("port"), has("from_port"), has("to_port")) {
+            (true, false, false) | (false, true, true) => true,
+            (false, false, false) => matches!(
+                rule.get("protocol").and_then(Expr::as_literal_str),
+                Some("all" | "-1")
+            ),
+            _ => false,
+        };
+        if !ports_ok {
+            self.error(
+                rule.pos,
+                path,
+                "a rule needs `port`, or both `from_port` and `to_port`",
+            )
+            .with_hint(format!(
+                "allowed keys: {}",
+                RULE.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if has("cidr") == has("security_group") {
+            self.error(
+                rule.pos,
+                path,
+                "a rule needs exactly one of `cidr` or `security_group`",
+            );
+        }
+    }
+
+    fn check_resource_cycles(&mut self) {
+        let stack = self.stack;
+        let mut graph: DiGraph<String, ()> = DiGraph::new();
+        let nodes: BTreeMap<(ResourceKind, &str), _> = stack
+            .resources
+            .iter()
+            .map(|r| ((r.kind, r.name.as_str()), graph.add_node(r.address())))
+            .collect();
+        for resource in &stack.resources {
+            let to = nodes[&(resource.kind, resource.name.as_str())];
+            for r in resource.references() {
+                if let RefTarget::Resource { kind, name, .. } = &r.target {
+                    if let Some(&from) = nodes.get(&(*kind, name.as_str())) {
+                        graph.update_edge(from, to, ());
+                    }
+                }
+            }
+        }
+        for cycle in find_cycles(&graph) {
+            // Edges point from dependency to dependent; show "needs" order,
+            // starting at the resource declared first.
+            let mut cycle = cycle;
+            cycle.reverse();
+            let first = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
+            cycle.rotate_left(first);
+            let mut names: Vec<String> = cycle.iter().map(|&n| graph[n].clone()).collect();
+            names.push(names[0].clone());
+            let first = &names[0];
+            let resource = stack.resources.iter().find(|r| &r.address() == first);
+            let pos = resource.map(|r| r.pos).unwrap_or_default();
+            self.error(
+                pos,
+                &format!("resources.{first}"),
+                format!("resource reference cycle: {}", names.join(" → ")),
+            )
+            .with_hint("each resource must be creatable before the ones that refer to it");
+        }
+    }
+}
+
+/// The coarse type of a literal value.
+fn expr_type(expr: &Expr) -> ValueType {
+    match &expr.kind {
+        ExprKind::Str(_) => ValueType::Str,
+        ExprKind::Int(_) => ValueType::Int,
+        ExprKind::Bool(_) => ValueType::Bool,
+        ExprKind::List(_) => ValueType::List,
+        ExprKind::Table(_) => ValueType::Table,
+    }
+}
+
+/// The type of a stack output's value, following whole-value references.
+/// `depth` stops runaway recursion through a stack cycle (reported separately).
+fn output_type(project: &Project, stack: &Stack, value: &Expr, depth: usize) -> ValueType {
+    let Some(r) = value.as_whole_ref() else {
+        return expr_type(value);
+    };
+    match &r.target {
+        RefTarget::Resource { kind, attr, .. } => kind.export_type(attr).unwrap_or(ValueType::Str),
+        RefTarget::Var(name) => stack
+            .vars
+            .get(name)
+            .map_or(ValueType::Str, |v| expr_type(&v.value)),
+        RefTarget::Env(_) => ValueType::Str,
+        RefTarget::StackOutput {
+            stack: other,
+            output,
+        } => {
+            let next = project
+                .stacks
+                .get(other)
+                .and_then(|s| Some((s, s.output(output)?)));
+            match next {
+                Some((s, o)) if depth < 16 => output_type(project, s, &o.value, depth + 1),
+                _ => ValueType::Str,
+            }
+        }
+    }
+}
+
+fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Diagnostics) {
+    let file = &runbook.file;
+    let known = || project.stacks.keys().map(String::as_str);
+    let unknown = |name: &str| {
+        !project.stacks.contains_key(name) && !project.unreadable_stacks.contains(name)
+    };
+    for root in &runbook.stacks {
+        if unknown(&root.name) {
+            diags
+                .error(
+                    file,
+                    root.pos,
+                    "stacks",
+                    format!("unknown stack `{}`", root.name),
+                )
+                .with_hint_opt(suggest(&root.name, known()));
+        }
+    }
+    let graph = StackGraph::new(project);
+    let closure: BTreeSet<String> = graph.closure(runbook.stacks.iter().map(|n| n.name.as_str()));
+    check_var_overrides(project, runbook, &closure, diags);
+
+    // Which phase applies each stack.
+    let mut phase_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, phase) in runbook.phases.iter().enumerate() {
+        let key = format!("phases.{}.stacks", phase.name);
+        for s in &phase.stacks {
+            if project.unreadable_stacks.contains(&s.name) {
+                continue;
+            }
+            if unknown(&s.name) {
+                diags
+                    .error(file, s.pos, &key, format!("unknown stack `{}`", s.name))
+                    .with_hint_opt(suggest(&s.name, known()));
+            } else if !closure.contains(&s.name) {
+                diags
+                    .error(
+                        file,
+                        s.pos,
+                        &key,
+                        format!("stack `{}` is not part of this runbook", s.name),
+                    )
+                    .with_hint("add it (or a stack that depends on it) to the runbook's `stacks`");
+            } else if let Some(&other) = phase_of.get(s.name.as_str()) {
+                diags.error(file, s.pos, &key, format!(
+                    "stack `{}` is already applied in phase `{}`; a stack lands in exactly one phase",
+                    s.name, runbook.phases[other].name
+                ));
+            } else {
+                phase_of.insert(&s.name, i);
+            }
+        }
+    }
+    if !runbook.phases.is_empty() {
+        for stack in &closure {
+            if !phase_of.contains_key(stack.as_str()) {
+                let pos = runbook.phases[0].pos;
+                diags
+                    .error(file, pos, "phases", format!("stack `{stack}` is in no phase"))
+                    .with_hint("every stack the runbook needs (its roots and their dependencies) must be listed in one phase");
+            }
+        }
+        for (i, phase) in runbook.phases.iter().enumerate() {
+            for s in &phase.stacks {
+                let Some(stack) = project.stacks.get(&s.name) else {
+                    continue;
+                };
+                for dep in stack.dependencies() {
+                    if let Some(&j) = phase_of.get(dep.name.as_str()) {
+                        if j > i {
+                            diags
+                                .error(
+                                    file,
+                                    s.pos,
+                                    format!("phases.{}.stacks", phase.name),
+                                    format!(
+                                "phase `{}` applies `{}` before its dependency `{}` (phase `{}`)",
+                                phase.name, s.name, dep.name, runbook.phases[j].name
+                            ),
+                                )
+                                .with_hint(format!(
+                                    "move `{}` to phase `{}` or later",
+                                    s.name, runbook.phases[j].name
+                                ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let mut cut_over: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, phase) in runbook.phases.iter().enumerate() {
+        let key = format!("phases.{}.cutover", phase.name);
+        for service in &phase.cutover {
+            if !check_service_ref(project, runbook, &closure, service, &key, diags) {
+                continue;
+            }
+            if let Some(&j) = phase_of.get(service.stack.as_str()) {
+                if j > i {
+                    diags.error(
+                        file,
+                        service.pos,
+                        &key,
+                        format!(
+                        "phase `{}` cuts over `{service}` before its stack is applied (phase `{}`)",
+                        phase.name, runbook.phases[j].name
+                    ),
+                    );
+                }
+            }
+            if let Some(previous) = cut_over.insert(service.to_string(), &phase.name) {
+                diags.error(
+                    file,
+                    service.pos,
+                    &key,
+                    format!("`{service}` is already cut over in phase `{previous}`"),
+                );
+            }
+        }
+    }
+    for (i, check) in runbook.drill.checks.iter().enumerate() {
+        let Check::TargetHealth(service) = check;
+        check_service_ref(
+            project,
+            runbook,
+            &closure,
+            service,
+            &format!("drill.checks[{i}].target_health"),
+            diags,
+        );
+    }
+}
+
+fn check_service_ref(
+    project: &Project,
+    runbook: &Runbook,
+    closure: &BTreeSet<String>,
+    service: &ServiceRef,
+    key: &str,
+    diags: &mut Diagnostics,
+) -> bool {
+    let file = &runbook.file;
+    let Some(stack) = project.stacks.get(&service.stack) else {
+        if project.unreadable_stacks.contains(&service.stack) {
+            return false;
+        }
+        diags
+            .error(
+                file,
+                service.pos,
+                key,
+                format!("unknown stack `{}` in `{service}`", service.stack),
+            )
+            .with_hint_opt(suggest(
+                &service.stack,
+                project.stacks.keys().map(String::as_str),
+            ));
+        return false;
+    };
+    if !closure.contains(&service.stack) {
+        diags
+            .error(
+                file,
+                service.pos,
+                key,
+                format!("stack `{}` is not part of this runbook", service.stack),
+            )
+            .with_hint("add it to the runbook's `stacks`");
+        return false;
+    }
+    if stack
+        .resource(ResourceKind::Service, &service.name)
+        .is_none()
+    {
+        let names = stack
+            .resources
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Service)
+            .map(|r| r.name.as_str());
+        diags
+            .error(
+                file,
+                service.pos,
+                key,
+                format!(
+                    "stack `{}` has no service `{}`",
+                    service.stack, service.name
+                ),
+            )
+            .with_hint_opt(suggest(&service.name, names));
+        return false;
+    }
+    true
+}
+
+/// A runbook's `[vars]` must name variables its stacks declare, with the same
+/// type, and a value that fits wherever a stack uses it.
+fn check_var_overrides(
+    project: &Project,
+    runbook: &Runbook,
+    closure: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) {
+    let stacks: Vec<&Stack> = closure
+        .iter()
+        .filter_map(|s| project.stacks.get(s))
+        .collect();
+    for (name, var) in &runbook.vars {
+        let declared: Vec<&Stack> = stacks
+            .iter()
+            .copied()
+            .filter(|s| s.vars.contains_key(name))
+            .collect();
+        if declared.is_empty() {
+            let all: BTreeSet<&str> = stacks
+                .iter()
+                .flat_map(|s| s.vars.keys().map(String::as_str))
+                .collect();
+            diags
+                .error(
+                    &runbook.file,
+                    var.pos,
+                    format!("vars.{name}"),
+                    format!("no stack of this runbook declares variable `{name}`"),
+                )
+                .with_hint_opt(suggest(name, all));
+            continue;
+        }
+        let found = expr_type(&var.value);
+        for stack in declared {
+            let default = expr_type(&stack.vars[name].value);
+            if default != found {
+                diags.error(
+                    &runbook.file,
+                    var.pos,
+                    format!("vars.{name}"),
+                    format!(
+                        "expected {} (the type of `{name}` in stack `{}`), found {}",
+                        default.describe(),
+                        stack.name,
+                        found.describe()
+                    ),
+                );
+                continue;
+            }
+            let Some(text) = var.value.as_literal_str() else {
+                continue;
+            };
+            for (ty, path) in whole_var_uses(stack, name) {
+                if let Err((message, hint)) = check_literal_str(ty, text, &stack.file) {
+                    diags
+                        .error(
+                            &runbook.file,
+                            var.pos,
+                            format!("vars.{name}"),
+                            format!("{message} (used as {path} in stack `{}`)", stack.name),
+                        )
+                        .with_hint_opt(hint);
+                }
+            }
+        }
+    }
+}
+
+/// Where a stack uses `${var.<name>}` as a whole attribute value, with the attribute's type.
+fn whole_var_uses(stack: &Stack, var: &str) -> Vec<(&'static Ty, String)> {
+    let mut uses = Vec::new();
+    for resource in &stack.resources {
+        for field in resource.kind.fields() {
+            let Some(value) = resource.attr(field.name) else {
+                continue;
+            };
+            if let Some(RefTarget::Var(name)) = value.as_whole_ref().map(|r| &r.target) {
+                if name == var {
+                    uses.push((
+                        &field.ty,
+                        format!(
+                            "resources.{}.{}.{}",
+                            resource.kind, resource.name, field.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    uses
+}

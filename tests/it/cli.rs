@@ -1,0 +1,97 @@
+//! The binary's contract: exit codes and messages for validate and graph.
+
+use crate::support::{drctl, Repo, NET};
+
+#[test]
+fn validate_accepts_the_examples() {
+    let out = drctl()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["validate", "runbooks/web-dr-drill.toml"])
+        .output()
+        .expect("run drctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("ok: runbook web-dr-drill (3 phases, environment web-dr, region us-west-2)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn invalid_input_exits_2_with_every_problem() {
+    let repo = Repo::with(&[(
+        "stacks/net.toml",
+        &NET.replace("${var.cidr}", "${var.cdir}")
+            .replace("availability_zone", "availability_zon"),
+    )]);
+    let out = drctl()
+        .current_dir(repo.root())
+        .args(["validate"])
+        .output()
+        .expect("run drctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "stacks/net.toml:7:15: resources.vpc.main.cidr_block: unknown variable `cdir`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown key `availability_zon`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 problems found"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_runbook_is_a_usage_error() {
+    let repo = Repo::with(&[]);
+    let out = drctl()
+        .current_dir(repo.root())
+        .args(["graph", "rbb"])
+        .output()
+        .expect("run drctl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no runbook `rbb`"), "{stderr}");
+    assert!(stderr.contains("did you mean `rb`?"), "{stderr}");
+}
+
+#[test]
+fn graph_prints_the_requested_format() {
+    let repo = Repo::with(&[]);
+    let out = drctl()
+        .args([
+            "--root",
+            repo.root().to_str().unwrap(),
+            "graph",
+            "rb",
+            "--format",
+            "mermaid",
+        ])
+        .output()
+        .expect("run drctl");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("net --> app"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = drctl()
+        .args(["graph", "--format", "svg", "rb"])
+        .output()
+        .expect("run drctl");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,10 @@
+//! drctl's integration tests, in one binary so the SDK-heavy crate links once
+//! and one moto server (started on demand, on a free loopback port, and gone
+//! when this process exits) serves every test that needs AWS.
+
+mod cli;
+mod cloud;
+mod graph;
+mod sandbox;
+mod support;
+mod validation;

@@ -1,0 +1,155 @@
+//! Test fixtures: throw-away repositories and the shared moto server.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use drctl::sandbox::{ensure_venv, TetheredMoto};
+
+/// A minimal valid repository: two stacks and one phased runbook.
+pub const NET: &str = r#"description = "network"
+
+[vars]
+cidr = "10.0.0.0/16"
+
+[resources.vpc.main]
+cidr_block = "${var.cidr}"
+
+[resources.subnet.a]
+vpc = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "${env.region}a"
+
+[outputs]
+vpc_id = "${vpc.main.id}"
+subnet_ids = ["${subnet.a.id}"]
+"#;
+
+pub const APP: &str = r#"[resources.security_group.web]
+vpc = "${stack.net.vpc_id}"
+description = "web"
+ingress = [{ protocol = "tcp", port = 80, cidr = "0.0.0.0/0" }]
+
+[resources.load_balancer.lb]
+subnets = "${stack.net.subnet_ids}"
+
+[resources.listener.http]
+load_balancer = "${load_balancer.lb.arn}"
+protocol = "HTTP"
+port = 80
+
+[resources.service.web]
+image = "ami-1e749f67"
+count = 2
+instance_type = "t3.micro"
+subnets = "${stack.net.subnet_ids}"
+port = 80
+listener = "${listener.http.arn}"
+"#;
+
+pub const RUNBOOK: &str = r#"environment = "test-env"
+region = "us-east-1"
+stacks = ["app"]
+
+[[phases]]
+name = "one"
+stacks = ["net"]
+
+[[phases]]
+name = "two"
+stacks = ["app"]
+gate = "manual"
+
+[[phases]]
+name = "switch"
+cutover = ["app.service.web"]
+gate = { manual = { approvals = 2, approvers = ["alice", "bob"] } }
+"#;
+
+/// A repository in a temporary directory.
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// The minimal valid repository, with `overrides` (path, content) written over it;
+    /// an empty content deletes the file.
+    pub fn with(overrides: &[(&str, &str)]) -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().expect("temp dir"),
+        };
+        repo.write("stacks/net.toml", NET);
+        repo.write("stacks/app.toml", APP);
+        repo.write("runbooks/rb.toml", RUNBOOK);
+        for (path, content) in overrides {
+            if content.is_empty() {
+                std::fs::remove_file(repo.path(path)).expect("remove fixture file");
+            } else {
+                repo.write(path, content);
+            }
+        }
+        repo
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write fixture");
+    }
+
+    /// Every problem `validate` finds, one line each, with paths relative to the repo.
+    pub fn problems(&self) -> Vec<String> {
+        let (_, diags) = drctl::model::validate::load_project(self.root(), &[]);
+        let root = format!("{}/", self.root().display());
+        diags
+            .sorted()
+            .iter()
+            .map(|d| d.to_string().replace(&root, ""))
+            .collect()
+    }
+}
+
+/// The endpoint of this test process's moto server, started on first use.
+/// The venv is cached under target/ so only the first run on a machine pays
+/// for pip.
+pub fn moto_endpoint() -> &'static str {
+    static MOTO: OnceLock<TetheredMoto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drctl-moto/moto.log");
+        TetheredMoto::start(&moto_venv(), &log)
+            .unwrap_or_else(|e| panic!("cannot start moto for the tests: {e}"))
+    })
+    .endpoint()
+}
+
+/// The tests' moto virtualenv, installed on first use (a minute or two) and
+/// kept under target/ for later runs.
+pub fn moto_venv() -> PathBuf {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("drctl-moto/venv");
+        ensure_venv(&venv).unwrap_or_else(|e| panic!("cannot install moto for the tests: {e}"));
+        venv
+    })
+    .clone()
+}
+
+/// A state directory whose sandbox shares the tests' venv (no second install).
+pub fn state_dir_sharing_venv() -> tempfile::TempDir {
+    let state = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(state.path().join("sandbox")).expect("mkdir");
+    std::os::unix::fs::symlink(moto_venv(), state.path().join("sandbox/venv")).expect("symlink");
+    state
+}
+
+/// The drctl binary built for these tests.
+pub fn drctl() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_drctl"))
+}

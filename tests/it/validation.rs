@@ -1,0 +1,178 @@
+//! `drctl validate`'s table: broken input → the exact problem, with file,
+//! line, column and key. Each case changes one file of the minimal valid repo.
+
+use crate::support::{Repo, APP, NET, RUNBOOK};
+
+/// (what is broken, file, its new content, the problem expected).
+/// The expected text must appear in one reported problem (which includes
+/// `file:line:column: key: message` and the hint).
+fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
+    let app_with = |extra: &str| format!("{APP}\n{extra}");
+    let runbook = |s: &str| {
+        RUNBOOK.replace(
+            "stacks = [\"app\"]\n\n[[phases]]",
+            &format!("stacks = [\"app\"]\n{s}\n\n[[phases]]"),
+        )
+    };
+    vec![
+        ("toml syntax", "stacks/net.toml", "[vars\ncidr = 1\n".into(),
+            "stacks/net.toml:1:6: invalid TOML"),
+        ("unknown top-level key", "stacks/app.toml", format!("descriptin = \"x\"\n{APP}"),
+            "stacks/app.toml:1:1: descriptin: unknown key `descriptin`\n  hint: did you mean `description`?"),
+        ("unknown attribute", "stacks/net.toml", NET.replace("cidr_block = \"${var.cidr}\"", "cidr_blok = \"${var.cidr}\""),
+            "stacks/net.toml:7:1: resources.vpc.main.cidr_blok: unknown key `cidr_blok`\n  hint: did you mean `cidr_block`?"),
+        ("missing required attribute", "stacks/net.toml", NET.replace("availability_zone = \"${env.region}a\"\n", ""),
+            "stacks/net.toml:9:19: resources.subnet.a.availability_zone: subnet `a` is missing required attribute `availability_zone`: expected a string"),
+        ("unknown resource kind", "stacks/app.toml", app_with("[resources.bucket.logs]\nname = \"x\"\n"),
+            "stacks/app.toml:22:12: resources.bucket: unknown resource kind `bucket`"),
+        ("unknown kind is suggested", "stacks/app.toml", app_with("[resources.securitygroup.x]\nvpc = \"x\"\n"),
+            "did you mean `security_group`?"),
+        ("wrong type", "stacks/app.toml", APP.replace("port = 80\n\n[resources.service", "port = \"80\"\n\n[resources.service"),
+            "stacks/app.toml:12:8: resources.listener.http.port: expected an integer from 1 to 65535, found a string"),
+        ("integer out of range", "stacks/app.toml", APP.replace("count = 2", "count = -1"),
+            "resources.service.web.count: expected an integer ≥ 0, found -1"),
+        ("wrong enum value", "stacks/app.toml", APP.replace("protocol = \"HTTP\"", "protocol = \"HTTTP\""),
+            "resources.listener.http.protocol: expected one of `HTTP`, `HTTPS`, `TCP`, found `HTTTP`\n  hint: did you mean `HTTP`?"),
+        ("unresolved resource reference", "stacks/net.toml", NET.replace("vpc = \"${vpc.main.id}\"", "vpc = \"${vpc.mian.id}\""),
+            "stacks/net.toml:10:8: resources.subnet.a.vpc: unknown resource `vpc.mian` in `${vpc.mian.id}`\n  hint: did you mean `main`?"),
+        ("unknown exported attribute", "stacks/net.toml", NET.replace("vpc_id = \"${vpc.main.id}\"", "vpc_id = \"${vpc.main.arn}\""),
+            "outputs.vpc_id: vpc has no attribute `arn` in `${vpc.main.arn}`\n  hint: a vpc exports: id"),
+        ("unresolved stack output", "stacks/app.toml", APP.replace("${stack.net.vpc_id}", "${stack.net.vpc}"),
+            "stacks/app.toml:2:8: resources.security_group.web.vpc: stack `net` has no output `vpc`\n  hint: did you mean `vpc_id`?"),
+        ("unknown stack in reference", "stacks/app.toml", APP.replace("${stack.net.vpc_id}", "${stack.nett.vpc_id}"),
+            "unknown stack `nett` in `${stack.nett.vpc_id}`\n  hint: did you mean `net`?"),
+        ("unresolved var", "stacks/net.toml", NET.replace("${var.cidr}", "${var.cdir}"),
+            "stacks/net.toml:7:15: resources.vpc.main.cidr_block: unknown variable `cdir` in `${var.cdir}`\n  hint: did you mean `cidr`?"),
+        ("malformed reference", "stacks/net.toml", NET.replace("${var.cidr}", "${var.cidr"),
+            "stacks/net.toml:7:15: resources.vpc.main.cidr_block: unterminated reference"),
+        ("reference of the wrong kind", "stacks/net.toml", NET.replace("vpc = \"${vpc.main.id}\"", "vpc = \"${subnet.a.id}\""),
+            "resources.subnet.a.vpc: expected a vpc id, e.g. \"${vpc.NAME.id}\", but `${subnet.a.id}` refers to a subnet"),
+        ("list inside a string", "stacks/app.toml", APP.replace("description = \"web\"", "description = \"web ${stack.net.subnet_ids}\""),
+            "`${stack.net.subnet_ids}` is a list and cannot be part of a string"),
+        ("list where a string is expected", "stacks/app.toml", APP.replace("${stack.net.vpc_id}", "${stack.net.subnet_ids}"),
+            "resources.security_group.web.vpc: expected a vpc id, e.g. \"${vpc.NAME.id}\", but `${stack.net.subnet_ids}` is a list"),
+        ("duplicate resource", "stacks/net.toml", format!("{NET}\n[resources.vpc.main]\ncidr_block = \"10.1.0.0/16\"\n"),
+            "stacks/net.toml:18:16: invalid TOML: duplicate key"),
+        ("duplicate phase", "runbooks/rb.toml", RUNBOOK.replace("name = \"switch\"", "name = \"two\""),
+            "phases.two: duplicate phase name `two`"),
+        ("duplicate stack in a list", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"app\"]\n\n", "stacks = [\"app\", \"app\"]\n\n"),
+            "runbooks/rb.toml:3:18: stacks[1]: duplicate name `app`"),
+        ("stack cycle", "stacks/net.toml", format!("depends_on = [\"app\"]\n{NET}"),
+            "stacks/app.toml:2:8: depends_on: stack dependency cycle: app → net → app"),
+        ("stack depends on itself", "stacks/net.toml", format!("depends_on = [\"net\"]\n{NET}"),
+            "stacks/net.toml:1:15: depends_on: a stack cannot depend on itself"),
+        ("resource cycle", "stacks/app.toml", app_with(concat!(
+            "[resources.security_group.a]\nvpc = \"${stack.net.vpc_id}\"\ndescription = \"a\"\n",
+            "ingress = [{ protocol = \"tcp\", port = 1, security_group = \"${security_group.b.id}\" }]\n\n",
+            "[resources.security_group.b]\nvpc = \"${stack.net.vpc_id}\"\ndescription = \"b\"\n",
+            "ingress = [{ protocol = \"tcp\", port = 1, security_group = \"${security_group.a.id}\" }]\n")),
+            "stacks/app.toml:22:27: resources.security_group.a: resource reference cycle: security_group.a → security_group.b → security_group.a"),
+        ("phase before its dependency", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"net\"]", "stacks = [\"APP\"]").replace("stacks = [\"app\"]\ngate", "stacks = [\"net\"]\ngate").replace("[\"APP\"]", "[\"app\"]"),
+            "runbooks/rb.toml:7:11: phases.one.stacks: phase `one` applies `app` before its dependency `net` (phase `two`)"),
+        ("stack in no phase", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"net\"]", "stacks = []"),
+            "phases: stack `net` is in no phase"),
+        ("stack in two phases", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"app\"]\ngate", "stacks = [\"app\", \"net\"]\ngate"),
+            "phases.two.stacks: stack `net` is already applied in phase `one`"),
+        ("phase stack outside the runbook", "runbooks/rb.toml", format!("{RUNBOOK}\n[[phases]]\nname = \"x\"\nstacks = [\"nett\"]\n"),
+            "phases.x.stacks: unknown stack `nett`\n  hint: did you mean `net`?"),
+        ("invalid CIDR literal", "stacks/net.toml", NET.replace("10.0.1.0/24", "10.0.1.0/33"),
+            "stacks/net.toml:11:14: resources.subnet.a.cidr_block: `10.0.1.0/33` is not a valid IPv4 CIDR block"),
+        ("CIDR with host bits", "stacks/net.toml", NET.replace("10.0.1.0/24", "10.0.1.5/24"),
+            "`10.0.1.5/24` has host bits set\n  hint: did you mean \"10.0.1.0/24\"?"),
+        ("invalid CIDR in a var", "stacks/net.toml", NET.replace("10.0.0.0/16", "10.0.0.0/8"),
+            "stacks/net.toml:4:1: vars.cidr: `10.0.0.0/8`: AWS accepts VPC and subnet blocks from /16 to /28 (used as resources.vpc.main.cidr_block)"),
+        ("invalid CIDR in a runbook var", "runbooks/rb.toml", runbook("\n[vars]\ncidr = \"banana\""),
+            "runbooks/rb.toml:6:1: vars.cidr: `banana` is not a valid IPv4 CIDR block (used as resources.vpc.main.cidr_block in stack `net`)"),
+        ("runbook var no stack declares", "runbooks/rb.toml", runbook("\n[vars]\ncider = \"10.1.0.0/16\""),
+            "vars.cider: no stack of this runbook declares variable `cider`\n  hint: did you mean `cidr`?"),
+        ("runbook var of the wrong type", "runbooks/rb.toml", runbook("\n[vars]\ncidr = 16"),
+            "vars.cidr: expected a string (the type of `cidr` in stack `net`), found an integer"),
+        ("invalid cron", "runbooks/rb.toml", runbook("schedule = \"0 4 * * FUNDAY\""),
+            "runbooks/rb.toml:4:12: schedule: invalid cron expression `0 4 * * FUNDAY`"),
+        ("invalid timezone", "runbooks/rb.toml", runbook("timezone = \"Mars/Olympus\""),
+            "runbooks/rb.toml:4:12: timezone: unknown time zone `Mars/Olympus`"),
+        ("invalid duration", "runbooks/rb.toml", runbook("rto_target = \"half an hour\""),
+            "runbooks/rb.toml:4:14: rto_target: invalid duration `half an hour`"),
+        ("invalid gate timeout", "runbooks/rb.toml", RUNBOOK.replace("approvals = 2,", "approvals = 2, timeout = \"4 fortnights\","),
+            "phases.switch.gate.manual.timeout: invalid duration `4 fortnights`"),
+        ("unknown gate", "runbooks/rb.toml", RUNBOOK.replace("gate = \"manual\"", "gate = \"sometimes\""),
+            "phases.two.gate: unknown gate `sometimes`"),
+        ("more approvals than approvers", "runbooks/rb.toml", RUNBOOK.replace("approvals = 2", "approvals = 3"),
+            "phases.switch.gate.manual.approvals: 3 approvals needed but only 2 approvers are listed"),
+        ("unknown cutover service", "runbooks/rb.toml", RUNBOOK.replace("app.service.web", "app.service.api"),
+            "phases.switch.cutover: stack `app` has no service `api`"),
+        ("malformed cutover", "runbooks/rb.toml", RUNBOOK.replace("app.service.web", "app.web"),
+            "`app.web` does not name a service"),
+        ("unknown root stack", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"app\"]\n\n", "stacks = [\"ap\"]\n\n"),
+            "runbooks/rb.toml:3:11: stacks: unknown stack `ap`\n  hint: did you mean `app`?"),
+        ("missing environment", "runbooks/rb.toml", RUNBOOK.replace("environment = \"test-env\"\n", ""),
+            "environment: missing required key `environment`: expected a string"),
+        ("invalid region", "runbooks/rb.toml", RUNBOOK.replace("us-east-1", "us-east"),
+            "region: `us-east` is not an AWS region name"),
+        ("unknown drill key", "runbooks/rb.toml", format!("{RUNBOOK}\n[drill]\nteardown = \"allways\"\n"),
+            "drill.teardown: expected `always`, `on_success` or `never`, found `allways`\n  hint: did you mean `always`?"),
+        ("security group rule without a port", "stacks/app.toml", APP.replace("port = 80, cidr", "cidr"),
+            "resources.security_group.web.ingress[0]: a rule needs `port`, or both `from_port` and `to_port`"),
+        ("canary steps", "stacks/app.toml", format!("{APP}strategy = {{ canary = [50, 10] }}\n"),
+            "resources.service.web.strategy.canary: canary steps [50, 10] must increase and end at 100"),
+        ("missing provision file", "stacks/app.toml", app_with("[resources.image.app]\nbase_image = \"ami-1e749f67\"\ninstance_type = \"t3.micro\"\nsubnet = \"subnet-1\"\nprovision = \"files/nope.sh\"\n"),
+            "resources.image.app.provision: file `files/nope.sh` not found"),
+        ("reserved tag", "stacks/app.toml", format!("{APP}tags = {{ \"drctl:env\" = \"x\" }}\n"),
+            "tag `drctl:env` is reserved"),
+    ]
+}
+
+#[test]
+fn each_broken_input_reports_its_problem() {
+    let mut failures = Vec::new();
+    for (what, file, content, expected) in cases() {
+        let repo = Repo::with(&[(file, &content)]);
+        let problems = repo.problems();
+        if !problems.iter().any(|p| p.contains(expected)) {
+            failures.push(format!(
+                "{what}: expected a problem containing\n    {expected:?}\n  got\n    {problems:#?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_minimal_repo_and_the_examples_are_valid() {
+    assert_eq!(Repo::with(&[]).problems(), Vec::<String>::new());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (project, diags) = drctl::model::validate::load_project(root, &[]);
+    assert!(diags.is_empty(), "{diags}");
+    assert!(!project.runbooks.is_empty());
+    assert!(["network", "app-image", "web"]
+        .iter()
+        .all(|s| project.stacks.contains_key(*s)));
+}
+
+#[test]
+fn a_stack_that_is_not_toml_does_not_cascade_into_reference_errors() {
+    let repo = Repo::with(&[("stacks/net.toml", "[vars\n")]);
+    let problems = repo.problems();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with("stacks/net.toml:1:6: invalid TOML"),
+        "{problems:#?}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let repo = Repo::with(&[
+        (
+            "stacks/net.toml",
+            &NET.replace("${var.cidr}", "${var.cdir}")
+                .replace("10.0.1.0/24", "10.0.1.0/99"),
+        ),
+        (
+            "runbooks/rb.toml",
+            &RUNBOOK.replace("gate = \"manual\"", "gate = \"sometimes\""),
+        ),
+    ]);
+    let problems = repo.problems();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+}
