@@ -71,9 +71,60 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show a runbook's stack graph and phases.
     Graph(GraphArgs),
+    /// Discover the environment by tag and show what apply would change, per phase.
+    Plan(PlanArgs),
+    /// Apply a runbook (planning first) or a saved plan, phase by phase.
+    Apply(ApplyArgs),
+    /// Delete everything carrying the environment's tags, dependents first.
+    Destroy(DestroyArgs),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    /// Save the plan, with a fingerprint of what was observed, for `drctl apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 0 when there is nothing to change, 4 when there is.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A runbook (path or name), or a plan file saved with `plan --out`.
+    #[arg(value_name = "RUNBOOK|PLANFILE")]
+    pub target: String,
+    /// Do not ask before applying.
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Most resource operations in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The runbook whose environment to destroy (path or name).
+    pub runbook: String,
+    /// Do not ask (an unprotected environment).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Required to destroy a protected environment.
+    #[arg(long)]
+    pub force: bool,
+    /// The environment's name, typed, for a protected environment without a terminal.
+    #[arg(long, value_name = "ENV")]
+    pub confirm: Option<String>,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +203,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print!("{}", graph::render(&project, runbook, args.format.into()));
             Ok(exit::OK)
         }
+        Command::Plan(args) => crate::commands::plan_command(global, args).await,
+        Command::Apply(args) => crate::commands::apply_command(global, args).await,
+        Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
         Command::Sandbox(command) => sandbox(global, command).await,
     }
 }
@@ -247,7 +301,7 @@ fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
 }
 
 /// Loads and validates the project around one runbook; returns the runbook's name.
-fn load_runbook(global: &GlobalArgs, runbook: &str) -> Result<(Project, String), Error> {
+pub(crate) fn load_runbook(global: &GlobalArgs, runbook: &str) -> Result<(Project, String), Error> {
     let root = project_root(global, runbook);
     let path = runbook_path(&root, runbook)?;
     let (project, diags) = load_project(&root, std::slice::from_ref(&path));

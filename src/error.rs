@@ -35,6 +35,12 @@ pub enum Error {
     Cloud(#[from] CloudError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    /// A saved plan whose files or world changed since it was made.
+    #[error("the saved plan {file} is stale: {}", why.join("; "))]
+    StalePlan { file: String, why: Vec<String> },
+    /// The user answered "no" at a prompt.
+    #[error("not confirmed; nothing was changed")]
+    Declined,
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -47,7 +53,8 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Invalid(_) | Error::Usage { .. } => exit::INVALID,
+            Error::Invalid(_) | Error::Usage { .. } | Error::Declined => exit::INVALID,
+            Error::StalePlan { .. } => exit::FAILURE,
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
         }
     }
@@ -56,6 +63,7 @@ impl Error {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Cloud(e) => e.hint().map(str::to_string),
+            Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
             _ => None,
         }
     }

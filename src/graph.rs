@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
-use crate::model::{Gate, Project, Runbook, ServiceRef, Stack};
+use crate::model::{Gate, Project, RefTarget, Resource, Runbook, ServiceRef, Stack};
 
 /// Stacks as nodes; an edge `a → b` means `b` depends on `a` (a is applied first).
 pub struct StackGraph<'p> {
@@ -178,6 +178,43 @@ pub fn runbook_phases(project: &Project, runbook: &Runbook) -> Vec<PhaseSpec> {
         .collect()
 }
 
+/// A stack's resources, each after the resources it refers to; otherwise in
+/// file order. (Validation has rejected cycles.)
+pub fn resource_order(stack: &Stack) -> Vec<&Resource> {
+    let index_of = |kind, name: &str| {
+        stack
+            .resources
+            .iter()
+            .position(|r| r.kind == kind && r.name == name)
+    };
+    let deps: Vec<BTreeSet<usize>> = stack
+        .resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.references()
+                .filter_map(|reference| match &reference.target {
+                    RefTarget::Resource { kind, name, .. } => index_of(*kind, name),
+                    _ => None,
+                })
+                .filter(|&d| d != i)
+                .collect()
+        })
+        .collect();
+    let mut done = vec![false; stack.resources.len()];
+    let mut order = Vec::new();
+    while order.len() < stack.resources.len() {
+        let next = (0..stack.resources.len())
+            .find(|&i| !done[i] && deps[i].iter().all(|&d| done[d]))
+            // Only reachable with a cycle; fall back to file order.
+            .or_else(|| (0..stack.resources.len()).find(|&i| !done[i]))
+            .expect("an unfinished resource exists");
+        done[next] = true;
+        order.push(&stack.resources[next]);
+    }
+    order
+}
+
 /// Every cycle of a directed graph (one per strongly connected component that
 /// has one), as the nodes along it in edge direction; the closing edge back
 /// to the first node is implied.
@@ -229,7 +266,8 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-fn gate_label(gate: &Gate) -> String {
+/// How a gate reads in plans and graphs, e.g. "manual, 2 approvals from alice/bob".
+pub fn gate_label(gate: &Gate) -> String {
     match gate {
         Gate::Auto => "auto".into(),
         Gate::Manual(m) => {

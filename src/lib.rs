@@ -11,10 +11,14 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod commands;
 pub mod diag;
 pub mod error;
+pub mod execute;
 pub mod graph;
 pub mod model;
+pub mod plan;
 pub mod sandbox;
+pub mod world;
 
 pub use error::Error;

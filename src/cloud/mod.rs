@@ -2,8 +2,13 @@
 //! small adapter trait per service, so the engine reads as intent and tests can
 //! point the real SDK at moto server.
 
+pub mod aws;
 pub mod ec2;
+pub mod elbv2;
+pub mod names;
+pub mod provider;
 pub mod tags;
+pub mod wait;
 
 use std::time::Duration;
 
@@ -111,6 +116,34 @@ pub enum CloudError {
         operation: &'static str,
         field: &'static str,
     },
+    /// A wait passed its deadline ([`wait::until`]).
+    #[error("timed out after {:.1}s waiting for {what} (last state: {last_state})", waited.as_secs_f64())]
+    Timeout {
+        what: String,
+        waited: Duration,
+        last_state: String,
+    },
+    /// Something reached a state it will not leave by waiting (an instance
+    /// terminated while starting, a load balancer `failed`).
+    #[error("{what} is {state}: {reason}")]
+    Failed {
+        what: String,
+        state: String,
+        reason: String,
+    },
+    #[error("{operation} of `{kind}` resources is not supported yet")]
+    Unsupported {
+        kind: String,
+        operation: &'static str,
+    },
+    /// The attributes handed to the provider are not in the normalised shape
+    /// (a planner bug, never user input: that is validated before).
+    #[error("{address}: attribute `{key}` must be {expected}")]
+    InvalidAttr {
+        address: String,
+        key: String,
+        expected: &'static str,
+    },
 }
 
 impl CloudError {
@@ -123,6 +156,9 @@ impl CloudError {
             CloudError::Call { code: Some(c), .. } if c.contains("Throttl") => {
                 Some("AWS is throttling this account; drctl retried with back-off. Lower --parallelism or try again")
             }
+            CloudError::Timeout { .. } => Some(
+                "the resource may still get there: `drctl resume RUN_ID` continues without creating duplicates",
+            ),
             _ => None,
         }
     }

@@ -5,6 +5,7 @@
 mod cli;
 mod cloud;
 mod graph;
+mod provider;
 mod sandbox;
 mod support;
 mod validation;

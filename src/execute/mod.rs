@@ -1,0 +1,423 @@
+//! The executor: runs a [`Plan`] phase by phase through a [`Provider`].
+//!
+//! Within a phase, every resource starts as soon as the resources it reads
+//! are done, at most `parallelism` at a time; a failure skips its dependents
+//! and lets independent branches finish. Values only known after an earlier
+//! step (ids, ARNs) are resolved just before each call, from what the
+//! provider returned.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::cloud::provider::{CreateRequest, Provider};
+use crate::cloud::tags::{tag_set, Identity};
+use crate::cloud::CloudError;
+use crate::model::{Project, Runbook};
+use crate::plan::normalize::{delete_rank, spec_hash};
+use crate::plan::resolve::{Exports, Scope};
+use crate::plan::{Action, Change, Desired, Plan};
+use crate::world::{Address, ObservedResource};
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Most resource operations in flight at once.
+    pub parallelism: usize,
+    /// Recorded in every created resource's `drctl:run` tag.
+    pub run_id: String,
+}
+
+/// What the executor reports while it works.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    PhaseStarted {
+        name: &'a str,
+        number: usize,
+        total: usize,
+    },
+    Started {
+        address: &'a Address,
+        action: Action,
+    },
+    Finished(&'a Outcome),
+    CleanupStarted {
+        count: usize,
+    },
+    CleanupSkipped {
+        failed: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub address: Address,
+    pub action: Action,
+    pub result: OutcomeKind,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutcomeKind {
+    /// Done; the resource's id (empty for deletions).
+    Done(String),
+    Failed(String),
+    /// Not attempted because a resource it reads failed or was skipped.
+    Skipped {
+        because: Address,
+    },
+}
+
+/// Everything that happened in one apply or destroy.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    pub elapsed: Duration,
+}
+
+impl Report {
+    pub fn failures(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| !matches!(o.result, OutcomeKind::Done(_)))
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.failures().next().is_none()
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.action == action && matches!(o.result, OutcomeKind::Done(_)))
+            .count()
+    }
+}
+
+/// Applies `plan` (made from `project` and `runbook`) through `provider`.
+pub async fn apply<P: Provider>(
+    provider: &P,
+    project: &Project,
+    runbook: &Runbook,
+    plan: &Plan,
+    options: &ApplyOptions,
+    progress: &dyn Fn(Event<'_>),
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
+    // Addresses that did not get applied, and why (the first failed one upstream).
+    let mut broken: BTreeMap<Address, Address> = BTreeMap::new();
+    let total = plan.phases.len();
+    for (i, phase) in plan.phases.iter().enumerate() {
+        progress(Event::PhaseStarted {
+            name: &phase.name,
+            number: i + 1,
+            total,
+        });
+        let mut waiting: Vec<&Change> = phase.changes.iter().collect();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            // Start everything whose inputs are ready, skip what can never be.
+            let before = waiting.len();
+            let mut still_waiting = Vec::new();
+            for change in waiting {
+                if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
+                    let outcome = Outcome {
+                        address: change.address.clone(),
+                        action: change.action,
+                        result: OutcomeKind::Skipped {
+                            because: cause.clone(),
+                        },
+                        elapsed: Duration::ZERO,
+                    };
+                    broken.insert(change.address.clone(), cause.clone());
+                    progress(Event::Finished(&outcome));
+                    report.outcomes.push(outcome);
+                } else if change.action == Action::NoOp {
+                    let current = change
+                        .current
+                        .as_ref()
+                        .expect("a no-op has a current resource");
+                    exports.insert(
+                        change.address.clone(),
+                        Exports::Known(current.exports.clone()),
+                    );
+                } else if in_flight.len() < options.parallelism.max(1)
+                    && change
+                        .depends_on
+                        .iter()
+                        .all(|d| matches!(exports.get(d), Some(Exports::Known(_))))
+                {
+                    progress(Event::Started {
+                        address: &change.address,
+                        action: change.action,
+                    });
+                    let scope = Scope {
+                        project,
+                        runbook,
+                        exports: &exports,
+                    };
+                    let prepared = prepare(&scope, runbook, change, &options.run_id);
+                    in_flight.push(execute(provider, change, prepared));
+                } else {
+                    still_waiting.push(change);
+                }
+            }
+            waiting = still_waiting;
+            if in_flight.is_empty() {
+                if waiting.is_empty() || waiting.len() == before {
+                    break;
+                }
+                continue; // a no-op just made more inputs known
+            }
+            let Some((change, result, elapsed)) = in_flight.next().await else {
+                break;
+            };
+            let outcome = Outcome {
+                address: change.address.clone(),
+                action: change.action,
+                result: match &result {
+                    Ok(observed) => OutcomeKind::Done(observed.id.clone()),
+                    Err(e) => OutcomeKind::Failed(e.clone()),
+                },
+                elapsed,
+            };
+            match result {
+                Ok(observed) => {
+                    exports.insert(change.address.clone(), Exports::Known(observed.exports));
+                }
+                Err(_) => {
+                    broken.insert(change.address.clone(), change.address.clone());
+                }
+            }
+            progress(Event::Finished(&outcome));
+            report.outcomes.push(outcome);
+        }
+        // Anything left waits on something no phase so far has applied
+        // (validation prevents this; a hand-edited saved plan could not).
+        for change in waiting {
+            let missing: Vec<String> = change
+                .depends_on
+                .iter()
+                .filter(|d| !matches!(exports.get(*d), Some(Exports::Known(_))))
+                .map(|d| d.to_string())
+                .collect();
+            let outcome = Outcome {
+                address: change.address.clone(),
+                action: change.action,
+                result: OutcomeKind::Failed(format!(
+                    "reads {}, which no earlier step applied",
+                    missing.join(", ")
+                )),
+                elapsed: Duration::ZERO,
+            };
+            broken.insert(change.address.clone(), change.address.clone());
+            progress(Event::Finished(&outcome));
+            report.outcomes.push(outcome);
+        }
+    }
+    let failed = report.failures().count();
+    if failed > 0 {
+        // Deleting old copies or removed resources after a failure could
+        // remove the only working copy; the next apply finishes the job.
+        if !plan.cleanup.is_empty() {
+            progress(Event::CleanupSkipped { failed });
+        }
+    } else {
+        let deletions: Vec<&Change> = plan.cleanup.iter().collect();
+        progress(Event::CleanupStarted {
+            count: deletions.len(),
+        });
+        delete_in_order(
+            provider,
+            &deletions,
+            options.parallelism,
+            progress,
+            &mut report,
+        )
+        .await;
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// What a create or update will send, resolved now that its inputs exist.
+struct Prepared {
+    attrs: crate::world::Attrs,
+    tags: crate::world::Tags,
+    client_token: String,
+}
+
+fn prepare(
+    scope: &Scope<'_>,
+    runbook: &Runbook,
+    change: &Change,
+    run_id: &str,
+) -> Result<Prepared, String> {
+    let address = &change.address;
+    let stack = scope
+        .project
+        .stacks
+        .get(&address.stack)
+        .ok_or_else(|| format!("stack `{}` is no longer in the repository", address.stack))?;
+    let resource = stack
+        .resource(address.kind, &address.name)
+        .ok_or_else(|| format!("{address} is no longer declared"))?;
+    let desired = Desired::of(scope, stack, resource);
+    let (attrs, user_tags) = desired
+        .known()
+        .ok_or_else(|| format!("{address} still has values pending on another phase"))?;
+    let hash = spec_hash(address.kind, &attrs, &user_tags);
+    // An update keeps the run that created the resource; a create records this one.
+    let created_by = match (&change.action, &change.current) {
+        (Action::Update, Some(current)) => current.run_id().unwrap_or(run_id).to_string(),
+        _ => run_id.to_string(),
+    };
+    let identity = Identity::new(&runbook.environment, &address.stack, &address.resource());
+    let tags = tag_set(&identity, &hash, &created_by, &user_tags);
+    // Same run + same address + same spec → same token, so a retried call
+    // cannot create twice on AWS (moto ignores tokens; tags and the journal cover it).
+    let client_token: String = format!("{run_id}-{hash}-{}", short_hash(&address.to_string()))
+        .chars()
+        .take(64)
+        .collect();
+    Ok(Prepared {
+        attrs,
+        tags,
+        client_token,
+    })
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn execute<'c, P: Provider>(
+    provider: &P,
+    change: &'c Change,
+    prepared: Result<Prepared, String>,
+) -> (&'c Change, Result<ObservedResource, String>, Duration) {
+    let started = Instant::now();
+    let result = async {
+        let prepared = prepared?;
+        let render = |e: CloudError| render_cloud_error(&e);
+        match change.action {
+            Action::Create | Action::Replace => provider
+                .create(&CreateRequest {
+                    address: &change.address,
+                    attrs: &prepared.attrs,
+                    tags: &prepared.tags,
+                    client_token: &prepared.client_token,
+                })
+                .await
+                .map_err(render),
+            Action::Update => {
+                let current = change
+                    .current
+                    .as_ref()
+                    .expect("an update has a current resource");
+                provider
+                    .update(current, &prepared.attrs, &prepared.tags)
+                    .await
+                    .map_err(render)
+            }
+            Action::Delete | Action::NoOp => {
+                unreachable!("deletions and no-ops are not executed here")
+            }
+        }
+    }
+    .await;
+    (change, result, started.elapsed())
+}
+
+fn render_cloud_error(e: &CloudError) -> String {
+    match e.hint() {
+        Some(hint) => format!("{e} (hint: {hint})"),
+        None => e.to_string(),
+    }
+}
+
+/// Deletes resources rank by rank (dependents first), each rank in parallel.
+pub async fn delete_in_order<P: Provider>(
+    provider: &P,
+    deletions: &[&Change],
+    parallelism: usize,
+    progress: &dyn Fn(Event<'_>),
+    report: &mut Report,
+) {
+    let ranks: BTreeSet<u8> = deletions
+        .iter()
+        .map(|c| delete_rank(c.address.kind))
+        .collect();
+    for rank in ranks {
+        let mut queue = deletions
+            .iter()
+            .copied()
+            .filter(|c| delete_rank(c.address.kind) == rank);
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < parallelism.max(1) {
+                let Some(change) = queue.next() else { break };
+                progress(Event::Started {
+                    address: &change.address,
+                    action: Action::Delete,
+                });
+                in_flight.push(async move {
+                    let started = Instant::now();
+                    let current = change
+                        .current
+                        .as_ref()
+                        .expect("a deletion has a current resource");
+                    let result = provider.delete(current).await;
+                    (change, current.id.clone(), result, started.elapsed())
+                });
+            }
+            let Some((change, id, result, elapsed)) = in_flight.next().await else {
+                break;
+            };
+            let outcome = Outcome {
+                address: change.address.clone(),
+                action: Action::Delete,
+                result: match result {
+                    Ok(()) => OutcomeKind::Done(id),
+                    Err(e) => OutcomeKind::Failed(render_cloud_error(&e)),
+                },
+                elapsed,
+            };
+            progress(Event::Finished(&outcome));
+            report.outcomes.push(outcome);
+        }
+    }
+}
+
+/// Deletes everything observed (one environment), dependents first.
+pub async fn destroy<P: Provider>(
+    provider: &P,
+    observed: &[ObservedResource],
+    parallelism: usize,
+    progress: &dyn Fn(Event<'_>),
+) -> Report {
+    let started = Instant::now();
+    let changes: Vec<Change> = observed
+        .iter()
+        .map(|o| Change {
+            address: o.address.clone(),
+            action: Action::Delete,
+            attrs: Vec::new(),
+            reasons: Vec::new(),
+            current: Some(o.clone()),
+            depends_on: BTreeSet::new(),
+        })
+        .collect();
+    let refs: Vec<&Change> = changes.iter().collect();
+    let mut report = Report::default();
+    progress(Event::CleanupStarted { count: refs.len() });
+    delete_in_order(provider, &refs, parallelism, progress, &mut report).await;
+    report.elapsed = started.elapsed();
+    report
+}

@@ -1,0 +1,433 @@
+//! The planner: desired (a validated runbook) + observed (resources found by
+//! tag) → a [`Plan`] of creates, updates, replacements and deletions, per phase.
+//!
+//! Pure and synchronous: no clock, no I/O, no cloud. What is printed is
+//! exactly what `apply` executes.
+
+pub mod normalize;
+pub mod render;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::graph::{resource_order, runbook_phases};
+use crate::model::{Project, Resource, Runbook, Stack};
+use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+use normalize::{hidden_force_new, normalize, spec_hash, updatable};
+use resolve::{Exports, Resolved, Scope};
+
+/// Version of the saved-plan format; a different one is refused.
+pub const PLAN_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format: u32,
+    pub runbook: String,
+    pub environment: String,
+    pub region: String,
+    /// Hash of the stack and runbook files the plan was made from.
+    pub source_hash: String,
+    /// Hash of what was observed; `apply` refuses the plan if the world changed.
+    pub fingerprint: String,
+    pub phases: Vec<PhasePlan>,
+    /// Deletions (resources no longer declared, old copies of replaced ones),
+    /// after the last phase, dependents first.
+    pub cleanup: Vec<Change>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhasePlan {
+    pub name: String,
+    /// How the gate before this phase reads, e.g. "manual, 2 approvals".
+    pub gate: String,
+    /// Every declared resource of the phase's stacks, in dependency order
+    /// (no-ops included: they carry the exports dependents read).
+    pub changes: Vec<Change>,
+    /// Services whose traffic switches in this phase.
+    pub cutover: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    /// Create a new copy (in this phase), delete the old one in cleanup.
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub action: Action,
+    /// Attributes that differ (all of them for a create).
+    pub attrs: Vec<AttrDiff>,
+    /// Why, in words, where the attributes do not say it all.
+    pub reasons: Vec<String>,
+    /// The resource as observed (for everything but a create).
+    pub current: Option<ObservedResource>,
+    /// Resources this one reads (ids, ARNs), which must be applied before it.
+    pub depends_on: BTreeSet<Address>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrDiff {
+    pub name: String,
+    pub before: Option<Value>,
+    pub after: Option<Resolved>,
+    pub forces_replacement: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub replace: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for change in self.phases.iter().flat_map(|p| &p.changes) {
+            match change.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete | Action::NoOp => {}
+            }
+        }
+        s.destroy = self
+            .cleanup
+            .iter()
+            .filter(|c| !c.reasons.iter().any(|r| r.starts_with(REPLACED)))
+            .count();
+        s
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.summary() != Summary::default()
+    }
+}
+
+const REPLACED: &str = "old copy";
+
+/// Plans `runbook` against what exists. `observed` is everything tagged with
+/// the runbook's environment.
+pub fn plan(
+    project: &Project,
+    runbook: &Runbook,
+    observed: &[ObservedResource],
+    source_hash: String,
+) -> Plan {
+    let mut sorted: Vec<&ObservedResource> = observed.iter().collect();
+    sorted.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
+    let mut by_address: BTreeMap<Address, &ObservedResource> = BTreeMap::new();
+    let mut cleanup = Vec::new();
+    for o in sorted {
+        if let Some(kept) = by_address.get(&o.address) {
+            // Two resources claim one address: a run died between create and
+            // journal. Keep the first, delete the other.
+            cleanup.push(deletion(
+                o,
+                format!("duplicate of {} (left by an interrupted run)", kept.id),
+            ));
+        } else {
+            by_address.insert(o.address.clone(), o);
+        }
+    }
+
+    let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
+    let mut phases = Vec::new();
+    for phase in runbook_phases(project, runbook) {
+        let mut changes = Vec::new();
+        for stack_name in &phase.stacks {
+            let stack = &project.stacks[stack_name];
+            for resource in resource_order(stack) {
+                let address = Address::new(&stack.name, resource.kind, &resource.name);
+                let current = by_address.remove(&address);
+                let scope = Scope {
+                    project,
+                    runbook,
+                    exports: &exports,
+                };
+                let change = diff(
+                    &scope,
+                    stack,
+                    resource,
+                    address.clone(),
+                    current,
+                    &phase.name,
+                );
+                let exported = match (&change.action, current) {
+                    (Action::NoOp | Action::Update, Some(o)) => Exports::Known(o.exports.clone()),
+                    _ => Exports::After(phase.name.clone()),
+                };
+                exports.insert(address, exported);
+                if let (Action::Replace, Some(old)) = (change.action, current) {
+                    cleanup.push(deletion(
+                        old,
+                        format!("{REPLACED}, replaced in phase {}", phase.name),
+                    ));
+                }
+                changes.push(change);
+            }
+        }
+        phases.push(PhasePlan {
+            name: phase.name.clone(),
+            gate: crate::graph::gate_label(&phase.gate),
+            changes,
+            cutover: phase.cutover.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    for (_, o) in by_address {
+        cleanup.push(deletion(o, "no longer declared".to_string()));
+    }
+    cleanup.sort_by_key(|c| (normalize::delete_rank(c.address.kind), c.address.clone()));
+    Plan {
+        format: PLAN_FORMAT,
+        runbook: runbook.name.clone(),
+        environment: runbook.environment.clone(),
+        region: runbook.region.clone(),
+        source_hash,
+        fingerprint: fingerprint(observed),
+        phases,
+        cleanup,
+    }
+}
+
+fn deletion(o: &ObservedResource, reason: String) -> Change {
+    Change {
+        address: o.address.clone(),
+        action: Action::Delete,
+        attrs: Vec::new(),
+        reasons: vec![reason],
+        current: Some(o.clone()),
+        depends_on: BTreeSet::new(),
+    }
+}
+
+/// A resource's attributes and user tags as far as they are known now.
+pub struct Desired {
+    pub attrs: BTreeMap<String, Resolved>,
+    pub tags: BTreeMap<String, Resolved>,
+}
+
+impl Desired {
+    pub fn of(scope: &Scope<'_>, stack: &Stack, resource: &Resource) -> Self {
+        let mut attrs: BTreeMap<String, Resolved> = resource
+            .attrs
+            .iter()
+            .map(|(k, e)| (k.clone(), scope.resolve(stack, e)))
+            .collect();
+        normalize(resource.kind, &mut attrs);
+        let tags = resource
+            .tags
+            .iter()
+            .map(|(k, e)| (k.clone(), scope.resolve(stack, e)))
+            .collect();
+        Desired { attrs, tags }
+    }
+
+    /// Everything, when nothing is pending any more.
+    pub fn known(&self) -> Option<(Attrs, Tags)> {
+        let attrs = self
+            .attrs
+            .iter()
+            .map(|(k, v)| Some((k.clone(), v.known()?.clone())))
+            .collect::<Option<Attrs>>()?;
+        let tags = self
+            .tags
+            .iter()
+            .map(|(k, v)| match v.known()? {
+                Value::Str(s) => Some((k.clone(), s.clone())),
+                other => Some((k.clone(), other.to_string())),
+            })
+            .collect::<Option<Tags>>()?;
+        Some((attrs, tags))
+    }
+}
+
+/// The tags a user set, as observed (drctl's own and AWS's left out).
+pub fn user_tags(observed: &Tags, declared: &BTreeMap<String, Resolved>) -> Tags {
+    observed
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("drctl:")
+                && !k.starts_with("aws:")
+                && (k.as_str() != crate::cloud::tags::NAME || declared.contains_key(k.as_str()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn diff(
+    scope: &Scope<'_>,
+    stack: &Stack,
+    resource: &Resource,
+    address: Address,
+    current: Option<&ObservedResource>,
+    phase: &str,
+) -> Change {
+    let desired = Desired::of(scope, stack, resource);
+    let depends_on = resource
+        .attrs
+        .iter()
+        .chain(&resource.tags)
+        .flat_map(|(_, e)| resolve::referenced_resources(scope.project, stack, e))
+        .filter(|a| a != &address)
+        .collect();
+    let Some(current) = current else {
+        return Change {
+            address,
+            action: Action::Create,
+            attrs: desired
+                .attrs
+                .iter()
+                .map(|(k, v)| AttrDiff {
+                    name: k.clone(),
+                    before: None,
+                    after: Some(v.clone()),
+                    forces_replacement: false,
+                })
+                .collect(),
+            reasons: Vec::new(),
+            current: None,
+            depends_on,
+        };
+    };
+    let kind = resource.kind;
+    let mut attrs = Vec::new();
+    for (name, want) in &desired.attrs {
+        let have = current.attrs.get(name);
+        let differs = match want {
+            Resolved::Known(v) => have.is_some_and(|h| h != v),
+            // Pending on a resource that does not exist yet: it will change.
+            Resolved::After(_) => true,
+        };
+        if differs {
+            attrs.push(AttrDiff {
+                name: name.clone(),
+                before: have.cloned(),
+                after: Some(want.clone()),
+                forces_replacement: !updatable(kind, name),
+            });
+        }
+    }
+    for (name, have) in &current.attrs {
+        if !desired.attrs.contains_key(name) {
+            attrs.push(AttrDiff {
+                name: name.clone(),
+                before: Some(have.clone()),
+                after: None,
+                forces_replacement: !updatable(kind, name),
+            });
+        }
+    }
+    let mut reasons = Vec::new();
+    let mut replace = attrs.iter().any(|a| a.forces_replacement);
+    if let Some((known_attrs, known_tags)) = desired.known() {
+        let have_tags = user_tags(&current.tags, &desired.tags);
+        if have_tags != known_tags {
+            attrs.push(AttrDiff {
+                name: "tags".into(),
+                before: Some(tags_value(&have_tags)),
+                after: Some(Resolved::Known(tags_value(&known_tags))),
+                forces_replacement: false,
+            });
+        }
+        let hash = spec_hash(kind, &known_attrs, &known_tags);
+        if attrs.is_empty() && current.spec_hash() != Some(hash.as_str()) {
+            let hidden = hidden_force_new(kind);
+            if hidden.is_empty() {
+                reasons.push("its spec changed in attributes AWS does not report back".into());
+            } else {
+                replace = true;
+                reasons.push(format!(
+                    "its spec changed in attributes AWS does not report back ({}), which force replacement",
+                    hidden.join(", ")
+                ));
+            }
+        }
+    }
+    let _ = phase;
+    let action = if replace {
+        Action::Replace
+    } else if attrs.is_empty() && reasons.is_empty() {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
+    Change {
+        address,
+        action,
+        attrs,
+        reasons,
+        current: Some(current.clone()),
+        depends_on,
+    }
+}
+
+fn tags_value(tags: &Tags) -> Value {
+    Value::Table(
+        tags.iter()
+            .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
+            .collect(),
+    )
+}
+
+/// A hash of everything observed: ids, attributes, exports and tags.
+pub fn fingerprint(observed: &[ObservedResource]) -> String {
+    let mut sorted: Vec<&ObservedResource> = observed.iter().collect();
+    sorted.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
+    let json = serde_json::to_string(&sorted).expect("observed resources serialise");
+    let digest = Sha256::digest(json.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What differs between the world a plan saw and the world now, by address.
+pub fn world_changes(planned: &Plan, observed: &[ObservedResource]) -> Vec<String> {
+    let before: BTreeMap<(Address, String), &ObservedResource> = planned
+        .phases
+        .iter()
+        .flat_map(|p| &p.changes)
+        .chain(&planned.cleanup)
+        .filter_map(|c| c.current.as_ref())
+        .map(|o| ((o.address.clone(), o.id.clone()), o))
+        .collect();
+    let now: BTreeMap<(Address, String), &ObservedResource> = observed
+        .iter()
+        .map(|o| ((o.address.clone(), o.id.clone()), o))
+        .collect();
+    let mut out = Vec::new();
+    for (key, o) in &now {
+        match before.get(key) {
+            None => out.push(format!("{} ({}) appeared", key.0, key.1)),
+            Some(b) if b != o => out.push(format!("{} ({}) changed", key.0, key.1)),
+            Some(_) => {}
+        }
+    }
+    for key in before.keys() {
+        if !now.contains_key(key) {
+            out.push(format!("{} ({}) is gone", key.0, key.1));
+        }
+    }
+    out
+}

@@ -1,0 +1,165 @@
+//! What exists, in terms both the planner and the cloud adapters speak:
+//! resolved values, resource addresses, and resources as observed.
+//!
+//! Attribute shapes are a contract: the planner normalises desired attributes
+//! (see `plan::normalize`) into exactly the shape an adapter reports when it
+//! reads a resource back, so diffing is a plain comparison.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ResourceKind;
+
+/// A fully resolved attribute value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<Value>),
+    Table(BTreeMap<String, Value>),
+}
+
+pub type Attrs = BTreeMap<String, Value>;
+pub type Tags = BTreeMap<String, String>;
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn as_table(&self) -> Option<&BTreeMap<String, Value>> {
+        match self {
+            Value::Table(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// A list of strings (ids), or `None` if any item is not a string.
+    pub fn as_str_list(&self) -> Option<Vec<&str>> {
+        self.as_list()?.iter().map(Value::as_str).collect()
+    }
+
+    pub fn str_list<S: Into<String>>(items: impl IntoIterator<Item = S>) -> Value {
+        Value::List(items.into_iter().map(|s| Value::Str(s.into())).collect())
+    }
+}
+
+impl fmt::Display for Value {
+    /// TOML-like, for plans: `"a"`, `3`, `true`, `["a", "b"]`, `{ k = "v" }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Table(t) => {
+                f.write_str("{ ")?;
+                for (i, (k, v)) in t.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k} = {v}")?;
+                }
+                f.write_str(" }")
+            }
+        }
+    }
+}
+
+/// A resource's place in the repository: `<stack>.<kind>.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Address {
+    pub stack: String,
+    pub kind: ResourceKind,
+    pub name: String,
+}
+
+impl Address {
+    pub fn new(stack: &str, kind: ResourceKind, name: &str) -> Self {
+        Address {
+            stack: stack.to_string(),
+            kind,
+            name: name.to_string(),
+        }
+    }
+
+    /// `<kind>.<name>`, the `drctl:resource` tag value.
+    pub fn resource(&self) -> String {
+        format!("{}.{}", self.kind, self.name)
+    }
+
+    /// Reads an address back from `drctl:stack` and `drctl:resource` tag values.
+    pub fn from_tags(tags: &Tags) -> Option<Self> {
+        let stack = tags.get(crate::cloud::tags::STACK)?;
+        let (kind, name) = tags.get(crate::cloud::tags::RESOURCE)?.split_once('.')?;
+        Some(Address::new(stack, ResourceKind::from_name(kind)?, name))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.stack, self.kind, self.name)
+    }
+}
+
+/// A resource as read back from the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedResource {
+    pub address: Address,
+    /// The primary cloud id: `vpc-…`, `subnet-…`, `sg-…`, an ARN for ELBv2
+    /// kinds; for `instances`, the first instance id (all are in `exports.ids`).
+    pub id: String,
+    /// The attributes the adapter can read back, in the normalised shape.
+    /// Keys it cannot observe are absent (the `drctl:spec` tag covers them).
+    pub attrs: Attrs,
+    /// What `${kind.name.attr}` reads: `id`, `arn`, `dns_name`, `ids`, `private_ips`.
+    pub exports: Attrs,
+    pub tags: Tags,
+}
+
+impl ObservedResource {
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.tags.get(crate::cloud::tags::SPEC).map(String::as_str)
+    }
+
+    pub fn run_id(&self) -> Option<&str> {
+        self.tags.get(crate::cloud::tags::RUN).map(String::as_str)
+    }
+}
