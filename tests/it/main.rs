@@ -2,6 +2,7 @@
 //! and one moto server (started on demand, on a free loopback port, and gone
 //! when this process exits) serves every test that needs AWS.
 
+mod apply;
 mod cli;
 mod cloud;
 mod graph;

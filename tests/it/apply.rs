@@ -1,0 +1,368 @@
+//! plan → apply → plan → change → apply → destroy against moto, through the
+//! engine and through the binary, with the example stacks.
+
+use std::collections::BTreeMap;
+
+use drctl::cloud::aws::AwsProvider;
+use drctl::cloud::provider::Provider;
+use drctl::cloud::AwsSettings;
+use drctl::execute::{self, ApplyOptions, OutcomeKind, Report};
+use drctl::model::validate::load_project;
+use drctl::plan::{self, render, Action, Plan};
+use drctl::world::Value;
+
+use crate::support::{drctl, moto_endpoint, Repo};
+
+/// A copy of the example stacks with a runbook of its own environment.
+struct Rehearsal {
+    repo: Repo,
+    env: String,
+    provider: AwsProvider,
+}
+
+const REGION: &str = "us-west-2";
+
+impl Rehearsal {
+    async fn new(env: &str, vars: &str) -> Rehearsal {
+        let repo = Repo::with(&[]);
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        for stack in ["network", "fleet"] {
+            let text = std::fs::read_to_string(examples.join(format!("{stack}.toml"))).unwrap();
+            repo.write(&format!("stacks/{stack}.toml"), &text);
+        }
+        repo.write("runbooks/rb.toml", &format!(
+            "environment = \"{env}\"\nregion = \"{REGION}\"\nstacks = [\"fleet\"]\n\n[vars]\n{vars}\n\n\
+             [[phases]]\nname = \"foundation\"\nstacks = [\"network\"]\n\n\
+             [[phases]]\nname = \"compute\"\nstacks = [\"fleet\"]\n"
+        ));
+        let provider =
+            AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await);
+        Rehearsal {
+            repo,
+            env: env.to_string(),
+            provider,
+        }
+    }
+
+    async fn plan(&self) -> Plan {
+        let (project, diags) = load_project(self.repo.root(), &[]);
+        assert!(diags.is_empty(), "{diags}");
+        let runbook = project.runbook("rb").unwrap();
+        let observed = self.provider.discover(&self.env).await.expect("discover");
+        plan::plan(&project, runbook, &observed, "test".into())
+    }
+
+    async fn apply(&self) -> Report {
+        let plan = self.plan().await;
+        let (project, _) = load_project(self.repo.root(), &[]);
+        let runbook = project.runbook("rb").unwrap();
+        let options = ApplyOptions {
+            parallelism: 4,
+            run_id: "test-run".into(),
+        };
+        execute::apply(&self.provider, &project, runbook, &plan, &options, &|_| {}).await
+    }
+
+    async fn destroy(&self) {
+        let observed = self.provider.discover(&self.env).await.expect("discover");
+        let report = execute::destroy(&self.provider, &observed, 4, &|_| {}).await;
+        assert!(
+            report.succeeded(),
+            "{:#?}",
+            report.failures().collect::<Vec<_>>()
+        );
+        let left = self.provider.discover(&self.env).await.expect("discover");
+        assert!(left.is_empty(), "left behind: {left:#?}");
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.repo.path(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(path, text.replace(from, to)).unwrap();
+    }
+}
+
+fn changed(plan: &Plan) -> BTreeMap<String, (Action, Vec<String>)> {
+    plan.phases
+        .iter()
+        .flat_map(|p| &p.changes)
+        .chain(&plan.cleanup)
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| {
+            (
+                c.address.to_string(),
+                (c.action, c.attrs.iter().map(|a| a.name.clone()).collect()),
+            )
+        })
+        .collect()
+}
+
+/// Golden file of a rendered plan, with cloud ids (which differ per run) scrubbed.
+fn assert_plan_snapshot(name: &str, rendered: &str) {
+    insta::with_settings!({ filters => vec![
+        (r"\b(vpc|subnet|igw|rtb|sg|i)-[0-9a-f]{8,}", "$1-…"),
+        (r"arn:aws:[^\s)\x22]+", "arn:…"),
+    ]}, {
+        insta::assert_snapshot!(name, rendered);
+    });
+}
+
+#[tokio::test]
+async fn build_from_nothing_converge_change_and_destroy() {
+    let r = Rehearsal::new("it-lifecycle", "cidr = \"10.71.0.0/16\"\nsubnet_a_cidr = \"10.71.1.0/24\"\nsubnet_b_cidr = \"10.71.2.0/24\"").await;
+
+    let first = r.plan().await;
+    let s = first.summary();
+    assert_eq!((s.add, s.change, s.replace, s.destroy), (11, 0, 0, 0));
+    assert_plan_snapshot("plan_from_nothing", &render::render(&first));
+
+    let report = r.apply().await;
+    assert!(
+        report.succeeded(),
+        "{:#?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert_eq!(report.count(Action::Create), 11);
+
+    // Fixpoint: nothing to do, and doing it makes no mutating call.
+    let again = r.plan().await;
+    assert!(!again.has_changes(), "{}", render::render(&again));
+    let before = r.provider.calls();
+    let report = r.apply().await;
+    assert!(report.succeeded());
+    let calls = r.provider.calls().since(&before);
+    assert_eq!(
+        calls.mutating(),
+        0,
+        "second apply mutated: {:?}",
+        calls.mutating_calls()
+    );
+
+    // Two changes, and the plan shows exactly those.
+    r.edit("stacks/fleet.toml", "fleet_size = 2", "fleet_size = 3");
+    r.edit(
+        "stacks/network.toml",
+        "ingress = [{ protocol = \"tcp\", port = 80, cidr = \"0.0.0.0/0\" }]",
+        "ingress = [{ protocol = \"tcp\", port = 80, cidr = \"0.0.0.0/0\" }, { protocol = \"tcp\", port = 443, cidr = \"0.0.0.0/0\" }]",
+    );
+    let change = r.plan().await;
+    assert_eq!(
+        changed(&change),
+        BTreeMap::from([
+            (
+                "fleet.instances.app".to_string(),
+                (Action::Update, vec!["count".to_string()])
+            ),
+            (
+                "network.security_group.lb".to_string(),
+                (Action::Update, vec!["ingress".to_string()])
+            ),
+        ])
+    );
+    assert_plan_snapshot("plan_two_updates", &render::render(&change));
+    let report = r.apply().await;
+    assert!(
+        report.succeeded(),
+        "{:#?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    let observed = r.provider.discover(&r.env).await.unwrap();
+    let fleet = observed
+        .iter()
+        .find(|o| o.address.to_string() == "fleet.instances.app")
+        .unwrap();
+    assert_eq!(fleet.attrs.get("count"), Some(&Value::Int(3)));
+    assert!(!r.plan().await.has_changes());
+
+    r.destroy().await;
+}
+
+#[tokio::test]
+async fn a_failure_skips_only_its_dependents_and_a_fixed_input_converges() {
+    // subnet b lies outside its VPC: CreateSubnet fails (InvalidSubnet.Range).
+    let broken = "cidr = \"10.72.0.0/16\"\nsubnet_a_cidr = \"10.72.1.0/24\"\nsubnet_b_cidr = \"10.99.2.0/24\"";
+    let r = Rehearsal::new("it-partial", broken).await;
+    let report = r.apply().await;
+    assert!(!report.succeeded());
+    let result = |address: &str| {
+        report
+            .outcomes
+            .iter()
+            .find(|o| o.address.to_string() == address)
+            .map(|o| o.result.clone())
+            .unwrap_or_else(|| panic!("no outcome for {address}"))
+    };
+    match result("network.subnet.b") {
+        OutcomeKind::Failed(e) => assert!(e.contains("CreateSubnet"), "{e}"),
+        other => panic!("subnet b: {other:?}"),
+    }
+    for dependent in [
+        "network.route_table.public",
+        "fleet.instances.app",
+        "fleet.load_balancer.public",
+        "fleet.listener.http",
+    ] {
+        assert!(
+            matches!(result(dependent), OutcomeKind::Skipped { .. }),
+            "{dependent}: {:?}",
+            result(dependent)
+        );
+    }
+    for independent in [
+        "network.vpc.main",
+        "network.subnet.a",
+        "network.security_group.web",
+        "fleet.target_group.app",
+    ] {
+        assert!(
+            matches!(result(independent), OutcomeKind::Done(_)),
+            "{independent}: {:?}",
+            result(independent)
+        );
+    }
+
+    r.edit("runbooks/rb.toml", "10.99.2.0/24", "10.72.2.0/24");
+    let report = r.apply().await;
+    assert!(
+        report.succeeded(),
+        "{:#?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        report.count(Action::Create),
+        5,
+        "only what was missing is created"
+    );
+    assert!(!r.plan().await.has_changes());
+    r.destroy().await;
+}
+
+#[tokio::test]
+async fn a_saved_plan_is_applied_as_saved_and_refused_once_the_world_changed() {
+    let r = Rehearsal::new("it-saved", "cidr = \"10.73.0.0/16\"\nsubnet_a_cidr = \"10.73.1.0/24\"\nsubnet_b_cidr = \"10.73.2.0/24\"").await;
+    let cli = |args: &[&str]| {
+        let out = drctl()
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .args([
+                "--root",
+                r.repo.root().to_str().unwrap(),
+                "--endpoint-url",
+                moto_endpoint(),
+                "-q",
+            ])
+            .args(args)
+            .output()
+            .expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let plan_file = r.repo.path("plan.json");
+    let plan_file = plan_file.to_str().unwrap();
+
+    let (code, text) = cli(&["plan", "rb", "--out", plan_file, "--detailed-exitcode"]);
+    assert_eq!(code, Some(4), "{text}");
+    let (code, text) = cli(&["apply", plan_file]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Apply complete"), "{text}");
+    let (code, text) = cli(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Save a plan, then change the world under it.
+    r.edit("runbooks/rb.toml", "[vars]\n", "[vars]\nfleet_size = 1\n");
+    let (code, text) = cli(&["plan", "rb", "--out", plan_file]);
+    assert_eq!(code, Some(0), "{text}");
+    let observed = r.provider.discover(&r.env).await.unwrap();
+    let listener = observed
+        .iter()
+        .find(|o| o.address.to_string() == "fleet.listener.http")
+        .unwrap();
+    r.provider.delete(listener).await.unwrap();
+    let (code, text) = cli(&["apply", plan_file]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is stale"), "{text}");
+    assert!(text.contains("fleet.listener.http"), "{text}");
+
+    // And a plan whose files changed since is refused too.
+    let (code, text) = cli(&["plan", "rb", "--out", plan_file]);
+    assert_eq!(code, Some(0), "{text}");
+    r.edit("runbooks/rb.toml", "fleet_size = 1", "fleet_size = 2");
+    let (code, text) = cli(&["apply", plan_file]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("files changed"), "{text}");
+
+    let (code, text) = cli(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("Nothing carries drctl:env=it-saved any more."),
+        "{text}"
+    );
+}
+
+#[test]
+fn applying_without_approval_and_without_a_terminal_is_refused() {
+    let repo = Repo::with(&[]);
+    let out = drctl()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args([
+            "--root",
+            repo.root().to_str().unwrap(),
+            "--endpoint-url",
+            moto_endpoint(),
+            "apply",
+            "rb",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("pass --auto-approve"), "{text}");
+}
+
+#[test]
+fn a_protected_environment_needs_force_and_its_name() {
+    let repo = Repo::with(&[(
+        "runbooks/rb.toml",
+        &crate::support::RUNBOOK.replace(
+            "stacks = [\"app\"]\n\n",
+            "stacks = [\"app\"]\nprotected = true\n\n",
+        ),
+    )]);
+    let run = |extra: &[&str]| {
+        let out = drctl()
+            .args([
+                "--root",
+                repo.root().to_str().unwrap(),
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+                "destroy",
+                "rb",
+                "--auto-approve",
+            ])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run drctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, text) = run(&[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("is protected") && text.contains("--force"),
+        "{text}"
+    );
+    let (code, text) = run(&["--force"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("pass --confirm test-env"), "{text}");
+    let (code, text) = run(&["--force", "--confirm", "prod"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("does not match"), "{text}");
+}
