@@ -77,6 +77,27 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Delete everything carrying the environment's tags, dependents first.
     Destroy(DestroyArgs),
+    /// Record an approval of the gate a paused run waits at.
+    Approve(ApproveArgs),
+    /// End a paused run at its gate.
+    Reject(RejectArgs),
+    /// Continue a paused, interrupted or failed run where it stopped.
+    Resume { run_id: String },
+    /// List runs, or show one run's timeline.
+    Runs {
+        #[command(subcommand)]
+        show: Option<RunsCommand>,
+    },
+    /// Remove an environment's lock (after making sure no run holds it).
+    Unlock {
+        environment: String,
+        /// The lock's region (default: --region, else us-east-1).
+        #[arg(long = "lock-region", value_name = "REGION")]
+        lock_region: Option<String>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -102,12 +123,43 @@ pub struct ApplyArgs {
     /// A runbook (path or name), or a plan file saved with `plan --out`.
     #[arg(value_name = "RUNBOOK|PLANFILE")]
     pub target: String,
-    /// Do not ask before applying.
+    /// Do not ask; pass every gate (recorded in the journal as such).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Why the gates are passed automatically (recorded with --auto-approve).
+    #[arg(long, requires = "auto_approve")]
+    pub reason: Option<String>,
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run's timeline: phases, changes, gate decisions, durations.
+    Show { run_id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    pub run_id: String,
+    /// The phase whose gate to approve (default: the one the run waits at).
+    #[arg(long)]
+    pub gate: Option<String>,
+    /// Who approves (default: the OS user).
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    pub run_id: String,
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +258,25 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => crate::commands::plan_command(global, args).await,
         Command::Apply(args) => crate::commands::apply_command(global, args).await,
         Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
+        Command::Approve(args) => crate::commands::approve_command(global, args),
+        Command::Reject(args) => crate::commands::reject_command(global, args),
+        Command::Resume { run_id } => crate::commands::resume_command(global, run_id).await,
+        Command::Runs { show } => crate::commands::runs_command(
+            global,
+            show.as_ref()
+                .map(|RunsCommand::Show { run_id }| run_id.as_str()),
+        ),
+        Command::Unlock {
+            environment,
+            lock_region,
+            yes,
+        } => {
+            let region = lock_region
+                .clone()
+                .or_else(|| global.region.clone())
+                .unwrap_or_else(|| "us-east-1".into());
+            crate::commands::unlock_command(global, environment, &region, *yes)
+        }
         Command::Sandbox(command) => sandbox(global, command).await,
     }
 }

@@ -7,14 +7,26 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{cloud_target, load_runbook, ApplyArgs, DestroyArgs, GlobalArgs, PlanArgs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::cli::{
+    cloud_target, load_runbook, ApplyArgs, ApproveArgs, DestroyArgs, GlobalArgs, PlanArgs,
+    RejectArgs,
+};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::provider::Provider;
 use crate::error::{exit, Error};
 use crate::execute::{self, ApplyOptions, Event, OutcomeKind, Report};
+use crate::journal::{
+    current_user, format_millis, host_name, now_millis, run_state, Event as JournalEvent, GateSpec,
+    Journal,
+};
+use crate::lock::EnvLock;
 use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 use crate::plan::{self, render, Action, Plan};
+use crate::run::{self, Answer, RunContext, RunEnd};
 
 /// A plan saved with `plan --out`, with what is needed to apply it later.
 #[derive(Debug, Serialize, Deserialize)]
@@ -152,7 +164,9 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
             if !plan.has_changes() {
                 return Ok(exit::OK);
             }
-            if !args.auto_approve {
+            // On a terminal, the whole plan is confirmed once; without one,
+            // the runbook's gates are the approval (manual gates pause).
+            if !args.auto_approve && std::io::stdin().is_terminal() {
                 confirm(
                     &format!(
                         "Apply these changes to environment {}?",
@@ -167,18 +181,301 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     if !plan.has_changes() {
         return Ok(exit::OK);
     }
-    let options = ApplyOptions {
-        parallelism: args.parallelism.into(),
-        run_id: new_run_id(),
+    let run_id = new_run_id();
+    let journal = Journal::create(&global.state_dir, &run_id)?;
+    let auto_approve = args.auto_approve.then(|| {
+        args.reason
+            .clone()
+            .unwrap_or_else(|| "--auto-approve".to_string())
+    });
+    journal.append(&JournalEvent::RunStarted {
+        at: now_millis(),
+        run_id: run_id.clone(),
+        runbook: runbook.name.clone(),
+        root: absolute(&project.root),
+        runbook_file: absolute(&runbook.file),
+        environment: runbook.environment.clone(),
+        region: runbook.region.clone(),
+        phases: plan.phases.iter().map(|p| p.name.clone()).collect(),
+        user: current_user(),
+        host: host_name(),
+        auto_approve,
+    })?;
+    println!("\nRun {run_id} (journal: {})", journal.dir.display());
+    drive_run(
+        global,
+        &provider,
+        &project,
+        runbook,
+        &journal,
+        args.parallelism.into(),
+    )
+    .await
+}
+
+/// Takes the environment lock and drives the run to its end or next pause,
+/// with Ctrl-C handled: the first stops new work, the second aborts.
+async fn drive_run<P: Provider>(
+    global: &GlobalArgs,
+    provider: &P,
+    project: &Project,
+    runbook: &Runbook,
+    journal: &Journal,
+    parallelism: usize,
+) -> Result<u8, Error> {
+    let _lock = EnvLock::acquire(
+        &global.state_dir,
+        &runbook.environment,
+        &runbook.region,
+        &journal.run_id,
+    )?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_ctrl_c(
+        cancel.clone(),
+        global.state_dir.clone(),
+        journal.run_id.clone(),
+    ));
+    let interactive = std::io::stdin().is_terminal();
+    let ask =
+        |phase: &str, gate: &GateSpec, approved: &[String]| ask_at_gate(phase, gate, approved);
+    let ctx = RunContext {
+        project,
+        runbook,
+        journal,
+        options: ApplyOptions {
+            parallelism,
+            run_id: journal.run_id.clone(),
+        },
+        cancel: &cancel,
+        ask: if interactive { Some(&ask) } else { None },
+        show: &|text| print!("\n{text}"),
+        progress: &print_event,
     };
-    println!("\nApplying as run {}", options.run_id);
-    let report = execute::apply(&provider, &project, runbook, &plan, &options, &print_event).await;
-    print_summary("Apply", &report);
-    Ok(if report.succeeded() {
-        exit::OK
+    let end = run::drive(provider, &ctx).await;
+    watcher.abort();
+    let id = &journal.run_id;
+    match end? {
+        RunEnd::Succeeded(report) => {
+            print_summary("Apply", &report);
+            Ok(exit::OK)
+        }
+        RunEnd::Failed(report) => {
+            print_summary("Apply", &report);
+            println!("Resume after fixing the cause with: drctl resume {id}");
+            Ok(exit::FAILURE)
+        }
+        RunEnd::Paused {
+            phase,
+            approvals,
+            needed,
+        } => {
+            println!("\nPaused before phase `{phase}`: {approvals} of {needed} approval(s). The run is saved.");
+            println!(
+                "Approve with:  drctl approve {id} --gate {phase} [--as NAME] [--reason TEXT]"
+            );
+            println!("then continue: drctl resume {id}      (or end it: drctl reject {id})");
+            Ok(exit::PAUSED)
+        }
+        RunEnd::Rejected { phase, by } => {
+            println!("\nRun {id} rejected at the gate before phase `{phase}` by {by}; nothing more is applied.");
+            Ok(exit::FAILURE)
+        }
+        RunEnd::Interrupted(report) => {
+            print_summary("Apply", &report);
+            println!("Interrupted; everything in flight finished and is journaled. Continue with: drctl resume {id}");
+            Ok(exit::FAILURE)
+        }
+    }
+}
+
+/// First Ctrl-C: start nothing new. Second: record it and abort.
+async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf, run_id: String) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    cancel.store(true, Ordering::SeqCst);
+    eprintln!(
+        "\nStopping: nothing new starts; waiting for calls in flight. Press Ctrl-C again to abort."
+    );
+    if tokio::signal::ctrl_c().await.is_ok() {
+        if let Ok(journal) = Journal::open(&state_dir, &run_id) {
+            let _ = journal.append(&JournalEvent::Interrupted { at: now_millis() });
+        }
+        eprintln!("Aborted. Resume with: drctl resume {run_id}");
+        std::process::exit(exit::FAILURE.into());
+    }
+}
+
+fn ask_at_gate(phase: &str, gate: &GateSpec, approved: &[String]) -> Answer {
+    let user = current_user();
+    print!(
+        "\nGate before phase `{phase}`: {} of {} approval(s){}. Approve as {user}? [yes/no/later]: ",
+        approved.len(),
+        gate.approvals,
+        if approved.is_empty() { String::new() } else { format!(" (by {})", approved.join(", ")) }
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    match answer.trim() {
+        "yes" | "y" => Answer::Approve,
+        "no" | "n" | "reject" => Answer::Reject,
+        _ => Answer::Defer,
+    }
+}
+
+pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
+    let journal = Journal::open(&global.state_dir, run_id)?;
+    let events = journal.events()?;
+    let state = run_state(&events);
+    if state.status.is_final() {
+        return Err(Error::usage(
+            format!("run {run_id} is {}; nothing to resume", state.status),
+            None,
+        ));
+    }
+    let Some(JournalEvent::RunStarted {
+        root, runbook_file, ..
+    }) = events.first()
+    else {
+        return Err(Error::usage(
+            format!("run {run_id} has no start record"),
+            None,
+        ));
+    };
+    let (project, diags) = load_project(root, std::slice::from_ref(runbook_file));
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags));
+    }
+    let runbook = project.runbooks.first().expect("loaded");
+    let target = cloud_target(global, &runbook.region).await?;
+    let provider = AwsProvider::new(&target.settings.load().await);
+    // Take the lock before writing: a live run of this id refuses the resume.
+    let lock = EnvLock::acquire(
+        &global.state_dir,
+        &runbook.environment,
+        &runbook.region,
+        run_id,
+    )?;
+    journal.append(&JournalEvent::Resumed {
+        at: now_millis(),
+        by: current_user(),
+        pid: std::process::id(),
+    })?;
+    for (address, action) in &state.in_flight {
+        println!("{address}: a {action:?} call was in flight when the run stopped; it is looked up by tag, not repeated");
+    }
+    drop(lock);
+    drive_run(global, &provider, &project, runbook, &journal, 10).await
+}
+
+pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Error> {
+    let journal = Journal::open(&global.state_dir, &args.run_id)?;
+    let by = args.as_name.clone().unwrap_or_else(current_user);
+    let (have, need) = run::approve(&journal, args.gate.as_deref(), &by, args.reason.clone())?;
+    println!("Approved by {by} ({have} of {need}).");
+    if have as u32 >= need {
+        println!(
+            "The gate is open. Continue with: drctl resume {}",
+            args.run_id
+        );
     } else {
-        exit::FAILURE
-    })
+        println!(
+            "{} more approval(s) from other people needed.",
+            need - have as u32
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Error> {
+    let journal = Journal::open(&global.state_dir, &args.run_id)?;
+    let by = args.as_name.clone().unwrap_or_else(current_user);
+    let phase = run::reject(&journal, &by, args.reason.clone())?;
+    println!(
+        "Run {} rejected by {by}{}.",
+        args.run_id,
+        if phase.is_empty() {
+            String::new()
+        } else {
+            format!(" at the gate before `{phase}`")
+        }
+    );
+    Ok(exit::OK)
+}
+
+pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error> {
+    match show {
+        None => {
+            let runs = crate::journal::list_runs(&global.state_dir);
+            if runs.is_empty() {
+                println!(
+                    "No runs under {}.",
+                    crate::journal::runs_dir(&global.state_dir).display()
+                );
+            }
+            for (id, events) in runs {
+                let state = run_state(&events);
+                let (runbook, env) = match events.first() {
+                    Some(JournalEvent::RunStarted {
+                        runbook,
+                        environment,
+                        ..
+                    }) => (runbook.clone(), environment.clone()),
+                    _ => (String::from("?"), String::from("?")),
+                };
+                let started = events
+                    .first()
+                    .map(|e| format_millis(e.at()))
+                    .unwrap_or_default();
+                let extra = match (&state.waiting, state.status) {
+                    (Some(w), crate::journal::RunStatus::Paused) => format!(
+                        " before `{}` ({}/{})",
+                        w.phase,
+                        w.approved_by.len(),
+                        w.gate.approvals
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "{id}  {runbook:<20} {env:<16} {started}  {}{extra}",
+                    state.status
+                );
+            }
+        }
+        Some(id) => {
+            let journal = Journal::open(&global.state_dir, id)?;
+            print!("{}", crate::journal::timeline(&journal.events()?));
+        }
+    }
+    Ok(exit::OK)
+}
+
+pub fn unlock_command(
+    global: &GlobalArgs,
+    env: &str,
+    region: &str,
+    yes: bool,
+) -> Result<u8, Error> {
+    let path = crate::lock::lock_path(&global.state_dir, env, region);
+    let Some(holder) = crate::lock::read_holder(&path) else {
+        println!("{env}@{region} is not locked.");
+        return Ok(exit::OK);
+    };
+    println!("{env}@{region} is locked by {holder}.");
+    if !yes {
+        confirm(
+            "Remove the lock? A run still working on this environment would then race another.",
+            "yes",
+        )?;
+    }
+    std::fs::remove_file(&path).map_err(|source| Error::Io {
+        action: "remove lock",
+        path: path.clone(),
+        source,
+    })?;
+    println!("Unlocked {env}@{region}.");
+    Ok(exit::OK)
 }
 
 fn read_saved_plan(target: &str) -> Result<Option<SavedPlan>, Error> {
@@ -351,6 +648,7 @@ fn print_event(event: Event<'_>) {
                 ),
                 OutcomeKind::Failed(e) => println!("  ! {address}: failed after {secs:.1}s: {e}"),
                 OutcomeKind::Skipped { because } => println!("  · {address}: skipped ({because} failed)"),
+                OutcomeKind::NotStarted => println!("  · {address}: not started (interrupted)"),
             }
         }
         Event::CleanupStarted { count } if count > 0 => println!("\nCleanup: deleting {count} resources, dependents first"),
@@ -394,8 +692,11 @@ fn print_summary(what: &str, report: &Report) {
             OutcomeKind::Skipped { because } => {
                 println!("  · {}: skipped because {because} failed", outcome.address)
             }
+            OutcomeKind::NotStarted => {
+                println!("  · {}: not started (interrupted)", outcome.address)
+            }
             OutcomeKind::Done(_) => {}
         }
     }
-    println!("Fix the cause and run the same command again: what is done is not redone.");
+    println!("What is done is not redone when the run is resumed or the command repeated.");
 }

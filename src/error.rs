@@ -38,6 +38,13 @@ pub enum Error {
     /// A saved plan whose files or world changed since it was made.
     #[error("the saved plan {file} is stale: {}", why.join("; "))]
     StalePlan { file: String, why: Vec<String> },
+    /// Another run holds the environment.
+    #[error("environment {env} in {region} is locked by {holder}")]
+    Locked {
+        env: String,
+        region: String,
+        holder: String,
+    },
     /// The user answered "no" at a prompt.
     #[error("not confirmed; nothing was changed")]
     Declined,
@@ -54,7 +61,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) | Error::Usage { .. } | Error::Declined => exit::INVALID,
-            Error::StalePlan { .. } => exit::FAILURE,
+            Error::StalePlan { .. } | Error::Locked { .. } => exit::FAILURE,
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
         }
     }
@@ -64,6 +71,9 @@ impl Error {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Cloud(e) => e.hint().map(str::to_string),
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
+            Error::Locked { env, .. } => Some(format!(
+                "wait for that run, or if it is dead on another host: drctl unlock {env} --lock-region REGION"
+            )),
             _ => None,
         }
     }

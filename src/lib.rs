@@ -16,8 +16,11 @@ pub mod diag;
 pub mod error;
 pub mod execute;
 pub mod graph;
+pub mod journal;
+pub mod lock;
 pub mod model;
 pub mod plan;
+pub mod run;
 pub mod sandbox;
 pub mod world;
 

@@ -7,6 +7,7 @@
 //! provider returned.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -66,6 +67,8 @@ pub enum OutcomeKind {
     Skipped {
         because: Address,
     },
+    /// Not started because the run was interrupted (Ctrl-C).
+    NotStarted,
 }
 
 /// Everything that happened in one apply or destroy.
@@ -94,7 +97,7 @@ impl Report {
     }
 }
 
-/// Applies `plan` (made from `project` and `runbook`) through `provider`.
+/// Applies every phase of `plan` through `provider`, then its cleanup.
 pub async fn apply<P: Provider>(
     provider: &P,
     project: &Project,
@@ -105,117 +108,22 @@ pub async fn apply<P: Provider>(
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
-    let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
-    // Addresses that did not get applied, and why (the first failed one upstream).
-    let mut broken: BTreeMap<Address, Address> = BTreeMap::new();
-    let total = plan.phases.len();
-    for (i, phase) in plan.phases.iter().enumerate() {
-        progress(Event::PhaseStarted {
-            name: &phase.name,
-            number: i + 1,
-            total,
-        });
-        let mut waiting: Vec<&Change> = phase.changes.iter().collect();
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            // Start everything whose inputs are ready, skip what can never be.
-            let before = waiting.len();
-            let mut still_waiting = Vec::new();
-            for change in waiting {
-                if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
-                    let outcome = Outcome {
-                        address: change.address.clone(),
-                        action: change.action,
-                        result: OutcomeKind::Skipped {
-                            because: cause.clone(),
-                        },
-                        elapsed: Duration::ZERO,
-                    };
-                    broken.insert(change.address.clone(), cause.clone());
-                    progress(Event::Finished(&outcome));
-                    report.outcomes.push(outcome);
-                } else if change.action == Action::NoOp {
-                    let current = change
-                        .current
-                        .as_ref()
-                        .expect("a no-op has a current resource");
-                    exports.insert(
-                        change.address.clone(),
-                        Exports::Known(current.exports.clone()),
-                    );
-                } else if in_flight.len() < options.parallelism.max(1)
-                    && change
-                        .depends_on
-                        .iter()
-                        .all(|d| matches!(exports.get(d), Some(Exports::Known(_))))
-                {
-                    progress(Event::Started {
-                        address: &change.address,
-                        action: change.action,
-                    });
-                    let scope = Scope {
-                        project,
-                        runbook,
-                        exports: &exports,
-                    };
-                    let prepared = prepare(&scope, runbook, change, &options.run_id);
-                    in_flight.push(execute(provider, change, prepared));
-                } else {
-                    still_waiting.push(change);
-                }
-            }
-            waiting = still_waiting;
-            if in_flight.is_empty() {
-                if waiting.is_empty() || waiting.len() == before {
-                    break;
-                }
-                continue; // a no-op just made more inputs known
-            }
-            let Some((change, result, elapsed)) = in_flight.next().await else {
-                break;
-            };
-            let outcome = Outcome {
-                address: change.address.clone(),
-                action: change.action,
-                result: match &result {
-                    Ok(observed) => OutcomeKind::Done(observed.id.clone()),
-                    Err(e) => OutcomeKind::Failed(e.clone()),
-                },
-                elapsed,
-            };
-            match result {
-                Ok(observed) => {
-                    exports.insert(change.address.clone(), Exports::Known(observed.exports));
-                }
-                Err(_) => {
-                    broken.insert(change.address.clone(), change.address.clone());
-                }
-            }
-            progress(Event::Finished(&outcome));
-            report.outcomes.push(outcome);
-        }
-        // Anything left waits on something no phase so far has applied
-        // (validation prevents this; a hand-edited saved plan could not).
-        for change in waiting {
-            let missing: Vec<String> = change
-                .depends_on
-                .iter()
-                .filter(|d| !matches!(exports.get(*d), Some(Exports::Known(_))))
-                .map(|d| d.to_string())
-                .collect();
-            let outcome = Outcome {
-                address: change.address.clone(),
-                action: change.action,
-                result: OutcomeKind::Failed(format!(
-                    "reads {}, which no earlier step applied",
-                    missing.join(", ")
-                )),
-                elapsed: Duration::ZERO,
-            };
-            broken.insert(change.address.clone(), change.address.clone());
-            progress(Event::Finished(&outcome));
-            report.outcomes.push(outcome);
-        }
+    let never = AtomicBool::new(false);
+    let mut applied = Applied::default();
+    for index in 0..plan.phases.len() {
+        let phase = apply_phase(
+            provider,
+            project,
+            runbook,
+            plan,
+            index,
+            &mut applied,
+            options,
+            &never,
+            progress,
+        )
+        .await;
+        report.outcomes.extend(phase.outcomes);
     }
     let failed = report.failures().count();
     if failed > 0 {
@@ -225,19 +133,187 @@ pub async fn apply<P: Provider>(
             progress(Event::CleanupSkipped { failed });
         }
     } else {
-        let deletions: Vec<&Change> = plan.cleanup.iter().collect();
-        progress(Event::CleanupStarted {
-            count: deletions.len(),
-        });
-        delete_in_order(
-            provider,
-            &deletions,
-            options.parallelism,
-            progress,
-            &mut report,
-        )
-        .await;
+        let cleanup = cleanup(provider, plan, options.parallelism, progress).await;
+        report.outcomes.extend(cleanup.outcomes);
     }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// What earlier phases produced: exports dependents read, and what failed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub exports: BTreeMap<Address, Exports>,
+    /// Addresses that did not get applied, and the failed one upstream.
+    pub broken: BTreeMap<Address, Address>,
+}
+
+impl Applied {
+    /// For a plan made after its first `index` phases were applied: their
+    /// resources exist, and the plan observed their exports.
+    pub fn observed_before(plan: &Plan, index: usize) -> Applied {
+        let exports = plan.phases[..index]
+            .iter()
+            .flat_map(|p| &p.changes)
+            .filter_map(|c| {
+                let current = c.current.as_ref()?;
+                Some((c.address.clone(), Exports::Known(current.exports.clone())))
+            })
+            .collect();
+        Applied {
+            exports,
+            broken: BTreeMap::new(),
+        }
+    }
+}
+
+/// Applies phase `index` of `plan`; `applied` carries what earlier phases
+/// produced and receives what this one does. Once `cancel` is set, nothing
+/// new starts; what is in flight finishes.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_phase<P: Provider>(
+    provider: &P,
+    project: &Project,
+    runbook: &Runbook,
+    plan: &Plan,
+    index: usize,
+    applied: &mut Applied,
+    options: &ApplyOptions,
+    cancel: &AtomicBool,
+    progress: &dyn Fn(Event<'_>),
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let Applied { exports, broken } = applied;
+    let phase = &plan.phases[index];
+    progress(Event::PhaseStarted {
+        name: &phase.name,
+        number: index + 1,
+        total: plan.phases.len(),
+    });
+    let mut waiting: Vec<&Change> = phase.changes.iter().collect();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        // Start everything whose inputs are ready, skip what can never be.
+        let before = waiting.len();
+        let mut still_waiting = Vec::new();
+        for change in waiting {
+            if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
+                let outcome = Outcome {
+                    address: change.address.clone(),
+                    action: change.action,
+                    result: OutcomeKind::Skipped {
+                        because: cause.clone(),
+                    },
+                    elapsed: Duration::ZERO,
+                };
+                broken.insert(change.address.clone(), cause.clone());
+                progress(Event::Finished(&outcome));
+                report.outcomes.push(outcome);
+            } else if change.action == Action::NoOp {
+                let current = change
+                    .current
+                    .as_ref()
+                    .expect("a no-op has a current resource");
+                exports.insert(
+                    change.address.clone(),
+                    Exports::Known(current.exports.clone()),
+                );
+            } else if !cancel.load(Ordering::SeqCst)
+                && in_flight.len() < options.parallelism.max(1)
+                && change
+                    .depends_on
+                    .iter()
+                    .all(|d| matches!(exports.get(d), Some(Exports::Known(_))))
+            {
+                progress(Event::Started {
+                    address: &change.address,
+                    action: change.action,
+                });
+                let scope = Scope {
+                    project,
+                    runbook,
+                    exports,
+                };
+                let prepared = prepare(&scope, runbook, change, &options.run_id);
+                in_flight.push(execute(provider, change, prepared));
+            } else {
+                still_waiting.push(change);
+            }
+        }
+        waiting = still_waiting;
+        if in_flight.is_empty() {
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+            continue; // a no-op just made more inputs known
+        }
+        let Some((change, result, elapsed)) = in_flight.next().await else {
+            break;
+        };
+        let outcome = Outcome {
+            address: change.address.clone(),
+            action: change.action,
+            result: match &result {
+                Ok(observed) => OutcomeKind::Done(observed.id.clone()),
+                Err(e) => OutcomeKind::Failed(e.clone()),
+            },
+            elapsed,
+        };
+        match result {
+            Ok(observed) => {
+                exports.insert(change.address.clone(), Exports::Known(observed.exports));
+            }
+            Err(_) => {
+                broken.insert(change.address.clone(), change.address.clone());
+            }
+        }
+        progress(Event::Finished(&outcome));
+        report.outcomes.push(outcome);
+    }
+    for change in waiting {
+        let result = if cancel.load(Ordering::SeqCst) {
+            OutcomeKind::NotStarted
+        } else {
+            // Validation prevents this; a hand-edited saved plan could not.
+            let missing: Vec<String> = change
+                .depends_on
+                .iter()
+                .filter(|d| !matches!(exports.get(*d), Some(Exports::Known(_))))
+                .map(|d| d.to_string())
+                .collect();
+            OutcomeKind::Failed(format!(
+                "reads {}, which no earlier step applied",
+                missing.join(", ")
+            ))
+        };
+        let outcome = Outcome {
+            address: change.address.clone(),
+            action: change.action,
+            result,
+            elapsed: Duration::ZERO,
+        };
+        progress(Event::Finished(&outcome));
+        report.outcomes.push(outcome);
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// Deletes what the plan retires (old copies, removed resources), dependents first.
+pub async fn cleanup<P: Provider>(
+    provider: &P,
+    plan: &Plan,
+    parallelism: usize,
+    progress: &dyn Fn(Event<'_>),
+) -> Report {
+    let started = Instant::now();
+    let mut report = Report::default();
+    let deletions: Vec<&Change> = plan.cleanup.iter().collect();
+    progress(Event::CleanupStarted {
+        count: deletions.len(),
+    });
+    delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
     report.elapsed = started.elapsed();
     report
 }

@@ -35,14 +35,10 @@ pub fn normalize(kind: ResourceKind, attrs: &mut BTreeMap<String, Resolved>) {
                 Value::List(vec![rule("-1", -1, -1, "cidr", "0.0.0.0/0")]),
             );
         }
-        K::Instances | K::Service => {
-            default("security_groups", empty());
-            default("user_data", Value::Str(String::new()));
-        }
-        K::LoadBalancer => {
-            default("security_groups", empty());
-            default("internal", Value::Bool(false));
-        }
+        // No `security_groups` on a fleet or load balancer means "AWS's
+        // default group", which is not ours to manage: the key stays unset.
+        K::Instances | K::Service => default("user_data", Value::Str(String::new())),
+        K::LoadBalancer => default("internal", Value::Bool(false)),
         K::TargetGroup => default("health_check", Value::Table(BTreeMap::new())),
         K::InternetGateway | K::Image | K::Listener => {}
     }

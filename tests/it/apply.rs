@@ -302,29 +302,6 @@ async fn a_saved_plan_is_applied_as_saved_and_refused_once_the_world_changed() {
 }
 
 #[test]
-fn applying_without_approval_and_without_a_terminal_is_refused() {
-    let repo = Repo::with(&[]);
-    let out = drctl()
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .args([
-            "--root",
-            repo.root().to_str().unwrap(),
-            "--endpoint-url",
-            moto_endpoint(),
-            "apply",
-            "rb",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run drctl");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("pass --auto-approve"), "{text}");
-}
-
-#[test]
 fn a_protected_environment_needs_force_and_its_name() {
     let repo = Repo::with(&[(
         "runbooks/rb.toml",

@@ -1,0 +1,576 @@
+//! The run journal: an append-only, fsync'd event log per run under
+//! `<state-dir>/runs/<run-id>/events.jsonl`. Every intent is written before
+//! its API call, every result after, every gate decision with who, when,
+//! why and how long it waited. A run's status is derived from its events, so
+//! a process killed at any point leaves a journal that `resume` can finish.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::plan::Action;
+use crate::world::Address;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+pub fn format_millis(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// The gate as it was when the run reached it (so `approve` needs no repo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSpec {
+    pub approvals: u32,
+    pub approvers: Vec<String>,
+    pub timeout_secs: Option<u64>,
+    pub reject_on_timeout: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
+    /// Passed by policy: an `auto` gate, `--auto-approve`, or a drill.
+    Auto,
+    /// The gate's timeout ran out (`on_timeout = "reject"`).
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        at: Millis,
+        run_id: String,
+        runbook: String,
+        root: PathBuf,
+        runbook_file: PathBuf,
+        environment: String,
+        region: String,
+        phases: Vec<String>,
+        user: String,
+        host: String,
+        /// `--auto-approve`: every gate passes, recorded as such.
+        auto_approve: Option<String>,
+    },
+    /// The plan a phase is about to execute (re-planned with real values).
+    PhasePlanned {
+        at: Millis,
+        phase: String,
+        summary: String,
+        changes: usize,
+    },
+    PhaseStarted {
+        at: Millis,
+        phase: String,
+    },
+    PhaseFinished {
+        at: Millis,
+        phase: String,
+        failed: usize,
+    },
+    /// Written before the API call.
+    Intent {
+        at: Millis,
+        address: Address,
+        action: Action,
+    },
+    /// Written after it.
+    Outcome {
+        at: Millis,
+        address: Address,
+        action: Action,
+        ok: bool,
+        id: String,
+        error: Option<String>,
+    },
+    GateWaiting {
+        at: Millis,
+        phase: String,
+        gate: GateSpec,
+    },
+    GateDecision {
+        at: Millis,
+        phase: String,
+        decision: Decision,
+        by: String,
+        reason: Option<String>,
+        waited_ms: Millis,
+    },
+    Paused {
+        at: Millis,
+        phase: String,
+    },
+    Interrupted {
+        at: Millis,
+    },
+    Resumed {
+        at: Millis,
+        by: String,
+        pid: u32,
+    },
+    RunFinished {
+        at: Millis,
+        status: RunStatus,
+    },
+}
+
+impl Event {
+    pub fn at(&self) -> Millis {
+        match self {
+            Event::RunStarted { at, .. }
+            | Event::PhasePlanned { at, .. }
+            | Event::PhaseStarted { at, .. }
+            | Event::PhaseFinished { at, .. }
+            | Event::Intent { at, .. }
+            | Event::Outcome { at, .. }
+            | Event::GateWaiting { at, .. }
+            | Event::GateDecision { at, .. }
+            | Event::Paused { at, .. }
+            | Event::Interrupted { at }
+            | Event::Resumed { at, .. }
+            | Event::RunFinished { at, .. } => *at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Paused,
+    Interrupted,
+    Succeeded,
+    Failed,
+    Rejected,
+}
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Rejected)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused at a gate",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Rejected => "rejected",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One run's journal, open for appending.
+pub struct Journal {
+    pub run_id: String,
+    pub dir: PathBuf,
+    file: Mutex<File>,
+    written: Mutex<usize>,
+}
+
+pub fn runs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("runs")
+}
+
+impl Journal {
+    /// Creates `runs/<run-id>/` and its log.
+    pub fn create(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
+        let dir = runs_dir(state_dir).join(run_id);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            action: "create run directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Self::open_dir(dir, run_id)
+    }
+
+    /// Opens an existing run for appending.
+    pub fn open(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
+        let dir = runs_dir(state_dir).join(run_id);
+        if !dir.join("events.jsonl").is_file() {
+            return Err(unknown_run(state_dir, run_id));
+        }
+        Self::open_dir(dir, run_id)
+    }
+
+    fn open_dir(dir: PathBuf, run_id: &str) -> Result<Journal, Error> {
+        let path = dir.join("events.jsonl");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                action: "open journal",
+                path: path.clone(),
+                source,
+            })?;
+        let written = read_events(&path)?.len();
+        Ok(Journal {
+            run_id: run_id.to_string(),
+            dir,
+            file: Mutex::new(file),
+            written: Mutex::new(written),
+        })
+    }
+
+    /// Appends one event and waits until it is on disk.
+    pub fn append(&self, event: &Event) -> Result<(), Error> {
+        let mut line = serde_json::to_string(event).expect("events serialise");
+        line.push('\n');
+        let path = self.dir.join("events.jsonl");
+        let io = |source| Error::Io {
+            action: "append to journal",
+            path: path.clone(),
+            source,
+        };
+        {
+            let mut file = self.file.lock().expect("journal lock poisoned");
+            file.write_all(line.as_bytes()).map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
+        let mut written = self.written.lock().expect("journal counter poisoned");
+        *written += 1;
+        crash_point(*written);
+        Ok(())
+    }
+
+    pub fn events(&self) -> Result<Vec<Event>, Error> {
+        read_events(&self.dir.join("events.jsonl"))
+    }
+}
+
+/// Fault injection for the crash tests: `DRCTL_CRASH_AFTER_EVENT=N` makes
+/// the process SIGKILL itself right after the journal's N-th event is on disk.
+fn crash_point(written: usize) {
+    if let Ok(n) = std::env::var("DRCTL_CRASH_AFTER_EVENT") {
+        if n.parse() == Ok(written) {
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::KILL,
+            );
+        }
+    }
+}
+
+fn unknown_run(state_dir: &Path, run_id: &str) -> Error {
+    let known: Vec<String> = list_runs(state_dir).into_iter().map(|r| r.0).collect();
+    Error::usage(
+        format!("no run `{run_id}` under {}", runs_dir(state_dir).display()),
+        crate::diag::suggest(run_id, known.iter().map(String::as_str))
+            .or_else(|| Some("`drctl runs` lists the runs".into())),
+    )
+}
+
+/// Reads a journal; a torn last line (the process died mid-write) is ignored.
+pub fn read_events(path: &Path) -> Result<Vec<Event>, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::Io {
+                action: "read journal",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut events = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|source| Error::Io {
+            action: "read journal",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Ok(event) = serde_json::from_str(&line) {
+            events.push(event);
+        }
+    }
+    Ok(events)
+}
+
+/// Every run directory with its events, newest first.
+pub fn list_runs(state_dir: &Path) -> Vec<(String, Vec<Event>)> {
+    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(String, Vec<Event>)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let id = e.file_name().to_str()?.to_string();
+            let events = read_events(&e.path().join("events.jsonl")).ok()?;
+            Some((id, events))
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    runs
+}
+
+/// What a run's events say about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    pub status: RunStatus,
+    /// Phases whose execution finished without failures.
+    pub finished_phases: Vec<String>,
+    /// The gate a paused run waits at, its spec, since when, and who approved so far.
+    pub waiting: Option<WaitingGate>,
+    /// Intents with no outcome: calls the process may or may not have made.
+    pub in_flight: Vec<(Address, Action)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingGate {
+    pub phase: String,
+    pub gate: GateSpec,
+    pub since: Millis,
+    pub approved_by: Vec<String>,
+}
+
+/// Derives a run's state from its events (pure).
+pub fn run_state(events: &[Event]) -> RunState {
+    let mut status = RunStatus::Running;
+    let mut finished = Vec::new();
+    let mut waiting: Option<WaitingGate> = None;
+    let mut in_flight: Vec<(Address, Action)> = Vec::new();
+    for event in events {
+        match event {
+            Event::PhaseFinished { phase, failed, .. } if *failed == 0 => {
+                finished.push(phase.clone());
+            }
+            Event::Intent {
+                address, action, ..
+            } => in_flight.push((address.clone(), *action)),
+            Event::Outcome { address, .. } => in_flight.retain(|(a, _)| a != address),
+            Event::GateWaiting { phase, gate, at }
+                if waiting.as_ref().map(|w| &w.phase) != Some(phase) =>
+            {
+                waiting = Some(WaitingGate {
+                    phase: phase.clone(),
+                    gate: gate.clone(),
+                    since: *at,
+                    approved_by: Vec::new(),
+                });
+            }
+            Event::GateDecision {
+                phase,
+                decision,
+                by,
+                ..
+            } => match decision {
+                Decision::Approve => {
+                    if let Some(w) = waiting.as_mut().filter(|w| &w.phase == phase) {
+                        if !w.approved_by.contains(by) {
+                            w.approved_by.push(by.clone());
+                        }
+                    }
+                }
+                Decision::Auto => {}
+                Decision::Reject | Decision::Timeout => status = RunStatus::Rejected,
+            },
+            Event::PhaseStarted { phase, .. } => {
+                if waiting.as_ref().map(|w| &w.phase) == Some(phase) {
+                    waiting = None;
+                }
+                if status != RunStatus::Rejected {
+                    status = RunStatus::Running;
+                }
+            }
+            Event::Paused { .. } => status = RunStatus::Paused,
+            Event::Interrupted { .. } => status = RunStatus::Interrupted,
+            Event::Resumed { .. } if status != RunStatus::Rejected => status = RunStatus::Running,
+            Event::RunFinished { status: s, .. } => status = *s,
+            _ => {}
+        }
+    }
+    RunState {
+        status,
+        finished_phases: finished,
+        waiting,
+        in_flight,
+    }
+}
+
+/// `drctl runs show`: the run as a readable timeline with durations and gate waits.
+pub fn timeline(events: &[Event]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let start = events.first().map(Event::at).unwrap_or(0);
+    let offset = |at: Millis| format!("+{:>7.1}s", (at - start) as f64 / 1000.0);
+    let mut phase_start: std::collections::BTreeMap<&str, Millis> = Default::default();
+    for event in events {
+        let at = event.at();
+        let line = match event {
+            Event::RunStarted { run_id, runbook, environment, region, user, host, auto_approve, .. } => format!(
+                "run {run_id}: runbook {runbook}, environment {environment} in {region}, by {user} on {host}, started {}{}",
+                format_millis(at),
+                auto_approve.as_ref().map(|r| format!(", auto-approve ({r})")).unwrap_or_default()
+            ),
+            Event::PhasePlanned { phase, summary, .. } => format!("phase {phase} planned: {summary}"),
+            Event::PhaseStarted { phase, .. } => {
+                phase_start.insert(phase, at);
+                format!("phase {phase} started")
+            }
+            Event::PhaseFinished { phase, failed, .. } => {
+                let took = phase_start.get(phase.as_str()).map(|s| (at - s) as f64 / 1000.0).unwrap_or(0.0);
+                format!("phase {phase} finished in {took:.1}s{}", if *failed > 0 { format!(", {failed} failed") } else { String::new() })
+            }
+            Event::Intent { address, action, .. } => format!("  {} {address} …", action.symbol()),
+            Event::Outcome { address, action, ok: true, id, .. } => format!("  {} {address} done {id}", action.symbol()),
+            Event::Outcome { address, error, .. } => format!("  ! {address} failed: {}", error.as_deref().unwrap_or("")),
+            Event::GateWaiting { phase, gate, .. } => format!(
+                "gate before {phase}: waiting for {} approval(s){}",
+                gate.approvals,
+                if gate.approvers.is_empty() { String::new() } else { format!(" from {}", gate.approvers.join("/")) }
+            ),
+            Event::GateDecision { phase, decision, by, reason, waited_ms, .. } => format!(
+                "gate before {phase}: {decision:?} by {by} after waiting {:.1}s{}",
+                *waited_ms as f64 / 1000.0,
+                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+            Event::Paused { phase, .. } => format!("paused at the gate before {phase}"),
+            Event::Interrupted { .. } => "interrupted".to_string(),
+            Event::Resumed { by, pid, .. } => format!("resumed by {by} (pid {pid})"),
+            Event::RunFinished { status, .. } => format!("run {status}"),
+        };
+        let _ = writeln!(out, "{} {line}", offset(at));
+    }
+    let state = run_state(events);
+    let _ = writeln!(out, "status: {}", state.status);
+    out
+}
+
+/// The OS user, the default approver name.
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The name of this process's uid in /etc/passwd (cron and CI often set no USER).
+fn user_from_passwd() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw().to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find(|line| line.split(':').nth(2) == Some(uid.as_str()))
+        .and_then(|line| line.split(':').next())
+        .map(str::to_string)
+}
+
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResourceKind;
+
+    fn gate() -> GateSpec {
+        GateSpec {
+            approvals: 2,
+            approvers: vec![],
+            timeout_secs: None,
+            reject_on_timeout: false,
+        }
+    }
+
+    #[test]
+    fn state_follows_gates_phases_and_in_flight_calls() {
+        let a = Address::new("net", ResourceKind::Vpc, "main");
+        let events = vec![
+            Event::PhaseStarted {
+                at: 1,
+                phase: "one".into(),
+            },
+            Event::Intent {
+                at: 2,
+                address: a.clone(),
+                action: Action::Create,
+            },
+            Event::Outcome {
+                at: 3,
+                address: a.clone(),
+                action: Action::Create,
+                ok: true,
+                id: "vpc-1".into(),
+                error: None,
+            },
+            Event::PhaseFinished {
+                at: 4,
+                phase: "one".into(),
+                failed: 0,
+            },
+            Event::GateWaiting {
+                at: 5,
+                phase: "two".into(),
+                gate: gate(),
+            },
+            Event::GateDecision {
+                at: 6,
+                phase: "two".into(),
+                decision: Decision::Approve,
+                by: "alice".into(),
+                reason: None,
+                waited_ms: 1,
+            },
+            Event::GateDecision {
+                at: 7,
+                phase: "two".into(),
+                decision: Decision::Approve,
+                by: "alice".into(),
+                reason: None,
+                waited_ms: 2,
+            },
+            Event::Paused {
+                at: 8,
+                phase: "two".into(),
+            },
+        ];
+        let state = run_state(&events);
+        assert_eq!(state.status, RunStatus::Paused);
+        assert_eq!(state.finished_phases, ["one"]);
+        let waiting = state.waiting.expect("waiting");
+        assert_eq!(waiting.approved_by, ["alice"], "one person counts once");
+        assert!(state.in_flight.is_empty());
+
+        let mut more = events.clone();
+        more.push(Event::Intent {
+            at: 9,
+            address: a.clone(),
+            action: Action::Update,
+        });
+        assert_eq!(run_state(&more).in_flight, vec![(a, Action::Update)]);
+        more.push(Event::GateDecision {
+            at: 10,
+            phase: "two".into(),
+            decision: Decision::Reject,
+            by: "bob".into(),
+            reason: None,
+            waited_ms: 3,
+        });
+        assert_eq!(run_state(&more).status, RunStatus::Rejected);
+    }
+}
