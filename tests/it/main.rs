@@ -5,6 +5,7 @@
 mod apply;
 mod cli;
 mod cloud;
+mod gates;
 mod graph;
 mod provider;
 mod sandbox;

@@ -1,0 +1,340 @@
+//! Gates, the journal, resume after a crash, and the environment lock —
+//! through the binary, without a terminal, against moto.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use drctl::cloud::aws::AwsProvider;
+use drctl::cloud::provider::Provider;
+use drctl::cloud::AwsSettings;
+use drctl::lock::{lock_path, LockHolder};
+
+use crate::support::{drctl, moto_endpoint, Repo};
+
+const REGION: &str = "us-west-2";
+
+/// The example network + fleet stacks with a two-phase runbook whose second
+/// phase has `gate`.
+struct Setup {
+    repo: Repo,
+    state: tempfile::TempDir,
+    env: String,
+}
+
+impl Setup {
+    fn new(env: &str, octet: u8, gate: &str) -> Setup {
+        let repo = Repo::with(&[]);
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        for stack in ["network", "fleet"] {
+            let text = std::fs::read_to_string(examples.join(format!("{stack}.toml"))).unwrap();
+            repo.write(&format!("stacks/{stack}.toml"), &text);
+        }
+        repo.write("runbooks/rb.toml", &format!(
+            "environment = \"{env}\"\nregion = \"{REGION}\"\nstacks = [\"fleet\"]\n\n\
+             [vars]\ncidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\"\n\n\
+             [[phases]]\nname = \"foundation\"\nstacks = [\"network\"]\n\n\
+             [[phases]]\nname = \"compute\"\nstacks = [\"fleet\"]\ngate = {gate}\n"
+        ));
+        Setup {
+            repo,
+            state: tempfile::tempdir().unwrap(),
+            env: env.to_string(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = drctl();
+        cmd.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("USER", "tester")
+            .args(["--root", self.repo.root().to_str().unwrap()])
+            .args(["--state-dir", self.state.path().to_str().unwrap()])
+            .args(["--endpoint-url", moto_endpoint(), "-q"])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.command(args).output().expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    }
+
+    /// The only run's id.
+    fn run_id(&self) -> String {
+        let runs: Vec<PathBuf> = std::fs::read_dir(self.state.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs[0].file_name().unwrap().to_str().unwrap().to_string()
+    }
+
+    fn events(&self, id: &str) -> usize {
+        std::fs::read_to_string(self.state.path().join("runs").join(id).join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    }
+
+    async fn provider(&self) -> AwsProvider {
+        AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await)
+    }
+
+    /// Each address found by tag, with how many resources claim it.
+    async fn addresses(&self) -> BTreeMap<String, usize> {
+        let mut found = BTreeMap::new();
+        for o in self.provider().await.discover(&self.env).await.unwrap() {
+            *found.entry(o.address.to_string()).or_insert(0) += 1;
+        }
+        found
+    }
+
+    fn destroy(&self) {
+        let (code, text) = self.run(&["destroy", "rb", "--auto-approve"]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+}
+
+const DESIRED: [&str; 11] = [
+    "fleet.instances.app",
+    "fleet.listener.http",
+    "fleet.load_balancer.public",
+    "fleet.target_group.app",
+    "network.internet_gateway.main",
+    "network.route_table.public",
+    "network.security_group.lb",
+    "network.security_group.web",
+    "network.subnet.a",
+    "network.subnet.b",
+    "network.vpc.main",
+];
+
+fn exactly_desired() -> BTreeMap<String, usize> {
+    DESIRED.iter().map(|a| (a.to_string(), 1)).collect()
+}
+
+#[tokio::test]
+async fn pause_at_a_gate_approve_resume_and_read_the_timeline() {
+    let s = Setup::new("gate-pause", 81, "\"manual\"");
+    let (code, text) = s.run(&["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let id = s.run_id();
+    assert!(
+        text.contains(&format!("drctl approve {id} --gate compute")),
+        "{text}"
+    );
+    // The phase before the gate ran; the one after did not.
+    let found = s.addresses().await;
+    assert!(
+        found.contains_key("network.vpc.main") && !found.contains_key("fleet.instances.app"),
+        "{found:?}"
+    );
+    // The plan shown at the gate has real ids, not `(known after …)` guesses.
+    let at_gate = &text[text.find("Phase 2/2 compute").expect("phase 2 shown")..];
+    assert!(at_gate.contains("vpc          = \"vpc-"), "{at_gate}");
+
+    let (code, text) = s.run(&["runs"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("paused at a gate before `compute` (0/1)"),
+        "{text}"
+    );
+
+    let (code, text) = s.run(&[
+        "approve",
+        &id,
+        "--as",
+        "alice",
+        "--reason",
+        "checked the plan",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(s.addresses().await, exactly_desired());
+
+    let (code, text) = s.run(&["runs", "show", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    for expected in [
+        "gate before foundation: Auto by policy",
+        "paused at the gate before compute",
+        "gate before compute: Approve by alice after waiting",
+        "(checked the plan)",
+        "phase compute finished in",
+        "status: succeeded",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(2), "a finished run does not resume: {text}");
+    s.destroy();
+}
+
+#[tokio::test]
+async fn two_distinct_approvers_from_the_allowlist() {
+    let s = Setup::new(
+        "gate-two",
+        82,
+        "{ manual = { approvals = 2, approvers = [\"alice\", \"bob\"] } }",
+    );
+    let (code, text) = s.run(&["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let id = s.run_id();
+
+    let (code, text) = s.run(&["approve", &id, "--as", "mallory"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("`mallory` may not approve") && text.contains("alice, bob"),
+        "{text}"
+    );
+    let (code, text) = s.run(&["approve", &id, "--as", "alice", "--gate", "foundation"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("waits at the gate before phase `compute`"),
+        "{text}"
+    );
+    let (code, text) = s.run(&["approve", &id, "--as", "alice"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 of 2"), "{text}");
+    let (code, text) = s.run(&["approve", &id, "--as", "alice"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("already approved"), "{text}");
+
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(3), "one approval of two still pauses: {text}");
+    let (code, text) = s.run(&["approve", &id, "--as", "bob"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(s.addresses().await, exactly_desired());
+    s.destroy();
+}
+
+#[tokio::test]
+async fn a_gate_that_times_out_rejects_the_run() {
+    let s = Setup::new(
+        "gate-timeout",
+        83,
+        "{ manual = { timeout = \"1s\", on_timeout = \"reject\" } }",
+    );
+    let (code, text) = s.run(&["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let id = s.run_id();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("rejected at the gate before phase `compute` by timeout"),
+        "{text}"
+    );
+    assert!(!s.addresses().await.contains_key("fleet.instances.app"));
+    let (_, text) = s.run(&["runs", "show", &id]);
+    assert!(
+        text.contains("gate before compute: Timeout by policy")
+            && text.contains("status: rejected"),
+        "{text}"
+    );
+    let (code, text) = s.run(&["approve", &id, "--as", "alice"]);
+    assert_eq!(code, Some(2), "{text}");
+    s.destroy();
+}
+
+#[tokio::test]
+async fn a_rejected_run_applies_nothing_more() {
+    let s = Setup::new("gate-reject", 84, "\"manual\"");
+    let (code, _) = s.run(&["apply", "rb"]);
+    assert_eq!(code, Some(3));
+    let id = s.run_id();
+    let (code, text) = s.run(&["reject", &id, "--as", "carol", "--reason", "wrong window"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("is rejected"), "{text}");
+    let (_, text) = s.run(&["runs", "show", &id]);
+    assert!(
+        text.contains("Reject by carol") && text.contains("(wrong window)"),
+        "{text}"
+    );
+    assert!(!s.addresses().await.contains_key("fleet.instances.app"));
+    s.destroy();
+}
+
+#[tokio::test]
+async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
+    // A reference run tells how many events a whole apply writes.
+    let reference = Setup::new("crash-reference", 85, "\"manual\"");
+    let (code, text) = reference.run(&["apply", "rb", "--auto-approve", "--reason", "crash test"]);
+    assert_eq!(code, Some(0), "{text}");
+    let total = reference.events(&reference.run_id());
+    reference.destroy();
+
+    for (i, kill_after) in [1, 5, total - 1].into_iter().enumerate() {
+        let s = Setup::new(&format!("crash-{kill_after}"), 86 + i as u8, "\"manual\"");
+        let status = s
+            .command(&["apply", "rb", "--auto-approve"])
+            .env("DRCTL_CRASH_AFTER_EVENT", kill_after.to_string())
+            .output()
+            .expect("run drctl");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.status.signal(),
+            Some(9),
+            "killed after event {kill_after}"
+        );
+        let id = s.run_id();
+        assert_eq!(s.events(&id), kill_after);
+        // The lock of the dead process is stale: resume takes it over.
+        let (code, text) = s.run(&["resume", &id]);
+        assert_eq!(code, Some(0), "resume after event {kill_after}: {text}");
+        assert_eq!(
+            s.addresses().await,
+            exactly_desired(),
+            "after a kill after event {kill_after}"
+        );
+        let (code, text) = s.run(&["plan", "rb", "--detailed-exitcode"]);
+        assert_eq!(code, Some(0), "{text}");
+        s.destroy();
+    }
+}
+
+#[tokio::test]
+async fn a_second_run_on_a_locked_environment_is_refused() {
+    let s = Setup::new("locked", 90, "\"auto\"");
+    // A live process of this host holds the lock.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let path = lock_path(s.state.path(), &s.env, REGION);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let lock = LockHolder {
+        pid: holder.id(),
+        host: drctl::journal::host_name(),
+        user: "someone".into(),
+        run_id: "20260101T000000-beef".into(),
+        since: 0,
+    };
+    std::fs::write(&path, serde_json::to_string(&lock).unwrap()).unwrap();
+    let (code, text) = s.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("is locked by run 20260101T000000-beef")
+            && text.contains(&format!("pid {}", holder.id())),
+        "{text}"
+    );
+    assert!(
+        s.addresses().await.is_empty(),
+        "a refused run touches nothing"
+    );
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let (code, text) = s.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "a dead holder's lock is stale: {text}");
+    assert!(!path.exists(), "the lock is released at the end");
+    s.destroy();
+}
