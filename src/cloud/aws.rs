@@ -616,19 +616,24 @@ fn fleet_seen(instances: &[&Instance]) -> Seen {
     seen
 }
 
-/// Instances grouped into fleets by their address tags.
+/// Instances grouped into fleets by their address tags and the run that
+/// created the fleet: while a replacement is under way, the old and the new
+/// fleet share an address and are told apart by `drctl:run` (scaling and
+/// retagging keep a fleet's creating run).
 fn fleets(instances: &[Instance], kind: ResourceKind) -> Vec<ObservedResource> {
-    let mut groups: BTreeMap<Address, Vec<&Instance>> = BTreeMap::new();
+    let mut groups: BTreeMap<(Address, String), Vec<&Instance>> = BTreeMap::new();
     for instance in instances {
-        if let Some(address) = Address::from_tags(&ec2::tag_map(instance.tags())) {
+        let tags = ec2::tag_map(instance.tags());
+        if let Some(address) = Address::from_tags(&tags) {
             if address.kind == kind {
-                groups.entry(address).or_default().push(instance);
+                let run = tags.get(tags::RUN).cloned().unwrap_or_default();
+                groups.entry((address, run)).or_default().push(instance);
             }
         }
     }
     groups
         .into_iter()
-        .map(|(address, members)| fleet_seen(&members).at(&address))
+        .map(|((address, _), members)| fleet_seen(&members).at(&address))
         .collect()
 }
 
@@ -1600,7 +1605,15 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
 
     /// The fleet's instances now (any state but shutting-down/terminated).
     async fn fleet_members(&self, current: &ObservedResource) -> Result<Vec<Instance>, CloudError> {
-        match identity_tags(&current.tags) {
+        // A fleet is its address *and* its creating run: during a replacement
+        // the old and the new fleet share the address (see `fleets`).
+        let identity = identity_tags(&current.tags).map(|mut identity| {
+            if let Some(run) = current.tags.get(tags::RUN) {
+                identity.insert(tags::RUN.to_string(), run.clone());
+            }
+            identity
+        });
+        match identity {
             Some(identity) => self.ec2.describe_instances(Select::Tagged(&identity)).await,
             None => {
                 let ids = current

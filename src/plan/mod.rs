@@ -139,20 +139,13 @@ pub fn plan(
 ) -> Plan {
     let mut sorted: Vec<&ObservedResource> = observed.iter().collect();
     sorted.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
-    let mut by_address: BTreeMap<Address, &ObservedResource> = BTreeMap::new();
-    let mut cleanup = Vec::new();
+    // Usually one resource per address; more when a replacement or a crashed
+    // run left another copy behind.
+    let mut by_address: BTreeMap<Address, Vec<&ObservedResource>> = BTreeMap::new();
     for o in sorted {
-        if let Some(kept) = by_address.get(&o.address) {
-            // Two resources claim one address: a run died between create and
-            // journal. Keep the first, delete the other.
-            cleanup.push(deletion(
-                o,
-                format!("duplicate of {} (left by an interrupted run)", kept.id),
-            ));
-        } else {
-            by_address.insert(o.address.clone(), o);
-        }
+        by_address.entry(o.address.clone()).or_default().push(o);
     }
+    let mut cleanup = Vec::new();
 
     let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
     let mut phases = Vec::new();
@@ -162,12 +155,22 @@ pub fn plan(
             let stack = &project.stacks[stack_name];
             for resource in resource_order(stack) {
                 let address = Address::new(&stack.name, resource.kind, &resource.name);
-                let current = by_address.remove(&address);
                 let scope = Scope {
                     project,
                     runbook,
                     exports: &exports,
                 };
+                let copies = by_address.remove(&address).unwrap_or_default();
+                let (current, others) = choose_copy(&scope, stack, resource, copies);
+                for other in others {
+                    cleanup.push(deletion(
+                        other,
+                        format!(
+                            "another copy of {address} ({}) is kept",
+                            current.map_or("", |c| c.id.as_str())
+                        ),
+                    ));
+                }
                 let change = diff(
                     &scope,
                     stack,
@@ -197,7 +200,7 @@ pub fn plan(
             cutover: phase.cutover.iter().map(|s| s.to_string()).collect(),
         });
     }
-    for (_, o) in by_address {
+    for o in by_address.into_values().flatten() {
         cleanup.push(deletion(o, "no longer declared".to_string()));
     }
     cleanup.sort_by_key(|c| (normalize::delete_rank(c.address.kind), c.address.clone()));
@@ -211,6 +214,33 @@ pub fn plan(
         phases,
         cleanup,
     }
+}
+
+/// Which of several resources claiming one address is the resource: the one
+/// already matching the desired spec, else the newest run's, else the first.
+fn choose_copy<'o>(
+    scope: &Scope<'_>,
+    stack: &Stack,
+    resource: &Resource,
+    mut copies: Vec<&'o ObservedResource>,
+) -> (Option<&'o ObservedResource>, Vec<&'o ObservedResource>) {
+    if copies.len() > 1 {
+        let wanted = Desired::of(scope, stack, resource)
+            .known()
+            .map(|(attrs, tags)| spec_hash(resource.kind, &attrs, &tags));
+        let key = |o: &&ObservedResource| {
+            let matches = wanted.is_some() && o.spec_hash() == wanted.as_deref();
+            (matches, o.run_id().unwrap_or("").to_string())
+        };
+        // Stable: among equal keys the first (by id) wins.
+        let best = (0..copies.len())
+            .rev()
+            .max_by_key(|&i| key(&copies[i]))
+            .expect("more than one copy");
+        let kept = copies.remove(best);
+        return (Some(kept), copies);
+    }
+    (copies.pop(), Vec::new())
 }
 
 fn deletion(o: &ObservedResource, reason: String) -> Change {

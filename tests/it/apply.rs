@@ -56,9 +56,10 @@ impl Rehearsal {
         let plan = self.plan().await;
         let (project, _) = load_project(self.repo.root(), &[]);
         let runbook = project.runbook("rb").unwrap();
+        // Every apply is a run of its own, as with the binary.
         let options = ApplyOptions {
             parallelism: 4,
-            run_id: "test-run".into(),
+            run_id: drctl::commands::new_run_id(),
         };
         execute::apply(&self.provider, &project, runbook, &plan, &options, &|_| {}).await
     }
@@ -87,7 +88,6 @@ fn changed(plan: &Plan) -> BTreeMap<String, (Action, Vec<String>)> {
     plan.phases
         .iter()
         .flat_map(|p| &p.changes)
-        .chain(&plan.cleanup)
         .filter(|c| c.action != Action::NoOp)
         .map(|c| {
             (
@@ -160,6 +160,7 @@ async fn build_from_nothing_converge_change_and_destroy() {
             ),
         ])
     );
+    assert!(change.cleanup.is_empty());
     assert_plan_snapshot("plan_two_updates", &render::render(&change));
     let report = r.apply().await;
     assert!(
@@ -342,4 +343,60 @@ fn a_protected_environment_needs_force_and_its_name() {
     let (code, text) = run(&["--force", "--confirm", "prod"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("does not match"), "{text}");
+}
+
+#[tokio::test]
+async fn a_replacement_creates_the_new_copy_before_deleting_the_old() {
+    let vars = "cidr = \"10.74.0.0/16\"\nsubnet_a_cidr = \"10.74.1.0/24\"\nsubnet_b_cidr = \"10.74.2.0/24\"";
+    let r = Rehearsal::new("it-replace", vars).await;
+    assert!(r.apply().await.succeeded());
+    let before = r.provider.discover(&r.env).await.unwrap();
+    let old_fleet = before
+        .iter()
+        .find(|o| o.address.to_string() == "fleet.instances.app")
+        .unwrap()
+        .clone();
+
+    // A subnet's CIDR cannot change in place: the subnet is replaced, and so is
+    // the fleet in it; the route table and load balancer are repointed.
+    r.edit("runbooks/rb.toml", "10.74.1.0/24", "10.74.3.0/24");
+    let plan = r.plan().await;
+    let changes = changed(&plan);
+    assert_eq!(changes["network.subnet.a"].0, Action::Replace);
+    assert_eq!(changes["fleet.instances.app"].0, Action::Replace);
+    assert_eq!(
+        changes["network.route_table.public"],
+        (Action::Update, vec!["subnets".to_string()])
+    );
+    assert_eq!(
+        changes["fleet.load_balancer.public"],
+        (Action::Update, vec!["subnets".to_string()])
+    );
+    let cleanup: Vec<String> = plan.cleanup.iter().map(|c| c.address.to_string()).collect();
+    assert_eq!(
+        cleanup,
+        ["fleet.instances.app", "network.subnet.a"],
+        "dependents first"
+    );
+
+    let report = r.apply().await;
+    assert!(
+        report.succeeded(),
+        "{:#?}",
+        report.failures().collect::<Vec<_>>()
+    );
+    let after = r.provider.discover(&r.env).await.unwrap();
+    let fleets: Vec<_> = after
+        .iter()
+        .filter(|o| o.address.to_string() == "fleet.instances.app")
+        .collect();
+    assert_eq!(
+        fleets.len(),
+        1,
+        "exactly the new fleet is left: {fleets:#?}"
+    );
+    assert_ne!(fleets[0].exports["ids"], old_fleet.exports["ids"]);
+    assert_eq!(fleets[0].attrs["count"], Value::Int(2));
+    assert!(!r.plan().await.has_changes());
+    r.destroy().await;
 }
