@@ -43,20 +43,6 @@ pub fn lock_path(state_dir: &Path, env: &str, region: &str) -> PathBuf {
     state_dir.join("locks").join(format!("{env}@{region}.json"))
 }
 
-fn alive(pid: u32) -> bool {
-    // A zombie has exited: it holds nothing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 pub fn read_holder(path: &Path) -> Option<LockHolder> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
@@ -100,7 +86,7 @@ impl EnvLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let holder = read_holder(&path);
                     let stale = match &holder {
-                        Some(h) => h.host == me.host && !alive(h.pid),
+                        Some(h) => h.host == me.host && !crate::sandbox::pid_alive(h.pid),
                         None => true, // torn write by a process that died creating it
                     };
                     if !stale {

@@ -812,8 +812,8 @@ fn to_pid(pid: u32) -> Option<Pid> {
 }
 
 /// The process exists and has not exited. A zombie has exited: it only waits
-/// for its parent to collect its status.
-fn pid_alive(pid: u32) -> bool {
+/// for its parent to collect its status. (Also used for lock holders.)
+pub fn pid_alive(pid: u32) -> bool {
     let Some(target) = to_pid(pid) else {
         return false;
     };

@@ -3,23 +3,9 @@
 
 use std::path::Path;
 
-use drctl::sandbox::{endpoint_answers, Sandbox, TetheredMoto};
+use drctl::sandbox::{endpoint_answers, pid_alive, Sandbox, TetheredMoto};
 
 use crate::support::{drctl, moto_venv, state_dir_sharing_venv};
-
-fn process_exists(pid: u32) -> bool {
-    // A zombie (exited, not yet reaped) is not a running server.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
 
 #[test]
 fn a_tethered_server_answers_and_is_gone_after_drop() {
@@ -28,7 +14,7 @@ fn a_tethered_server_answers_and_is_gone_after_drop() {
     assert!(endpoint_answers(moto.endpoint()), "{}", moto.endpoint());
     let (pid, endpoint) = (moto.pid(), moto.endpoint().to_string());
     drop(moto);
-    assert!(!process_exists(pid), "moto pid {pid} outlived its owner");
+    assert!(!pid_alive(pid), "moto pid {pid} outlived its owner");
     assert!(!endpoint_answers(&endpoint));
 }
 
@@ -64,7 +50,7 @@ fn background_sandbox_start_status_stop_through_the_cli() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("sandbox stopped"), "{text}");
     assert!(
-        !process_exists(status.pid),
+        !pid_alive(status.pid),
         "moto pid {} still runs after stop",
         status.pid
     );
