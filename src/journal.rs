@@ -257,14 +257,16 @@ impl Journal {
 }
 
 /// Fault injection for the crash tests: `DRCTL_CRASH_AFTER_EVENT=N` makes
-/// the process SIGKILL itself right after the journal's N-th event is on disk.
+/// the process SIGKILL itself right after the journal's N-th event is on
+/// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there.
 fn crash_point(written: usize) {
-    if let Ok(n) = std::env::var("DRCTL_CRASH_AFTER_EVENT") {
-        if n.parse() == Ok(written) {
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::KILL,
-            );
+    use rustix::process::{getpid, kill_process, Signal};
+    for (variable, signal) in [
+        ("DRCTL_CRASH_AFTER_EVENT", Signal::KILL),
+        ("DRCTL_INTERRUPT_AFTER_EVENT", Signal::INT),
+    ] {
+        if std::env::var(variable).ok().and_then(|n| n.parse().ok()) == Some(written) {
+            let _ = kill_process(getpid(), signal);
         }
     }
 }

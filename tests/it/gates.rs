@@ -272,7 +272,7 @@ async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
     let total = reference.events(&reference.run_id());
     reference.destroy();
 
-    for (i, kill_after) in [1, 5, total - 1].into_iter().enumerate() {
+    for (i, kill_after) in [1, 5, total - 1, total].into_iter().enumerate() {
         let s = Setup::new(&format!("crash-{kill_after}"), 86 + i as u8, "\"manual\"");
         let status = s
             .command(&["apply", "rb", "--auto-approve"])
@@ -287,9 +287,15 @@ async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
         );
         let id = s.run_id();
         assert_eq!(s.events(&id), kill_after);
-        // The lock of the dead process is stale: resume takes it over.
+        // The lock of the dead process is stale: resume takes it over. After
+        // the last event the run had finished: there is nothing to resume.
         let (code, text) = s.run(&["resume", &id]);
-        assert_eq!(code, Some(0), "resume after event {kill_after}: {text}");
+        let expected = if kill_after == total { 2 } else { 0 };
+        assert_eq!(
+            code,
+            Some(expected),
+            "resume after event {kill_after}: {text}"
+        );
         assert_eq!(
             s.addresses().await,
             exactly_desired(),
@@ -336,5 +342,39 @@ async fn a_second_run_on_a_locked_environment_is_refused() {
     let (code, text) = s.run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "a dead holder's lock is stale: {text}");
     assert!(!path.exists(), "the lock is released at the end");
+    s.destroy();
+}
+
+#[tokio::test]
+async fn ctrl_c_lets_calls_in_flight_finish_and_resume_completes_the_run() {
+    let s = Setup::new("interrupt", 91, "\"auto\"");
+    // SIGINT right after the first resource's intent is journaled.
+    let out = s
+        .command(&["apply", "rb", "--auto-approve"])
+        .env("DRCTL_INTERRUPT_AFTER_EVENT", "5")
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Stopping: nothing new starts"), "{text}");
+    let id = s.run_id();
+    assert!(text.contains(&format!("drctl resume {id}")), "{text}");
+    // The call in flight (the VPC) finished; nothing after it started.
+    let found = s.addresses().await;
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        ["network.vpc.main"],
+        "{text}"
+    );
+    let (_, timeline) = s.run(&["runs", "show", &id]);
+    assert!(
+        timeline.contains("interrupted") && timeline.contains("network.vpc.main done"),
+        "{timeline}"
+    );
+
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(s.addresses().await, exactly_desired());
     s.destroy();
 }
