@@ -539,6 +539,13 @@ pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<
     }
     let target = cloud_target(global, &runbook.region).await?;
     let provider = AwsProvider::new(&target.settings.load().await);
+    // A destroy racing an apply of the same environment would fight it.
+    let _lock = EnvLock::acquire(
+        &global.state_dir,
+        env,
+        &runbook.region,
+        &format!("destroy-{}", new_run_id()),
+    )?;
     let observed = provider.discover(env).await?;
     if observed.is_empty() {
         println!(
