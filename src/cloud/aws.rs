@@ -299,6 +299,10 @@ struct Want<'a> {
 }
 
 impl<'a> Want<'a> {
+    fn new(address: &'a Address, attrs: &'a Attrs) -> Self {
+        Want { address, attrs }
+    }
+
     fn bad(&self, key: &str, expected: &'static str) -> CloudError {
         CloudError::InvalidAttr {
             address: self.address.to_string(),
@@ -1086,10 +1090,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
     // --- vpc ---
 
     async fn create_vpc(&self, req: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let id = self
             .ec2
             .create_vpc(want.str("cidr_block")?, req.tags)
@@ -1109,10 +1110,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         current: &ObservedResource,
         attrs: &Attrs,
     ) -> Result<(), CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         if let Some(wanted) = attrs.get("enable_dns_hostnames") {
             let wanted = wanted
                 .as_bool()
@@ -1127,10 +1125,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
     // --- subnet ---
 
     async fn create_subnet(&self, req: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let id = self
             .ec2
             .create_subnet(
@@ -1154,10 +1149,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         current: &ObservedResource,
         attrs: &Attrs,
     ) -> Result<(), CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         let wanted = want.bool("map_public_ip", false)?;
         if current.attrs.get("map_public_ip") != Some(&Value::Bool(wanted)) {
             self.ec2
@@ -1173,10 +1165,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let vpc = want.str("vpc")?;
         let id = self.ec2.create_internet_gateway(req.tags).await?;
         let attached = self
@@ -1225,10 +1214,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let id = self
             .ec2
             .create_route_table(want.str("vpc")?, req.tags)
@@ -1337,10 +1323,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let vpc = want.str("vpc")?;
         let name = names::security_group_name(
             req.tags.get(tags::ENV).map_or("", String::as_str),
@@ -1448,10 +1431,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
         let ids = self
             .launch(&want, req.tags, &BTreeMap::new(), count, req.client_token)
@@ -1646,10 +1626,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         attrs: &Attrs,
         tags: &Tags,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         let wanted = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
         let members = self.fleet_members(current).await?;
         let live: Vec<&Instance> = members.iter().filter(|i| is_live(i)).collect();
@@ -1719,10 +1696,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let name = elbv2_name(req.address, req.tags);
         let health_check = want.health_check()?;
         let spec = TargetGroupSpec {
@@ -1763,10 +1737,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         current: &ObservedResource,
         attrs: &Attrs,
     ) -> Result<(), CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         let health_check = want.health_check()?;
         if current.attrs.get("health_check") != attrs.get("health_check") {
             let protocol = want.str("protocol")?;
@@ -1783,10 +1754,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let name = elbv2_name(req.address, req.tags);
         let mut subnets = want.strs("subnets")?;
         subnets.sort();
@@ -1846,10 +1814,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         current: &ObservedResource,
         attrs: &Attrs,
     ) -> Result<(), CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         let mut subnets = want.strs("subnets")?;
         subnets.sort();
         if current.attrs.get("subnets")
@@ -1895,10 +1860,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         &self,
         req: &CreateRequest<'_>,
     ) -> Result<ObservedResource, CloudError> {
-        let want = Want {
-            address: req.address,
-            attrs: req.attrs,
-        };
+        let want = Want::new(req.address, req.attrs);
         let action = match want.opt_str("default_target_group")? {
             Some(group) => DefaultAction::Forward(group),
             None => DefaultAction::Unavailable,
@@ -1927,10 +1889,7 @@ impl<E: Ec2, L: Elbv2> AwsProvider<E, L> {
         current: &ObservedResource,
         attrs: &Attrs,
     ) -> Result<(), CloudError> {
-        let want = Want {
-            address: &current.address,
-            attrs,
-        };
+        let want = Want::new(&current.address, attrs);
         let changed = ["protocol", "port", "default_target_group"]
             .iter()
             .any(|k| current.attrs.get(*k) != attrs.get(*k));
@@ -2278,10 +2237,7 @@ mod tests {
                 rule(("cidr", Value::Str("0.0.0.0/0".into()))),
             ]),
         )]);
-        let want = Want {
-            address: &address,
-            attrs: &attrs,
-        };
+        let want = Want::new(&address, &attrs);
         let rules = want.rules("ingress").unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(want.rules("egress").unwrap(), vec![]);

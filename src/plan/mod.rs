@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::graph::{resource_order, runbook_phases};
-use crate::model::{Project, Resource, ResourceKind, Runbook, Stack};
+use crate::model::{Project, Resource, Runbook, Stack};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
-use normalize::{hidden_force_new, normalize, spec_hash, updatable};
+use normalize::{hidden_force_new, normalize, spec_hash, unset_is_a_value, updatable};
 use resolve::{Exports, Resolved, Scope};
 
 /// Version of the saved-plan format; a different one is refused.
@@ -362,11 +362,7 @@ fn diff(
         }
     }
     for (name, have) in &current.attrs {
-        // Only a listener's forward target means something when left unset
-        // (a fixed 503); other unset keys are AWS's defaults, not ours.
-        let unset_is_a_value =
-            (kind, name.as_str()) == (ResourceKind::Listener, "default_target_group");
-        if unset_is_a_value && !desired.attrs.contains_key(name) {
+        if unset_is_a_value(kind, name) && !desired.attrs.contains_key(name) {
             attrs.push(AttrDiff {
                 name: name.clone(),
                 before: Some(have.clone()),

@@ -158,6 +158,13 @@ pub fn updatable(kind: ResourceKind, attr: &str) -> bool {
     )
 }
 
+/// Whether leaving `attr` unset asks for something (so an observed value is
+/// a difference). Only a listener's forward target does: unset means a fixed
+/// 503. Other unset attributes are AWS's defaults, not ours to manage.
+pub fn unset_is_a_value(kind: ResourceKind, attr: &str) -> bool {
+    (kind, attr) == (ResourceKind::Listener, "default_target_group")
+}
+
 /// Attributes an adapter cannot read back and that force a replacement: a
 /// changed spec hash with no visible difference means one of these changed.
 pub fn hidden_force_new(kind: ResourceKind) -> &'static [&'static str] {

@@ -24,17 +24,7 @@ const REGION: &str = "us-west-2";
 
 impl Rehearsal {
     async fn new(env: &str, vars: &str) -> Rehearsal {
-        let repo = Repo::with(&[]);
-        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
-        for stack in ["network", "fleet"] {
-            let text = std::fs::read_to_string(examples.join(format!("{stack}.toml"))).unwrap();
-            repo.write(&format!("stacks/{stack}.toml"), &text);
-        }
-        repo.write("runbooks/rb.toml", &format!(
-            "environment = \"{env}\"\nregion = \"{REGION}\"\nstacks = [\"fleet\"]\n\n[vars]\n{vars}\n\n\
-             [[phases]]\nname = \"foundation\"\nstacks = [\"network\"]\n\n\
-             [[phases]]\nname = \"compute\"\nstacks = [\"fleet\"]\n"
-        ));
+        let repo = Repo::fleet_rehearsal(env, REGION, vars, "\"auto\"");
         let provider =
             AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await);
         Rehearsal {

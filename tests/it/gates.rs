@@ -2,7 +2,7 @@
 //! through the binary, without a terminal, against moto.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use drctl::cloud::aws::AwsProvider;
@@ -24,18 +24,10 @@ struct Setup {
 
 impl Setup {
     fn new(env: &str, octet: u8, gate: &str) -> Setup {
-        let repo = Repo::with(&[]);
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
-        for stack in ["network", "fleet"] {
-            let text = std::fs::read_to_string(examples.join(format!("{stack}.toml"))).unwrap();
-            repo.write(&format!("stacks/{stack}.toml"), &text);
-        }
-        repo.write("runbooks/rb.toml", &format!(
-            "environment = \"{env}\"\nregion = \"{REGION}\"\nstacks = [\"fleet\"]\n\n\
-             [vars]\ncidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\"\n\n\
-             [[phases]]\nname = \"foundation\"\nstacks = [\"network\"]\n\n\
-             [[phases]]\nname = \"compute\"\nstacks = [\"fleet\"]\ngate = {gate}\n"
-        ));
+        let vars = format!(
+            "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
+        );
+        let repo = Repo::fleet_rehearsal(env, REGION, &vars, gate);
         Setup {
             repo,
             state: tempfile::tempdir().unwrap(),

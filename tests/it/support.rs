@@ -90,6 +90,28 @@ impl Repo {
         repo
     }
 
+    /// The example `network` and `fleet` stacks with a two-phase runbook
+    /// `rb` for environment `env` in `region`: `vars` (TOML lines) under
+    /// `[vars]`, and `gate` before the `compute` phase.
+    pub fn fleet_rehearsal(env: &str, region: &str, vars: &str, gate: &str) -> Repo {
+        let repo = Repo::with(&[]);
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+        for stack in ["network", "fleet"] {
+            let text = std::fs::read_to_string(examples.join(format!("{stack}.toml")))
+                .expect("read example stack");
+            repo.write(&format!("stacks/{stack}.toml"), &text);
+        }
+        repo.write(
+            "runbooks/rb.toml",
+            &format!(
+                "environment = \"{env}\"\nregion = \"{region}\"\nstacks = [\"fleet\"]\n\n[vars]\n{vars}\n\n\
+                 [[phases]]\nname = \"foundation\"\nstacks = [\"network\"]\n\n\
+                 [[phases]]\nname = \"compute\"\nstacks = [\"fleet\"]\ngate = {gate}\n"
+            ),
+        );
+        repo
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
