@@ -3,7 +3,7 @@
 //! the edge; nothing below this module knows about clap.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -289,7 +289,7 @@ fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, Error> {
     let paths = args
         .runbooks
         .iter()
-        .map(|r| runbook_path(&root, r))
+        .map(|r| crate::app::runbook_path(&root, r))
         .collect::<Result<Vec<_>, _>>()?;
     let (project, diags) = load_project(&root, &paths);
     if !diags.is_empty() {
@@ -316,75 +316,14 @@ fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-/// The repository root: `--root`, else the directory above a runbook path's
-/// `runbooks/`, else the current directory.
 fn project_root(global: &GlobalArgs, runbook: &str) -> PathBuf {
-    if let Some(root) = &global.root {
-        return root.clone();
-    }
-    let path = Path::new(runbook);
-    if path.is_file() {
-        if let Some(dir) = path
-            .canonicalize()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-        {
-            if let Some(parent) = dir.parent() {
-                if parent.join("stacks").is_dir() {
-                    return parent.to_path_buf();
-                }
-            }
-        }
-    }
-    PathBuf::from(".")
-}
-
-/// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`.
-fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
-    let as_path = PathBuf::from(runbook);
-    if as_path.is_file() {
-        return Ok(as_path);
-    }
-    let by_name = root.join("runbooks").join(format!("{runbook}.toml"));
-    if by_name.is_file() {
-        return Ok(by_name);
-    }
-    let known: Vec<String> = std::fs::read_dir(root.join("runbooks"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let p = e.path();
-                    (p.extension()? == "toml")
-                        .then(|| p.file_stem()?.to_str().map(str::to_string))?
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Err(Error::usage(
-        format!(
-            "no runbook `{runbook}` (looked for {} and {})",
-            as_path.display(),
-            by_name.display()
-        ),
-        crate::diag::suggest(runbook, known.iter().map(String::as_str)),
-    ))
+    crate::app::project_root(global.root.as_deref(), runbook)
 }
 
 /// Loads and validates the project around one runbook; returns the runbook's name.
 pub(crate) fn load_runbook(global: &GlobalArgs, runbook: &str) -> Result<(Project, String), Error> {
-    let root = project_root(global, runbook);
-    let path = runbook_path(&root, runbook)?;
-    let (project, diags) = load_project(&root, std::slice::from_ref(&path));
-    if !diags.is_empty() {
-        return Err(Error::Invalid(diags));
-    }
-    let name = project
-        .runbooks
-        .first()
-        .map(|r| r.name.clone())
-        .ok_or_else(|| Error::usage(format!("cannot read runbook {}", path.display()), None))?;
-    Ok((project, name))
+    let loaded = crate::app::load(global.root.as_deref(), runbook)?;
+    Ok((loaded.project, loaded.name))
 }
 
 /// The AWS endpoint a command talks to, and the sandbox it may have started

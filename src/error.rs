@@ -45,6 +45,10 @@ pub enum Error {
         region: String,
         holder: String,
     },
+    /// The plan holds steps this drctl cannot execute yet: refused before
+    /// anything changes.
+    #[error("the plan has steps drctl cannot execute yet:\n  {}", steps.join("\n  "))]
+    NotExecutable { steps: Vec<String> },
     /// The user answered "no" at a prompt.
     #[error("not confirmed; nothing was changed")]
     Declined,
@@ -60,7 +64,10 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Invalid(_) | Error::Usage { .. } | Error::Declined => exit::INVALID,
+            Error::Invalid(_)
+            | Error::Usage { .. }
+            | Error::Declined
+            | Error::NotExecutable { .. } => exit::INVALID,
             Error::StalePlan { .. } | Error::Locked { .. } => exit::FAILURE,
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
         }
@@ -71,6 +78,9 @@ impl Error {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Cloud(e) => e.hint().map(str::to_string),
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
+            Error::NotExecutable { .. } => Some(
+                "validate and graph work for this runbook; plan and apply need the missing step kinds (see the README's status)".into(),
+            ),
             Error::Locked { env, .. } => Some(format!(
                 "wait for that run, or if it is dead on another host: drctl unlock {env} --lock-region REGION"
             )),

@@ -9,15 +9,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::plan::Action;
 use crate::world::Address;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::clock::Millis;
 
+/// The wall clock, for what is not part of a run (runs read the injected clock).
 pub fn now_millis() -> Millis {
     jiff::Timestamp::now().as_millisecond()
 }
@@ -64,6 +66,14 @@ pub enum Event {
         host: String,
         /// `--auto-approve`: every gate passes, recorded as such.
         auto_approve: Option<String>,
+        /// SHA-256 of each stack and runbook file the run was planned from,
+        /// by path relative to the project root.
+        #[serde(default)]
+        sources: BTreeMap<String, String>,
+        /// The deletions approved with the run's plan: (address, object id).
+        /// Cleanup deletes only these, and duplicates this run itself made.
+        #[serde(default)]
+        approved_cleanup: Vec<(Address, String)>,
     },
     /// The plan a phase is about to execute (re-planned with real values).
     PhasePlanned {
@@ -96,10 +106,15 @@ pub enum Event {
         id: String,
         error: Option<String>,
     },
+    /// The gate shows the phase plan hashing to `plan_hash`; approvals are
+    /// for that plan only. A re-plan that differs is recorded again, which
+    /// sets the approvals so far aside.
     GateWaiting {
         at: Millis,
         phase: String,
         gate: GateSpec,
+        #[serde(default)]
+        plan_hash: String,
     },
     GateDecision {
         at: Millis,
@@ -108,6 +123,9 @@ pub enum Event {
         by: String,
         reason: Option<String>,
         waited_ms: Millis,
+        /// The plan this decision was about.
+        #[serde(default)]
+        plan_hash: String,
     },
     Paused {
         at: Millis,
@@ -341,6 +359,8 @@ pub struct WaitingGate {
     pub phase: String,
     pub gate: GateSpec,
     pub since: Millis,
+    /// The plan shown at the gate, which approvals are for.
+    pub plan_hash: String,
     pub approved_by: Vec<String>,
 }
 
@@ -359,24 +379,42 @@ pub fn run_state(events: &[Event]) -> RunState {
                 address, action, ..
             } => in_flight.push((address.clone(), *action)),
             Event::Outcome { address, .. } => in_flight.retain(|(a, _)| a != address),
-            Event::GateWaiting { phase, gate, at }
-                if waiting.as_ref().map(|w| &w.phase) != Some(phase) =>
-            {
-                waiting = Some(WaitingGate {
-                    phase: phase.clone(),
-                    gate: gate.clone(),
-                    since: *at,
-                    approved_by: Vec::new(),
-                });
-            }
+            Event::GateWaiting {
+                phase,
+                gate,
+                at,
+                plan_hash,
+            } => match waiting.as_mut().filter(|w| &w.phase == phase) {
+                // The same gate showing another plan: earlier approvals were
+                // for the old plan and no longer count; the wait goes on.
+                Some(w) => {
+                    if &w.plan_hash != plan_hash {
+                        w.plan_hash = plan_hash.clone();
+                        w.approved_by.clear();
+                    }
+                }
+                None => {
+                    waiting = Some(WaitingGate {
+                        phase: phase.clone(),
+                        gate: gate.clone(),
+                        since: *at,
+                        plan_hash: plan_hash.clone(),
+                        approved_by: Vec::new(),
+                    });
+                }
+            },
             Event::GateDecision {
                 phase,
                 decision,
                 by,
+                plan_hash,
                 ..
             } => match decision {
                 Decision::Approve => {
-                    if let Some(w) = waiting.as_mut().filter(|w| &w.phase == phase) {
+                    if let Some(w) = waiting
+                        .as_mut()
+                        .filter(|w| &w.phase == phase && &w.plan_hash == plan_hash)
+                    {
                         if !w.approved_by.contains(by) {
                             w.approved_by.push(by.clone());
                         }
@@ -499,6 +537,42 @@ mod tests {
         }
     }
 
+    fn approval(at: Millis, by: &str, plan_hash: &str) -> Event {
+        Event::GateDecision {
+            at,
+            phase: "two".into(),
+            decision: Decision::Approve,
+            by: by.into(),
+            reason: None,
+            waited_ms: 1,
+            plan_hash: plan_hash.into(),
+        }
+    }
+
+    #[test]
+    fn approvals_are_for_the_plan_shown_and_a_new_plan_sets_them_aside() {
+        let waiting = |plan_hash: &str, at| Event::GateWaiting {
+            at,
+            phase: "two".into(),
+            gate: gate(),
+            plan_hash: plan_hash.into(),
+        };
+        let mut events = vec![waiting("p1", 1), approval(2, "alice", "p1")];
+        let state = run_state(&events);
+        assert_eq!(state.waiting.as_ref().unwrap().approved_by, ["alice"]);
+        // The files changed during the pause: the gate shows another plan.
+        events.push(waiting("p2", 3));
+        let w = run_state(&events).waiting.unwrap();
+        assert_eq!(w.plan_hash, "p2");
+        assert!(w.approved_by.is_empty(), "alice approved p1, not p2");
+        assert_eq!(w.since, 1, "the gate has waited since it was first reached");
+        // An approval of the old plan (e.g. a stale `approve`) does not count.
+        events.push(approval(4, "bob", "p1"));
+        assert!(run_state(&events).waiting.unwrap().approved_by.is_empty());
+        events.push(approval(5, "bob", "p2"));
+        assert_eq!(run_state(&events).waiting.unwrap().approved_by, ["bob"]);
+    }
+
     #[test]
     fn state_follows_gates_phases_and_in_flight_calls() {
         let a = Address::new("net", ResourceKind::Vpc, "main");
@@ -529,23 +603,10 @@ mod tests {
                 at: 5,
                 phase: "two".into(),
                 gate: gate(),
+                plan_hash: "p1".into(),
             },
-            Event::GateDecision {
-                at: 6,
-                phase: "two".into(),
-                decision: Decision::Approve,
-                by: "alice".into(),
-                reason: None,
-                waited_ms: 1,
-            },
-            Event::GateDecision {
-                at: 7,
-                phase: "two".into(),
-                decision: Decision::Approve,
-                by: "alice".into(),
-                reason: None,
-                waited_ms: 2,
-            },
+            approval(6, "alice", "p1"),
+            approval(7, "alice", "p1"),
             Event::Paused {
                 at: 8,
                 phase: "two".into(),
@@ -572,6 +633,7 @@ mod tests {
             by: "bob".into(),
             reason: None,
             waited_ms: 3,
+            plan_hash: "p1".into(),
         });
         assert_eq!(run_state(&more).status, RunStatus::Rejected);
     }

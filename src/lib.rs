@@ -7,13 +7,18 @@
 //! - [`graph`]: the stack dependency graph and a runbook's phases (pure).
 //! - [`cloud`]: one small adapter trait per AWS service over the official SDK.
 //! - [`sandbox`]: a local AWS endpoint (moto server) for trying and testing.
-//! - [`cli`]: the command line, a thin layer over the above.
+//! - [`events`]: the typed events every layer reports, and the sinks that consume them.
+//! - [`app`]: plan, apply, resume, approve, reject, destroy as library functions.
+//! - [`cli`], [`commands`], [`terminal`]: the command line, a thin layer over the above.
 
+pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod diag;
 pub mod error;
+pub mod events;
 pub mod execute;
 pub mod graph;
 pub mod journal;
@@ -22,6 +27,7 @@ pub mod model;
 pub mod plan;
 pub mod run;
 pub mod sandbox;
+pub mod terminal;
 pub mod world;
 
 pub use error::Error;

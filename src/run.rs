@@ -1,21 +1,26 @@
 //! A run: phases in order, each re-planned with the real values of the
-//! phases before it, behind its gate, journaled so that any interruption
-//! (kill -9, Ctrl-C, a pause at a gate) is finished by `drctl resume`.
+//! phases before it, shown, passed through its gate and executed; then the
+//! approved cleanup. Everything lands in the run's journal first, so a run
+//! stopped anywhere (gate, Ctrl-C, kill -9) continues with `resume`.
 //!
 //! Waiting is a value here: a manual gate without its approvals returns
-//! [`RunEnd::Paused`]; the caller decides to prompt, print or exit.
+//! [`RunEnd::Paused`]; the caller decides to prompt, print or exit. An
+//! approval is for the plan that was shown: a re-plan that differs (files
+//! edited during a pause, the world changed) is shown again and waits for
+//! new approvals, so nothing runs that nobody approved.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::clock::Clock;
 use crate::cloud::provider::Provider;
 use crate::error::Error;
+use crate::events::{Answer, Event as Shown, Question, Sink};
 use crate::execute::{self, ApplyOptions, Event as Progress, OutcomeKind, Report};
 use crate::graph::{runbook_phases, PhaseSpec};
-use crate::journal::{
-    current_user, now_millis, run_state, Decision, Event, GateSpec, Journal, RunStatus,
-};
+use crate::journal::{current_user, run_state, Decision, Event, GateSpec, Journal, RunStatus};
 use crate::model::{Gate, ManualGate, OnTimeout, Project, Runbook};
-use crate::plan::{self, render, Plan};
+use crate::plan::{self, Plan};
+use crate::world::Snapshot;
 
 /// How a run ended (for now).
 #[derive(Debug)]
@@ -35,17 +40,6 @@ pub enum RunEnd {
     Interrupted(Report),
 }
 
-/// A person's answer at a terminal prompt.
-pub enum Answer {
-    Approve,
-    Reject,
-    /// Leave the gate open; the run pauses.
-    Defer,
-}
-
-/// Asks a person at a manual gate: the phase, its gate, who approved so far.
-pub type AskAtGate<'a> = &'a dyn Fn(&str, &GateSpec, &[String]) -> Answer;
-
 /// What a run needs besides the cloud.
 pub struct RunContext<'a> {
     pub project: &'a Project,
@@ -54,20 +48,58 @@ pub struct RunContext<'a> {
     pub options: ApplyOptions,
     /// Set by the first Ctrl-C: nothing new starts.
     pub cancel: &'a AtomicBool,
-    /// Asks a person at a manual gate (a terminal); `None` pauses instead.
-    pub ask: Option<AskAtGate<'a>>,
-    /// Shows a phase's plan before its gate and its execution.
-    pub show: &'a dyn Fn(&str),
-    pub progress: &'a dyn Fn(Progress<'_>),
+    pub clock: &'a dyn Clock,
+    /// Where the run reports, and asks at manual gates.
+    pub sink: &'a dyn Sink,
+}
+
+impl RunContext<'_> {
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn recorder(&self) -> Recorder<'_> {
+        Recorder {
+            journal: self.journal,
+            clock: self.clock,
+            sink: self.sink,
+        }
+    }
+}
+
+/// Where gate decisions go: the journal first, then the sink.
+pub struct Recorder<'a> {
+    pub journal: &'a Journal,
+    pub clock: &'a dyn Clock,
+    pub sink: &'a dyn Sink,
+}
+
+/// Observes the environment once (the injected clock stamps the snapshot).
+pub async fn observe<P: Provider>(
+    provider: &P,
+    environment: &str,
+    clock: &dyn Clock,
+) -> Result<Snapshot, Error> {
+    let observed = provider.discover(environment).await?;
+    Ok(Snapshot::new(clock.now(), observed))
 }
 
 /// Runs (or continues) the journaled run to its end or its next pause.
 pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<RunEnd, Error> {
     let phases = runbook_phases(ctx.project, ctx.runbook);
-    let auto_approve = ctx.journal.events()?.iter().find_map(|e| match e {
-        Event::RunStarted { auto_approve, .. } => auto_approve.clone(),
-        _ => None,
-    });
+    let (auto_approve, approved_cleanup) = ctx
+        .journal
+        .events()?
+        .iter()
+        .find_map(|e| match e {
+            Event::RunStarted {
+                auto_approve,
+                approved_cleanup,
+                ..
+            } => Some((auto_approve.clone(), approved_cleanup.clone())),
+            _ => None,
+        })
+        .unwrap_or_default();
     let mut total = Report::default();
     for (index, phase) in phases.iter().enumerate() {
         let state = run_state(&ctx.journal.events()?);
@@ -76,13 +108,19 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         }
         // Re-plan with what the earlier phases really produced.
         let plan = replan(provider, ctx).await?;
-        let phase_text = render::render_phase(&plan.phases[index], index + 1, phases.len());
-        (ctx.show)(&phase_text);
-        match pass_gate(ctx, phase, auto_approve.as_deref())? {
+        let phase_plan = &plan.phases[index];
+        let plan_hash = plan::phase_hash(phase_plan);
+        ctx.sink.event(&Shown::PhasePlanned {
+            number: index + 1,
+            total: phases.len(),
+            phase: Box::new(phase_plan.clone()),
+            plan_hash: plan_hash.clone(),
+        });
+        match pass_gate(ctx, phase, &plan_hash, auto_approve.as_deref())? {
             GateResult::Pass => {}
             GateResult::Paused { approvals, needed } => {
                 ctx.journal.append(&Event::Paused {
-                    at: now_millis(),
+                    at: ctx.now(),
                     phase: phase.name.clone(),
                 })?;
                 return Ok(RunEnd::Paused {
@@ -93,7 +131,7 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
             }
             GateResult::Rejected { by } => {
                 ctx.journal.append(&Event::RunFinished {
-                    at: now_millis(),
+                    at: ctx.now(),
                     status: RunStatus::Rejected,
                 })?;
                 return Ok(RunEnd::Rejected {
@@ -102,25 +140,19 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
                 });
             }
         }
-        let changes = plan.phases[index]
-            .changes
-            .iter()
-            .filter(|c| c.action != plan::Action::NoOp)
-            .count();
+        let summary = phase_plan.summary();
         ctx.journal.append(&Event::PhasePlanned {
-            at: now_millis(),
+            at: ctx.now(),
             phase: phase.name.clone(),
-            summary: plan::render::summary_line(&plan),
-            changes,
+            summary: summary.to_string(),
+            changes: summary.total(),
         })?;
         ctx.journal.append(&Event::PhaseStarted {
-            at: now_millis(),
+            at: ctx.now(),
             phase: phase.name.clone(),
         })?;
         let report = execute::apply_phase(
             provider,
-            ctx.project,
-            ctx.runbook,
             &plan,
             index,
             &mut execute::Applied::observed_before(&plan, index),
@@ -131,29 +163,45 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         .await;
         let failed = report.failures().count();
         ctx.journal.append(&Event::PhaseFinished {
-            at: now_millis(),
+            at: ctx.now(),
             phase: phase.name.clone(),
             failed,
         })?;
         total.outcomes.extend(report.outcomes);
         total.elapsed += report.elapsed;
         if ctx.cancel.load(Ordering::SeqCst) {
-            ctx.journal
-                .append(&Event::Interrupted { at: now_millis() })?;
+            ctx.journal.append(&Event::Interrupted { at: ctx.now() })?;
             return Ok(RunEnd::Interrupted(total));
         }
         if failed > 0 {
             ctx.journal.append(&Event::RunFinished {
-                at: now_millis(),
+                at: ctx.now(),
                 status: RunStatus::Failed,
             })?;
             return Ok(RunEnd::Failed(total));
         }
     }
-    // Cleanup, re-planned: old copies and removed resources, dependents first.
+    // Cleanup, re-planned: old copies and removed resources, dependents first;
+    // only what was approved with the run's plan, or duplicates this run made.
     let plan = replan(provider, ctx).await?;
-    if !plan.cleanup.is_empty() {
-        let report = execute::cleanup(provider, &plan, ctx.options.parallelism, &|e| {
+    let (approved, unapproved): (Vec<_>, Vec<_>) = plan.cleanup.iter().cloned().partition(|c| {
+        let current = c.current.as_ref().expect("a deletion has a current object");
+        approved_cleanup.contains(&(c.address.clone(), current.id.clone()))
+            || current.run_id() == Some(ctx.journal.run_id.as_str())
+    });
+    for change in &unapproved {
+        let id = change
+            .current
+            .as_ref()
+            .map(|o| o.id.clone())
+            .unwrap_or_default();
+        ctx.sink.event(&Shown::CleanupNotApproved {
+            address: change.address.clone(),
+            id,
+        });
+    }
+    if !approved.is_empty() {
+        let report = execute::cleanup(provider, &approved, ctx.options.parallelism, &|e| {
             journaled(ctx, e)
         })
         .await;
@@ -166,7 +214,7 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         RunStatus::Failed
     };
     ctx.journal.append(&Event::RunFinished {
-        at: now_millis(),
+        at: ctx.now(),
         status,
     })?;
     Ok(if total.succeeded() {
@@ -177,26 +225,26 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
-    let observed = provider.discover(&ctx.runbook.environment).await?;
-    Ok(plan::plan(
-        ctx.project,
-        ctx.runbook,
-        &observed,
-        String::new(),
-    ))
+    let snapshot = observe(provider, &ctx.runbook.environment, ctx.clock).await?;
+    let plan = plan::plan(ctx.project, ctx.runbook, &snapshot, String::new());
+    let refused = plan::not_executable(&plan);
+    if !refused.is_empty() {
+        return Err(Error::NotExecutable { steps: refused });
+    }
+    Ok(plan)
 }
 
 /// Writes intents before their calls and outcomes after, then reports progress.
-fn journaled(ctx: &RunContext<'_>, event: Progress<'_>) {
-    let entry = match &event {
+fn journaled(ctx: &RunContext<'_>, event: &Progress) {
+    let entry = match event {
         Progress::Started { address, action } => Some(Event::Intent {
-            at: now_millis(),
-            address: (*address).clone(),
+            at: ctx.now(),
+            address: address.clone(),
             action: *action,
         }),
         Progress::Finished(outcome) => match &outcome.result {
             OutcomeKind::Done(id) => Some(Event::Outcome {
-                at: now_millis(),
+                at: ctx.now(),
                 address: outcome.address.clone(),
                 action: outcome.action,
                 ok: true,
@@ -204,7 +252,7 @@ fn journaled(ctx: &RunContext<'_>, event: Progress<'_>) {
                 error: None,
             }),
             OutcomeKind::Failed(e) => Some(Event::Outcome {
-                at: now_millis(),
+                at: ctx.now(),
                 address: outcome.address.clone(),
                 action: outcome.action,
                 ok: false,
@@ -222,7 +270,7 @@ fn journaled(ctx: &RunContext<'_>, event: Progress<'_>) {
             ctx.cancel.store(true, Ordering::SeqCst);
         }
     }
-    (ctx.progress)(event);
+    ctx.sink.event(&Shown::Step(event.clone()));
 }
 
 enum GateResult {
@@ -240,42 +288,67 @@ pub fn gate_spec(gate: &ManualGate) -> GateSpec {
     }
 }
 
+/// Everything about one gate decision, as the journal and the sink get it.
+struct Decided<'a> {
+    phase: &'a str,
+    decision: Decision,
+    by: &'a str,
+    reason: Option<String>,
+    waited_ms: i64,
+    plan_hash: &'a str,
+}
+
 fn pass_gate(
     ctx: &RunContext<'_>,
     phase: &PhaseSpec,
+    plan_hash: &str,
     auto_approve: Option<&str>,
 ) -> Result<GateResult, Error> {
     let journal = ctx.journal;
+    let decide = |decision, by: &str, reason, waited_ms| {
+        record(
+            &ctx.recorder(),
+            Decided {
+                phase: &phase.name,
+                decision,
+                by,
+                reason,
+                waited_ms,
+                plan_hash,
+            },
+        )
+    };
     let manual = match &phase.gate {
         Gate::Auto => {
-            record(
-                journal,
-                &phase.name,
-                Decision::Auto,
-                "policy",
-                Some("auto gate".into()),
-                0,
-            )?;
+            decide(Decision::Auto, "policy", Some("auto gate".into()), 0)?;
             return Ok(GateResult::Pass);
         }
         Gate::Manual(m) => m,
     };
     let spec = gate_spec(manual);
-    let mut state = run_state(&journal.events()?);
-    if state.waiting.as_ref().map(|w| &w.phase) != Some(&phase.name) {
+    let state = run_state(&journal.events()?);
+    let shown_before = state.waiting.as_ref().filter(|w| w.phase == phase.name);
+    if shown_before.is_none_or(|w| w.plan_hash != plan_hash) {
+        if let Some(w) = shown_before {
+            // Approved (or shown) another plan: this one needs its own approvals.
+            ctx.sink.event(&Shown::PlanChangedAtGate {
+                phase: phase.name.clone(),
+                set_aside: w.approved_by.clone(),
+            });
+        }
         journal.append(&Event::GateWaiting {
-            at: now_millis(),
+            at: ctx.now(),
             phase: phase.name.clone(),
             gate: spec.clone(),
+            plan_hash: plan_hash.to_string(),
         })?;
-        state = run_state(&journal.events()?);
     }
-    let waiting = state.waiting.expect("just recorded");
-    let waited = now_millis() - waiting.since;
+    let waiting = run_state(&journal.events()?)
+        .waiting
+        .expect("just recorded");
+    let waited = ctx.now() - waiting.since;
     if let Some(reason) = auto_approve {
-        record(
-            journal,
-            &phase.name,
+        decide(
             Decision::Auto,
             &current_user(),
             Some(reason.to_string()),
@@ -283,7 +356,7 @@ fn pass_gate(
         )?;
         return Ok(GateResult::Pass);
     }
-    if let Some(end) = check_timeout(journal, &phase.name, &spec, waiting.since)? {
+    if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
         return Ok(end);
     }
     let mut approved = waiting.approved_by;
@@ -291,60 +364,61 @@ fn pass_gate(
         if approved.len() >= spec.approvals as usize {
             return Ok(GateResult::Pass);
         }
-        let Some(ask) = ctx.ask else {
-            return Ok(GateResult::Paused {
-                approvals: approved.len(),
-                needed: spec.approvals,
-            });
+        let paused = |approved: &Vec<String>| GateResult::Paused {
+            approvals: approved.len(),
+            needed: spec.approvals,
         };
         let user = current_user();
         let may_approve = (spec.approvers.is_empty() || spec.approvers.contains(&user))
             && !approved.contains(&user);
         if !may_approve {
-            return Ok(GateResult::Paused {
-                approvals: approved.len(),
-                needed: spec.approvals,
-            });
+            return Ok(paused(&approved));
         }
-        let waited = now_millis() - waiting.since;
-        match ask(&phase.name, &spec, &approved) {
-            Answer::Approve => {
-                record(journal, &phase.name, Decision::Approve, &user, None, waited)?;
+        let question = Question::Gate {
+            phase: phase.name.clone(),
+            approvals: approved.len(),
+            needed: spec.approvals,
+            approved_by: approved.clone(),
+            user: user.clone(),
+        };
+        let answer = ctx.sink.ask(&question);
+        let waited = ctx.now() - waiting.since;
+        match answer {
+            Some(Answer::Approve) => {
+                decide(Decision::Approve, &user, None, waited)?;
                 approved.push(user);
             }
-            Answer::Reject => {
-                record(journal, &phase.name, Decision::Reject, &user, None, waited)?;
+            Some(Answer::Reject) => {
+                decide(Decision::Reject, &user, None, waited)?;
                 return Ok(GateResult::Rejected { by: user });
             }
-            Answer::Defer => {
-                return Ok(GateResult::Paused {
-                    approvals: approved.len(),
-                    needed: spec.approvals,
-                })
-            }
+            Some(Answer::Defer) | None => return Ok(paused(&approved)),
         }
     }
 }
 
 /// Rejects the run when the gate's timeout ran out and it says so.
 fn check_timeout(
-    journal: &Journal,
+    rec: &Recorder<'_>,
     phase: &str,
     spec: &GateSpec,
-    since: i64,
+    waiting: &crate::journal::WaitingGate,
 ) -> Result<Option<GateResult>, Error> {
     let Some(limit) = spec.timeout_secs else {
         return Ok(None);
     };
-    let waited = now_millis() - since;
+    let waited = rec.clock.now() - waiting.since;
     if spec.reject_on_timeout && waited >= limit as i64 * 1000 {
         record(
-            journal,
-            phase,
-            Decision::Timeout,
-            "policy",
-            Some(format!("no approval within {}s", limit)),
-            waited,
+            rec,
+            Decided {
+                phase,
+                decision: Decision::Timeout,
+                by: "policy",
+                reason: Some(format!("no approval within {limit}s")),
+                waited_ms: waited,
+                plan_hash: &waiting.plan_hash,
+            },
         )?;
         return Ok(Some(GateResult::Rejected {
             by: "timeout".into(),
@@ -353,31 +427,33 @@ fn check_timeout(
     Ok(None)
 }
 
-fn record(
-    journal: &Journal,
-    phase: &str,
-    decision: Decision,
-    by: &str,
-    reason: Option<String>,
-    waited_ms: i64,
-) -> Result<(), Error> {
-    journal.append(&Event::GateDecision {
-        at: now_millis(),
-        phase: phase.to_string(),
-        decision,
-        by: by.to_string(),
-        reason,
-        waited_ms,
-    })
+fn record(rec: &Recorder<'_>, d: Decided<'_>) -> Result<(), Error> {
+    rec.journal.append(&Event::GateDecision {
+        at: rec.clock.now(),
+        phase: d.phase.to_string(),
+        decision: d.decision,
+        by: d.by.to_string(),
+        reason: d.reason.clone(),
+        waited_ms: d.waited_ms,
+        plan_hash: d.plan_hash.to_string(),
+    })?;
+    rec.sink.event(&Shown::GateDecided {
+        phase: d.phase.to_string(),
+        decision: d.decision,
+        by: d.by.to_string(),
+        reason: d.reason,
+    });
+    Ok(())
 }
 
 /// `drctl approve`: one person's approval of the gate a run waits at.
 pub fn approve(
-    journal: &Journal,
+    rec: &Recorder<'_>,
     gate: Option<&str>,
     by: &str,
     reason: Option<String>,
 ) -> Result<(usize, u32), Error> {
+    let journal = rec.journal;
     let state = run_state(&journal.events()?);
     if state.status.is_final() {
         return Err(Error::usage(
@@ -424,10 +500,10 @@ pub fn approve(
         ));
     }
     if let Some(GateResult::Rejected { .. }) =
-        check_timeout(journal, &waiting.phase, &waiting.gate, waiting.since)?
+        check_timeout(rec, &waiting.phase, &waiting.gate, &waiting)?
     {
         journal.append(&Event::RunFinished {
-            at: now_millis(),
+            at: rec.clock.now(),
             status: RunStatus::Rejected,
         })?;
         return Err(Error::usage(
@@ -438,19 +514,24 @@ pub fn approve(
             Some("start a new run with `drctl apply`".into()),
         ));
     }
+    // The approval is for the plan the gate shows now (its hash).
     record(
-        journal,
-        &waiting.phase,
-        Decision::Approve,
-        by,
-        reason,
-        now_millis() - waiting.since,
+        rec,
+        Decided {
+            phase: &waiting.phase,
+            decision: Decision::Approve,
+            by,
+            reason,
+            waited_ms: rec.clock.now() - waiting.since,
+            plan_hash: &waiting.plan_hash,
+        },
     )?;
     Ok((waiting.approved_by.len() + 1, waiting.gate.approvals))
 }
 
 /// `drctl reject`: ends the run at its gate.
-pub fn reject(journal: &Journal, by: &str, reason: Option<String>) -> Result<String, Error> {
+pub fn reject(rec: &Recorder<'_>, by: &str, reason: Option<String>) -> Result<String, Error> {
+    let journal = rec.journal;
     let state = run_state(&journal.events()?);
     if state.status.is_final() {
         return Err(Error::usage(
@@ -463,17 +544,26 @@ pub fn reject(journal: &Journal, by: &str, reason: Option<String>) -> Result<Str
         .as_ref()
         .map(|w| w.phase.clone())
         .unwrap_or_default();
-    let since = state.waiting.as_ref().map_or(now_millis(), |w| w.since);
+    let now = rec.clock.now();
+    let since = state.waiting.as_ref().map_or(now, |w| w.since);
+    let plan_hash = state
+        .waiting
+        .as_ref()
+        .map(|w| w.plan_hash.clone())
+        .unwrap_or_default();
     record(
-        journal,
-        &phase,
-        Decision::Reject,
-        by,
-        reason,
-        now_millis() - since,
+        rec,
+        Decided {
+            phase: &phase,
+            decision: Decision::Reject,
+            by,
+            reason,
+            waited_ms: now - since,
+            plan_hash: &plan_hash,
+        },
     )?;
     journal.append(&Event::RunFinished {
-        at: now_millis(),
+        at: rec.clock.now(),
         status: RunStatus::Rejected,
     })?;
     Ok(phase)

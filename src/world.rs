@@ -163,3 +163,52 @@ impl ObservedResource {
         self.tags.get(crate::cloud::tags::RUN).map(String::as_str)
     }
 }
+
+/// Everything observed of one environment at one moment, filled by one
+/// observe pass (batched, tag-filtered Describe calls). The planner reads
+/// only this; it never calls the cloud.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When the observation was made (the injected clock's time).
+    pub taken_at: crate::clock::Millis,
+    /// The objects each address owns: usually one; several while a
+    /// replacement is under way or when a crashed run left a copy behind
+    /// (and, with the image and service kinds, an image's copies and kept
+    /// versions, a service's colours). Sorted by id.
+    pub resources: BTreeMap<Address, Vec<ObservedResource>>,
+}
+
+impl Snapshot {
+    pub fn new(taken_at: crate::clock::Millis, observed: Vec<ObservedResource>) -> Self {
+        let mut resources: BTreeMap<Address, Vec<ObservedResource>> = BTreeMap::new();
+        for o in observed {
+            resources.entry(o.address.clone()).or_default().push(o);
+        }
+        for objects in resources.values_mut() {
+            objects.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Snapshot {
+            taken_at,
+            resources,
+        }
+    }
+
+    /// Every object, by address then id.
+    pub fn objects(&self) -> impl Iterator<Item = &ObservedResource> {
+        self.resources.values().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.resources.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.resources.is_empty()
+    }
+
+    /// A hash of everything observed (ids, attributes, exports, tags), not
+    /// of when: a saved plan is refused when this changes.
+    pub fn fingerprint(&self) -> String {
+        crate::plan::hash_json(&self.objects().collect::<Vec<_>>())
+    }
+}

@@ -15,11 +15,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use crate::cloud::provider::{CreateRequest, Provider};
 use crate::cloud::tags::{tag_set, Identity};
 use crate::cloud::CloudError;
-use crate::model::{Project, Runbook};
-use crate::plan::normalize::{delete_rank, spec_hash};
-use crate::plan::resolve::{Exports, Scope};
-use crate::plan::{Action, Change, Desired, Plan};
-use crate::world::{Address, ObservedResource};
+use crate::plan::normalize::{delete_rank, normalize, spec_hash};
+use crate::plan::resolve::Resolved;
+use crate::plan::{Action, Change, Plan};
+use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+use serde::Serialize;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -30,18 +30,19 @@ pub struct ApplyOptions {
 }
 
 /// What the executor reports while it works.
-#[derive(Debug, Clone)]
-pub enum Event<'a> {
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
     PhaseStarted {
-        name: &'a str,
+        name: String,
         number: usize,
         total: usize,
     },
     Started {
-        address: &'a Address,
+        address: Address,
         action: Action,
     },
-    Finished(&'a Outcome),
+    Finished(Outcome),
     CleanupStarted {
         count: usize,
     },
@@ -50,7 +51,7 @@ pub enum Event<'a> {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub address: Address,
     pub action: Action,
@@ -58,7 +59,8 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
     /// Done; the resource's id (empty for deletions).
     Done(String),
@@ -100,11 +102,9 @@ impl Report {
 /// Applies every phase of `plan` through `provider`, then its cleanup.
 pub async fn apply<P: Provider>(
     provider: &P,
-    project: &Project,
-    runbook: &Runbook,
     plan: &Plan,
     options: &ApplyOptions,
-    progress: &dyn Fn(Event<'_>),
+    progress: &dyn Fn(&Event),
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
@@ -113,8 +113,6 @@ pub async fn apply<P: Provider>(
     for index in 0..plan.phases.len() {
         let phase = apply_phase(
             provider,
-            project,
-            runbook,
             plan,
             index,
             &mut applied,
@@ -130,10 +128,10 @@ pub async fn apply<P: Provider>(
         // Deleting old copies or removed resources after a failure could
         // remove the only working copy; the next apply finishes the job.
         if !plan.cleanup.is_empty() {
-            progress(Event::CleanupSkipped { failed });
+            progress(&Event::CleanupSkipped { failed });
         }
     } else {
-        let cleanup = cleanup(provider, plan, options.parallelism, progress).await;
+        let cleanup = cleanup(provider, &plan.cleanup, options.parallelism, progress).await;
         report.outcomes.extend(cleanup.outcomes);
     }
     report.elapsed = started.elapsed();
@@ -143,7 +141,8 @@ pub async fn apply<P: Provider>(
 /// What earlier phases produced: exports dependents read, and what failed.
 #[derive(Debug, Default)]
 pub struct Applied {
-    pub exports: BTreeMap<Address, Exports>,
+    /// Exports of every resource done (or found unchanged) so far.
+    pub exports: BTreeMap<Address, Attrs>,
     /// Addresses that did not get applied, and the failed one upstream.
     pub broken: BTreeMap<Address, Address>,
 }
@@ -157,7 +156,7 @@ impl Applied {
             .flat_map(|p| &p.changes)
             .filter_map(|c| {
                 let current = c.current.as_ref()?;
-                Some((c.address.clone(), Exports::Known(current.exports.clone())))
+                Some((c.address.clone(), current.exports.clone()))
             })
             .collect();
         Applied {
@@ -173,21 +172,19 @@ impl Applied {
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_phase<P: Provider>(
     provider: &P,
-    project: &Project,
-    runbook: &Runbook,
     plan: &Plan,
     index: usize,
     applied: &mut Applied,
     options: &ApplyOptions,
     cancel: &AtomicBool,
-    progress: &dyn Fn(Event<'_>),
+    progress: &dyn Fn(&Event),
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
     let Applied { exports, broken } = applied;
     let phase = &plan.phases[index];
-    progress(Event::PhaseStarted {
-        name: &phase.name,
+    progress(&Event::PhaseStarted {
+        name: phase.name.clone(),
         number: index + 1,
         total: plan.phases.len(),
     });
@@ -208,34 +205,23 @@ pub async fn apply_phase<P: Provider>(
                     elapsed: Duration::ZERO,
                 };
                 broken.insert(change.address.clone(), cause.clone());
-                progress(Event::Finished(&outcome));
+                progress(&Event::Finished(outcome.clone()));
                 report.outcomes.push(outcome);
             } else if change.action == Action::NoOp {
                 let current = change
                     .current
                     .as_ref()
                     .expect("a no-op has a current resource");
-                exports.insert(
-                    change.address.clone(),
-                    Exports::Known(current.exports.clone()),
-                );
+                exports.insert(change.address.clone(), current.exports.clone());
             } else if !cancel.load(Ordering::SeqCst)
                 && in_flight.len() < options.parallelism.max(1)
-                && change
-                    .depends_on
-                    .iter()
-                    .all(|d| matches!(exports.get(d), Some(Exports::Known(_))))
+                && change.depends_on.iter().all(|d| exports.contains_key(d))
             {
-                progress(Event::Started {
-                    address: &change.address,
+                progress(&Event::Started {
+                    address: change.address.clone(),
                     action: change.action,
                 });
-                let scope = Scope {
-                    project,
-                    runbook,
-                    exports,
-                };
-                let prepared = prepare(&scope, runbook, change, &options.run_id);
+                let prepared = prepare(change, &plan.environment, exports, &options.run_id);
                 in_flight.push(execute(provider, change, prepared));
             } else {
                 still_waiting.push(change);
@@ -262,13 +248,13 @@ pub async fn apply_phase<P: Provider>(
         };
         match result {
             Ok(observed) => {
-                exports.insert(change.address.clone(), Exports::Known(observed.exports));
+                exports.insert(change.address.clone(), observed.exports);
             }
             Err(_) => {
                 broken.insert(change.address.clone(), change.address.clone());
             }
         }
-        progress(Event::Finished(&outcome));
+        progress(&Event::Finished(outcome.clone()));
         report.outcomes.push(outcome);
     }
     for change in waiting {
@@ -279,7 +265,7 @@ pub async fn apply_phase<P: Provider>(
             let missing: Vec<String> = change
                 .depends_on
                 .iter()
-                .filter(|d| !matches!(exports.get(*d), Some(Exports::Known(_))))
+                .filter(|d| !exports.contains_key(*d))
                 .map(|d| d.to_string())
                 .collect();
             OutcomeKind::Failed(format!(
@@ -293,7 +279,7 @@ pub async fn apply_phase<P: Provider>(
             result,
             elapsed: Duration::ZERO,
         };
-        progress(Event::Finished(&outcome));
+        progress(&Event::Finished(outcome.clone()));
         report.outcomes.push(outcome);
     }
     report.elapsed = started.elapsed();
@@ -303,14 +289,14 @@ pub async fn apply_phase<P: Provider>(
 /// Deletes what the plan retires (old copies, removed resources), dependents first.
 pub async fn cleanup<P: Provider>(
     provider: &P,
-    plan: &Plan,
+    deletions: &[Change],
     parallelism: usize,
-    progress: &dyn Fn(Event<'_>),
+    progress: &dyn Fn(&Event),
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
-    let deletions: Vec<&Change> = plan.cleanup.iter().collect();
-    progress(Event::CleanupStarted {
+    let deletions: Vec<&Change> = deletions.iter().collect();
+    progress(&Event::CleanupStarted {
         count: deletions.len(),
     });
     delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
@@ -320,37 +306,50 @@ pub async fn cleanup<P: Provider>(
 
 /// What a create or update will send, resolved now that its inputs exist.
 struct Prepared {
-    attrs: crate::world::Attrs,
-    tags: crate::world::Tags,
+    attrs: Attrs,
+    tags: Tags,
     client_token: String,
 }
 
+/// Fills in the step's pending values from what earlier steps returned and
+/// normalises them: exactly the planned step, with the real ids.
 fn prepare(
-    scope: &Scope<'_>,
-    runbook: &Runbook,
     change: &Change,
+    environment: &str,
+    exports: &BTreeMap<Address, Attrs>,
     run_id: &str,
 ) -> Result<Prepared, String> {
     let address = &change.address;
-    let stack = scope
-        .project
-        .stacks
-        .get(&address.stack)
-        .ok_or_else(|| format!("stack `{}` is no longer in the repository", address.stack))?;
-    let resource = stack
-        .resource(address.kind, &address.name)
-        .ok_or_else(|| format!("{address} is no longer declared"))?;
-    let desired = Desired::of(scope, stack, resource);
-    let (attrs, user_tags) = desired
-        .known()
-        .ok_or_else(|| format!("{address} still has values pending on another phase"))?;
+    let pending =
+        |key: &str| format!("{address}: `{key}` is still pending on a step that has not run");
+    let mut desired: BTreeMap<String, Resolved> = BTreeMap::new();
+    for (key, value) in &change.desired {
+        let filled = value.fill(exports).ok_or_else(|| pending(key))?;
+        desired.insert(key.clone(), Resolved::Known(filled));
+    }
+    normalize(address.kind, &mut desired);
+    let attrs: Attrs = desired
+        .into_iter()
+        .map(|(k, v)| match v {
+            Resolved::Known(v) => Ok((k, v)),
+            Resolved::After { .. } => Err(pending(&k)),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut user_tags = Tags::new();
+    for (key, value) in &change.tags {
+        let text = match value.fill(exports).ok_or_else(|| pending(key))? {
+            Value::Str(s) => s,
+            other => other.to_string(),
+        };
+        user_tags.insert(key.clone(), text);
+    }
     let hash = spec_hash(address.kind, &attrs, &user_tags);
     // An update keeps the run that created the resource; a create records this one.
     let created_by = match (&change.action, &change.current) {
         (Action::Update, Some(current)) => current.run_id().unwrap_or(run_id).to_string(),
         _ => run_id.to_string(),
     };
-    let identity = Identity::new(&runbook.environment, &address.stack, &address.resource());
+    let identity = Identity::new(environment, &address.stack, &address.resource());
     let tags = tag_set(&identity, &hash, &created_by, &user_tags);
     // Same run + same address + same spec → same token, so a retried call
     // cannot create twice on AWS (moto ignores tokens; tags and the journal cover it).
@@ -423,7 +422,7 @@ pub async fn delete_in_order<P: Provider>(
     provider: &P,
     deletions: &[&Change],
     parallelism: usize,
-    progress: &dyn Fn(Event<'_>),
+    progress: &dyn Fn(&Event),
     report: &mut Report,
 ) {
     let ranks: BTreeSet<u8> = deletions
@@ -439,8 +438,8 @@ pub async fn delete_in_order<P: Provider>(
         loop {
             while in_flight.len() < parallelism.max(1) {
                 let Some(change) = queue.next() else { break };
-                progress(Event::Started {
-                    address: &change.address,
+                progress(&Event::Started {
+                    address: change.address.clone(),
                     action: Action::Delete,
                 });
                 in_flight.push(async move {
@@ -465,7 +464,7 @@ pub async fn delete_in_order<P: Provider>(
                 },
                 elapsed,
             };
-            progress(Event::Finished(&outcome));
+            progress(&Event::Finished(outcome.clone()));
             report.outcomes.push(outcome);
         }
     }
@@ -476,7 +475,7 @@ pub async fn destroy<P: Provider>(
     provider: &P,
     observed: &[ObservedResource],
     parallelism: usize,
-    progress: &dyn Fn(Event<'_>),
+    progress: &dyn Fn(&Event),
 ) -> Report {
     let started = Instant::now();
     let changes: Vec<Change> = observed
@@ -488,11 +487,13 @@ pub async fn destroy<P: Provider>(
             reasons: Vec::new(),
             current: Some(o.clone()),
             depends_on: BTreeSet::new(),
+            desired: BTreeMap::new(),
+            tags: BTreeMap::new(),
         })
         .collect();
     let refs: Vec<&Change> = changes.iter().collect();
     let mut report = Report::default();
-    progress(Event::CleanupStarted { count: refs.len() });
+    progress(&Event::CleanupStarted { count: refs.len() });
     delete_in_order(provider, &refs, parallelism, progress, &mut report).await;
     report.elapsed = started.elapsed();
     report

@@ -13,14 +13,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Millis;
 use crate::graph::{resource_order, runbook_phases};
 use crate::model::{Project, Resource, Runbook, Stack};
-use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+use crate::world::{Address, Attrs, ObservedResource, Snapshot, Tags, Value};
 use normalize::{hidden_force_new, normalize, spec_hash, unset_is_a_value, updatable};
 use resolve::{Exports, Resolved, Scope};
 
 /// Version of the saved-plan format; a different one is refused.
-pub const PLAN_FORMAT: u32 = 1;
+/// 2: steps carry their desired values, pending ones as fillable templates.
+pub const PLAN_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -32,6 +34,8 @@ pub struct Plan {
     pub source_hash: String,
     /// Hash of what was observed; `apply` refuses the plan if the world changed.
     pub fingerprint: String,
+    /// When the world was observed (the injected clock's time).
+    pub observed_at: Millis,
     pub phases: Vec<PhasePlan>,
     /// Deletions (resources no longer declared, old copies of replaced ones),
     /// after the last phase, dependents first.
@@ -85,6 +89,14 @@ pub struct Change {
     pub current: Option<ObservedResource>,
     /// Resources this one reads (ids, ARNs), which must be applied before it.
     pub depends_on: BTreeSet<Address>,
+    /// Every attribute the resource is to have, normalised; values pending on
+    /// earlier steps are filled in by the executor from what those returned.
+    /// Empty for deletions.
+    #[serde(default)]
+    pub desired: BTreeMap<String, Resolved>,
+    /// The user's tags, likewise.
+    #[serde(default)]
+    pub tags: BTreeMap<String, Resolved>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +113,38 @@ pub struct Summary {
     pub change: usize,
     pub replace: usize,
     pub destroy: usize,
+}
+
+impl Summary {
+    pub fn total(&self) -> usize {
+        self.add + self.change + self.replace + self.destroy
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} to add, {} to change, {} to replace, {} to destroy",
+            self.add, self.change, self.replace, self.destroy
+        )
+    }
+}
+
+impl PhasePlan {
+    /// This phase's changes alone (the journal records it per phase).
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for change in &self.changes {
+            match change.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete | Action::NoOp => {}
+            }
+        }
+        s
+    }
 }
 
 impl Plan {
@@ -134,17 +178,16 @@ const REPLACED: &str = "old copy";
 pub fn plan(
     project: &Project,
     runbook: &Runbook,
-    observed: &[ObservedResource],
+    snapshot: &Snapshot,
     source_hash: String,
 ) -> Plan {
-    let mut sorted: Vec<&ObservedResource> = observed.iter().collect();
-    sorted.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
-    // Usually one resource per address; more when a replacement or a crashed
+    // Usually one object per address; more when a replacement or a crashed
     // run left another copy behind.
-    let mut by_address: BTreeMap<Address, Vec<&ObservedResource>> = BTreeMap::new();
-    for o in sorted {
-        by_address.entry(o.address.clone()).or_default().push(o);
-    }
+    let mut by_address: BTreeMap<Address, Vec<&ObservedResource>> = snapshot
+        .resources
+        .iter()
+        .map(|(address, objects)| (address.clone(), objects.iter().collect()))
+        .collect();
     let mut cleanup = Vec::new();
 
     let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
@@ -171,14 +214,7 @@ pub fn plan(
                         ),
                     ));
                 }
-                let change = diff(
-                    &scope,
-                    stack,
-                    resource,
-                    address.clone(),
-                    current,
-                    &phase.name,
-                );
+                let change = diff(&scope, stack, resource, address.clone(), current);
                 let exported = match (&change.action, current) {
                     (Action::NoOp | Action::Update, Some(o)) => Exports::Known(o.exports.clone()),
                     _ => Exports::After(phase.name.clone()),
@@ -210,7 +246,8 @@ pub fn plan(
         environment: runbook.environment.clone(),
         region: runbook.region.clone(),
         source_hash,
-        fingerprint: fingerprint(observed),
+        fingerprint: snapshot.fingerprint(),
+        observed_at: snapshot.taken_at,
         phases,
         cleanup,
     }
@@ -251,6 +288,8 @@ fn deletion(o: &ObservedResource, reason: String) -> Change {
         reasons: vec![reason],
         current: Some(o.clone()),
         depends_on: BTreeSet::new(),
+        desired: BTreeMap::new(),
+        tags: BTreeMap::new(),
     }
 }
 
@@ -314,7 +353,6 @@ fn diff(
     resource: &Resource,
     address: Address,
     current: Option<&ObservedResource>,
-    phase: &str,
 ) -> Change {
     let desired = Desired::of(scope, stack, resource);
     let depends_on = resource
@@ -341,6 +379,8 @@ fn diff(
             reasons: Vec::new(),
             current: None,
             depends_on,
+            desired: desired.attrs,
+            tags: desired.tags,
         };
     };
     let kind = resource.kind;
@@ -350,7 +390,7 @@ fn diff(
         let differs = match want {
             Resolved::Known(v) => have.is_some_and(|h| h != v),
             // Pending on a resource that does not exist yet: it will change.
-            Resolved::After(_) => true,
+            Resolved::After { .. } => true,
         };
         if differs {
             attrs.push(AttrDiff {
@@ -397,7 +437,6 @@ fn diff(
             }
         }
     }
-    let _ = phase;
     let action = if replace {
         Action::Replace
     } else if attrs.is_empty() && reasons.is_empty() {
@@ -412,6 +451,8 @@ fn diff(
         reasons,
         current: Some(current.clone()),
         depends_on,
+        desired: desired.attrs,
+        tags: desired.tags,
     }
 }
 
@@ -423,17 +464,67 @@ fn tags_value(tags: &Tags) -> Value {
     )
 }
 
-/// A hash of everything observed: ids, attributes, exports and tags.
-pub fn fingerprint(observed: &[ObservedResource]) -> String {
-    let mut sorted: Vec<&ObservedResource> = observed.iter().collect();
-    sorted.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
-    let json = serde_json::to_string(&sorted).expect("observed resources serialise");
+/// A hex SHA-256 of a value's JSON form.
+pub fn hash_json<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(value).expect("plans and observations serialise");
     let digest = Sha256::digest(json.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a person approves at a gate: a hash of the phase's steps exactly as
+/// shown (each step's address, action, attribute changes, reasons and the
+/// object it acts on). A re-plan that hashes differently needs a new approval.
+pub fn phase_hash(phase: &PhasePlan) -> String {
+    steps_hash(&phase.changes, &phase.cutover)
+}
+
+/// The same for the cleanup deletions.
+pub fn cleanup_hash(cleanup: &[Change]) -> String {
+    steps_hash(cleanup, &[])
+}
+
+fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
+    let steps: Vec<_> = changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| {
+            (
+                &c.address,
+                c.action,
+                &c.attrs,
+                &c.reasons,
+                c.current.as_ref().map(|o| &o.id),
+            )
+        })
+        .collect();
+    hash_json(&(steps, cutover))
+}
+
+/// Steps the engine cannot execute yet: refused at plan time, before any
+/// phase changes the cloud (never reported as succeeded after the fact).
+pub fn not_executable(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for phase in &plan.phases {
+        for change in phase.changes.iter().chain(&plan.cleanup) {
+            if let Some(why) = not_executable_yet(change.address.kind) {
+                let line = format!("{} in phase {}: {why}", change.address, phase.name);
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+        for service in &phase.cutover {
+            out.push(format!(
+                "phase {}: cutover of {service}: traffic cutover is not supported yet",
+                phase.name
+            ));
+        }
+    }
+    out
+}
+
 /// What differs between the world a plan saw and the world now, by address.
-pub fn world_changes(planned: &Plan, observed: &[ObservedResource]) -> Vec<String> {
+pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
     let before: BTreeMap<(Address, String), &ObservedResource> = planned
         .phases
         .iter()
@@ -442,8 +533,8 @@ pub fn world_changes(planned: &Plan, observed: &[ObservedResource]) -> Vec<Strin
         .filter_map(|c| c.current.as_ref())
         .map(|o| ((o.address.clone(), o.id.clone()), o))
         .collect();
-    let now: BTreeMap<(Address, String), &ObservedResource> = observed
-        .iter()
+    let now: BTreeMap<(Address, String), &ObservedResource> = snapshot
+        .objects()
         .map(|o| ((o.address.clone(), o.id.clone()), o))
         .collect();
     let mut out = Vec::new();
@@ -460,4 +551,14 @@ pub fn world_changes(planned: &Plan, observed: &[ObservedResource]) -> Vec<Strin
         }
     }
     out
+}
+
+/// Until their kind modules can execute them (the image and service issues).
+fn not_executable_yet(kind: crate::model::ResourceKind) -> Option<&'static str> {
+    use crate::model::ResourceKind as K;
+    match kind {
+        K::Image => Some("baking images is not supported yet"),
+        K::Service => Some("blue/green services are not supported yet"),
+        _ => None,
+    }
 }

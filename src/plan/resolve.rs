@@ -11,16 +11,102 @@ use crate::world::{Address, Attrs, Value};
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Resolved {
     Known(Value),
-    /// Depends on something the named phase creates.
-    After(String),
+    /// Depends on something the named phase creates. `pending` is the value
+    /// with holes where those exports go: the executor fills them in from
+    /// the steps that ran before, it never goes back to the stack files.
+    After {
+        phase: String,
+        pending: Pending,
+    },
+}
+
+/// A value with holes: exports of resources not created yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pending {
+    /// `${kind.name.attr}` of a resource created later.
+    Export {
+        address: Address,
+        attr: String,
+    },
+    List(Vec<Resolved>),
+    Table(BTreeMap<String, Resolved>),
+    /// A string with references in it, e.g. `"http://${load_balancer.lb.dns_name}/"`.
+    Concat(Vec<Resolved>),
 }
 
 impl Resolved {
     pub fn known(&self) -> Option<&Value> {
         match self {
             Resolved::Known(v) => Some(v),
-            Resolved::After(_) => None,
+            Resolved::After { .. } => None,
         }
+    }
+
+    /// The value, with pending exports read from `exports` (what earlier
+    /// steps produced); `None` while one of them is still missing.
+    pub fn fill(&self, exports: &BTreeMap<Address, Attrs>) -> Option<Value> {
+        match self {
+            Resolved::Known(v) => Some(v.clone()),
+            Resolved::After { pending, .. } => match pending {
+                Pending::Export { address, attr } => exports.get(address)?.get(attr).cloned(),
+                Pending::List(items) => items
+                    .iter()
+                    .map(|i| i.fill(exports))
+                    .collect::<Option<Vec<_>>>()
+                    .map(Value::List),
+                Pending::Table(entries) => entries
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), v.fill(exports)?)))
+                    .collect::<Option<BTreeMap<_, _>>>()
+                    .map(Value::Table),
+                Pending::Concat(parts) => {
+                    let mut text = String::new();
+                    for part in parts {
+                        push_text(&mut text, &part.fill(exports)?);
+                    }
+                    Some(Value::Str(text))
+                }
+            },
+        }
+    }
+
+    fn phase(&self) -> Option<&str> {
+        match self {
+            Resolved::Known(_) => None,
+            Resolved::After { phase, .. } => Some(phase),
+        }
+    }
+}
+
+/// Items resolved one by one: known if all are, else pending on the first
+/// pending item's phase.
+fn combine(
+    items: Vec<Resolved>,
+    known: impl FnOnce(Vec<Value>) -> Value,
+    pending: impl FnOnce(Vec<Resolved>) -> Pending,
+) -> Resolved {
+    match items.iter().find_map(Resolved::phase) {
+        None => Resolved::Known(known(
+            items
+                .into_iter()
+                .filter_map(|i| i.known().cloned())
+                .collect(),
+        )),
+        Some(phase) => Resolved::After {
+            phase: phase.to_string(),
+            pending: pending(items),
+        },
+    }
+}
+
+fn push_text(text: &mut String, value: &Value) {
+    match value {
+        Value::Str(s) => text.push_str(s),
+        Value::Int(n) => text.push_str(&n.to_string()),
+        Value::Bool(b) => text.push_str(&b.to_string()),
+        // Validation rejects lists and tables inside strings.
+        other => text.push_str(&other.to_string()),
     }
 }
 
@@ -28,7 +114,7 @@ impl std::fmt::Display for Resolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Resolved::Known(v) => write!(f, "{v}"),
-            Resolved::After(phase) => write!(f, "(known after phase {phase})"),
+            Resolved::After { phase, .. } => write!(f, "(known after phase {phase})"),
         }
     }
 }
@@ -58,46 +144,46 @@ impl Scope<'_> {
             ExprKind::Int(n) => Resolved::Known(Value::Int(*n)),
             ExprKind::Bool(b) => Resolved::Known(Value::Bool(*b)),
             ExprKind::List(items) => {
-                let mut out = Vec::new();
-                for item in items {
-                    match self.resolve_depth(stack, item, depth) {
-                        Resolved::Known(v) => out.push(v),
-                        after => return after,
-                    }
-                }
-                Resolved::Known(Value::List(out))
+                let items = items
+                    .iter()
+                    .map(|i| self.resolve_depth(stack, i, depth))
+                    .collect();
+                combine(items, Value::List, Pending::List)
             }
             ExprKind::Table(entries) => {
-                let mut out = BTreeMap::new();
-                for (k, v) in entries {
-                    match self.resolve_depth(stack, v, depth) {
-                        Resolved::Known(v) => {
-                            out.insert(k.clone(), v);
-                        }
-                        after => return after,
-                    }
-                }
-                Resolved::Known(Value::Table(out))
+                let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
+                let values = entries
+                    .iter()
+                    .map(|(_, v)| self.resolve_depth(stack, v, depth))
+                    .collect();
+                let keys2 = keys.clone();
+                combine(
+                    values,
+                    |vs| Value::Table(keys.into_iter().zip(vs).collect()),
+                    |rs| Pending::Table(keys2.into_iter().zip(rs).collect()),
+                )
             }
             ExprKind::Str(template) => {
                 if let Some(r) = template.as_whole_ref() {
                     return self.reference(stack, &r.target, depth);
                 }
-                let mut text = String::new();
-                for part in &template.parts {
-                    match part {
-                        Part::Lit(s) => text.push_str(s),
-                        Part::Ref(r) => match self.reference(stack, &r.target, depth) {
-                            Resolved::Known(Value::Str(s)) => text.push_str(&s),
-                            Resolved::Known(Value::Int(n)) => text.push_str(&n.to_string()),
-                            Resolved::Known(Value::Bool(b)) => text.push_str(&b.to_string()),
-                            // Validation rejects lists and tables inside strings.
-                            Resolved::Known(other) => text.push_str(&other.to_string()),
-                            after => return after,
-                        },
-                    }
-                }
-                Resolved::Known(Value::Str(text))
+                let parts = template
+                    .parts
+                    .iter()
+                    .map(|part| match part {
+                        Part::Lit(s) => Resolved::Known(Value::Str(s.clone())),
+                        Part::Ref(r) => self.reference(stack, &r.target, depth),
+                    })
+                    .collect();
+                combine(
+                    parts,
+                    |vs| {
+                        let mut text = String::new();
+                        vs.iter().for_each(|v| push_text(&mut text, v));
+                        Value::Str(text)
+                    },
+                    Pending::Concat,
+                )
             }
         }
     }
@@ -127,7 +213,13 @@ impl Scope<'_> {
                         Some(v) => Resolved::Known(v.clone()),
                         None => panic!("adapter for {kind} exported no `{attr}` for {address}"),
                     },
-                    Some(Exports::After(phase)) => Resolved::After(phase.clone()),
+                    Some(Exports::After(phase)) => Resolved::After {
+                        phase: phase.clone(),
+                        pending: Pending::Export {
+                            address,
+                            attr: attr.clone(),
+                        },
+                    },
                     None => panic!("{address} is referenced before it was planned"),
                 }
             }
@@ -178,5 +270,52 @@ fn collect_resources(
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResourceKind;
+
+    #[test]
+    fn pending_values_fill_in_from_what_earlier_steps_returned() {
+        let lb = Address::new("web", ResourceKind::LoadBalancer, "public");
+        let dns = Resolved::After {
+            phase: "two".into(),
+            pending: Pending::Export {
+                address: lb.clone(),
+                attr: "dns_name".into(),
+            },
+        };
+        let url = combine(
+            vec![
+                Resolved::Known(Value::Str("http://".into())),
+                dns.clone(),
+                Resolved::Known(Value::Str("/health".into())),
+            ],
+            |_| unreachable!("one part is pending"),
+            Pending::Concat,
+        );
+        let list = combine(
+            vec![Resolved::Known(Value::Str("a".into())), dns],
+            |_| unreachable!("one item is pending"),
+            Pending::List,
+        );
+        assert_eq!(url.to_string(), "(known after phase two)");
+        let mut exports = BTreeMap::new();
+        assert_eq!(url.fill(&exports), None, "not created yet");
+        exports.insert(
+            lb,
+            Attrs::from([("dns_name".into(), Value::Str("lb.example".into()))]),
+        );
+        assert_eq!(
+            url.fill(&exports),
+            Some(Value::Str("http://lb.example/health".into()))
+        );
+        assert_eq!(
+            list.fill(&exports),
+            Some(Value::str_list(["a", "lb.example"]))
+        );
     }
 }

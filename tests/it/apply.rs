@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use drctl::clock::SystemClock;
 use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
 use drctl::cloud::AwsSettings;
@@ -38,20 +39,20 @@ impl Rehearsal {
         let (project, diags) = load_project(self.repo.root(), &[]);
         assert!(diags.is_empty(), "{diags}");
         let runbook = project.runbook("rb").unwrap();
-        let observed = self.provider.discover(&self.env).await.expect("discover");
-        plan::plan(&project, runbook, &observed, "test".into())
+        let snapshot = drctl::run::observe(&self.provider, &self.env, &SystemClock)
+            .await
+            .expect("observe");
+        plan::plan(&project, runbook, &snapshot, "test".into())
     }
 
     async fn apply(&self) -> Report {
         let plan = self.plan().await;
-        let (project, _) = load_project(self.repo.root(), &[]);
-        let runbook = project.runbook("rb").unwrap();
         // Every apply is a run of its own, as with the binary.
         let options = ApplyOptions {
             parallelism: 4,
-            run_id: drctl::commands::new_run_id(),
+            run_id: drctl::app::new_run_id(&SystemClock),
         };
-        execute::apply(&self.provider, &project, runbook, &plan, &options, &|_| {}).await
+        execute::apply(&self.provider, &plan, &options, &|_| {}).await
     }
 
     async fn destroy(&self) {

@@ -5,12 +5,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use drctl::app::{self, ApplyRequest, ApplyResult, Context};
+use drctl::clock::ManualClock;
 use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
 use drctl::cloud::AwsSettings;
+use drctl::events::Collect;
 use drctl::lock::{lock_path, LockHolder};
+use drctl::run::RunEnd;
 
-use crate::support::{drctl, moto_endpoint, Repo};
+use crate::support::{drctl, moto_endpoint, MotoConnect, Repo};
 
 const REGION: &str = "us-west-2";
 
@@ -211,22 +218,45 @@ async fn a_gate_that_times_out_rejects_the_run() {
     let s = Setup::new(
         "gate-timeout",
         83,
-        "{ manual = { timeout = \"1s\", on_timeout = \"reject\" } }",
+        "{ manual = { timeout = \"1h\", on_timeout = \"reject\" } }",
     );
-    let (code, text) = s.run(&["apply", "rb"]);
-    assert_eq!(code, Some(3), "{text}");
-    let id = s.run_id();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (code, text) = s.run(&["resume", &id]);
-    assert_eq!(code, Some(1), "{text}");
+    // Through the application layer with a clock the test moves: no sleep.
+    let clock = ManualClock::at(1_800_000_000_000);
+    let sink = Collect::default();
+    let ctx = Context {
+        state_dir: s.state.path(),
+        clock: &clock,
+        sink: &sink,
+    };
+    let connect = MotoConnect;
+    let request = ApplyRequest {
+        root: Some(s.repo.root().to_path_buf()),
+        target: "rb".into(),
+        auto_approve: None,
+        parallelism: 4,
+    };
+    let cancel = AtomicBool::new(false);
+    let ApplyResult::Run { run_id: id, end } = app::apply(&ctx, &connect, &request, &cancel)
+        .await
+        .expect("apply")
+    else {
+        panic!("expected a run");
+    };
+    assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
+    // Not yet: 59 minutes later the gate still waits.
+    clock.advance(Duration::from_secs(59 * 60));
+    let end = app::resume(&ctx, &connect, &id, 4, &cancel).await.unwrap();
+    assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
+    clock.advance(Duration::from_secs(61));
+    let end = app::resume(&ctx, &connect, &id, 4, &cancel).await.unwrap();
     assert!(
-        text.contains("rejected at the gate before phase `compute` by timeout"),
-        "{text}"
+        matches!(&end, RunEnd::Rejected { phase, by } if phase == "compute" && by == "timeout"),
+        "{end:?}"
     );
     assert!(!s.addresses().await.contains_key("fleet.instances.app"));
     let (_, text) = s.run(&["runs", "show", &id]);
     assert!(
-        text.contains("gate before compute: Timeout by policy")
+        text.contains("gate before compute: Timeout by policy after waiting 3601.0s")
             && text.contains("status: rejected"),
         "{text}"
     );

@@ -5,6 +5,7 @@
 mod apply;
 mod cli;
 mod cloud;
+mod engine;
 mod gates;
 mod graph;
 mod provider;

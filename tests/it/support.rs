@@ -175,3 +175,13 @@ pub fn state_dir_sharing_venv() -> tempfile::TempDir {
 pub fn drctl() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_drctl"))
 }
+
+/// Connects the application layer to the tests' moto server.
+pub struct MotoConnect;
+
+impl drctl::app::Connect for MotoConnect {
+    async fn connect(&self, region: &str) -> Result<drctl::cloud::aws::AwsProvider, drctl::Error> {
+        let settings = drctl::cloud::AwsSettings::sandbox(moto_endpoint(), region);
+        Ok(drctl::cloud::aws::AwsProvider::new(&settings.load().await))
+    }
+}

@@ -1,0 +1,138 @@
+//! destroy: everything tagged with the environment, dependents first.
+
+use std::path::PathBuf;
+
+use super::{load, new_run_id, Connect, Context};
+use crate::error::Error;
+use crate::events::{Answer, Event as Shown, Question};
+use crate::execute::{self, Report};
+use crate::lock::EnvLock;
+use crate::plan::normalize::delete_rank;
+use crate::run;
+use crate::world::Address;
+
+pub struct DestroyRequest {
+    pub root: Option<PathBuf>,
+    pub runbook: String,
+    /// Do not ask (an unprotected environment).
+    pub auto_approve: bool,
+    /// Required for a protected environment.
+    pub force: bool,
+    /// The environment's name, typed, for a protected environment.
+    pub confirm: Option<String>,
+    pub parallelism: usize,
+}
+
+#[derive(Debug)]
+pub struct DestroyResult {
+    pub environment: String,
+    pub region: String,
+    /// `None` when nothing carried the environment's tag.
+    pub report: Option<Report>,
+    /// What still carries the tag afterwards (must be nothing).
+    pub left: Vec<Address>,
+}
+
+pub async fn destroy<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &DestroyRequest,
+) -> Result<DestroyResult, Error> {
+    let loaded = load(request.root.as_deref(), &request.runbook)?;
+    let runbook = loaded.runbook();
+    let env = &runbook.environment;
+    if runbook.protected {
+        if !request.force {
+            return Err(Error::usage(
+                format!("environment {env} is protected (runbook {})", runbook.name),
+                Some(format!("destroying it needs --force, and typing `{env}` (or --confirm {env} without a terminal)")),
+            ));
+        }
+        match &request.confirm {
+            Some(typed) if typed != env => {
+                return Err(Error::usage(
+                    format!("--confirm {typed} does not match the environment {env}"),
+                    None,
+                ));
+            }
+            None if !ctx.sink.can_ask() => return Err(protected_without_terminal(env)),
+            _ => {}
+        }
+    }
+    let provider = connect.connect(&runbook.region).await?;
+    // A destroy racing an apply of the same environment would fight it.
+    let _lock = EnvLock::acquire(
+        ctx.state_dir,
+        env,
+        &runbook.region,
+        &format!("destroy-{}", new_run_id(ctx.clock)),
+    )?;
+    let snapshot = run::observe(&provider, env, ctx.clock).await?;
+    let mut result = DestroyResult {
+        environment: env.clone(),
+        region: runbook.region.clone(),
+        report: None,
+        left: Vec::new(),
+    };
+    if snapshot.is_empty() {
+        return Ok(result);
+    }
+    let mut listed: Vec<_> = snapshot.objects().collect();
+    listed.sort_by_key(|o| (delete_rank(o.address.kind), o.address.clone()));
+    ctx.sink.event(&Shown::DestroyPlanned {
+        environment: env.clone(),
+        region: runbook.region.clone(),
+        resources: listed
+            .iter()
+            .map(|o| (o.address.clone(), o.id.clone()))
+            .collect(),
+    });
+    let question = if runbook.protected && request.confirm.is_none() {
+        Some(Question::Confirm {
+            prompt: format!("Environment {env} is protected. Type its name to destroy it:"),
+            expected: env.clone(),
+        })
+    } else if !request.auto_approve {
+        Some(Question::Confirm {
+            prompt: format!("Destroy all {} resources of {env}?", snapshot.len()),
+            expected: "yes".into(),
+        })
+    } else {
+        None
+    };
+    if let Some(question) = question {
+        match ctx.sink.ask(&question) {
+            Some(Answer::Approve) => {}
+            Some(_) => return Err(Error::Declined),
+            None if runbook.protected => return Err(protected_without_terminal(env)),
+            None => return Err(no_terminal()),
+        }
+    }
+    let observed: Vec<_> = snapshot.objects().cloned().collect();
+    let report = execute::destroy(&provider, &observed, request.parallelism, &|e| {
+        ctx.sink.event(&Shown::Step(e.clone()))
+    })
+    .await;
+    let left = run::observe(&provider, env, ctx.clock).await?;
+    result.left = left.objects().map(|o| o.address.clone()).collect();
+    result.report = Some(report);
+    Ok(result)
+}
+
+fn protected_without_terminal(env: &str) -> Error {
+    Error::usage(
+        format!("environment {env} is protected and there is no terminal to type its name"),
+        Some(format!("pass --confirm {env}")),
+    )
+}
+
+/// Refusing to change the cloud when nobody can be asked.
+pub fn no_terminal() -> Error {
+    Error::usage(
+        "refusing to change the cloud without approval: no terminal to ask on",
+        Some(
+            "pass --auto-approve, or save a plan with `drctl plan --out FILE` and apply that"
+                .into(),
+        ),
+    )
+}

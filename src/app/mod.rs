@@ -1,0 +1,219 @@
+//! The application layer: plan, apply, resume, approve, reject and destroy
+//! as library functions that take plain requests and report through an
+//! event [`Sink`]. The CLI parses arguments into these requests and picks
+//! sinks; drills, rebuilds and schedules call the same functions.
+
+mod destroy;
+mod runs;
+mod saved;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::clock::Clock;
+use crate::cloud::aws::AwsProvider;
+use crate::error::Error;
+use crate::events::Sink;
+use crate::model::validate::load_project;
+use crate::model::{Project, Runbook};
+
+pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
+pub use runs::{
+    apply, approve, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest, Approved,
+    PlanRequest, RejectRequest,
+};
+pub use saved::SavedPlan;
+
+/// Where AWS is for a region: the CLI resolves `--sandbox`,
+/// `--endpoint-url`, `--profile`; tests point at their moto server.
+#[allow(async_fn_in_trait)] // used through generics, never as dyn
+pub trait Connect {
+    async fn connect(&self, region: &str) -> Result<AwsProvider, Error>;
+}
+
+/// What every application function needs besides its request.
+pub struct Context<'a> {
+    /// Runs, journals, locks (`.drctl` by default).
+    pub state_dir: &'a Path,
+    pub clock: &'a dyn Clock,
+    pub sink: &'a dyn Sink,
+}
+
+/// The repository root: `root` if given, else the directory above a runbook
+/// path's `runbooks/`, else the current directory.
+pub fn project_root(root: Option<&Path>, runbook: &str) -> PathBuf {
+    if let Some(root) = root {
+        return root.to_path_buf();
+    }
+    let path = Path::new(runbook);
+    if path.is_file() {
+        if let Some(dir) = path
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        {
+            if let Some(parent) = dir.parent() {
+                if parent.join("stacks").is_dir() {
+                    return parent.to_path_buf();
+                }
+            }
+        }
+    }
+    PathBuf::from(".")
+}
+
+/// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`.
+pub fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
+    let as_path = PathBuf::from(runbook);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    let by_name = root.join("runbooks").join(format!("{runbook}.toml"));
+    if by_name.is_file() {
+        return Ok(by_name);
+    }
+    let known: Vec<String> = std::fs::read_dir(root.join("runbooks"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let p = e.path();
+                    (p.extension()? == "toml")
+                        .then(|| p.file_stem()?.to_str().map(str::to_string))?
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(Error::usage(
+        format!(
+            "no runbook `{runbook}` (looked for {} and {})",
+            as_path.display(),
+            by_name.display()
+        ),
+        crate::diag::suggest(runbook, known.iter().map(String::as_str)),
+    ))
+}
+
+/// A validated project around one runbook.
+pub struct Loaded {
+    pub project: Project,
+    /// The runbook's name (`project.runbook(name)` is it).
+    pub name: String,
+}
+
+impl Loaded {
+    pub fn runbook(&self) -> &Runbook {
+        self.project
+            .runbook(&self.name)
+            .expect("a loaded project holds its runbook")
+    }
+}
+
+/// Loads and validates the project around one runbook (a path or a name).
+pub fn load(root: Option<&Path>, runbook: &str) -> Result<Loaded, Error> {
+    let root = project_root(root, runbook);
+    let path = runbook_path(&root, runbook)?;
+    load_file(&root, &path)
+}
+
+/// Loads and validates the project at `root` with the runbook at `path`.
+pub fn load_file(root: &Path, path: &Path) -> Result<Loaded, Error> {
+    let (project, diags) = load_project(root, std::slice::from_ref(&path.to_path_buf()));
+    if !diags.is_empty() {
+        return Err(Error::Invalid(diags));
+    }
+    let name = project
+        .runbooks
+        .first()
+        .map(|r| r.name.clone())
+        .ok_or_else(|| Error::usage(format!("cannot read runbook {}", path.display()), None))?;
+    Ok(Loaded { project, name })
+}
+
+/// SHA-256 of every stack file and of the runbook file, keyed by the path
+/// relative to the project root (never the path as typed, so a plan saved
+/// in one directory applies from another).
+pub fn sources(project: &Project, runbook: &Runbook) -> Result<BTreeMap<String, String>, Error> {
+    use sha2::{Digest, Sha256};
+    let root = std::path::absolute(&project.root).unwrap_or_else(|_| project.root.clone());
+    let files = project
+        .stacks
+        .values()
+        .map(|s| &s.file)
+        .chain(std::iter::once(&runbook.file));
+    let mut out = BTreeMap::new();
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|source| Error::Io {
+            action: "read",
+            path: file.clone(),
+            source,
+        })?;
+        let absolute = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        let key = absolute
+            .strip_prefix(&root)
+            .unwrap_or(&absolute)
+            .to_string_lossy()
+            .into_owned();
+        let digest = Sha256::digest(&bytes);
+        out.insert(key, digest.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    Ok(out)
+}
+
+/// One hash of all the sources.
+pub fn source_hash(sources: &BTreeMap<String, String>) -> String {
+    crate::plan::hash_json(sources)
+}
+
+/// The files that differ between two source maps (edited, added, removed).
+pub fn changed_files(
+    before: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Vec<String> {
+    before
+        .keys()
+        .chain(now.keys())
+        .filter(|k| before.get(*k) != now.get(*k))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// `20261121T221503-4f2a`: sortable, unique enough for one environment's runs.
+pub fn new_run_id(clock: &dyn Clock) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now =
+        jiff::Timestamp::from_millisecond(clock.now()).unwrap_or_else(|_| jiff::Timestamp::now());
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_i64(clock.now());
+    hasher.write_u32(std::process::id());
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        hasher.finish() & 0xffff
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_files_lists_edits_additions_and_removals() {
+        let before = BTreeMap::from([
+            ("stacks/a.toml".to_string(), "1".to_string()),
+            ("stacks/b.toml".to_string(), "2".to_string()),
+        ]);
+        let now = BTreeMap::from([
+            ("stacks/a.toml".to_string(), "1".to_string()),
+            ("stacks/b.toml".to_string(), "3".to_string()),
+            ("stacks/c.toml".to_string(), "4".to_string()),
+        ]);
+        assert_eq!(
+            changed_files(&before, &now),
+            ["stacks/b.toml", "stacks/c.toml"]
+        );
+        assert!(changed_files(&now, &now).is_empty());
+    }
+}

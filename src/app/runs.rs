@@ -1,0 +1,335 @@
+//! plan, apply, resume, approve and reject.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
+use super::{Loaded, SavedPlan};
+use crate::cloud::aws::AwsProvider;
+use crate::error::Error;
+use crate::events::{Answer, Event as Shown, Question};
+use crate::execute::ApplyOptions;
+use crate::journal::{current_user, host_name, run_state, Event, Journal};
+use crate::lock::EnvLock;
+use crate::plan::{self, Plan};
+use crate::run::{self, Recorder, RunContext, RunEnd};
+
+pub struct PlanRequest {
+    /// `--root`; otherwise found from the runbook's path.
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+    /// Save the plan here for `apply FILE`.
+    pub out: Option<PathBuf>,
+}
+
+/// Observes the environment and plans the runbook against it.
+pub async fn plan<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &PlanRequest,
+) -> Result<Plan, Error> {
+    let loaded = load(request.root.as_deref(), &request.runbook)?;
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let plan = make_plan(ctx, &provider, &loaded).await?;
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(plan.clone()),
+    });
+    if let Some(out) = &request.out {
+        let saved = SavedPlan {
+            drctl_plan: plan::PLAN_FORMAT,
+            root: absolute(&loaded.project.root),
+            runbook_file: absolute(&runbook.file),
+            plan: plan.clone(),
+        };
+        saved.write(out)?;
+        ctx.sink.event(&Shown::PlanSaved {
+            path: out.clone(),
+            apply_with: format!("drctl apply {}", out.display()),
+        });
+    }
+    Ok(plan)
+}
+
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Plans, and refuses a plan with steps that cannot be executed yet: at
+/// plan time, before any phase changes the cloud.
+async fn make_plan(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+) -> Result<Plan, Error> {
+    let runbook = loaded.runbook();
+    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    let hash = source_hash(&sources(&loaded.project, runbook)?);
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, hash);
+    let refused = plan::not_executable(&plan);
+    if !refused.is_empty() {
+        return Err(Error::NotExecutable { steps: refused });
+    }
+    Ok(plan)
+}
+
+pub struct ApplyRequest {
+    pub root: Option<PathBuf>,
+    /// A runbook (path or name), or a plan file saved with `plan --out`.
+    pub target: String,
+    /// `--auto-approve`, with the reason recorded (default "--auto-approve").
+    pub auto_approve: Option<String>,
+    pub parallelism: usize,
+}
+
+#[derive(Debug)]
+pub enum ApplyResult {
+    /// The environment already matches; no run was started.
+    NoChanges,
+    Run {
+        run_id: String,
+        end: RunEnd,
+    },
+}
+
+/// Plans (or takes a saved plan), has it confirmed, and runs it phase by
+/// phase. The environment is locked before anything is observed.
+pub async fn apply<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &ApplyRequest,
+    cancel: &AtomicBool,
+) -> Result<ApplyResult, Error> {
+    let saved = SavedPlan::read(&request.target)?;
+    let loaded = match &saved {
+        Some(saved) => load_file(&saved.root, &saved.runbook_file)?,
+        None => load(request.root.as_deref(), &request.target)?,
+    };
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let run_id = new_run_id(ctx.clock);
+    // Locked before planning: what is planned cannot change under another run.
+    let lock = EnvLock::acquire(
+        ctx.state_dir,
+        &runbook.environment,
+        &runbook.region,
+        &run_id,
+    )?;
+    let sources = sources(&loaded.project, runbook)?;
+    let plan = match saved {
+        Some(saved) => {
+            if source_hash(&sources) != saved.plan.source_hash {
+                return Err(Error::StalePlan {
+                    file: request.target.clone(),
+                    why: vec!["the stack or runbook files changed since the plan was made".into()],
+                });
+            }
+            let snapshot = run::observe(&provider, &runbook.environment, ctx.clock).await?;
+            if snapshot.fingerprint() != saved.plan.fingerprint {
+                return Err(Error::StalePlan {
+                    file: request.target.clone(),
+                    why: plan::world_changes(&saved.plan, &snapshot),
+                });
+            }
+            ctx.sink.event(&Shown::Planned {
+                plan: Box::new(saved.plan.clone()),
+            });
+            saved.plan
+        }
+        None => {
+            let plan = make_plan(ctx, &provider, &loaded).await?;
+            ctx.sink.event(&Shown::Planned {
+                plan: Box::new(plan.clone()),
+            });
+            if plan.has_changes() && request.auto_approve.is_none() {
+                // On a terminal, the whole plan is confirmed once; without
+                // one, the runbook's gates are the approval.
+                let question = Question::Confirm {
+                    prompt: format!(
+                        "Apply these changes to environment {}?",
+                        runbook.environment
+                    ),
+                    expected: "yes".into(),
+                };
+                match ctx.sink.ask(&question) {
+                    Some(Answer::Approve) | None => {}
+                    Some(_) => return Err(Error::Declined),
+                }
+            }
+            plan
+        }
+    };
+    if !plan.has_changes() {
+        return Ok(ApplyResult::NoChanges);
+    }
+    let journal = Journal::create(ctx.state_dir, &run_id)?;
+    journal.append(&Event::RunStarted {
+        at: ctx.clock.now(),
+        run_id: run_id.clone(),
+        runbook: runbook.name.clone(),
+        root: absolute(&loaded.project.root),
+        runbook_file: absolute(&runbook.file),
+        environment: runbook.environment.clone(),
+        region: runbook.region.clone(),
+        phases: plan.phases.iter().map(|p| p.name.clone()).collect(),
+        user: current_user(),
+        host: host_name(),
+        auto_approve: request.auto_approve.clone(),
+        sources,
+        approved_cleanup: plan
+            .cleanup
+            .iter()
+            .filter_map(|c| Some((c.address.clone(), c.current.as_ref()?.id.clone())))
+            .collect(),
+    })?;
+    ctx.sink.event(&Shown::RunStarted {
+        run_id: run_id.clone(),
+        journal: journal.dir.clone(),
+    });
+    let end = drive(
+        ctx,
+        &provider,
+        &loaded,
+        &journal,
+        request.parallelism,
+        cancel,
+    )
+    .await;
+    drop(lock);
+    Ok(ApplyResult::Run { run_id, end: end? })
+}
+
+async fn drive(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+    parallelism: usize,
+    cancel: &AtomicBool,
+) -> Result<RunEnd, Error> {
+    let run = RunContext {
+        project: &loaded.project,
+        runbook: loaded.runbook(),
+        journal,
+        options: ApplyOptions {
+            parallelism,
+            run_id: journal.run_id.clone(),
+        },
+        cancel,
+        clock: ctx.clock,
+        sink: ctx.sink,
+    };
+    run::drive(provider, &run).await
+}
+
+/// Continues a paused, interrupted or failed run where it stopped, holding
+/// the environment's lock from start to end.
+pub async fn resume<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    run_id: &str,
+    parallelism: usize,
+    cancel: &AtomicBool,
+) -> Result<RunEnd, Error> {
+    let journal = Journal::open(ctx.state_dir, run_id)?;
+    let events = journal.events()?;
+    let state = run_state(&events);
+    if state.status.is_final() {
+        return Err(Error::usage(
+            format!("run {run_id} is {}; nothing to resume", state.status),
+            None,
+        ));
+    }
+    let Some(Event::RunStarted {
+        root,
+        runbook_file,
+        sources: started_from,
+        ..
+    }) = events.first()
+    else {
+        return Err(Error::usage(
+            format!("run {run_id} has no start record"),
+            None,
+        ));
+    };
+    let loaded = load_file(root, runbook_file)?;
+    let runbook = loaded.runbook();
+    // Taken before anything is written: a live run of this id refuses the resume.
+    let lock = EnvLock::acquire(ctx.state_dir, &runbook.environment, &runbook.region, run_id)?;
+    let provider = connect.connect(&runbook.region).await?;
+    let now = sources(&loaded.project, runbook)?;
+    let edited = changed_files(started_from, &now);
+    if !edited.is_empty() {
+        // Each phase is re-planned from these files and shown at its gate;
+        // a plan that differs from the approved one waits for new approvals.
+        ctx.sink.event(&Shown::SourcesChanged { files: edited });
+    }
+    journal.append(&Event::Resumed {
+        at: ctx.clock.now(),
+        by: current_user(),
+        pid: std::process::id(),
+    })?;
+    for (address, action) in &state.in_flight {
+        ctx.sink.event(&Shown::InFlightAtStop {
+            address: address.clone(),
+            action: *action,
+        });
+    }
+    let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await;
+    drop(lock);
+    end
+}
+
+pub struct ApproveRequest {
+    pub run_id: String,
+    /// The phase whose gate (default: the one the run waits at).
+    pub gate: Option<String>,
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Approved {
+    pub by: String,
+    pub have: usize,
+    pub need: u32,
+}
+
+/// One person's approval of the plan the run's gate shows.
+pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, Error> {
+    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
+    let recorder = Recorder {
+        journal: &journal,
+        clock: ctx.clock,
+        sink: ctx.sink,
+    };
+    let (have, need) = run::approve(
+        &recorder,
+        request.gate.as_deref(),
+        &request.by,
+        request.reason.clone(),
+    )?;
+    Ok(Approved {
+        by: request.by.clone(),
+        have,
+        need,
+    })
+}
+
+pub struct RejectRequest {
+    pub run_id: String,
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+/// Ends a run at its gate; returns the phase it waited before ("" if none).
+pub fn reject(ctx: &Context<'_>, request: &RejectRequest) -> Result<String, Error> {
+    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
+    let recorder = Recorder {
+        journal: &journal,
+        clock: ctx.clock,
+        sink: ctx.sink,
+    };
+    run::reject(&recorder, &request.by, request.reason.clone())
+}

@@ -1,0 +1,207 @@
+//! Sinks of the command line: the terminal renderer (prompts included) and
+//! JSON lines for `--log-format json`. Part of the CLI layer: the only place
+//! besides `cli`/`commands` that prints or reads the terminal.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+
+use crate::events::{Answer, Event, Question, Sink};
+use crate::execute::{Event as Step, OutcomeKind};
+use crate::plan::{render, Action};
+
+/// Renders events as people read them; asks on a terminal.
+pub struct TerminalSink {
+    interactive: bool,
+}
+
+impl TerminalSink {
+    pub fn new() -> Self {
+        TerminalSink {
+            interactive: std::io::stdin().is_terminal(),
+        }
+    }
+}
+
+impl Default for TerminalSink {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sink for TerminalSink {
+    fn event(&self, event: &Event) {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{}", render_event(event));
+        let _ = out.flush();
+    }
+
+    fn can_ask(&self) -> bool {
+        self.interactive
+    }
+
+    fn ask(&self, question: &Question) -> Option<Answer> {
+        if !self.interactive {
+            return None;
+        }
+        let prompt = match question {
+            Question::Confirm { prompt, expected } => {
+                format!("\n{prompt} Only '{expected}' is accepted: ")
+            }
+            Question::Gate {
+                phase,
+                approvals,
+                needed,
+                approved_by,
+                user,
+            } => format!(
+                "\nGate before phase `{phase}`: {approvals} of {needed} approval(s){}. Approve as {user}? [yes/no/later]: ",
+                if approved_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (by {})", approved_by.join(", "))
+                }
+            ),
+        };
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let answer = answer.trim();
+        Some(match question {
+            Question::Confirm { expected, .. } if answer == expected => Answer::Approve,
+            Question::Confirm { .. } => Answer::Reject,
+            Question::Gate { .. } => match answer {
+                "yes" | "y" => Answer::Approve,
+                "no" | "n" | "reject" => Answer::Reject,
+                _ => Answer::Defer,
+            },
+        })
+    }
+}
+
+/// One JSON object per event on stdout, for machines (`--log-format json`).
+pub struct JsonSink;
+
+impl Sink for JsonSink {
+    fn event(&self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// How the terminal shows one event.
+pub fn render_event(event: &Event) -> String {
+    match event {
+        Event::Planned { plan } => render::render(plan),
+        Event::PlanSaved { path, apply_with } => format!(
+            "\nSaved the plan to {}. Apply exactly it with: {apply_with}\n",
+            path.display()
+        ),
+        Event::RunStarted { run_id, journal } => {
+            format!("\nRun {run_id} (journal: {})\n", journal.display())
+        }
+        Event::SourcesChanged { files } => format!(
+            "\nThese files changed since the run started: {}. Each phase is planned from them again; a gate whose plan differs waits for new approvals.\n",
+            files.join(", ")
+        ),
+        Event::PhasePlanned {
+            number,
+            total,
+            phase,
+            ..
+        } => format!("\n{}", render::render_phase(phase, *number, *total)),
+        Event::PlanChangedAtGate { phase, set_aside } => format!(
+            "\nThe plan of phase `{phase}` is not the one shown before{}: it needs approving again.\n",
+            if set_aside.is_empty() {
+                String::new()
+            } else {
+                format!(" (approvals by {} were for the old plan)", set_aside.join(", "))
+            }
+        ),
+        Event::GateDecided {
+            phase,
+            decision,
+            by,
+            reason,
+        } => format!(
+            "gate before {phase}: {} by {by}{}\n",
+            match decision {
+                crate::journal::Decision::Approve => "approved",
+                crate::journal::Decision::Reject => "rejected",
+                crate::journal::Decision::Auto => "passed",
+                crate::journal::Decision::Timeout => "timed out",
+            },
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        Event::Step(step) => render_step(step),
+        Event::InFlightAtStop { address, action } => format!(
+            "{address}: a {action:?} call was in flight when the run stopped; it is looked up by tag, not repeated\n"
+        ),
+        Event::CleanupNotApproved { address, id } => format!(
+            "  · {address} ({id}): not deleted, its deletion was not in the approved plan; apply again to review it\n"
+        ),
+        Event::DestroyPlanned {
+            environment,
+            region,
+            resources,
+        } => {
+            let mut out = format!(
+                "Destroy environment {environment} in {region}: {} resources\n",
+                resources.len()
+            );
+            for (address, id) in resources {
+                out.push_str(&format!("    - {address} ({id})\n"));
+            }
+            out
+        }
+    }
+}
+
+fn render_step(step: &Step) -> String {
+    match step {
+        Step::PhaseStarted {
+            name,
+            number,
+            total,
+        } => format!("\nPhase {number}/{total} {name}\n"),
+        Step::Started { address, action } => {
+            format!("  {} {address}: {}…\n", action.symbol(), verb(*action).0)
+        }
+        Step::Finished(outcome) => {
+            let address = &outcome.address;
+            let secs = outcome.elapsed.as_secs_f64();
+            match &outcome.result {
+                OutcomeKind::Done(id) => format!(
+                    "  {} {address}: {} {id} ({secs:.1}s)\n",
+                    outcome.action.symbol(),
+                    verb(outcome.action).1
+                ),
+                OutcomeKind::Failed(e) => format!("  ! {address}: failed after {secs:.1}s: {e}\n"),
+                OutcomeKind::Skipped { because } => {
+                    format!("  · {address}: skipped ({because} failed)\n")
+                }
+                OutcomeKind::NotStarted => format!("  · {address}: not started (interrupted)\n"),
+            }
+        }
+        Step::CleanupStarted { count } if *count > 0 => {
+            format!("\nCleanup: deleting {count} resources, dependents first\n")
+        }
+        Step::CleanupStarted { .. } => String::new(),
+        Step::CleanupSkipped { failed } => format!(
+            "\nCleanup skipped: {failed} change(s) failed, so nothing old is deleted yet; fix the cause and apply again\n"
+        ),
+    }
+}
+
+fn verb(action: Action) -> (&'static str, &'static str) {
+    match action {
+        Action::Create | Action::Replace => ("creating", "created"),
+        Action::Update => ("updating", "updated"),
+        Action::Delete => ("deleting", "deleted"),
+        Action::NoOp => ("checking", "unchanged"),
+    }
+}

@@ -1,0 +1,112 @@
+//! The engine's contracts: approvals bind to the plan shown, and steps the
+//! engine cannot execute are refused at plan time, before anything changes.
+
+use crate::support::{drctl, moto_endpoint, Repo};
+
+use drctl::cloud::aws::AwsProvider;
+use drctl::cloud::provider::Provider;
+use drctl::cloud::AwsSettings;
+
+fn run(repo: &Repo, state: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = drctl()
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("USER", "tester")
+        .args(["--root", repo.root().to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap()])
+        .args(["--endpoint-url", moto_endpoint(), "-q"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+async fn found(env: &str, region: &str) -> Vec<drctl::world::ObservedResource> {
+    let provider = AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), region).load().await);
+    provider.discover(env).await.expect("discover")
+}
+
+#[tokio::test]
+async fn a_plan_with_steps_not_executable_yet_is_refused_before_anything_changes() {
+    // The minimal repo has a service and a cutover phase (later issues).
+    let runbook = crate::support::RUNBOOK.replace("test-env", "not-yet");
+    let repo = Repo::with(&[("runbooks/rb.toml", &runbook)]);
+    let state = tempfile::tempdir().unwrap();
+    for args in [&["plan", "rb"][..], &["apply", "rb", "--auto-approve"][..]] {
+        let (code, text) = run(&repo, state.path(), args);
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains(
+                "app.service.web in phase two: blue/green services are not supported yet"
+            ) && text.contains("phase switch: cutover of app.service.web"),
+            "{args:?}: {text}"
+        );
+    }
+    assert!(
+        found("not-yet", "us-east-1").await.is_empty(),
+        "phase one (the network) must not have been applied"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_is_for_the_plan_shown_and_an_edited_stack_waits_for_a_new_one() {
+    let vars = "cidr = \"10.92.0.0/16\"\nsubnet_a_cidr = \"10.92.1.0/24\"\nsubnet_b_cidr = \"10.92.2.0/24\"";
+    let env = "bound-approval";
+    let region = "us-west-2";
+    let repo = Repo::fleet_rehearsal(env, region, vars, "\"manual\"");
+    let state = tempfile::tempdir().unwrap();
+    let (code, text) = run(&repo, state.path(), &["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(text.contains("count           = 2"), "{text}");
+    let id = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+
+    // While the run waits, someone edits the fleet; alice approves what she
+    // saw at the gate (two instances).
+    let fleet = repo.path("stacks/fleet.toml");
+    let text = std::fs::read_to_string(&fleet).unwrap();
+    std::fs::write(&fleet, text.replace("fleet_size = 2", "fleet_size = 3")).unwrap();
+    let (code, text) = run(&repo, state.path(), &["approve", &id, "--as", "alice"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Resume re-plans: three instances is not what alice approved.
+    let (code, text) = run(&repo, state.path(), &["resume", &id]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("stacks/fleet.toml")
+            && text.contains("needs approving again")
+            && text.contains("count           = 3"),
+        "{text}"
+    );
+    let now = found(env, region).await;
+    assert!(
+        !now.iter()
+            .any(|o| o.address.to_string() == "fleet.instances.app"),
+        "nothing of the unapproved phase ran"
+    );
+    let (_, journal) = run(&repo, state.path(), &["runs", "show", &id]);
+    assert!(journal.contains("Approve by alice"), "{journal}");
+
+    // Approved again, for the plan now shown: that is what runs.
+    let (code, text) = run(&repo, state.path(), &["approve", &id, "--as", "alice"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&repo, state.path(), &["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    let fleet = found(env, region)
+        .await
+        .into_iter()
+        .find(|o| o.address.to_string() == "fleet.instances.app")
+        .expect("the fleet");
+    assert_eq!(fleet.attrs["count"], drctl::world::Value::Int(3));
+    let (code, text) = run(&repo, state.path(), &["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
