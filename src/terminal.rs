@@ -191,6 +191,15 @@ fn render_step(step: &Step) -> String {
             format!("\nCleanup: deleting {count} resources, dependents first\n")
         }
         Step::CleanupStarted { .. } => String::new(),
+        Step::Waiting {
+            address,
+            on,
+            state,
+            deadline_in,
+        } => format!(
+            "  … {address}: waiting for {on} ({state}; gives up in {})\n",
+            humantime::format_duration(std::time::Duration::from_secs(deadline_in.as_secs()))
+        ),
         Step::CleanupSkipped { failed } => format!(
             "\nCleanup skipped: {failed} change(s) failed, so nothing old is deleted yet; fix the cause and apply again\n"
         ),

@@ -6,11 +6,39 @@
 //! failure as an error, which ends the wait at once.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::CloudError;
+
+/// What a wait reports while it polls: the thing waited on, its state now,
+/// and how long until the deadline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub on: String,
+    pub state: String,
+    pub deadline_in: Duration,
+}
+
+/// Receives [`Waiting`] reports.
+pub type WaitReporter = Arc<dyn Fn(Waiting) + Send + Sync>;
+
+tokio::task_local! {
+    static REPORTER: WaitReporter;
+}
+
+/// Runs `step` with its waits reported to `reporter`: the executor learns
+/// what each step is waiting on (and until when) without the adapters
+/// knowing who listens.
+pub async fn reporting_waits<F: Future>(reporter: WaitReporter, step: F) -> F::Output {
+    REPORTER.scope(reporter, step).await
+}
+
+fn report(waiting: Waiting) {
+    let _ = REPORTER.try_with(|reporter| reporter(waiting));
+}
 
 /// Pause between polls: `initial`, doubling up to `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +101,11 @@ where
         }
         let pause = delays.next().unwrap_or(backoff.max);
         tracing::debug!(what, state = %state, ?pause, "waiting");
+        report(Waiting {
+            on: what.to_string(),
+            state: state.clone(),
+            deadline_in: deadline - waited,
+        });
         // Never sleep past the deadline; one last poll happens right at it.
         tokio::time::sleep(pause.min(deadline - waited)).await;
     }
@@ -111,8 +144,38 @@ where
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::sync::Mutex;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_wait_reports_what_it_waits_on_to_the_step_running_it() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let reporter: WaitReporter = Arc::new(move |w| sink.lock().unwrap().push(w));
+        let polls = Cell::new(0);
+        let out = reporting_waits(
+            reporter,
+            until("lb to become active", Duration::from_secs(60), FAST, || {
+                polls.set(polls.get() + 1);
+                let n = polls.get();
+                async move {
+                    Ok(if n < 3 {
+                        Probe::Waiting("provisioning".into())
+                    } else {
+                        Probe::Done(())
+                    })
+                }
+            }),
+        )
+        .await;
+        assert!(out.is_ok());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "one report per poll that found it not done");
+        assert_eq!(seen[0].on, "lb to become active");
+        assert_eq!(seen[0].state, "provisioning");
+        assert!(seen[0].deadline_in <= Duration::from_secs(60));
+    }
 
     const FAST: Backoff = Backoff {
         initial: Duration::from_millis(1),

@@ -14,12 +14,14 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::cloud::provider::{CreateRequest, Provider};
 use crate::cloud::tags::{tag_set, Identity};
-use crate::cloud::CloudError;
+use crate::cloud::{wait, CloudError};
 use crate::plan::normalize::{delete_rank, normalize, spec_hash};
 use crate::plan::resolve::Resolved;
 use crate::plan::{Action, Change, Plan};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -48,6 +50,14 @@ pub enum Event {
     },
     CleanupSkipped {
         failed: usize,
+    },
+    /// A step is waiting on something named (a load balancer becoming
+    /// active, instances running); the adapter polls until the deadline.
+    Waiting {
+        address: Address,
+        on: String,
+        state: String,
+        deadline_in: Duration,
     },
 }
 
@@ -190,6 +200,7 @@ pub async fn apply_phase<P: Provider>(
     });
     let mut waiting: Vec<&Change> = phase.changes.iter().collect();
     let mut in_flight = FuturesUnordered::new();
+    let mut waits = WaitReports::new();
     loop {
         // Start everything whose inputs are ready, skip what can never be.
         let before = waiting.len();
@@ -222,7 +233,8 @@ pub async fn apply_phase<P: Provider>(
                     action: change.action,
                 });
                 let prepared = prepare(change, &plan.environment, exports, &options.run_id);
-                in_flight.push(execute(provider, change, prepared));
+                let step = execute(provider, change, prepared);
+                in_flight.push(wait::reporting_waits(waits.reporter(&change.address), step));
             } else {
                 still_waiting.push(change);
             }
@@ -234,7 +246,7 @@ pub async fn apply_phase<P: Provider>(
             }
             continue; // a no-op just made more inputs known
         }
-        let Some((change, result, elapsed)) = in_flight.next().await else {
+        let Some((change, result, elapsed)) = waits.next(&mut in_flight, progress).await else {
             break;
         };
         let outcome = Outcome {
@@ -302,6 +314,46 @@ pub async fn cleanup<P: Provider>(
     delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
     report.elapsed = started.elapsed();
     report
+}
+
+/// What in-flight steps report they wait on, passed to `progress` between
+/// completions: waiting is reported as it happens, not after the fact.
+struct WaitReports {
+    tx: mpsc::UnboundedSender<Event>,
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl WaitReports {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        WaitReports { tx, rx }
+    }
+
+    fn reporter(&self, address: &Address) -> wait::WaitReporter {
+        let tx = self.tx.clone();
+        let address = address.clone();
+        Arc::new(move |w: wait::Waiting| {
+            let _ = tx.send(Event::Waiting {
+                address: address.clone(),
+                on: w.on,
+                state: w.state,
+                deadline_in: w.deadline_in,
+            });
+        })
+    }
+
+    /// The next step to finish; what others wait on meanwhile goes to `progress`.
+    async fn next<S>(&mut self, in_flight: &mut S, progress: &dyn Fn(&Event)) -> Option<S::Item>
+    where
+        S: futures_util::Stream + Unpin,
+    {
+        loop {
+            tokio::select! {
+                done = in_flight.next() => return done,
+                Some(event) = self.rx.recv() => progress(&event),
+            }
+        }
+    }
 }
 
 /// What a create or update will send, resolved now that its inputs exist.
@@ -435,6 +487,7 @@ pub async fn delete_in_order<P: Provider>(
             .copied()
             .filter(|c| delete_rank(c.address.kind) == rank);
         let mut in_flight = FuturesUnordered::new();
+        let mut waits = WaitReports::new();
         loop {
             while in_flight.len() < parallelism.max(1) {
                 let Some(change) = queue.next() else { break };
@@ -442,7 +495,7 @@ pub async fn delete_in_order<P: Provider>(
                     address: change.address.clone(),
                     action: Action::Delete,
                 });
-                in_flight.push(async move {
+                let step = async move {
                     let started = Instant::now();
                     let current = change
                         .current
@@ -450,9 +503,11 @@ pub async fn delete_in_order<P: Provider>(
                         .expect("a deletion has a current resource");
                     let result = provider.delete(current).await;
                     (change, current.id.clone(), result, started.elapsed())
-                });
+                };
+                in_flight.push(wait::reporting_waits(waits.reporter(&change.address), step));
             }
-            let Some((change, id, result, elapsed)) = in_flight.next().await else {
+            let Some((change, id, result, elapsed)) = waits.next(&mut in_flight, progress).await
+            else {
                 break;
             };
             let outcome = Outcome {
