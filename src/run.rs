@@ -109,11 +109,11 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         // Re-plan with what the earlier phases really produced.
         let plan = replan(provider, ctx).await?;
         let phase_plan = &plan.phases[index];
-        let plan_hash = plan::phase_hash(phase_plan);
+        let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
         ctx.sink.event(&Shown::PhasePlanned {
             number: index + 1,
             total: phases.len(),
-            phase: Box::new(phase_plan.clone()),
+            phase: Box::new(plan::redacted_phase(phase_plan)),
             plan_hash: plan_hash.clone(),
         });
         match pass_gate(ctx, phase, &plan_hash, auto_approve.as_deref())? {

@@ -33,15 +33,18 @@ pub async fn plan<C: Connect>(
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let plan = make_plan(ctx, &provider, &loaded).await?;
+    let shown = plan::redacted(&plan);
     ctx.sink.event(&Shown::Planned {
-        plan: Box::new(plan.clone()),
+        plan: Box::new(shown.clone()),
     });
     if let Some(out) = &request.out {
+        // Saved without its secrets: `apply FILE` plans again from the same
+        // files and world and runs that plan if it is this one.
         let saved = SavedPlan {
             drctl_plan: plan::PLAN_FORMAT,
             root: absolute(&loaded.project.root),
             runbook_file: absolute(&runbook.file),
-            plan: plan.clone(),
+            plan: shown,
         };
         saved.write(out)?;
         ctx.sink.event(&Shown::PlanSaved {
@@ -132,15 +135,30 @@ pub async fn apply<C: Connect>(
                     why: plan::world_changes(&saved.plan, &snapshot),
                 });
             }
+            // The saved file holds no secrets: plan again from the same files
+            // and world; that plan is the saved one, with its secrets.
+            let mut fresh = plan::plan(
+                &loaded.project,
+                runbook,
+                &snapshot,
+                saved.plan.source_hash.clone(),
+            );
+            fresh.observed_at = saved.plan.observed_at;
+            if plan::redacted(&fresh) != saved.plan {
+                return Err(Error::StalePlan {
+                    file: request.target.clone(),
+                    why: vec!["planning again from the same files and world gives another plan (was it edited?)".into()],
+                });
+            }
             ctx.sink.event(&Shown::Planned {
-                plan: Box::new(saved.plan.clone()),
+                plan: Box::new(saved.plan),
             });
-            saved.plan
+            fresh
         }
         None => {
             let plan = make_plan(ctx, &provider, &loaded).await?;
             ctx.sink.event(&Shown::Planned {
-                plan: Box::new(plan.clone()),
+                plan: Box::new(plan::redacted(&plan)),
             });
             if plan.has_changes() && request.auto_approve.is_none() {
                 // On a terminal, the whole plan is confirmed once; without

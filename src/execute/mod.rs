@@ -544,6 +544,7 @@ pub async fn destroy<P: Provider>(
             depends_on: BTreeSet::new(),
             desired: BTreeMap::new(),
             tags: BTreeMap::new(),
+            sensitive: BTreeSet::new(),
         })
         .collect();
     let refs: Vec<&Change> = changes.iter().collect();

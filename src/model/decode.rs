@@ -438,7 +438,8 @@ impl<'a> Decoder<'a> {
         names
     }
 
-    /// `[vars]`: literal defaults or overrides.
+    /// `[vars]`: literal defaults or overrides; `{ value = …, sensitive = true }`
+    /// declares a secret.
     fn vars(&mut self, root: &DeTable<'a>) -> BTreeMap<String, Var> {
         let mut vars = BTreeMap::new();
         let Some(table) = self.table(root, "vars", "") else {
@@ -449,6 +450,7 @@ impl<'a> Decoder<'a> {
             let Some(expr) = self.expr(value, &path) else {
                 continue;
             };
+            let (expr, sensitive) = sensitive_var(expr);
             if let Some(r) = expr.references().first() {
                 self.at_pos(
                     r.pos,
@@ -463,6 +465,7 @@ impl<'a> Decoder<'a> {
                 Var {
                     value: expr,
                     pos: self.pos(key.span()),
+                    sensitive,
                 },
             );
         }
@@ -975,6 +978,26 @@ fn check_cidr(
             Some("write an address and prefix length, e.g. \"10.40.0.0/16\"".into()),
         )),
     }
+}
+
+/// `{ value = X, sensitive = true|false }` → (X, sensitive); any other value
+/// is itself, not sensitive.
+fn sensitive_var(expr: Expr) -> (Expr, bool) {
+    if let ExprKind::Table(entries) = &expr.kind {
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let flag = expr.get("sensitive").and_then(|e| match e.kind {
+            ExprKind::Bool(b) => Some(b),
+            _ => None,
+        });
+        if let (true, Some(flag), Some(value)) = (
+            keys.len() == 2 && keys.contains(&"value"),
+            flag,
+            expr.get("value"),
+        ) {
+            return (value.clone(), flag);
+        }
+    }
+    (expr, false)
 }
 
 #[cfg(test)]

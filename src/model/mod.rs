@@ -41,10 +41,13 @@ pub struct Stack {
 }
 
 /// A variable's default value (stack) or override (runbook). Literal only.
+/// Declared `name = { value = …, sensitive = true }`, it is a secret: every
+/// attribute that reads it shows as `(sensitive, sha256 …)`.
 #[derive(Debug, Clone)]
 pub struct Var {
     pub value: Expr,
     pub pos: Pos,
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,10 @@ pub struct Change {
     /// The user's tags, likewise.
     #[serde(default)]
     pub tags: BTreeMap<String, Resolved>,
+    /// Attributes that carry secrets (the kind says so, or they read a
+    /// sensitive var): shown only as `(sensitive, sha256 …)`, see [`redacted`].
+    #[serde(default)]
+    pub sensitive: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +294,7 @@ fn deletion(o: &ObservedResource, reason: String) -> Change {
         depends_on: BTreeSet::new(),
         desired: BTreeMap::new(),
         tags: BTreeMap::new(),
+        sensitive: BTreeSet::new(),
     }
 }
 
@@ -362,6 +367,17 @@ fn diff(
         .flat_map(|(_, e)| resolve::referenced_resources(scope.project, stack, e))
         .filter(|a| a != &address)
         .collect();
+    let sensitive: BTreeSet<String> = desired
+        .attrs
+        .keys()
+        .filter(|k| {
+            sensitive_attr(resource.kind, k)
+                || resource.attr(k).is_some_and(|e| {
+                    resolve::reads_sensitive_var(scope.project, scope.runbook, stack, e)
+                })
+        })
+        .cloned()
+        .collect();
     let Some(current) = current else {
         return Change {
             address,
@@ -381,6 +397,7 @@ fn diff(
             depends_on,
             desired: desired.attrs,
             tags: desired.tags,
+            sensitive,
         };
     };
     let kind = resource.kind;
@@ -453,6 +470,7 @@ fn diff(
         depends_on,
         desired: desired.attrs,
         tags: desired.tags,
+        sensitive,
     }
 }
 
@@ -551,6 +569,61 @@ pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
         }
     }
     out
+}
+
+/// The plan as anyone may see it: every sensitive value replaced by
+/// `(sensitive, sha256 …)` — enough to see that it changed, never what it
+/// is. Plans reach sinks, `--json` and saved files only in this form.
+pub fn redacted(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for phase in &mut plan.phases {
+        phase.changes.iter_mut().for_each(redact_change);
+    }
+    plan.cleanup.iter_mut().for_each(redact_change);
+    plan
+}
+
+/// One phase of a plan, redacted.
+pub fn redacted_phase(phase: &PhasePlan) -> PhasePlan {
+    let mut phase = phase.clone();
+    phase.changes.iter_mut().for_each(redact_change);
+    phase
+}
+
+fn redact_change(change: &mut Change) {
+    for attr in &mut change.attrs {
+        if change.sensitive.contains(&attr.name) {
+            attr.before = attr.before.as_ref().map(sensitive_marker);
+            attr.after = attr.after.as_ref().map(redact_resolved);
+        }
+    }
+    for (key, value) in &mut change.desired {
+        if change.sensitive.contains(key) {
+            *value = redact_resolved(value);
+        }
+    }
+}
+
+fn redact_resolved(value: &Resolved) -> Resolved {
+    match value {
+        Resolved::Known(v) => Resolved::Known(sensitive_marker(v)),
+        // A template's literal parts may be the secret itself.
+        Resolved::After { phase, .. } => Resolved::Known(Value::Str(format!(
+            "(sensitive, known after phase {phase})"
+        ))),
+    }
+}
+
+/// `(sensitive, sha256 3f2a9c01d4e5)` for a secret value.
+pub fn sensitive_marker(value: &Value) -> Value {
+    let hash = hash_json(value);
+    Value::Str(format!("(sensitive, sha256 {})", &hash[..12]))
+}
+
+/// Attributes that carry secrets whatever their value: scripts run on
+/// instances and builders.
+fn sensitive_attr(_kind: crate::model::ResourceKind, attr: &str) -> bool {
+    matches!(attr, "user_data" | "provision")
 }
 
 /// Until their kind modules can execute them (the image and service issues).

@@ -239,6 +239,41 @@ impl Scope<'_> {
     }
 }
 
+/// Whether an expression reads a variable declared `sensitive = true` (in
+/// the runbook or the stack), following stack outputs into their stacks.
+pub fn reads_sensitive_var(
+    project: &Project,
+    runbook: &Runbook,
+    stack: &Stack,
+    expr: &Expr,
+) -> bool {
+    sensitive_depth(project, runbook, stack, expr, 0)
+}
+
+fn sensitive_depth(
+    project: &Project,
+    runbook: &Runbook,
+    stack: &Stack,
+    expr: &Expr,
+    depth: usize,
+) -> bool {
+    expr.references().iter().any(|r| match &r.target {
+        RefTarget::Var(name) => [runbook.vars.get(name), stack.vars.get(name)]
+            .into_iter()
+            .flatten()
+            .any(|v| v.sensitive),
+        RefTarget::StackOutput {
+            stack: other,
+            output,
+        } if depth < 64 => project
+            .stacks
+            .get(other)
+            .and_then(|o| Some((o, o.output(output)?)))
+            .is_some_and(|(o, out)| sensitive_depth(project, runbook, o, &out.value, depth + 1)),
+        _ => false,
+    })
+}
+
 /// The resources an expression reads, following stack outputs into their stacks.
 pub fn referenced_resources(project: &Project, stack: &Stack, expr: &Expr) -> BTreeSet<Address> {
     let mut out = BTreeSet::new();
