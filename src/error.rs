@@ -45,6 +45,14 @@ pub enum Error {
         region: String,
         holder: String,
     },
+    /// A journal line other than a torn last one does not parse.
+    #[error("journal {} is corrupt at line {line}", path.display())]
+    CorruptJournal {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The user answered "no" at a prompt.
     #[error("not confirmed; nothing was changed")]
     Declined,
@@ -61,7 +69,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) | Error::Usage { .. } | Error::Declined => exit::INVALID,
-            Error::StalePlan { .. } | Error::Locked { .. } => exit::FAILURE,
+            Error::StalePlan { .. } | Error::Locked { .. } | Error::CorruptJournal { .. } => {
+                exit::FAILURE
+            }
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
         }
     }
@@ -73,6 +83,9 @@ impl Error {
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
             Error::Locked { env, .. } => Some(format!(
                 "wait for that run, or if it is dead on another host: drctl unlock {env} --lock-region REGION"
+            )),
+            Error::CorruptJournal { line, .. } => Some(format!(
+                "only a torn last line (a write cut off by a crash) is skipped; line {line} was damaged or edited, so the run's history cannot be trusted until the file is repaired"
             )),
             _ => None,
         }
