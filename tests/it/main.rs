@@ -7,6 +7,7 @@ mod cli;
 mod cloud;
 mod gates;
 mod graph;
+mod locks;
 mod provider;
 mod sandbox;
 mod support;
