@@ -374,11 +374,7 @@ pub fn unlock_command(
             "yes",
         )?;
     }
-    std::fs::remove_file(&path).map_err(|source| Error::Io {
-        action: "remove lock",
-        path: path.clone(),
-        source,
-    })?;
+    crate::lock::unlock(&global.state_dir, env, region)?;
     println!("Unlocked {env}@{region}.");
     Ok(exit::OK)
 }

@@ -49,6 +49,31 @@ pub enum Error {
     /// anything changes.
     #[error("the plan has steps drctl cannot execute yet:\n  {}", steps.join("\n  "))]
     NotExecutable { steps: Vec<String> },
+    /// The lock file names a run on another host that did not release it:
+    /// the state dir is shared, its locks may not reach across hosts, and no
+    /// process can be checked there.
+    #[error("environment {env} in {region} is locked by {holder}, left on another host where drctl cannot check whether that run still runs")]
+    LockedOnOtherHost {
+        env: String,
+        region: String,
+        host: String,
+        holder: String,
+    },
+    /// `drctl unlock` while a live process holds the lock.
+    #[error("cannot unlock environment {env} in {region}: a live process holds it, {holder}")]
+    LockInUse {
+        env: String,
+        region: String,
+        holder: String,
+    },
+    /// A journal line other than a torn last one does not parse.
+    #[error("journal {} is corrupt at line {line}", path.display())]
+    CorruptJournal {
+        path: PathBuf,
+        line: usize,
+        #[source]
+        source: serde_json::Error,
+    },
     /// The user answered "no" at a prompt.
     #[error("not confirmed; nothing was changed")]
     Declined,
@@ -68,7 +93,11 @@ impl Error {
             | Error::Usage { .. }
             | Error::Declined
             | Error::NotExecutable { .. } => exit::INVALID,
-            Error::StalePlan { .. } | Error::Locked { .. } => exit::FAILURE,
+            Error::StalePlan { .. }
+            | Error::Locked { .. }
+            | Error::LockedOnOtherHost { .. }
+            | Error::LockInUse { .. }
+            | Error::CorruptJournal { .. } => exit::FAILURE,
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
         }
     }
@@ -81,8 +110,18 @@ impl Error {
             Error::NotExecutable { .. } => Some(
                 "validate and graph work for this runbook; plan and apply need the missing step kinds (see the README's status)".into(),
             ),
-            Error::Locked { env, .. } => Some(format!(
-                "wait for that run, or if it is dead on another host: drctl unlock {env} --lock-region REGION"
+            Error::Locked { .. } => {
+                Some("wait for that run: its lock goes when its process ends".into())
+            }
+            Error::LockedOnOtherHost { env, region, host, .. } => Some(format!(
+                "once you know that run is no longer running on {host}: drctl unlock {env} --lock-region {region}"
+            )),
+            Error::LockInUse { .. } => Some(
+                "the lock goes when that run ends; Ctrl-C stops it after its calls in flight"
+                    .into(),
+            ),
+            Error::CorruptJournal { line, .. } => Some(format!(
+                "only a torn last line (a write cut off by a crash) is skipped; line {line} was damaged or edited, so the run's history cannot be trusted until the file is repaired"
             )),
             _ => None,
         }

@@ -5,7 +5,7 @@
 //! a process killed at any point leaves a journal that `resume` can finish.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -232,6 +232,7 @@ impl Journal {
         let path = dir.join("events.jsonl");
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&path)
             .map_err(|source| Error::Io {
@@ -260,8 +261,15 @@ impl Journal {
         };
         {
             let mut file = self.file.lock().expect("journal lock poisoned");
-            file.write_all(line.as_bytes()).map_err(io)?;
-            file.sync_data().map_err(io)?;
+            // `drctl approve` and `reject` append to a run's journal from
+            // other processes: appends (and the repair of a torn tail) take
+            // turns under an OS lock on the file, held for one line.
+            File::lock(&file).map_err(io)?;
+            let written = drop_torn_tail(&file, &path)
+                .and_then(|()| file.write_all(line.as_bytes()))
+                .and_then(|()| file.sync_data());
+            let unlocked = File::unlock(&file);
+            written.and(unlocked).map_err(io)?;
         }
         let mut written = self.written.lock().expect("journal counter poisoned");
         *written += 1;
@@ -298,10 +306,15 @@ fn unknown_run(state_dir: &Path, run_id: &str) -> Error {
     )
 }
 
-/// Reads a journal; a torn last line (the process died mid-write) is ignored.
+/// Reads a journal. Only a torn last line is skipped: the final line, when
+/// it does not end with a newline (a write cut off by a crash, or one still
+/// under way in another process; either way its `append` had not returned,
+/// so nothing acted on it). Any other line that does not parse is an error
+/// naming the file and the line: skipping it would silently lose an intent,
+/// an outcome or a gate decision.
 pub fn read_events(path: &Path) -> Result<Vec<Event>, Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
             return Err(Error::Io {
@@ -311,18 +324,54 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, Error> {
             })
         }
     };
-    let mut events = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.map_err(|source| Error::Io {
-            action: "read journal",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if let Ok(event) = serde_json::from_str(&line) {
-            events.push(event);
-        }
+    parse_events(path, &bytes)
+}
+
+fn parse_events(path: &Path, bytes: &[u8]) -> Result<Vec<Event>, Error> {
+    bytes[..complete_lines_len(bytes)]
+        .split_inclusive(|&b| b == b'\n')
+        .enumerate()
+        .map(|(index, line)| {
+            serde_json::from_slice(line).map_err(|source| Error::CorruptJournal {
+                path: path.to_path_buf(),
+                line: index + 1,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The length of the journal's complete lines: up to its last newline.
+fn complete_lines_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |last| last + 1)
+}
+
+/// Cuts a torn last line off before appending, so that the next event starts
+/// a line of its own instead of turning the torn one into a corrupt middle
+/// line. Called with the journal's OS lock held: no append is under way.
+fn drop_torn_tail(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
     }
-    Ok(events)
+    let mut last = [0u8];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; usize::try_from(len).expect("a journal fits in memory")];
+    file.read_exact_at(&mut bytes, 0)?;
+    let keep = complete_lines_len(&bytes);
+    tracing::warn!(
+        "{}: dropping a torn last line ({} bytes) left by a process that died while writing it",
+        path.display(),
+        bytes.len() - keep
+    );
+    file.set_len(keep as u64)
 }
 
 /// Every run directory with its events, newest first.
@@ -334,8 +383,13 @@ pub fn list_runs(state_dir: &Path) -> Vec<(String, Vec<Event>)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let id = e.file_name().to_str()?.to_string();
-            let events = read_events(&e.path().join("events.jsonl")).ok()?;
-            Some((id, events))
+            match read_events(&e.path().join("events.jsonl")) {
+                Ok(events) => Some((id, events)),
+                Err(err) => {
+                    tracing::warn!("run {id} is not listed: {err}");
+                    None
+                }
+            }
         })
         .collect();
     runs.sort_by(|a, b| b.0.cmp(&a.0));
@@ -571,6 +625,91 @@ mod tests {
         assert!(run_state(&events).waiting.unwrap().approved_by.is_empty());
         events.push(approval(5, "bob", "p2"));
         assert_eq!(run_state(&events).waiting.unwrap().approved_by, ["bob"]);
+    }
+
+    fn started(at: Millis) -> Event {
+        Event::PhaseStarted {
+            at,
+            phase: "one".into(),
+        }
+    }
+
+    fn line(event: &Event) -> String {
+        serde_json::to_string(event).unwrap() + "\n"
+    }
+
+    fn journal_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped() {
+        let whole = line(&started(1)) + &line(&started(2));
+        for torn in ["{\"event\":\"phase_sta", "{", "\u{0}\u{0}"] {
+            let (_dir, path) = journal_with(&format!("{whole}{torn}"));
+            assert_eq!(
+                read_events(&path).unwrap(),
+                [started(1), started(2)],
+                "{torn:?}"
+            );
+        }
+        // Even a complete event without its newline: its append never returned.
+        let (_dir, path) = journal_with(whole.trim_end());
+        assert_eq!(read_events(&path).unwrap(), [started(1)]);
+        let (_dir, path) = journal_with("");
+        assert_eq!(read_events(&path).unwrap(), []);
+    }
+
+    #[test]
+    fn a_corrupt_line_before_the_last_is_an_error_naming_file_and_line() {
+        let text = line(&started(1)) + "{\"event\":\"phase_sta\n" + &line(&started(3));
+        let (_dir, path) = journal_with(&text);
+        let err = read_events(&path).unwrap_err();
+        assert!(
+            matches!(&err, Error::CorruptJournal { path: p, line: 2, .. } if p == &path),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("journal {} is corrupt at line 2", path.display())
+        );
+        // An empty line is no event either.
+        let (_dir, path) = journal_with(&(line(&started(1)) + "\n" + &line(&started(3))));
+        assert!(matches!(
+            read_events(&path),
+            Err(Error::CorruptJournal { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_last_line_that_ends_with_a_newline_is_an_error() {
+        let (_dir, path) = journal_with(&(line(&started(1)) + "not json\n"));
+        assert!(matches!(
+            read_events(&path),
+            Err(Error::CorruptJournal { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_drops_the_torn_line_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::create(dir.path(), "run-1").unwrap();
+        journal.append(&started(1)).unwrap();
+        drop(journal);
+        let path = runs_dir(dir.path()).join("run-1/events.jsonl");
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"event\":\"phase_fin").unwrap();
+        drop(file);
+        let journal = Journal::open(dir.path(), "run-1").unwrap();
+        journal.append(&started(2)).unwrap();
+        assert_eq!(journal.events().unwrap(), [started(1), started(2)]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            line(&started(1)) + &line(&started(2))
+        );
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         ],
     );
     let environment = d.req_str(&root, "environment", "");
+    let environment_pos = root
+        .get("environment")
+        .map_or(Pos { line: 1, column: 1 }, |v| d.pos(v.span()));
     if let (Some(env), Some((_, value))) = (&environment, root.get_key_value("environment")) {
         d.check_environment_name(env, value);
     }
@@ -176,6 +179,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         file: src.path.clone(),
         description: d.opt_str(&root, "description", ""),
         environment: environment.unwrap_or_default(),
+        environment_pos,
         region: region.unwrap_or_default(),
         stacks,
         schedule,

@@ -132,6 +132,8 @@ pub struct Runbook {
     pub description: Option<String>,
     /// The `drctl:env` tag value.
     pub environment: String,
+    /// Where `environment` is written.
+    pub environment_pos: Pos,
     pub region: String,
     /// Root stacks; their dependencies are pulled in.
     pub stacks: Vec<Named>,
@@ -252,6 +254,10 @@ pub struct Project {
     /// Stacks whose files are not TOML at all; already reported, so references
     /// to them are not reported again.
     pub unreadable_stacks: std::collections::BTreeSet<String>,
+    /// The repository's other runbooks, when only some were asked for: read
+    /// so that a runbook claiming an environment another one claims is still
+    /// caught, and otherwise neither validated nor reported on.
+    pub other_runbooks: Vec<Runbook>,
 }
 
 impl Project {

@@ -42,12 +42,15 @@ pub fn load_project(root: &Path, runbooks: &[PathBuf]) -> (Project, Diagnostics)
     } else {
         runbooks.to_vec()
     };
-    for path in runbook_paths {
-        if let Some(src) = read_source(&path, &mut diags) {
+    for path in &runbook_paths {
+        if let Some(src) = read_source(path, &mut diags) {
             if let Some(runbook) = parse_runbook(&src, &mut diags) {
                 project.runbooks.push(runbook);
             }
         }
+    }
+    if !runbooks.is_empty() {
+        project.other_runbooks = other_runbooks(root, &runbook_paths);
     }
     validate_project(&project, &mut diags);
     (project, diags)
@@ -80,6 +83,19 @@ fn toml_files(dir: &Path, diags: &mut Diagnostics) -> Vec<PathBuf> {
     files
 }
 
+/// The runbooks under `runbooks/` other than `selected`, read quietly: their
+/// own problems are for a `drctl validate` of them, not for this command.
+fn other_runbooks(root: &Path, selected: &[PathBuf]) -> Vec<Runbook> {
+    let identity = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let selected: Vec<PathBuf> = selected.iter().map(|p| identity(p)).collect();
+    let mut quiet = Diagnostics::new();
+    toml_files(&under(root, "runbooks"), &mut quiet)
+        .into_iter()
+        .filter(|path| !selected.contains(&identity(path)))
+        .filter_map(|path| parse_runbook(&read_source(&path, &mut quiet)?, &mut quiet))
+        .collect()
+}
+
 fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<SourceFile> {
     match std::fs::read_to_string(path) {
         Ok(text) => Some(SourceFile::new(path, text)),
@@ -108,6 +124,48 @@ pub fn validate_project(project: &Project, diags: &mut Diagnostics) {
     check_stack_cycles(project, diags);
     for runbook in &project.runbooks {
         check_runbook(project, runbook, diags);
+    }
+    check_environment_claims(project, diags);
+}
+
+/// Two runbooks may not claim one environment in one region: each plans to
+/// delete what carries the environment's tag and is not declared in its own
+/// stacks, so each would delete the other's resources (and `destroy` of
+/// either takes both down). Reported at the second claim, naming the first;
+/// a runbook asked for alone is compared with every other runbook of the
+/// repository all the same.
+fn check_environment_claims(project: &Project, diags: &mut Diagnostics) {
+    let mut earlier: Vec<&Runbook> = Vec::new();
+    for runbook in &project.runbooks {
+        // A missing environment or region is reported where it is parsed.
+        if runbook.environment.is_empty() || runbook.region.is_empty() {
+            continue;
+        }
+        let first = earlier
+            .iter()
+            .copied()
+            .chain(&project.other_runbooks)
+            .find(|other| {
+                other.file != runbook.file
+                    && other.environment == runbook.environment
+                    && other.region == runbook.region
+            });
+        if let Some(first) = first {
+            diags
+                .error(
+                    &runbook.file,
+                    runbook.environment_pos,
+                    "environment",
+                    format!(
+                        "environment `{}` in {} is already claimed by runbook {}",
+                        runbook.environment,
+                        runbook.region,
+                        first.file.display()
+                    ),
+                )
+                .with_hint("each runbook deletes the resources of its environment that its stacks do not declare, so two runbooks on one environment delete each other's; give one of them an environment of its own");
+        }
+        earlier.push(runbook);
     }
 }
 
@@ -831,4 +889,63 @@ fn whole_var_uses(stack: &Stack, var: &str) -> Vec<(&'static Ty, String)> {
         }
     }
     uses
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runbook(env: &str, region: &str) -> String {
+        format!("environment = \"{env}\"\nregion = \"{region}\"\nstacks = [\"s\"]\n")
+    }
+
+    fn claims(root: &Path, selected: &[&str]) -> Vec<String> {
+        let selected: Vec<PathBuf> = selected.iter().map(|s| root.join(s)).collect();
+        let (_, diags) = load_project(root, &selected);
+        let prefix = format!("{}/", root.display());
+        diags
+            .sorted()
+            .iter()
+            .map(|d| d.to_string().replace(&prefix, ""))
+            .map(|d| d.lines().next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_runbook_asked_for_alone_is_compared_with_every_other_runbook() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write("stacks/s.toml", "");
+        write("runbooks/a.toml", &runbook("web", "us-east-1"));
+        write("runbooks/b.toml", &runbook("web", "us-east-1"));
+        // The same environment in another region is another environment.
+        write("runbooks/c.toml", &runbook("web", "eu-west-1"));
+        // Another runbook's own problems are not this command's.
+        write("runbooks/d.toml", "environment = \n");
+        let root = dir.path();
+
+        let at_b = "runbooks/b.toml:1:15: environment: environment `web` in us-east-1 is already claimed by runbook runbooks/a.toml";
+        let at_a = "runbooks/a.toml:1:15: environment: environment `web` in us-east-1 is already claimed by runbook runbooks/b.toml";
+        assert_eq!(claims(root, &["runbooks/b.toml"]), [at_b]);
+        assert_eq!(claims(root, &["runbooks/a.toml"]), [at_a]);
+        // Both asked for: reported once, at the second.
+        assert_eq!(
+            claims(root, &["runbooks/a.toml", "runbooks/b.toml"]),
+            [at_b]
+        );
+        // A runbook named by another spelling of its path is not its own rival.
+        assert_eq!(
+            claims(root, &["runbooks/../runbooks/c.toml"]),
+            Vec::<String>::new()
+        );
+        // All of them: d's problem, and the claim once.
+        let all = claims(root, &[]);
+        assert_eq!(all.len(), 2, "{all:#?}");
+        assert_eq!(all[0], at_b);
+        assert!(all[1].starts_with("runbooks/d.toml:1:"), "{all:#?}");
+    }
 }

@@ -14,7 +14,6 @@ use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
 use drctl::cloud::AwsSettings;
 use drctl::events::Collect;
-use drctl::lock::{lock_path, LockHolder};
 use drctl::run::RunEnd;
 
 use crate::support::{drctl, moto_endpoint, MotoConnect, Repo};
@@ -327,44 +326,6 @@ async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
         assert_eq!(code, Some(0), "{text}");
         s.destroy();
     }
-}
-
-#[tokio::test]
-async fn a_second_run_on_a_locked_environment_is_refused() {
-    let s = Setup::new("locked", 90, "\"auto\"");
-    // A live process of this host holds the lock.
-    let mut holder = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let path = lock_path(s.state.path(), &s.env, REGION);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let lock = LockHolder {
-        pid: holder.id(),
-        host: drctl::journal::host_name(),
-        user: "someone".into(),
-        run_id: "20260101T000000-beef".into(),
-        since: 0,
-    };
-    std::fs::write(&path, serde_json::to_string(&lock).unwrap()).unwrap();
-    let (code, text) = s.run(&["apply", "rb", "--auto-approve"]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("is locked by run 20260101T000000-beef")
-            && text.contains(&format!("pid {}", holder.id())),
-        "{text}"
-    );
-    assert!(
-        s.addresses().await.is_empty(),
-        "a refused run touches nothing"
-    );
-
-    holder.kill().unwrap();
-    holder.wait().unwrap();
-    let (code, text) = s.run(&["apply", "rb", "--auto-approve"]);
-    assert_eq!(code, Some(0), "a dead holder's lock is stale: {text}");
-    assert!(!path.exists(), "the lock is released at the end");
-    s.destroy();
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod cloud;
 mod engine;
 mod gates;
 mod graph;
+mod locks;
 mod provider;
 mod sandbox;
 mod support;

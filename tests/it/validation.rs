@@ -109,6 +109,8 @@ fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
             "environment: missing required key `environment`: expected a string"),
         ("invalid region", "runbooks/rb.toml", RUNBOOK.replace("us-east-1", "us-east"),
             "region: `us-east` is not an AWS region name"),
+        ("two runbooks on one environment", "runbooks/other.toml", RUNBOOK.into(),
+            "runbooks/rb.toml:1:15: environment: environment `test-env` in us-east-1 is already claimed by runbook runbooks/other.toml\n  hint: each runbook deletes"),
         ("unknown drill key", "runbooks/rb.toml", format!("{RUNBOOK}\n[drill]\nteardown = \"allways\"\n"),
             "drill.teardown: expected `always`, `on_success` or `never`, found `allways`\n  hint: did you mean `always`?"),
         ("security group rule without a port", "stacks/app.toml", APP.replace("port = 80, cidr", "cidr"),
