@@ -5,9 +5,11 @@
 mod apply;
 mod cli;
 mod cloud;
+mod faults;
 mod gates;
 mod graph;
 mod provider;
+mod proxy;
 mod sandbox;
 mod support;
 mod validation;
