@@ -452,3 +452,57 @@ fn throttled(d: &Drive, proxy: &FaultProxy, args: &[&str]) -> (Duration, Counts)
     assert!(counts.throttled > 0, "{args:?}: {:?}", proxy.by_action());
     (took, counts)
 }
+
+/// A runbook of one VPC: an apply that is cheap to make and undo.
+const ONE_VPC: &str = "[resources.vpc.main]\ncidr_block = \"10.142.0.0/16\"\n";
+
+#[tokio::test]
+async fn of_two_applies_started_together_exactly_one_runs() {
+    let (env, region) = ("faults-race", "eu-north-1");
+    let runbook = format!(
+        "environment = \"{env}\"\nregion = \"{region}\"\nstacks = [\"solo\"]\n\n\
+         [[phases]]\nname = \"only\"\nstacks = [\"solo\"]\n"
+    );
+    let repo = Repo::with(&[
+        ("stacks/solo.toml", ONE_VPC),
+        ("runbooks/rb.toml", &runbook),
+    ]);
+    let d = Drive::new(repo, env, region);
+    // Every call waits 100 ms: each apply takes several of them to plan and
+    // more to run, so the two always overlap.
+    let proxy = FaultProxy::moto(
+        Faults::none().latency(Duration::from_millis(100), Duration::from_millis(100)),
+    );
+
+    let mut rounds = Vec::new();
+    for round in 0..20 {
+        let apply = || {
+            d.command(proxy.url(), &["apply", "rb", "--auto-approve"])
+                .spawn()
+                .expect("start drctl")
+        };
+        let (a, b) = (apply(), apply());
+        let outcomes = [a, b].map(|c| outcome(c.wait_with_output().expect("wait for drctl")));
+        let ran = outcomes.iter().filter(|(code, _)| *code == Some(0)).count();
+        let refused = outcomes
+            .iter()
+            .filter(|(code, text)| *code == Some(1) && text.contains("is locked by run"))
+            .count();
+        let vpcs = d
+            .addresses()
+            .await
+            .get("solo.vpc.main")
+            .copied()
+            .unwrap_or(0);
+        if (ran, refused, vpcs) != (1, 1, 1) {
+            rounds.push(format!(
+                "round {round}: {ran} ran, {refused} refused, {vpcs} VPCs\n{}\n---\n{}",
+                outcomes[0].1, outcomes[1].1
+            ));
+        }
+        let (code, text) = d.run(moto_endpoint(), &["destroy", "rb", "--auto-approve"]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    assert!(rounds.is_empty(), "{}", rounds.join("\n\n"));
+    assert_eq!(d.addresses().await, BTreeMap::new());
+}
