@@ -193,9 +193,11 @@ impl AwsProvider {
     pub fn new(config: &aws_config::SdkConfig) -> AwsProvider {
         let calls = CallCounter::default();
         let ec2 = aws_sdk_ec2::config::Builder::from(config)
+            .retry_partition(super::retry_partition("drctl-ec2"))
             .interceptor(calls.clone())
             .build();
         let elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+            .retry_partition(super::retry_partition("drctl-elbv2"))
             .interceptor(calls.clone())
             .build();
         AwsProvider {

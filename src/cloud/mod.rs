@@ -15,6 +15,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -29,9 +30,13 @@ pub struct AwsSettings {
     pub profile: Option<String>,
     /// Fixed credentials (the sandbox uses moto's "testing" pair).
     pub static_credentials: Option<(String, String)>,
-    /// Attempts per call, including the first; throttling and 5xx are retried
-    /// with exponential back-off and jitter (the SDK's standard mode).
+    /// Attempts per call, including the first; throttling, 5xx and dropped
+    /// connections are retried (the SDK's standard mode).
     pub max_attempts: u32,
+    /// The back-off before the first retry; it doubles per attempt up to
+    /// `max_backoff`, and each wait is drawn at random below it (full jitter).
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
     pub connect_timeout: Duration,
     /// One attempt of one API call.
     pub attempt_timeout: Duration,
@@ -46,10 +51,16 @@ impl Default for AwsSettings {
             endpoint_url: None,
             profile: None,
             static_credentials: None,
-            max_attempts: 5,
+            // A control plane must ride out sustained throttling rather than
+            // leave a phase half done: 25 attempts, as Terraform's AWS provider.
+            max_attempts: 25,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
             attempt_timeout: Duration::from_secs(30),
-            operation_timeout: Duration::from_secs(120),
+            // 24 back-offs are at most 1+2+4+8+16+19×20 = 411 s (about half
+            // that on average): the whole call must outlast them.
+            operation_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -68,7 +79,12 @@ impl AwsSettings {
     /// The SDK configuration every service client is built from.
     pub async fn load(&self) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(self.max_attempts)
+                    .with_initial_backoff(self.initial_backoff)
+                    .with_max_backoff(self.max_backoff),
+            )
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(self.connect_timeout)
@@ -91,6 +107,17 @@ impl AwsSettings {
         }
         loader.load().await
     }
+}
+
+/// The retry partition of drctl's clients for `service`: its own retry quota,
+/// unlimited. The SDK's default quota (500 tokens, 5 per throttled retry, lost
+/// when a retry fails again) runs dry under sustained throttling and then
+/// fails calls with attempts left; drctl's bounded parallelism and growing
+/// back-off already keep its retries from storming.
+pub(crate) fn retry_partition(service: &'static str) -> RetryPartition {
+    RetryPartition::custom(service)
+        .token_bucket(TokenBucket::unlimited())
+        .build()
 }
 
 /// A failed AWS call, named by service and operation, with the SDK's whole
