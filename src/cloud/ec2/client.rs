@@ -8,7 +8,7 @@ use std::future::IntoFuture;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, Instance, InstanceType, InternetGateway, ResourceType,
+    AttributeBooleanValue, Filter, Image, Instance, InstanceType, InternetGateway, ResourceType,
     RouteTable, SecurityGroup, Subnet, Tag, Vpc, VpcAttributeName,
 };
 use aws_sdk_ec2::Client;
@@ -497,6 +497,34 @@ impl Ec2 for SdkEc2 {
                 .await?;
         }
         Ok(())
+    }
+
+    async fn describe_images(
+        &self,
+        owners: &[String],
+        name_pattern: &str,
+    ) -> Result<Vec<Image>, CloudError> {
+        let mut request = self
+            .client
+            .describe_images()
+            .filters(filter("name", &[name_pattern.to_string()]));
+        if !owners.is_empty() {
+            request = request.set_owners(Some(owners.to_vec()));
+        }
+        EC2.call(request.into_paginator().items().send().try_collect())
+            .await
+    }
+
+    async fn images_tagged(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Image>, CloudError> {
+        // Without an owner, DescribeImages scans every public image.
+        describe_by_filters!(
+            filter_sets(Select::Tagged(tags), "image-id"),
+            self.client.describe_images().owners("self")
+        )
+        .await
     }
 
     async fn create_tags(

@@ -11,7 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Instance, InternetGateway, RouteTable, SecurityGroup, Subnet, Vpc};
+use aws_sdk_ec2::types::{
+    Image, Instance, InternetGateway, RouteTable, SecurityGroup, Subnet, Vpc,
+};
 
 use super::CloudError;
 
@@ -208,6 +210,23 @@ pub trait Ec2 {
     /// Returns the new instances' ids.
     async fn run_instances(&self, launch: &Launch<'_>) -> Result<Vec<String>, CloudError>;
     async fn terminate_instances(&self, ids: &[String]) -> Result<(), CloudError>;
+
+    // --- Images -----------------------------------------------------------
+
+    /// Images named like `name_pattern` (`*` and `?` wildcards) owned by any
+    /// of `owners` (account ids or aliases such as `amazon` and `self`; none:
+    /// every image this account may launch).
+    async fn describe_images(
+        &self,
+        owners: &[String],
+        name_pattern: &str,
+    ) -> Result<Vec<Image>, CloudError>;
+    /// Images this account owns carrying all these tags. An empty map selects
+    /// nothing, never everything.
+    async fn images_tagged(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Image>, CloudError>;
 
     // --- Tags -------------------------------------------------------------
 

@@ -3,16 +3,19 @@
 //! [`ELBV2`]`.call`, which names the operation in any error.
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::future::IntoFuture;
 
+use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_elasticloadbalancingv2::types::{
     Listener, LoadBalancer, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, Tag,
-    TagDescription, TargetGroup, TargetTypeEnum,
+    TagDescription, TargetDescription, TargetGroup, TargetTypeEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
 use super::{
     default_action, health_check_protocol, DefaultAction, Elbv2, HealthCheck, LoadBalancerSpec,
-    TargetGroupSpec, TAGS_PER_CALL,
+    TargetGroupSpec, TargetHealth, TAGS_PER_CALL,
 };
 use crate::cloud::sdk::ELBV2;
 use crate::cloud::CloudError;
@@ -54,6 +57,27 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
+}
+
+/// Sends `targets` as `(instance id, port)` descriptions with `send`; no call
+/// for none (ELBv2 would reject an empty list).
+async fn send_targets<T, E, R, F>(
+    targets: &[(String, i32)],
+    send: impl FnOnce(Vec<TargetDescription>) -> F,
+) -> Result<(), CloudError>
+where
+    F: IntoFuture<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Debug,
+{
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let targets = targets
+        .iter()
+        .map(|(id, port)| TargetDescription::builder().id(id).port(*port).build());
+    ELBV2.call(send(targets.collect())).await?;
+    Ok(())
 }
 
 /// `None` for an error saying the resource is not there (any more): ELBv2
@@ -198,6 +222,65 @@ impl Elbv2 for SdkElbv2 {
         let request = self.client.delete_target_group().target_group_arn(arn);
         ELBV2.call(request.send()).await?;
         Ok(())
+    }
+
+    async fn target_health(&self, target_group_arn: &str) -> Result<Vec<TargetHealth>, CloudError> {
+        let request = self
+            .client
+            .describe_target_health()
+            .target_group_arn(target_group_arn);
+        let out = ELBV2.call(request.send()).await?;
+        Ok(out
+            .target_health_descriptions
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| {
+                let target = d.target?;
+                let health = d.target_health;
+                let health = health.as_ref();
+                Some(TargetHealth {
+                    id: target.id?,
+                    port: target.port,
+                    state: health
+                        .and_then(|h| h.state())
+                        .map_or_else(String::new, |s| s.as_str().to_string()),
+                    reason: health
+                        .and_then(|h| h.reason())
+                        .map(|r| r.as_str().to_string()),
+                    description: health.and_then(|h| h.description().map(str::to_string)),
+                })
+            })
+            .collect())
+    }
+
+    async fn register_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, i32)],
+    ) -> Result<(), CloudError> {
+        send_targets(targets, |targets| {
+            let request = self
+                .client
+                .register_targets()
+                .target_group_arn(target_group_arn);
+            request.set_targets(Some(targets)).send()
+        })
+        .await
+    }
+
+    async fn deregister_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, i32)],
+    ) -> Result<(), CloudError> {
+        send_targets(targets, |targets| {
+            let request = self
+                .client
+                .deregister_targets()
+                .target_group_arn(target_group_arn);
+            request.set_targets(Some(targets)).send()
+        })
+        .await
     }
 
     async fn listeners(&self, load_balancer: &str) -> Result<Vec<Listener>, CloudError> {

@@ -61,6 +61,20 @@ pub enum DefaultAction<'a> {
     Unavailable,
 }
 
+/// One registered target's health, as DescribeTargetHealth reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealth {
+    /// The instance id.
+    pub id: String,
+    pub port: Option<i32>,
+    /// `initial`, `healthy`, `unhealthy`, `unused`, `draining` or
+    /// `unavailable`; empty if AWS sent none.
+    pub state: String,
+    /// Why it is not healthy, e.g. `Target.InvalidState`.
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
 /// What drctl needs from ELBv2. One implementation talks to the SDK.
 #[allow(async_fn_in_trait)] // used with generics inside this crate, never as dyn
 pub trait Elbv2 {
@@ -93,6 +107,23 @@ pub trait Elbv2 {
         health_check: &HealthCheck,
     ) -> Result<(), CloudError>;
     async fn delete_target_group(&self, arn: &str) -> Result<(), CloudError>;
+
+    /// The health of every target registered with the group. A target that
+    /// was terminated drops out of the list.
+    async fn target_health(&self, target_group_arn: &str) -> Result<Vec<TargetHealth>, CloudError>;
+    /// Registers `(instance id, port)` targets, all in one call.
+    async fn register_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, i32)],
+    ) -> Result<(), CloudError>;
+    /// Deregisters `(instance id, port)` targets, all in one call; they drain
+    /// for the group's deregistration delay before they are gone.
+    async fn deregister_targets(
+        &self,
+        target_group_arn: &str,
+        targets: &[(String, i32)],
+    ) -> Result<(), CloudError>;
 
     /// The listeners of one load balancer (paginated).
     async fn listeners(&self, load_balancer: &str) -> Result<Vec<Listener>, CloudError>;
