@@ -7,6 +7,7 @@ pub mod ec2;
 pub mod elbv2;
 pub mod names;
 pub mod provider;
+mod sdk;
 pub mod tags;
 pub mod wait;
 

@@ -1,19 +1,60 @@
-//! The EC2 adapter against a real AWS API emulator (moto server over HTTP).
+//! The EC2 and ELBv2 adapters against a real AWS API emulator (moto server
+//! over HTTP).
 
 use std::collections::BTreeMap;
 
-use drctl::cloud::ec2::{Ec2, SdkEc2};
+use aws_config::SdkConfig;
+use drctl::cloud::ec2::{Ec2, Launch, SdkEc2};
+use drctl::cloud::elbv2::{Elbv2, HealthCheck, SdkElbv2, TargetGroupSpec};
 use drctl::cloud::tags::{self, Identity};
 use drctl::cloud::AwsSettings;
 
 use crate::support::{drctl, moto_endpoint};
 
+async fn config() -> SdkConfig {
+    AwsSettings::sandbox(moto_endpoint(), "us-west-2")
+        .load()
+        .await
+}
+
 async fn ec2() -> SdkEc2 {
-    SdkEc2::new(
-        &AwsSettings::sandbox(moto_endpoint(), "us-west-2")
-            .load()
-            .await,
-    )
+    SdkEc2::new(&config().await)
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A VPC with one subnet and `count` running instances in it:
+/// (vpc, instance ids).
+async fn instances(ec2: &SdkEc2, cidr: &str, count: i32) -> (String, Vec<String>) {
+    let tags = labels(&[("drctl:env", cidr)]);
+    let vpc = ec2
+        .create_vpc(&format!("{cidr}/16"), &tags)
+        .await
+        .expect("vpc");
+    let zone = &ec2.availability_zones().await.expect("zones")[0];
+    let subnet = ec2
+        .create_subnet(&vpc, &format!("{cidr}/24"), zone, &tags)
+        .await
+        .expect("subnet");
+    let ids = ec2
+        .run_instances(&Launch {
+            image: "ami-1e749f67",
+            instance_type: "t3.micro",
+            subnet: &subnet,
+            security_groups: &[],
+            user_data: "",
+            count,
+            client_token: cidr,
+            tags: &tags,
+        })
+        .await
+        .expect("run instances");
+    (vpc, ids)
 }
 
 #[tokio::test]
@@ -93,4 +134,131 @@ fn sandbox_status_with_sandbox_flag_shows_a_live_endpoint() {
         "{stdout}"
     );
     assert!(stdout.contains("EC2 answers:"), "{stdout}");
+}
+
+#[tokio::test]
+async fn images_are_found_by_owner_and_name_pattern() {
+    let ec2 = ec2().await;
+    let amazon = ["amazon".to_string()];
+    let images = ec2
+        .describe_images(&amazon, "amzn2-ami-hvm-*-x86_64-gp2")
+        .await
+        .expect("describe images");
+    assert!(!images.is_empty());
+    for image in &images {
+        let name = image.name().unwrap_or_default();
+        assert!(
+            name.starts_with("amzn2-ami-hvm-") && name.ends_with("-x86_64-gp2"),
+            "{name}"
+        );
+    }
+    let none = ec2
+        .describe_images(&amazon, "no-such-image-*")
+        .await
+        .expect("describe images");
+    assert!(none.is_empty(), "{none:#?}");
+}
+
+#[tokio::test]
+async fn images_are_found_by_tag() {
+    let ec2 = ec2().await;
+    let (_, ids) = instances(&ec2, "10.81.0.0", 1).await;
+    let raw = aws_sdk_ec2::Client::new(&config().await);
+    let image = raw
+        .create_image()
+        .instance_id(&ids[0])
+        .name("it-images-by-tag")
+        .send()
+        .await
+        .expect("create image")
+        .image_id
+        .expect("image id");
+    let wanted = labels(&[("drctl:env", "it-images"), ("drctl:bake", "b1")]);
+    ec2.create_tags(std::slice::from_ref(&image), &wanted)
+        .await
+        .expect("tag image");
+
+    let found = ec2.images_tagged(&wanted).await.expect("images by tag");
+    let found: Vec<_> = found.iter().filter_map(|i| i.image_id()).collect();
+    assert_eq!(found, [image.as_str()]);
+    let other = labels(&[("drctl:env", "it-images"), ("drctl:bake", "b2")]);
+    assert!(ec2.images_tagged(&other).await.expect("by tag").is_empty());
+    assert!(
+        ec2.images_tagged(&BTreeMap::new())
+            .await
+            .expect("no tags")
+            .is_empty(),
+        "no tags select nothing"
+    );
+    ec2.terminate_instances(&ids).await.expect("terminate");
+}
+
+#[tokio::test]
+async fn targets_register_report_their_health_and_deregister() {
+    let config = config().await;
+    let ec2 = SdkEc2::new(&config);
+    let elbv2 = SdkElbv2::new(&config);
+    let (vpc, ids) = instances(&ec2, "10.82.0.0", 2).await;
+    let group = elbv2
+        .create_target_group(
+            &TargetGroupSpec {
+                name: "it-target-health",
+                protocol: "HTTP",
+                port: 80,
+                vpc: &vpc,
+                health_check: &HealthCheck {
+                    path: "/".into(),
+                    interval: 10,
+                    healthy_threshold: 2,
+                },
+            },
+            &BTreeMap::new(),
+        )
+        .await
+        .expect("target group");
+    let arn = group.target_group_arn().expect("arn");
+    assert!(elbv2.target_health(arn).await.expect("health").is_empty());
+
+    let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), 8080)).collect();
+    elbv2
+        .register_targets(arn, &targets)
+        .await
+        .expect("register");
+    let mut health = elbv2.target_health(arn).await.expect("health");
+    health.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        health.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    for target in &health {
+        assert_eq!(target.port, Some(8080), "{target:?}");
+        assert_eq!(target.state, "healthy", "{target:?}");
+    }
+
+    elbv2
+        .deregister_targets(arn, &targets[..1])
+        .await
+        .expect("deregister");
+    let left: Vec<_> = elbv2
+        .target_health(arn)
+        .await
+        .expect("health")
+        .into_iter()
+        .filter(|t| t.state != "draining")
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(left, [ids[1].clone()]);
+
+    let err = elbv2
+        .target_health("arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/nope/0")
+        .await
+        .expect_err("no such group");
+    assert!(
+        err.to_string()
+            .starts_with("ELBv2 DescribeTargetHealth failed"),
+        "{err}"
+    );
+    ec2.terminate_instances(&ids).await.expect("terminate");
 }

@@ -1,0 +1,99 @@
+//! drctl's listener actions and health checks in ELBv2's wire form, and back.
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum,
+};
+
+use super::{DefaultAction, UNAVAILABLE_BODY};
+
+/// The health-check protocol for a target group's protocol: HTTPS checks for
+/// HTTPS groups, HTTP checks otherwise (also for TCP groups, so the path is
+/// meaningful everywhere).
+pub fn health_check_protocol(protocol: &str) -> ProtocolEnum {
+    if protocol.eq_ignore_ascii_case("HTTPS") {
+        ProtocolEnum::Https
+    } else {
+        ProtocolEnum::Http
+    }
+}
+
+/// The wire form of a default action.
+pub fn default_action(action: DefaultAction<'_>) -> Action {
+    match action {
+        DefaultAction::Forward(target_group) => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(target_group)
+            .build(),
+        DefaultAction::Unavailable => Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code("503")
+                    .content_type("text/plain")
+                    .message_body(UNAVAILABLE_BODY)
+                    .build(),
+            )
+            .build(),
+    }
+}
+
+/// The single target group a listener's default actions forward to, if
+/// they forward everything to exactly one (a plain forward, or a forward
+/// config with one group). `None` for fixed responses, redirects and
+/// weighted forwards across several groups.
+pub fn forwarded_target_group(actions: &[Action]) -> Option<String> {
+    let [action] = actions else { return None };
+    if action.r#type() != Some(&ActionTypeEnum::Forward) {
+        return None;
+    }
+    if let Some(arn) = action.target_group_arn() {
+        return Some(arn.to_string());
+    }
+    match action.forward_config()?.target_groups() {
+        [only] => only.target_group_arn().map(str::to_string),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_elasticloadbalancingv2::types::{ForwardActionConfig, TargetGroupTuple};
+
+    #[test]
+    fn a_single_forward_names_its_target_group() {
+        let plain = default_action(DefaultAction::Forward("arn:tg/a"));
+        assert_eq!(forwarded_target_group(&[plain]), Some("arn:tg/a".into()));
+
+        let tuple = |arn: &str| {
+            TargetGroupTuple::builder()
+                .target_group_arn(arn)
+                .weight(1)
+                .build()
+        };
+        let one = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(tuple("b"))
+                    .build(),
+            )
+            .build();
+        assert_eq!(forwarded_target_group(&[one]), Some("b".into()));
+
+        let weighted = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .target_groups(tuple("b"))
+                    .target_groups(tuple("c"))
+                    .build(),
+            )
+            .build();
+        assert_eq!(forwarded_target_group(&[weighted]), None);
+        assert_eq!(
+            forwarded_target_group(&[default_action(DefaultAction::Unavailable)]),
+            None
+        );
+    }
+}
