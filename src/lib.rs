@@ -5,6 +5,9 @@
 //! - [`diag`]: validation problems with file, line, column and key.
 //! - [`model`]: stacks and runbooks parsed strictly into typed values (pure).
 //! - [`graph`]: the stack dependency graph and a runbook's phases (pure).
+//! - [`kinds`]: one module per resource kind: its schema, normal form,
+//!   change rules, validation, and how it is read, created, updated and
+//!   deleted on AWS. Nothing else matches on the kind.
 //! - [`cloud`]: one small adapter trait per AWS service over the official SDK.
 //! - [`sandbox`]: a local AWS endpoint (moto server) for trying and testing.
 //! - [`events`]: the typed events every layer reports, and the sinks that consume them.
@@ -22,6 +25,7 @@ pub mod events;
 pub mod execute;
 pub mod graph;
 pub mod journal;
+pub mod kinds;
 pub mod lock;
 pub mod model;
 pub mod plan;

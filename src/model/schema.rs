@@ -1,115 +1,11 @@
-//! What each resource kind accepts and exports (SPEC.md "Resource kinds").
+//! The vocabulary of resource schemas (SPEC.md "Resource kinds"): attribute
+//! types and the coarse value types references are checked against. Each
+//! kind's table of fields and exports is in its module under `crate::kinds`.
 //!
 //! The schema is data, so the decoder, the validator, the planner and the docs
 //! all read one table instead of each knowing the kinds by heart.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceKind {
-    Vpc,
-    Subnet,
-    InternetGateway,
-    RouteTable,
-    SecurityGroup,
-    Image,
-    Instances,
-    TargetGroup,
-    LoadBalancer,
-    Listener,
-    Service,
-}
-
-impl ResourceKind {
-    pub const ALL: [ResourceKind; 11] = [
-        ResourceKind::Vpc,
-        ResourceKind::Subnet,
-        ResourceKind::InternetGateway,
-        ResourceKind::RouteTable,
-        ResourceKind::SecurityGroup,
-        ResourceKind::Image,
-        ResourceKind::Instances,
-        ResourceKind::TargetGroup,
-        ResourceKind::LoadBalancer,
-        ResourceKind::Listener,
-        ResourceKind::Service,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ResourceKind::Vpc => "vpc",
-            ResourceKind::Subnet => "subnet",
-            ResourceKind::InternetGateway => "internet_gateway",
-            ResourceKind::RouteTable => "route_table",
-            ResourceKind::SecurityGroup => "security_group",
-            ResourceKind::Image => "image",
-            ResourceKind::Instances => "instances",
-            ResourceKind::TargetGroup => "target_group",
-            ResourceKind::LoadBalancer => "load_balancer",
-            ResourceKind::Listener => "listener",
-            ResourceKind::Service => "service",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The attributes a stack may set on this kind (besides `tags`).
-    pub fn fields(self) -> &'static [Field] {
-        use ResourceKind as K;
-        match self {
-            K::Vpc => VPC,
-            K::Subnet => SUBNET,
-            K::InternetGateway => INTERNET_GATEWAY,
-            K::RouteTable => ROUTE_TABLE,
-            K::SecurityGroup => SECURITY_GROUP,
-            K::Image => IMAGE,
-            K::Instances => INSTANCES,
-            K::TargetGroup => TARGET_GROUP,
-            K::LoadBalancer => LOAD_BALANCER,
-            K::Listener => LISTENER,
-            K::Service => SERVICE,
-        }
-    }
-
-    /// What `${kind.name.<attr>}` may read once the resource exists.
-    pub fn exports(self) -> &'static [(&'static str, ValueType)] {
-        use ResourceKind as K;
-        use ValueType::{List, Str};
-        match self {
-            K::Vpc | K::Subnet | K::InternetGateway | K::RouteTable | K::SecurityGroup => {
-                &[("id", Str)]
-            }
-            K::Image => &[("id", Str), ("recipe", Str)],
-            K::Instances => &[("ids", List), ("private_ips", List)],
-            K::TargetGroup => &[("arn", Str)],
-            K::LoadBalancer => &[("arn", Str), ("dns_name", Str)],
-            K::Listener => &[("arn", Str)],
-            K::Service => &[
-                ("live_color", Str),
-                ("target_group_arn", Str),
-                ("ids", List),
-            ],
-        }
-    }
-
-    pub fn export_type(self, attr: &str) -> Option<ValueType> {
-        self.exports()
-            .iter()
-            .find(|(name, _)| *name == attr)
-            .map(|(_, ty)| *ty)
-    }
-}
-
-impl fmt::Display for ResourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use crate::kinds::ResourceKind;
 
 /// The coarse type of a value, as far as it is known before apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +141,8 @@ fn strip_article(s: &str) -> String {
         .to_string()
 }
 
-const fn req(name: &'static str, ty: Ty) -> Field {
+/// A required attribute.
+pub const fn req(name: &'static str, ty: Ty) -> Field {
     Field {
         name,
         ty,
@@ -253,7 +150,8 @@ const fn req(name: &'static str, ty: Ty) -> Field {
     }
 }
 
-const fn opt(name: &'static str, ty: Ty) -> Field {
+/// An optional attribute.
+pub const fn opt(name: &'static str, ty: Ty) -> Field {
     Field {
         name,
         ty,
@@ -261,135 +159,11 @@ const fn opt(name: &'static str, ty: Ty) -> Field {
     }
 }
 
-const PORT: Ty = Ty::Int { min: 1, max: 65535 };
-const ANY_PORT: Ty = Ty::Int {
-    min: -1,
-    max: 65535,
-};
-const COUNT: Ty = Ty::Int {
+pub const PORT: Ty = Ty::Int { min: 1, max: 65535 };
+pub const COUNT: Ty = Ty::Int {
     min: 0,
     max: i64::MAX,
 };
-const NAME_OR_ID: Ty = Ty::Str;
-
-const VPC: &[Field] = &[
-    req("cidr_block", Ty::Block),
-    opt("enable_dns_hostnames", Ty::Bool),
-];
-
-const SUBNET: &[Field] = &[
-    req("vpc", Ty::IdOf(ResourceKind::Vpc)),
-    req("cidr_block", Ty::Block),
-    req("availability_zone", Ty::Str),
-    opt("map_public_ip", Ty::Bool),
-];
-
-const INTERNET_GATEWAY: &[Field] = &[req("vpc", Ty::IdOf(ResourceKind::Vpc))];
-
-const ROUTE: &[Field] = &[req("destination", Ty::Cidr), req("gateway", NAME_OR_ID)];
-
-const ROUTE_TABLE: &[Field] = &[
-    req("vpc", Ty::IdOf(ResourceKind::Vpc)),
-    opt("routes", Ty::List(&Ty::Object(ROUTE))),
-    opt("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
-];
-
-/// `port` or `from_port` + `to_port`; `cidr` or `security_group` (checked by the validator).
-pub const RULE: &[Field] = &[
-    req("protocol", Ty::Enum(&["tcp", "udp", "icmp", "all", "-1"])),
-    opt("port", ANY_PORT),
-    opt("from_port", ANY_PORT),
-    opt("to_port", ANY_PORT),
-    opt("cidr", Ty::Cidr),
-    opt("security_group", Ty::IdOf(ResourceKind::SecurityGroup)),
-    opt("description", Ty::Str),
-];
-
-const SECURITY_GROUP: &[Field] = &[
-    req("vpc", Ty::IdOf(ResourceKind::Vpc)),
-    req("description", Ty::Str),
-    opt("ingress", Ty::List(&Ty::Object(RULE))),
-    opt("egress", Ty::List(&Ty::Object(RULE))),
-];
-
-const IMAGE_FILTER: &[Field] = &[req("owners", Ty::List(&Ty::Str)), req("name", Ty::Str)];
-
-const IMAGE: &[Field] = &[
-    req(
-        "base_image",
-        Ty::OneOf(&[Ty::IdOf(ResourceKind::Image), Ty::Object(IMAGE_FILTER)]),
-    ),
-    req("instance_type", Ty::Str),
-    req("subnet", Ty::IdOf(ResourceKind::Subnet)),
-    opt("provision", Ty::File),
-    opt("copy_to_regions", Ty::List(&Ty::Str)),
-    opt("keep", Ty::Int { min: 1, max: 1000 }),
-];
-
-const INSTANCES: &[Field] = &[
-    req("image", Ty::IdOf(ResourceKind::Image)),
-    req("count", COUNT),
-    req("instance_type", Ty::Str),
-    req("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
-    opt(
-        "security_groups",
-        Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
-    ),
-    opt("user_data", Ty::Str),
-];
-
-pub const HEALTH_CHECK: &[Field] = &[
-    opt("path", Ty::Str),
-    opt("interval", Ty::Int { min: 5, max: 300 }),
-    opt("healthy_threshold", Ty::Int { min: 2, max: 10 }),
-];
-
-const PROTOCOL: Ty = Ty::Enum(&["HTTP", "HTTPS", "TCP"]);
-
-const TARGET_GROUP: &[Field] = &[
-    req("vpc", Ty::IdOf(ResourceKind::Vpc)),
-    req("protocol", PROTOCOL),
-    req("port", PORT),
-    opt("health_check", Ty::Object(HEALTH_CHECK)),
-];
-
-const LOAD_BALANCER: &[Field] = &[
-    req("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
-    opt(
-        "security_groups",
-        Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
-    ),
-    opt("internal", Ty::Bool),
-];
-
-const LISTENER: &[Field] = &[
-    req("load_balancer", Ty::IdOf(ResourceKind::LoadBalancer)),
-    req("protocol", PROTOCOL),
-    req("port", PORT),
-    opt("default_target_group", Ty::IdOf(ResourceKind::TargetGroup)),
-];
-
-const CANARY: &[Field] = &[req("canary", Ty::List(&Ty::Int { min: 1, max: 100 }))];
-
-const SERVICE: &[Field] = &[
-    req("image", Ty::IdOf(ResourceKind::Image)),
-    req("count", COUNT),
-    req("instance_type", Ty::Str),
-    req("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
-    req("port", PORT),
-    req("listener", Ty::IdOf(ResourceKind::Listener)),
-    opt(
-        "security_groups",
-        Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
-    ),
-    opt("health_check", Ty::Object(HEALTH_CHECK)),
-    opt(
-        "strategy",
-        Ty::OneOf(&[Ty::Enum(&["blue_green"]), Ty::Object(CANARY)]),
-    ),
-    opt("retire_after", Ty::Duration),
-    opt("user_data", Ty::Str),
-];
 
 #[cfg(test)]
 mod tests {

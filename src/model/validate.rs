@@ -9,10 +9,11 @@ use petgraph::graph::DiGraph;
 
 use super::decode::{check_literal_str, parse_runbook, parse_stack};
 use super::expr::{EnvField, Expr, ExprKind, RefTarget, Reference};
-use super::schema::{ResourceKind, Ty, ValueType, RULE};
+use super::schema::{ResourceKind, Ty, ValueType};
 use super::{Check, Project, Runbook, ServiceRef, Stack};
 use crate::diag::{suggest, Diagnostics, Pos, SourceFile};
 use crate::graph::{find_cycles, StackGraph};
+use crate::kinds::Problems;
 
 /// Reads `stacks/*.toml` under `root` and the given runbooks (every
 /// `runbooks/*.toml` when none is given), and validates them together.
@@ -449,77 +450,10 @@ impl<'a> StackChecker<'a> {
         }
     }
 
-    /// Rules the schema cannot say alone.
+    /// Rules the schema cannot say alone: the kind's own.
     fn check_kind_rules(&mut self, resource: &super::Resource, base: &str) {
-        if resource.kind == ResourceKind::SecurityGroup {
-            for direction in ["ingress", "egress"] {
-                let Some(Expr {
-                    kind: ExprKind::List(rules),
-                    ..
-                }) = resource.attr(direction)
-                else {
-                    continue;
-                };
-                for (i, rule) in rules.iter().enumerate() {
-                    self.check_rule(rule, &format!("{base}.{direction}[{i}]"));
-                }
-            }
-        }
-        if resource.kind == ResourceKind::Service {
-            if let Some(steps) = resource.attr("strategy").and_then(|s| s.get("canary")) {
-                if let ExprKind::List(items) = &steps.kind {
-                    let values: Vec<i64> = items
-                        .iter()
-                        .filter_map(|i| match i.kind {
-                            ExprKind::Int(n) => Some(n),
-                            _ => None,
-                        })
-                        .collect();
-                    let increasing = values.windows(2).all(|w| w[0] < w[1]);
-                    if values.len() == items.len() && (!increasing || values.last() != Some(&100)) {
-                        self.error(
-                            steps.pos,
-                            &format!("{base}.strategy.canary"),
-                            format!("canary steps {values:?} must increase and end at 100"),
-                        )
-                        .with_hint("e.g. canary = [10, 50, 100]");
-                    }
-                }
-            }
-        }
-    }
-
-    fn check_rule(&mut self, rule: &Expr, path: &str) {
-        if !matches!(rule.kind, ExprKind::Table(_)) {
-            return; // the schema check already reported it
-        }
-        let has = |k: &str| rule.get(k).is_some();
-        let ports_ok = match (has("port"), has("from_port"), has("to_port")) {
-            (true, false, false) | (false, true, true) => true,
-            (false, false, false) => matches!(
-                rule.get("protocol").and_then(Expr::as_literal_str),
-                Some("all" | "-1")
-            ),
-            _ => false,
-        };
-        if !ports_ok {
-            self.error(
-                rule.pos,
-                path,
-                "a rule needs `port`, or both `from_port` and `to_port`",
-            )
-            .with_hint(format!(
-                "allowed keys: {}",
-                RULE.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        if has("cidr") == has("security_group") {
-            self.error(
-                rule.pos,
-                path,
-                "a rule needs exactly one of `cidr` or `security_group`",
-            );
-        }
+        let mut problems = Problems::new(&self.stack.file, self.diags);
+        resource.kind.def().check(resource, base, &mut problems);
     }
 
     fn check_resource_cycles(&mut self) {
@@ -773,14 +707,18 @@ fn check_service_ref(
             .with_hint("add it to the runbook's `stacks`");
         return false;
     }
-    if stack
-        .resource(ResourceKind::Service, &service.name)
-        .is_none()
+    // Cutovers and health checks name resources that take traffic.
+    let takes_traffic = |r: &&super::Resource| r.kind.def().takes_traffic();
+    if !stack
+        .resources
+        .iter()
+        .filter(takes_traffic)
+        .any(|r| r.name == service.name)
     {
         let names = stack
             .resources
             .iter()
-            .filter(|r| r.kind == ResourceKind::Service)
+            .filter(takes_traffic)
             .map(|r| r.name.as_str());
         diags
             .error(

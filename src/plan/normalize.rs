@@ -1,6 +1,9 @@
 //! Desired attributes in the one shape the cloud adapters read resources back
 //! in (see `world`): defaults filled, rules split into canonical form, sets
 //! sorted. Also which attributes can change in place, and the spec hash.
+//!
+//! What each kind fills in and accepts in place is its own business (see
+//! `crate::kinds`); these functions are the planner's view of it.
 
 use std::collections::BTreeMap;
 
@@ -12,166 +15,35 @@ use crate::world::{Attrs, Tags, Value};
 
 /// Fills defaults and canonicalises every known attribute of `kind`.
 pub fn normalize(kind: ResourceKind, attrs: &mut BTreeMap<String, Resolved>) {
-    use ResourceKind as K;
-    let mut default = |key: &str, value: Value| {
+    let def = kind.def();
+    for (key, value) in def.defaults() {
         attrs
             .entry(key.to_string())
             .or_insert(Resolved::Known(value));
-    };
-    let empty = || Value::List(Vec::new());
-    match kind {
-        K::Vpc => default("enable_dns_hostnames", Value::Bool(false)),
-        K::Subnet => default("map_public_ip", Value::Bool(false)),
-        K::RouteTable => {
-            default("routes", empty());
-            default("subnets", empty());
-        }
-        K::SecurityGroup => {
-            default("ingress", empty());
-            // AWS gives every new group an allow-all egress rule; no `egress`
-            // means "keep that", not "no egress at all".
-            default(
-                "egress",
-                Value::List(vec![rule("-1", -1, -1, "cidr", "0.0.0.0/0")]),
-            );
-        }
-        // No `security_groups` on a fleet or load balancer means "AWS's
-        // default group", which is not ours to manage: the key stays unset.
-        K::Instances | K::Service => default("user_data", Value::Str(String::new())),
-        K::LoadBalancer => default("internal", Value::Bool(false)),
-        K::TargetGroup => default("health_check", Value::Table(BTreeMap::new())),
-        K::InternetGateway | K::Image | K::Listener => {}
     }
     for (key, value) in attrs.iter_mut() {
         if let Resolved::Known(v) = value {
-            *v = normalize_attr(kind, key, std::mem::replace(v, Value::Bool(false)));
+            *v = def.normalize_attr(key, std::mem::replace(v, Value::Bool(false)));
         }
     }
-}
-
-fn rule(protocol: &str, from: i64, to: i64, source_key: &str, source: &str) -> Value {
-    Value::Table(BTreeMap::from([
-        ("protocol".to_string(), Value::Str(protocol.to_string())),
-        ("from_port".to_string(), Value::Int(from)),
-        ("to_port".to_string(), Value::Int(to)),
-        (source_key.to_string(), Value::Str(source.to_string())),
-    ]))
-}
-
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::List(mut items) => {
-            items.sort();
-            items.dedup();
-            Value::List(items)
-        }
-        other => other,
-    }
-}
-
-fn normalize_attr(kind: ResourceKind, key: &str, value: Value) -> Value {
-    use ResourceKind as K;
-    match (kind, key) {
-        (K::SecurityGroup, "ingress" | "egress") => match value {
-            Value::List(rules) => {
-                sorted(Value::List(rules.into_iter().map(normalize_rule).collect()))
-            }
-            other => other,
-        },
-        (K::RouteTable, "routes") => match value {
-            Value::List(routes) => sorted(Value::List(
-                routes
-                    .into_iter()
-                    .map(|r| match r {
-                        Value::Table(mut t) => {
-                            t.retain(|k, _| k == "destination" || k == "gateway");
-                            Value::Table(t)
-                        }
-                        other => other,
-                    })
-                    .collect(),
-            )),
-            other => other,
-        },
-        (K::RouteTable, "subnets")
-        | (K::LoadBalancer, "subnets" | "security_groups")
-        | (K::Instances | K::Service, "security_groups") => sorted(value),
-        (K::TargetGroup, "health_check") | (K::Service, "health_check") => {
-            let mut t = match value {
-                Value::Table(t) => t,
-                _ => BTreeMap::new(),
-            };
-            t.entry("path".into()).or_insert(Value::Str("/".into()));
-            t.entry("interval".into()).or_insert(Value::Int(30));
-            t.entry("healthy_threshold".into()).or_insert(Value::Int(5));
-            Value::Table(t)
-        }
-        _ => value,
-    }
-}
-
-/// `{ protocol, port | from_port+to_port, cidr | security_group }` →
-/// `{ protocol, from_port, to_port, cidr | security_group }`, with "all" as "-1".
-fn normalize_rule(rule: Value) -> Value {
-    let Value::Table(t) = rule else { return rule };
-    let protocol = match t.get("protocol").and_then(Value::as_str) {
-        Some("all") | Some("-1") => "-1".to_string(),
-        Some(p) => p.to_string(),
-        None => "-1".to_string(),
-    };
-    let (from, to) = if protocol == "-1" {
-        (-1, -1)
-    } else if let Some(port) = t.get("port").and_then(Value::as_int) {
-        (port, port)
-    } else {
-        (
-            t.get("from_port").and_then(Value::as_int).unwrap_or(-1),
-            t.get("to_port").and_then(Value::as_int).unwrap_or(-1),
-        )
-    };
-    let mut out = BTreeMap::from([
-        ("protocol".to_string(), Value::Str(protocol)),
-        ("from_port".to_string(), Value::Int(from)),
-        ("to_port".to_string(), Value::Int(to)),
-    ]);
-    for source in ["cidr", "security_group"] {
-        if let Some(v) = t.get(source) {
-            out.insert(source.to_string(), v.clone());
-        }
-    }
-    Value::Table(out)
 }
 
 /// Whether AWS can change `attr` of a live `kind` (otherwise: replace).
 pub fn updatable(kind: ResourceKind, attr: &str) -> bool {
-    use ResourceKind as K;
-    matches!(
-        (kind, attr),
-        (K::Vpc, "enable_dns_hostnames")
-            | (K::Subnet, "map_public_ip")
-            | (K::RouteTable, "routes" | "subnets")
-            | (K::SecurityGroup, "ingress" | "egress")
-            | (K::Instances, "count")
-            | (K::TargetGroup, "health_check")
-            | (K::LoadBalancer, "subnets" | "security_groups")
-            | (K::Listener, "protocol" | "port" | "default_target_group")
-    )
+    kind.def().updatable(attr)
 }
 
 /// Whether leaving `attr` unset asks for something (so an observed value is
-/// a difference). Only a listener's forward target does: unset means a fixed
-/// 503. Other unset attributes are AWS's defaults, not ours to manage.
+/// a difference), e.g. a listener's forward target: unset means a fixed 503.
+/// Other unset attributes are AWS's defaults, not ours to manage.
 pub fn unset_is_a_value(kind: ResourceKind, attr: &str) -> bool {
-    (kind, attr) == (ResourceKind::Listener, "default_target_group")
+    kind.def().unset_is_a_value(attr)
 }
 
 /// Attributes an adapter cannot read back and that force a replacement: a
 /// changed spec hash with no visible difference means one of these changed.
 pub fn hidden_force_new(kind: ResourceKind) -> &'static [&'static str] {
-    match kind {
-        ResourceKind::Instances => &["user_data", "subnets"],
-        _ => &[],
-    }
+    kind.def().hidden_force_new()
 }
 
 /// The `drctl:spec` tag: a short hash of everything the resource was asked to be.
@@ -184,25 +56,13 @@ pub fn spec_hash(kind: ResourceKind, attrs: &Attrs, user_tags: &Tags) -> String 
 /// Deletion order: lower ranks go first. Every kind refers only to kinds of a
 /// higher rank, so deleting rank by rank never hits a dependency violation.
 pub fn delete_rank(kind: ResourceKind) -> u8 {
-    use ResourceKind as K;
-    match kind {
-        K::Service => 0,
-        K::Listener => 1,
-        K::LoadBalancer => 2,
-        K::TargetGroup => 3,
-        K::Instances => 4,
-        K::Image => 5,
-        K::RouteTable => 6,
-        K::InternetGateway => 7,
-        K::SecurityGroup => 8,
-        K::Subnet => 9,
-        K::Vpc => 10,
-    }
+    kind.def().delete_rank()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::security_group::rule;
 
     fn known(attrs: BTreeMap<String, Resolved>) -> BTreeMap<String, Value> {
         attrs

@@ -1,0 +1,566 @@
+//! `instances`: a fleet of `count` instances from an image, spread over
+//! subnets. A fleet is not one AWS object: it is every instance wearing its
+//! address tags (and its creating run, see [`fleets`]).
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
+
+use super::common::{gone_ok, identity_tags, sorted, sorted_strs, Seen, Want};
+use super::{Kind, ResourceKind};
+use crate::cloud::aws::{AwsProvider, Discovery};
+use crate::cloud::ec2::{self, Ec2, Launch, Select};
+use crate::cloud::provider::CreateRequest;
+use crate::cloud::wait::{self, Probe};
+use crate::cloud::{names, tags, CloudError};
+use crate::model::schema::{opt, req, Field, Ty, ValueType, COUNT};
+use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+
+pub struct Instances;
+
+const FIELDS: &[Field] = &[
+    req("image", Ty::IdOf(ResourceKind::Image)),
+    req("count", COUNT),
+    req("instance_type", Ty::Str),
+    req("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
+    opt(
+        "security_groups",
+        Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
+    ),
+    opt("user_data", Ty::Str),
+];
+
+impl Kind for Instances {
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn exports(&self) -> &'static [(&'static str, ValueType)] {
+        &[("ids", ValueType::List), ("private_ips", ValueType::List)]
+    }
+
+    fn defaults(&self) -> Vec<(&'static str, Value)> {
+        // No `security_groups` on a fleet means "AWS's default group", which
+        // is not ours to manage: the key stays unset.
+        vec![("user_data", Value::Str(String::new()))]
+    }
+
+    fn normalize_attr(&self, key: &str, value: Value) -> Value {
+        match key {
+            "security_groups" => sorted(value),
+            _ => value,
+        }
+    }
+
+    fn updatable(&self, attr: &str) -> bool {
+        attr == "count"
+    }
+
+    fn hidden_force_new(&self) -> &'static [&'static str] {
+        &["user_data", "subnets"]
+    }
+
+    fn delete_rank(&self) -> u8 {
+        4
+    }
+
+    aws_operations!();
+}
+
+async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
+    let instances = aws
+        .ec2
+        .describe_instances(Select::Env(pass.env()))
+        .await?;
+    Ok(fleets(&instances, ResourceKind::Instances))
+}
+
+// --- Reading back ------------------------------------------------------------
+
+fn state_of(instance: &Instance) -> Option<&InstanceStateName> {
+    instance.state().and_then(|s| s.name())
+}
+
+fn is_live(instance: &Instance) -> bool {
+    matches!(
+        state_of(instance),
+        Some(InstanceStateName::Pending | InstanceStateName::Running)
+    )
+}
+
+/// One fleet from its instances (all carrying the same address tags).
+/// `count`, `ids` and `private_ips` cover pending and running instances;
+/// image, type and groups come from the first of them (by id).
+fn fleet_seen(instances: &[&Instance]) -> Seen {
+    let mut all: Vec<&Instance> = instances.to_vec();
+    all.sort_by_key(|i| i.instance_id());
+    let live: Vec<&Instance> = all.iter().copied().filter(|i| is_live(i)).collect();
+    let ids: Vec<&str> = live.iter().filter_map(|i| i.instance_id()).collect();
+    let ips: Vec<&str> = live
+        .iter()
+        .map(|i| i.private_ip_address().unwrap_or_default())
+        .collect();
+    let tags = all
+        .first()
+        .map(|i| ec2::tag_map(i.tags()))
+        .unwrap_or_default();
+    let mut seen = Seen::new(ids.first().copied().unwrap_or_default(), tags)
+        .attr("count", Value::Int(live.len() as i64))
+        .export("ids", Value::str_list(ids.iter().copied()))
+        .export("private_ips", Value::str_list(ips));
+    if let Some(first) = live.first() {
+        seen = seen
+            .attr(
+                "image",
+                Value::Str(first.image_id().unwrap_or_default().into()),
+            )
+            .attr(
+                "instance_type",
+                Value::Str(
+                    first
+                        .instance_type()
+                        .map(|t| t.as_str())
+                        .unwrap_or_default()
+                        .into(),
+                ),
+            )
+            .attr(
+                "security_groups",
+                sorted_strs(first.security_groups().iter().filter_map(|g| g.group_id())),
+            );
+    }
+    seen
+}
+
+/// Instances grouped into fleets by their address tags and the run that
+/// created the fleet: while a replacement is under way, the old and the new
+/// fleet share an address and are told apart by `drctl:run` (scaling and
+/// retagging keep a fleet's creating run).
+fn fleets(instances: &[Instance], kind: ResourceKind) -> Vec<ObservedResource> {
+    let mut groups: BTreeMap<(Address, String), Vec<&Instance>> = BTreeMap::new();
+    for instance in instances {
+        let tags = ec2::tag_map(instance.tags());
+        if let Some(address) = Address::from_tags(&tags) {
+            if address.kind == kind {
+                let run = tags.get(tags::RUN).cloned().unwrap_or_default();
+                groups.entry((address, run)).or_default().push(instance);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((address, _), members)| fleet_seen(&members).at(&address))
+        .collect()
+}
+
+/// Where `n` new instances go: each to the subnet with the fewest instances
+/// so far (counting `used`), ties to the earlier subnet in `subnets`. With
+/// nothing used, that is round-robin in the given order. Returns
+/// (subnet, how many), in `subnets` order, without zeros.
+fn spread(subnets: &[String], used: &BTreeMap<String, usize>, n: usize) -> Vec<(String, usize)> {
+    let mut unique: Vec<&String> = Vec::new();
+    for s in subnets {
+        if !unique.contains(&s) {
+            unique.push(s);
+        }
+    }
+    let mut load: Vec<usize> = unique
+        .iter()
+        .map(|s| used.get(*s).copied().unwrap_or(0))
+        .collect();
+    let mut added = vec![0usize; unique.len()];
+    if unique.is_empty() {
+        return Vec::new();
+    }
+    for _ in 0..n {
+        let (i, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .expect("at least one subnet");
+        load[i] += 1;
+        added[i] += 1;
+    }
+    unique
+        .into_iter()
+        .zip(added)
+        .filter(|(_, k)| *k > 0)
+        .map(|(s, k)| (s.clone(), k))
+        .collect()
+}
+
+/// Which running instances to terminate to keep `keep`: the most recently
+/// launched first (ties: the higher id).
+fn surplus(live: &[&Instance], keep: usize) -> Vec<String> {
+    let mut newest_first: Vec<&&Instance> = live.iter().collect();
+    newest_first.sort_by(|a, b| {
+        let key = |i: &Instance| {
+            (
+                i.launch_time().map(|t| (t.secs(), t.subsec_nanos())),
+                i.instance_id().map(str::to_string),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    let doomed = live.len().saturating_sub(keep);
+    newest_first
+        .into_iter()
+        .take(doomed)
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+fn instance_summary(states: &BTreeMap<String, usize>) -> String {
+    states
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// --- Create, update, delete ---------------------------------------------------
+
+async fn create(
+    aws: &AwsProvider,
+    req: &CreateRequest<'_>,
+) -> Result<ObservedResource, CloudError> {
+    let want = Want::new(req.address, req.attrs);
+    let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
+    let ids = launch(aws, &want, req.tags, &BTreeMap::new(), count, req.client_token).await?;
+    read_fleet(aws, req.address, &ids, req.tags).await
+}
+
+/// Launches `count` instances spread over the wanted subnets (fewest
+/// `used` first), waits until all run, returns their ids.
+async fn launch(
+    aws: &AwsProvider,
+    want: &Want<'_>,
+    tags: &Tags,
+    used: &BTreeMap<String, usize>,
+    count: usize,
+    token: &str,
+) -> Result<Vec<String>, CloudError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let subnets = want.strs("subnets")?;
+    if subnets.is_empty() {
+        return Err(want.bad("subnets", "a non-empty list of subnet ids"));
+    }
+    let mut groups = want.strs("security_groups")?;
+    groups.sort();
+    let image = want.str("image")?;
+    let instance_type = want.str("instance_type")?;
+    let user_data = want.opt_str("user_data")?.unwrap_or_default();
+    let mut ids = Vec::new();
+    for (subnet, n) in spread(&subnets, used, count) {
+        let launched = aws
+            .ec2
+            .run_instances(&Launch {
+                image,
+                instance_type,
+                subnet: &subnet,
+                security_groups: &groups,
+                user_data,
+                count: i32::try_from(n).map_err(|_| want.bad("count", "a 32-bit integer"))?,
+                client_token: &names::client_token(token, &subnet),
+                tags,
+            })
+            .await;
+        match launched {
+            Ok(new) => ids.extend(new),
+            Err(e) => {
+                // Those already launched are tagged: the next discovery
+                // counts them, and a retry only adds the missing ones.
+                if !ids.is_empty() {
+                    tracing::warn!(address = %want.address, launched = ids.len(), "a launch failed part-way");
+                }
+                return Err(e);
+            }
+        }
+    }
+    wait_running(aws, &want.address.to_string(), &ids).await?;
+    Ok(ids)
+}
+
+async fn wait_running(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+    wait::until(
+        &format!("{what}: {} instance(s) running", ids.len()),
+        aws.waits.instances,
+        aws.waits.backoff,
+        || async {
+            let instances = aws.ec2.describe_instances(Select::Ids(ids)).await?;
+            let mut states: BTreeMap<String, usize> = BTreeMap::new();
+            for instance in &instances {
+                let state = state_of(instance).cloned();
+                if let Some(
+                    s @ (InstanceStateName::ShuttingDown
+                    | InstanceStateName::Terminated
+                    | InstanceStateName::Stopping
+                    | InstanceStateName::Stopped),
+                ) = &state
+                {
+                    return Err(CloudError::Failed {
+                        what: format!(
+                            "instance {} of {what}",
+                            instance.instance_id().unwrap_or("?")
+                        ),
+                        state: s.as_str().to_string(),
+                        reason: instance
+                            .state_reason()
+                            .and_then(|r| r.message())
+                            .unwrap_or("it stopped while starting")
+                            .to_string(),
+                    });
+                }
+                let name = state.as_ref().map_or("unknown", |s| s.as_str());
+                *states.entry(name.to_string()).or_default() += 1;
+            }
+            let invisible = ids.len().saturating_sub(instances.len());
+            if invisible > 0 {
+                states.insert("not visible yet".into(), invisible);
+            }
+            Ok(if states.get("running") == Some(&ids.len()) {
+                Probe::Done(())
+            } else {
+                Probe::Waiting(instance_summary(&states))
+            })
+        },
+    )
+    .await
+}
+
+async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+    wait::until(
+        &format!("{what}: {} instance(s) terminated", ids.len()),
+        aws.waits.instances,
+        aws.waits.backoff,
+        || async {
+            let instances = aws.ec2.describe_instances(Select::Ids(ids)).await?;
+            let mut states: BTreeMap<String, usize> = BTreeMap::new();
+            for instance in &instances {
+                match state_of(instance) {
+                    Some(InstanceStateName::Terminated) => {}
+                    other => {
+                        let name = other.map_or("unknown", |s| s.as_str());
+                        *states.entry(name.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            Ok(if states.is_empty() {
+                Probe::Done(())
+            } else {
+                Probe::Waiting(instance_summary(&states))
+            })
+        },
+    )
+    .await
+}
+
+/// The fleet made of `ids` (those still pending or running). An empty
+/// fleet has no instance to carry tags: it reports `tags`.
+async fn read_fleet(
+    aws: &AwsProvider,
+    address: &Address,
+    ids: &[String],
+    tags: &Tags,
+) -> Result<ObservedResource, CloudError> {
+    let instances = aws.ec2.describe_instances(Select::Ids(ids)).await?;
+    let members: Vec<&Instance> = instances.iter().filter(|i| is_live(i)).collect();
+    let mut fleet = fleet_seen(&members);
+    if members.is_empty() {
+        fleet.tags = tags.clone();
+    }
+    Ok(fleet.at(address))
+}
+
+/// The fleet's instances now (any state but shutting-down/terminated).
+async fn fleet_members(aws: &AwsProvider, current: &ObservedResource) -> Result<Vec<Instance>, CloudError> {
+    // A fleet is its address *and* its creating run: during a replacement
+    // the old and the new fleet share the address (see `fleets`).
+    let identity = identity_tags(&current.tags).map(|mut identity| {
+        if let Some(run) = current.tags.get(tags::RUN) {
+            identity.insert(tags::RUN.to_string(), run.clone());
+        }
+        identity
+    });
+    match identity {
+        Some(identity) => aws.ec2.describe_instances(Select::Tagged(&identity)).await,
+        None => {
+            let ids = current
+                .exports
+                .get("ids")
+                .and_then(Value::as_str_list)
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            Ok(aws
+                .ec2
+                .describe_instances(Select::Ids(&ids))
+                .await?
+                .into_iter()
+                .filter(|i| {
+                    !matches!(
+                        state_of(i),
+                        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+                    )
+                })
+                .collect())
+        }
+    }
+}
+
+async fn update(
+    aws: &AwsProvider,
+    current: &ObservedResource,
+    attrs: &Attrs,
+    tags: &Tags,
+) -> Result<ObservedResource, CloudError> {
+    let want = Want::new(&current.address, attrs);
+    let wanted = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
+    let members = fleet_members(aws, current).await?;
+    let live: Vec<&Instance> = members.iter().filter(|i| is_live(i)).collect();
+    let mut ids: Vec<String> = live
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+
+    // Every member (stopped ones too) carries the fleet's tags.
+    let members_ids: Vec<String> = members
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    aws.retag_ec2(&members_ids, &current.tags, tags).await?;
+
+    if wanted > live.len() {
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        for i in &live {
+            if let Some(s) = i.subnet_id() {
+                *used.entry(s.to_string()).or_default() += 1;
+            }
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        // Deterministic for this exact step, so a retried call is
+        // recognised by AWS (moto ignores it).
+        let token = format!(
+            "{}:{}>{}:{}",
+            current.address,
+            live.len(),
+            wanted,
+            sorted.join(",")
+        );
+        let token = names::client_token(&token, "scale");
+        ids.extend(
+            launch(aws, &want, tags, &used, wanted - live.len(), &token)
+                .await?,
+        );
+    } else if wanted < live.len() {
+        let doomed = surplus(&live, wanted);
+        gone_ok(aws.ec2.terminate_instances(&doomed).await)?;
+        wait_terminated(aws, &current.address.to_string(), &doomed)
+            .await?;
+        ids.retain(|id| !doomed.contains(id));
+    }
+    read_fleet(aws, &current.address, &ids, tags).await
+}
+
+async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
+    let ids: Vec<String> = fleet_members(aws, current)
+        .await?
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    gone_ok(aws.ec2.terminate_instances(&ids).await)?;
+    wait_terminated(aws, &current.address.to_string(), &ids)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::types::{InstanceState, Tag};
+    use aws_smithy_types::DateTime;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn new_instances_go_round_robin_then_to_the_least_used_subnets() {
+        let subnets = ids(&["s-b", "s-a", "s-c"]);
+        assert_eq!(
+            spread(&subnets, &BTreeMap::new(), 5),
+            vec![("s-b".into(), 2), ("s-a".into(), 2), ("s-c".into(), 1)]
+        );
+        let used = BTreeMap::from([("s-b".to_string(), 2), ("s-a".to_string(), 1)]);
+        assert_eq!(
+            spread(&subnets, &used, 2),
+            vec![("s-a".into(), 1), ("s-c".into(), 1)]
+        );
+        assert_eq!(spread(&subnets, &used, 0), vec![]);
+        assert_eq!(
+            spread(&ids(&["x", "x"]), &BTreeMap::new(), 2),
+            vec![("x".into(), 2)]
+        );
+    }
+
+    fn instance(id: &str, launched: i64, state: InstanceStateName) -> Instance {
+        Instance::builder()
+            .instance_id(id)
+            .launch_time(DateTime::from_secs(launched))
+            .state(InstanceState::builder().name(state).build())
+            .image_id("ami-1")
+            .private_ip_address(format!("10.0.0.{}", launched))
+            .tags(Tag::builder().key(tags::STACK).value("app").build())
+            .tags(
+                Tag::builder()
+                    .key(tags::RESOURCE)
+                    .value("instances.web")
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn scale_down_terminates_the_newest_first() {
+        let a = instance("i-a", 100, InstanceStateName::Running);
+        let b = instance("i-b", 300, InstanceStateName::Running);
+        let c = instance("i-c", 200, InstanceStateName::Running);
+        let d = instance("i-d", 300, InstanceStateName::Running);
+        assert_eq!(surplus(&[&a, &b, &c, &d], 2), ids(&["i-d", "i-b"]));
+        assert_eq!(surplus(&[&a, &b], 2), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_fleet_counts_only_pending_and_running_instances() {
+        let all = vec![
+            instance("i-c", 3, InstanceStateName::Running),
+            instance("i-a", 1, InstanceStateName::Pending),
+            instance("i-b", 2, InstanceStateName::Stopped),
+        ];
+        let found = fleets(&all, ResourceKind::Instances);
+        assert_eq!(found.len(), 1);
+        let fleet = &found[0];
+        assert_eq!(fleet.address.to_string(), "app.instances.web");
+        assert_eq!(fleet.id, "i-a");
+        assert_eq!(fleet.attrs["count"], Value::Int(2));
+        assert_eq!(fleet.exports["ids"], Value::str_list(["i-a", "i-c"]));
+        assert_eq!(
+            fleet.exports["private_ips"],
+            Value::str_list(["10.0.0.1", "10.0.0.3"])
+        );
+        assert_eq!(fleet.attrs["image"], Value::Str("ami-1".into()));
+
+        let stopped = vec![instance("i-b", 2, InstanceStateName::Stopped)];
+        let fleet = &fleets(&stopped, ResourceKind::Instances)[0];
+        assert_eq!(fleet.id, "");
+        assert_eq!(fleet.attrs.get("count"), Some(&Value::Int(0)));
+        assert_eq!(fleet.attrs.get("image"), None);
+        assert!(fleets(&stopped, ResourceKind::Service).is_empty());
+    }
+}

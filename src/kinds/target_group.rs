@@ -1,0 +1,187 @@
+//! `target_group`: an ELBv2 target group and its health check.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::TargetGroup as AwsTargetGroup;
+
+use super::common::{
+    elbv2_name, identity_tags, normal_health_check, vanished, Seen, Want, HEALTH_CHECK, PROTOCOL,
+};
+use super::{Kind, ResourceKind};
+use crate::cloud::aws::{AwsProvider, Discovery};
+use crate::cloud::elbv2::{Elbv2, TargetGroupSpec};
+use crate::cloud::provider::CreateRequest;
+use crate::cloud::CloudError;
+use crate::model::schema::{opt, req, Field, Ty, ValueType, PORT};
+use crate::world::{Attrs, ObservedResource, Tags, Value};
+
+pub struct TargetGroup;
+
+const FIELDS: &[Field] = &[
+    req("vpc", Ty::IdOf(ResourceKind::Vpc)),
+    req("protocol", PROTOCOL),
+    req("port", PORT),
+    opt("health_check", Ty::Object(HEALTH_CHECK)),
+];
+
+impl Kind for TargetGroup {
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn exports(&self) -> &'static [(&'static str, ValueType)] {
+        &[("arn", ValueType::Str)]
+    }
+
+    fn defaults(&self) -> Vec<(&'static str, Value)> {
+        vec![("health_check", Value::Table(BTreeMap::new()))]
+    }
+
+    fn normalize_attr(&self, key: &str, value: Value) -> Value {
+        match key {
+            "health_check" => normal_health_check(value),
+            _ => value,
+        }
+    }
+
+    fn updatable(&self, attr: &str) -> bool {
+        attr == "health_check"
+    }
+
+    fn delete_rank(&self) -> u8 {
+        3
+    }
+
+    aws_operations!();
+}
+
+async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
+    let elbv2 = pass.elbv2(aws).await?;
+    let mut found = Vec::new();
+    for group in &elbv2.target_groups {
+        if let Some(t) = elbv2.ours(group.target_group_arn(), pass.env()) {
+            found.extend(
+                seen(group, t).and_then(|s| s.discovered(ResourceKind::TargetGroup)),
+            );
+        }
+    }
+    Ok(found)
+}
+
+async fn update(
+    aws: &AwsProvider,
+    current: &ObservedResource,
+    attrs: &Attrs,
+    tags: &Tags,
+) -> Result<ObservedResource, CloudError> {
+    let (address, id) = (&current.address, current.id.as_str());
+    modify(aws, current, attrs).await?;
+    aws.retag_elbv2(id, &current.tags, tags).await?;
+    let group = aws.elbv2.target_group(id).await?;
+    let tags = aws.elbv2_tags(id).await?;
+    group
+        .as_ref()
+        .and_then(|g| seen(g, tags))
+        .map(|s| s.at(address))
+        .ok_or_else(|| vanished(address, id))
+}
+
+async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
+    let id = current.id.as_str();
+    // In use until the listener forwarding to it is changed or gone.
+    aws.patiently(&format!("delete {id}"), || {
+        aws.elbv2.delete_target_group(id)
+    })
+    .await
+}
+
+fn seen(group: &AwsTargetGroup, tags: Tags) -> Option<Seen> {
+    let arn = group.target_group_arn()?;
+    let health_check = BTreeMap::from([
+        (
+            "path".to_string(),
+            Value::Str(group.health_check_path().unwrap_or("/").into()),
+        ),
+        (
+            "interval".to_string(),
+            Value::Int(group.health_check_interval_seconds().unwrap_or(30).into()),
+        ),
+        (
+            "healthy_threshold".to_string(),
+            Value::Int(group.healthy_threshold_count().unwrap_or(5).into()),
+        ),
+    ]);
+    Some(
+        Seen::new(arn, tags)
+            .attr("vpc", Value::Str(group.vpc_id().unwrap_or_default().into()))
+            .attr(
+                "protocol",
+                Value::Str(
+                    group
+                        .protocol()
+                        .map(|p| p.as_str())
+                        .unwrap_or_default()
+                        .into(),
+                ),
+            )
+            .attr("port", Value::Int(group.port().unwrap_or_default().into()))
+            .attr("health_check", Value::Table(health_check))
+            .export("arn", Value::Str(arn.into())),
+    )
+}
+
+async fn create(
+    aws: &AwsProvider,
+    req: &CreateRequest<'_>,
+) -> Result<ObservedResource, CloudError> {
+    let want = Want::new(req.address, req.attrs);
+    let name = elbv2_name(req.address, req.tags);
+    let health_check = want.health_check()?;
+    let spec = TargetGroupSpec {
+        name: &name,
+        protocol: want.str("protocol")?,
+        port: want.i32("port")?,
+        vpc: want.str("vpc")?,
+        health_check: &health_check,
+    };
+    let (group, tags) = match aws.elbv2.create_target_group(&spec, req.tags).await {
+        Ok(group) => (group, req.tags.clone()),
+        // AWS returns the existing group for an identical create; moto
+        // refuses. Either way: adopt it only if it is ours.
+        Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
+            let Some(group) = aws.elbv2.target_group_by_name(&name).await? else {
+                return Err(e);
+            };
+            let arn = group.target_group_arn().unwrap_or_default().to_string();
+            let tags = aws.elbv2_tags(&arn).await?;
+            if identity_tags(&tags) != identity_tags(req.tags) {
+                return Err(e);
+            }
+            (group, tags)
+        }
+        Err(e) => return Err(e),
+    };
+    seen(&group, tags)
+        .map(|s| s.at(req.address))
+        .ok_or(CloudError::MissingField {
+            service: "ELBv2",
+            operation: "CreateTargetGroup",
+            field: "TargetGroupArn",
+        })
+}
+
+async fn modify(
+    aws: &AwsProvider,
+    current: &ObservedResource,
+    attrs: &Attrs,
+) -> Result<(), CloudError> {
+    let want = Want::new(&current.address, attrs);
+    let health_check = want.health_check()?;
+    if current.attrs.get("health_check") != attrs.get("health_check") {
+        let protocol = want.str("protocol")?;
+        aws.elbv2
+            .modify_health_check(&current.id, protocol, &health_check)
+            .await?;
+    }
+    Ok(())
+}
