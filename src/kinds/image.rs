@@ -4,7 +4,7 @@
 
 
 use super::{Kind, ResourceKind};
-use crate::model::schema::{opt, req, Field, Ty, ValueType};
+use crate::model::schema::{opt, req, secret, Field, Ty, ValueType};
 
 pub struct Image;
 
@@ -17,7 +17,7 @@ const FIELDS: &[Field] = &[
     ),
     req("instance_type", Ty::Str),
     req("subnet", Ty::IdOf(ResourceKind::Subnet)),
-    opt("provision", Ty::File),
+    secret("provision", Ty::File),
     opt("copy_to_regions", Ty::List(&Ty::Str)),
     opt("keep", Ty::Int { min: 1, max: 1000 }),
 ];

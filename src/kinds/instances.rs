@@ -13,7 +13,7 @@ use crate::cloud::ec2::{self, Ec2, Launch, Select};
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, tags, CloudError};
-use crate::model::schema::{opt, req, Field, Ty, ValueType, COUNT};
+use crate::model::schema::{opt, req, secret, Field, Ty, ValueType, COUNT};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 
 pub struct Instances;
@@ -27,7 +27,7 @@ const FIELDS: &[Field] = &[
         "security_groups",
         Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
     ),
-    opt("user_data", Ty::Str),
+    secret("user_data", Ty::Str),
 ];
 
 impl Kind for Instances {

@@ -6,7 +6,7 @@
 
 use super::common::{normal_health_check, sorted, HEALTH_CHECK};
 use super::{Kind, Problems, ResourceKind};
-use crate::model::schema::{opt, req, Field, Ty, ValueType, COUNT, PORT};
+use crate::model::schema::{opt, req, secret, Field, Ty, ValueType, COUNT, PORT};
 use crate::model::{ExprKind, Resource};
 use crate::world::Value;
 
@@ -31,7 +31,7 @@ const FIELDS: &[Field] = &[
         Ty::OneOf(&[Ty::Enum(&["blue_green"]), Ty::Object(CANARY)]),
     ),
     opt("retire_after", Ty::Duration),
-    opt("user_data", Ty::Str),
+    secret("user_data", Ty::Str),
 ];
 
 impl Kind for Service {

@@ -35,6 +35,9 @@ pub struct Field {
     pub name: &'static str,
     pub ty: Ty,
     pub required: bool,
+    /// Carries a secret (a script, user data): shown only as
+    /// `(sensitive, sha256 …)` in plans, logs, journals and reports.
+    pub sensitive: bool,
 }
 
 /// What an attribute must hold.
@@ -147,6 +150,7 @@ pub const fn req(name: &'static str, ty: Ty) -> Field {
         name,
         ty,
         required: true,
+        sensitive: false,
     }
 }
 
@@ -156,6 +160,15 @@ pub const fn opt(name: &'static str, ty: Ty) -> Field {
         name,
         ty,
         required: false,
+        sensitive: false,
+    }
+}
+
+/// An optional attribute that carries a secret.
+pub const fn secret(name: &'static str, ty: Ty) -> Field {
+    Field {
+        sensitive: true,
+        ..opt(name, ty)
     }
 }
 

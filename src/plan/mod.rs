@@ -524,7 +524,7 @@ pub fn not_executable(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     for phase in &plan.phases {
         for change in phase.changes.iter().chain(&plan.cleanup) {
-            if let Some(why) = not_executable_yet(change.address.kind) {
+            if let Some(why) = change.address.kind.def().not_executable_yet() {
                 let line = format!("{} in phase {}: {why}", change.address, phase.name);
                 if !out.contains(&line) {
                     out.push(line);
@@ -620,18 +620,7 @@ pub fn sensitive_marker(value: &Value) -> Value {
     Value::Str(format!("(sensitive, sha256 {})", &hash[..12]))
 }
 
-/// Attributes that carry secrets whatever their value: scripts run on
-/// instances and builders.
-fn sensitive_attr(_kind: crate::model::ResourceKind, attr: &str) -> bool {
-    matches!(attr, "user_data" | "provision")
-}
-
-/// Until their kind modules can execute them (the image and service issues).
-fn not_executable_yet(kind: crate::model::ResourceKind) -> Option<&'static str> {
-    use crate::model::ResourceKind as K;
-    match kind {
-        K::Image => Some("baking images is not supported yet"),
-        K::Service => Some("blue/green services are not supported yet"),
-        _ => None,
-    }
+/// Attributes the kind's schema marks as carrying secrets.
+fn sensitive_attr(kind: crate::model::ResourceKind, attr: &str) -> bool {
+    kind.fields().iter().any(|f| f.name == attr && f.sensitive)
 }
