@@ -7,7 +7,7 @@
 //! (`CreateVpcError`, `CreateVpcOutput`), so no call site spells it and it
 //! cannot disagree with the request actually sent.
 //!
-//! ```ignore
+//! ```text
 //! let out = EC2.call(self.client.create_vpc().cidr_block(cidr).send()).await?;
 //! let id = EC2.required(out, "VpcId", |o| o.vpc?.vpc_id)?;
 //! // Every page:

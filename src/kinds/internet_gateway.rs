@@ -28,6 +28,11 @@ impl Kind for InternetGateway {
         7
     }
 
+    // Attaching finishes a create interrupted between create and attach.
+    fn updatable(&self, attr: &str) -> bool {
+        attr == "vpc"
+    }
+
     aws_operations!();
 }
 
@@ -42,10 +47,24 @@ async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedReso
 async fn update(
     aws: &AwsProvider,
     current: &ObservedResource,
-    _attrs: &Attrs,
+    attrs: &Attrs,
     tags: &Tags,
 ) -> Result<ObservedResource, CloudError> {
     let (address, id) = (&current.address, current.id.as_str());
+    let wanted = Want::new(address, attrs).str("vpc")?;
+    let attached = current.attrs.get("vpc").and_then(Value::as_str).unwrap_or("");
+    if attached != wanted {
+        if !attached.is_empty() {
+            aws.patiently(&format!("detach {id} from {attached}"), || {
+                aws.ec2.detach_internet_gateway(id, attached)
+            })
+            .await?;
+        }
+        aws.settle(&format!("internet gateway {id}"), || {
+            aws.ec2.attach_internet_gateway(id, wanted)
+        })
+        .await?;
+    }
     aws.retag_ec2(std::slice::from_ref(&current.id), &current.tags, tags)
         .await?;
     aws.read_back(address, id, || async {
@@ -55,13 +74,17 @@ async fn update(
 }
 
 fn seen(igw: &AwsInternetGateway) -> Option<Seen> {
-    let mut seen = Seen::with_id(igw.internet_gateway_id()?, ec2::tag_map(igw.tags()));
-    // Unattached (e.g. a create interrupted between create and attach): no
-    // `vpc`, which the planner sees as a difference.
-    if let Some(vpc) = igw.attachments().iter().find_map(|a| a.vpc_id()) {
-        seen = seen.attr("vpc", Value::Str(vpc.to_string()));
-    }
-    Some(seen)
+    // Unattached (e.g. a create interrupted between create and attach):
+    // `vpc` reads "", a difference the next plan finishes by attaching.
+    let vpc = igw
+        .attachments()
+        .iter()
+        .find_map(|a| a.vpc_id())
+        .unwrap_or_default();
+    Some(
+        Seen::with_id(igw.internet_gateway_id()?, ec2::tag_map(igw.tags()))
+            .attr("vpc", Value::Str(vpc.to_string())),
+    )
 }
 
 async fn read(aws: &AwsProvider, id: &str) -> Result<Option<AwsInternetGateway>, CloudError> {

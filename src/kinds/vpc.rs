@@ -7,7 +7,7 @@ use super::{Kind, ResourceKind};
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
 use crate::cloud::provider::CreateRequest;
-use crate::cloud::CloudError;
+use crate::cloud::{tags, CloudError};
 use crate::model::schema::{opt, req, Field, Ty, ValueType};
 use crate::world::{Attrs, ObservedResource, Tags, Value};
 
@@ -87,9 +87,14 @@ async fn read(aws: &AwsProvider, id: &str) -> Result<Option<Seen>, CloudError> {
 
 async fn create(aws: &AwsProvider, req: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {
     let want = Want::new(req.address, req.attrs);
+    // The spec hash is tagged last: `enable_dns_hostnames` is not observed,
+    // so a VPC whose create stopped before its attribute was set must not
+    // claim the spec; without the tag, the next plan finishes it (update).
+    let mut identity = req.tags.clone();
+    let spec = identity.remove(tags::SPEC);
     let id = aws
         .ec2
-        .create_vpc(want.str("cidr_block")?, req.tags)
+        .create_vpc(want.str("cidr_block")?, &identity)
         .await?;
     // AWS's default is off; only a wanted `true` needs a call.
     if want.bool("enable_dns_hostnames", false)? {
@@ -97,6 +102,12 @@ async fn create(aws: &AwsProvider, req: &CreateRequest<'_>) -> Result<ObservedRe
             aws.ec2.set_vpc_dns_hostnames(&id, true)
         })
         .await?;
+    }
+    if let Some(spec) = spec {
+        let ids = [id.clone()];
+        let spec = Tags::from([(tags::SPEC.to_string(), spec)]);
+        aws.settle(&format!("VPC {id}"), || aws.ec2.create_tags(&ids, &spec))
+            .await?;
     }
     aws.read_back(req.address, &id, || read(aws, &id)).await
 }

@@ -5,8 +5,11 @@
 //! exactly what `apply` executes.
 
 pub mod normalize;
+mod redact;
 pub mod render;
 pub mod resolve;
+
+pub use redact::{redacted, redacted_phase, sensitive_marker};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -443,7 +446,11 @@ fn diff(
         let hash = spec_hash(kind, &known_attrs, &known_tags);
         if attrs.is_empty() && current.spec_hash() != Some(hash.as_str()) {
             let hidden = hidden_force_new(kind);
-            if hidden.is_empty() {
+            if current.spec_hash().is_none() && hidden.is_empty() {
+                // The spec tag is written last: its create stopped half-way.
+                reasons
+                    .push("its create did not finish (no drctl:spec tag yet): finishing it".into());
+            } else if hidden.is_empty() {
                 reasons.push("its spec changed in attributes AWS does not report back".into());
             } else {
                 replace = true;
@@ -569,55 +576,6 @@ pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
         }
     }
     out
-}
-
-/// The plan as anyone may see it: every sensitive value replaced by
-/// `(sensitive, sha256 …)` — enough to see that it changed, never what it
-/// is. Plans reach sinks, `--json` and saved files only in this form.
-pub fn redacted(plan: &Plan) -> Plan {
-    let mut plan = plan.clone();
-    for phase in &mut plan.phases {
-        phase.changes.iter_mut().for_each(redact_change);
-    }
-    plan.cleanup.iter_mut().for_each(redact_change);
-    plan
-}
-
-/// One phase of a plan, redacted.
-pub fn redacted_phase(phase: &PhasePlan) -> PhasePlan {
-    let mut phase = phase.clone();
-    phase.changes.iter_mut().for_each(redact_change);
-    phase
-}
-
-fn redact_change(change: &mut Change) {
-    for attr in &mut change.attrs {
-        if change.sensitive.contains(&attr.name) {
-            attr.before = attr.before.as_ref().map(sensitive_marker);
-            attr.after = attr.after.as_ref().map(redact_resolved);
-        }
-    }
-    for (key, value) in &mut change.desired {
-        if change.sensitive.contains(key) {
-            *value = redact_resolved(value);
-        }
-    }
-}
-
-fn redact_resolved(value: &Resolved) -> Resolved {
-    match value {
-        Resolved::Known(v) => Resolved::Known(sensitive_marker(v)),
-        // A template's literal parts may be the secret itself.
-        Resolved::After { phase, .. } => Resolved::Known(Value::Str(format!(
-            "(sensitive, known after phase {phase})"
-        ))),
-    }
-}
-
-/// `(sensitive, sha256 3f2a9c01d4e5)` for a secret value.
-pub fn sensitive_marker(value: &Value) -> Value {
-    let hash = hash_json(value);
-    Value::Str(format!("(sensitive, sha256 {})", &hash[..12]))
 }
 
 /// Attributes the kind's schema marks as carrying secrets.

@@ -1,6 +1,7 @@
 //! The engine's contracts: approvals bind to the plan shown, and steps the
 //! engine cannot execute are refused at plan time, before anything changes.
 
+use crate::proxy::{FaultProxy, Faults};
 use crate::support::{drctl, moto_endpoint, Repo};
 
 use drctl::cloud::aws::AwsProvider;
@@ -9,6 +10,15 @@ use drctl::cloud::AwsSettings;
 
 /// Runs the binary quietly, unless `args` ask for more logging.
 fn run(repo: &Repo, state: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    run_via(moto_endpoint(), repo, state, args)
+}
+
+fn run_via(
+    endpoint: &str,
+    repo: &Repo,
+    state: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, String) {
     let quiet: &[&str] = if args.contains(&"-vv") { &[] } else { &["-q"] };
     let out = drctl()
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -16,7 +26,7 @@ fn run(repo: &Repo, state: &std::path::Path, args: &[&str]) -> (Option<i32>, Str
         .env("USER", "tester")
         .args(["--root", repo.root().to_str().unwrap()])
         .args(["--state-dir", state.to_str().unwrap()])
-        .args(["--endpoint-url", moto_endpoint()])
+        .args(["--endpoint-url", endpoint])
         .args(quiet)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -38,16 +48,33 @@ async fn a_plan_with_steps_not_executable_yet_is_refused_before_anything_changes
     let runbook = crate::support::RUNBOOK.replace("test-env", "not-yet");
     let repo = Repo::with(&[("runbooks/rb.toml", &runbook)]);
     let state = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::moto(Faults::none());
     for args in [&["plan", "rb"][..], &["apply", "rb", "--auto-approve"][..]] {
-        let (code, text) = run(&repo, state.path(), args);
+        let (code, text) = run_via(proxy.url(), &repo, state.path(), args);
         assert_eq!(code, Some(2), "{args:?}: {text}");
         assert!(
             text.contains(
-                "app.service.web in phase two: blue/green services are not supported yet"
+                "app.service.web in phase two: blue/green services are not implemented yet"
             ) && text.contains("phase switch: cutover of app.service.web"),
             "{args:?}: {text}"
         );
     }
+    let mutating: Vec<String> = proxy
+        .by_action()
+        .into_iter()
+        .filter(|(action, counts)| {
+            let read_only = ["Describe", "Get", "List"]
+                .iter()
+                .any(|p| action.rsplit(':').next().unwrap_or(action).starts_with(p));
+            !read_only && counts.calls() > 0
+        })
+        .map(|(action, _)| action)
+        .collect();
+    assert!(mutating.is_empty(), "mutating calls: {mutating:?}");
+    assert!(
+        proxy.total().calls() > 0,
+        "the refusal came after observing, through the proxy"
+    );
     assert!(
         found("not-yet", "us-east-1").await.is_empty(),
         "phase one (the network) must not have been applied"

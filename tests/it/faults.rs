@@ -351,7 +351,7 @@ async fn drctl_keeps_retrying_after_the_sdk_default_quota_runs_dry() {
 
 /// A repository and state directory driven through the binary, every AWS
 /// call through `endpoint`.
-struct Drive {
+pub(crate) struct Drive {
     repo: Repo,
     state: tempfile::TempDir,
     env: String,
@@ -360,7 +360,7 @@ struct Drive {
 
 impl Drive {
     /// The example network and fleet stacks, on the 10.`octet` network.
-    fn fleet(env: &str, region: &str, octet: u8) -> Drive {
+    pub(crate) fn fleet(env: &str, region: &str, octet: u8) -> Drive {
         let vars = format!(
             "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
         );
@@ -395,13 +395,17 @@ impl Drive {
         cmd
     }
 
-    fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
+    pub(crate) fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
         outcome(self.command(endpoint, args).output().expect("run drctl"))
     }
 
     /// Each address found by tag (straight from moto), with how many
     /// resources claim it.
-    async fn addresses(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn env(&self) -> &str {
+        &self.env
+    }
+
+    pub(crate) async fn addresses(&self) -> BTreeMap<String, usize> {
         let settings = AwsSettings::sandbox(moto_endpoint(), &self.region);
         let provider = AwsProvider::new(&settings.load().await);
         let mut found = BTreeMap::new();
@@ -486,7 +490,7 @@ async fn of_two_applies_started_together_exactly_one_runs() {
         let ran = outcomes.iter().filter(|(code, _)| *code == Some(0)).count();
         let refused = outcomes
             .iter()
-            .filter(|(code, text)| *code == Some(1) && text.contains("is locked by run"))
+            .filter(|(code, text)| *code == Some(1) && text.contains("is locked by"))
             .count();
         let vpcs = d
             .addresses()

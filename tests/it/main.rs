@@ -5,6 +5,7 @@
 mod apply;
 mod cli;
 mod cloud;
+mod converge;
 mod engine;
 mod faults;
 mod gates;

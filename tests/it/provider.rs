@@ -198,7 +198,9 @@ async fn network_kinds_round_trip_through_discovery() {
     let calls = p.calls();
     assert_eq!(calls.get("CreateVpc"), 1, "{calls}");
     assert_eq!(calls.get("ModifyVpcAttribute"), 1, "{calls}");
-    assert_eq!(calls.mutating(), 2, "{calls}");
+    // The spec tag comes last, once the attribute is set.
+    assert_eq!(calls.get("CreateTags"), 1, "{calls}");
+    assert_eq!(calls.mutating(), 3, "{calls}");
 
     let subnet_attrs = |cidr: &str, zone: &str, public: bool| {
         attrs([
