@@ -77,6 +77,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Delete everything carrying the environment's tags, dependents first.
     Destroy(DestroyArgs),
+    /// Show the runbook's root stacks' outputs, read from what exists (no state file).
+    Output(OutputArgs),
     /// Record an approval of the gate a paused run waits at.
     Approve(ApproveArgs),
     /// End a paused run at its gate.
@@ -132,6 +134,17 @@ pub struct ApplyArgs {
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    /// One output (`url`, or `stack.url`), printed raw for scripts.
+    pub name: Option<String>,
+    /// Print the outputs as a JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -258,8 +271,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => crate::commands::plan_command(global, args).await,
         Command::Apply(args) => crate::commands::apply_command(global, args).await,
         Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
+        Command::Output(args) => crate::commands::output_command(global, args).await,
         Command::Approve(args) => crate::commands::approve_command(global, args),
-        Command::Reject(args) => crate::commands::reject_command(global, args),
+        Command::Reject(args) => crate::commands::reject_command(global, args).await,
         Command::Resume { run_id } => crate::commands::resume_command(global, run_id).await,
         Command::Runs { show } => crate::commands::runs_command(
             global,

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::app::{self, Connect, Context};
 use crate::cli::{
     cloud_target, ApplyArgs, ApproveArgs, CloudTarget, DestroyArgs, GlobalArgs, LogFormat,
-    PlanArgs, RejectArgs,
+    OutputArgs, PlanArgs, RejectArgs,
 };
 use crate::clock::SystemClock;
 use crate::cloud::aws::AwsProvider;
@@ -122,7 +122,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     watcher.abort();
     match result? {
         app::ApplyResult::NoChanges => Ok(exit::OK),
-        app::ApplyResult::Run { run_id, end } => Ok(print_end(&run_id, end)),
+        app::ApplyResult::Run(result) => Ok(print_end(result)),
     }
 }
 
@@ -133,14 +133,16 @@ pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Err
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
     watcher.abort();
-    Ok(print_end(run_id, result?))
+    Ok(print_end(result?))
 }
 
 /// What the end of a run means, and what to type next.
-fn print_end(id: &str, end: RunEnd) -> u8 {
-    match end {
+fn print_end(result: app::RunResult) -> u8 {
+    let id = &result.run_id;
+    match result.end {
         RunEnd::Succeeded(report) => {
             print_summary("Apply", &report);
+            print!("{}", crate::terminal::render_outputs(&result.outputs));
             exit::OK
         }
         RunEnd::Failed(report) => {
@@ -228,18 +230,20 @@ pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Er
     Ok(exit::OK)
 }
 
-pub fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Error> {
+pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Error> {
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let by = args.as_name.clone().unwrap_or_else(current_user);
     let phase = app::reject(
         &ctx,
+        &CliConnect::new(global),
         &app::RejectRequest {
             run_id: args.run_id.clone(),
             by: by.clone(),
             reason: args.reason.clone(),
         },
-    )?;
+    )
+    .await?;
     println!(
         "Run {} rejected by {by}{}.",
         args.run_id,
@@ -249,6 +253,55 @@ pub fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Erro
             format!(" at the gate before `{phase}`")
         }
     );
+    Ok(exit::OK)
+}
+
+pub async fn output_command(global: &GlobalArgs, args: &OutputArgs) -> Result<u8, Error> {
+    let sink = sink(global);
+    let ctx = context(global, sink.as_ref());
+    let request = app::OutputRequest {
+        root: global.root.clone(),
+        runbook: args.runbook.clone(),
+    };
+    let mut outputs = app::outputs(&ctx, &CliConnect::new(global), &request).await?;
+    if let Some(name) = &args.name {
+        outputs.retain(|o| &o.name == name || format!("{}.{}", o.stack, o.name) == *name);
+        if outputs.is_empty() {
+            let all = app::outputs(&ctx, &CliConnect::new(global), &request).await?;
+            let names: Vec<String> = all.iter().map(|o| o.name.clone()).collect();
+            return Err(Error::usage(
+                format!("runbook {} has no output `{name}`", args.runbook),
+                crate::diag::suggest(name, names.iter().map(String::as_str))
+                    .or_else(|| Some(format!("its outputs: {}", names.join(", ")))),
+            ));
+        }
+    }
+    if args.json {
+        let map: serde_json::Map<String, serde_json::Value> = outputs
+            .iter()
+            .map(|o| {
+                let value = match &o.value {
+                    crate::plan::resolve::Resolved::Known(v) => {
+                        serde_json::to_value(v).unwrap_or_default()
+                    }
+                    pending => serde_json::Value::String(pending.to_string()),
+                };
+                (o.name.clone(), value)
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&map).expect("outputs serialise")
+        );
+    } else if let ([one], Some(_)) = (outputs.as_slice(), &args.name) {
+        // One value, raw, for scripts: `curl "$(drctl output web url)"`.
+        match &one.value {
+            crate::plan::resolve::Resolved::Known(crate::world::Value::Str(s)) => println!("{s}"),
+            other => println!("{other}"),
+        }
+    } else {
+        print!("{}", crate::terminal::render_outputs(&outputs));
+    }
     Ok(exit::OK)
 }
 

@@ -70,6 +70,16 @@ pub enum Event {
         address: Address,
         id: String,
     },
+    /// The root stacks' outputs, after an apply (or for `drctl output`).
+    Outputs {
+        outputs: Vec<crate::plan::OutputValue>,
+    },
+    /// A rejected run: what the phases before the gate left built.
+    LeftBuilt {
+        environment: String,
+        resources: Vec<Address>,
+        destroy_with: String,
+    },
     /// What `destroy` is about to delete.
     DestroyPlanned {
         environment: String,

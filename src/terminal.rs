@@ -144,6 +144,22 @@ pub fn render_event(event: &Event) -> String {
         Event::CleanupNotApproved { address, id } => format!(
             "  · {address} ({id}): not deleted, its deletion was not in the approved plan; apply again to review it\n"
         ),
+        Event::Outputs { outputs } => render_outputs(outputs),
+        Event::LeftBuilt {
+            environment,
+            resources,
+            destroy_with,
+        } => {
+            let mut out = format!(
+                "\nThe phases before the gate left {} resource(s) of {environment} built:\n",
+                resources.len()
+            );
+            for address in resources {
+                out.push_str(&format!("    {address}\n"));
+            }
+            out.push_str(&format!("Remove them with: {destroy_with}\n"));
+            out
+        }
         Event::DestroyPlanned {
             environment,
             region,
@@ -159,6 +175,28 @@ pub fn render_event(event: &Event) -> String {
             out
         }
     }
+}
+
+/// `Outputs:` and one `name = value` line each (`stack.name` when the
+/// runbook has several root stacks).
+pub fn render_outputs(outputs: &[crate::plan::OutputValue]) -> String {
+    if outputs.is_empty() {
+        return String::new();
+    }
+    let several = outputs.iter().any(|o| o.stack != outputs[0].stack);
+    let name = |o: &crate::plan::OutputValue| {
+        if several {
+            format!("{}.{}", o.stack, o.name)
+        } else {
+            o.name.clone()
+        }
+    };
+    let width = outputs.iter().map(|o| name(o).len()).max().unwrap_or(0);
+    let mut out = String::from("\nOutputs:\n");
+    for o in outputs {
+        out.push_str(&format!("  {:width$} = {}\n", name(o), o.value));
+    }
+    out
 }
 
 fn render_step(step: &Step) -> String {

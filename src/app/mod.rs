@@ -19,8 +19,8 @@ use crate::model::{Project, Runbook};
 
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
 pub use runs::{
-    apply, approve, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest, Approved,
-    PlanRequest, RejectRequest,
+    apply, approve, outputs, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest,
+    Approved, OutputRequest, PlanRequest, RejectRequest, RunResult,
 };
 pub use saved::SavedPlan;
 

@@ -77,6 +77,49 @@ async fn make_plan(
     Ok(plan)
 }
 
+pub struct OutputRequest {
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+}
+
+/// The runbook's root stacks' outputs, read from what exists (by tags):
+/// no state file.
+pub async fn outputs<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &OutputRequest,
+) -> Result<Vec<plan::OutputValue>, Error> {
+    let loaded = load(request.root.as_deref(), &request.runbook)?;
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let snapshot = run::observe(&provider, &runbook.environment, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    Ok(plan::outputs(&loaded.project, runbook, &plan))
+}
+
+/// After a rejection: what the phases before the gate left built.
+async fn say_what_is_left(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+) -> Result<(), Error> {
+    let runbook = loaded.runbook();
+    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    if !snapshot.is_empty() {
+        ctx.sink.event(&Shown::LeftBuilt {
+            environment: runbook.environment.clone(),
+            resources: snapshot.objects().map(|o| o.address.clone()).collect(),
+            destroy_with: format!(
+                "drctl --root {} destroy {}",
+                absolute(&loaded.project.root).display(),
+                runbook.name
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub struct ApplyRequest {
     pub root: Option<PathBuf>,
     /// A runbook (path or name), or a plan file saved with `plan --out`.
@@ -90,10 +133,43 @@ pub struct ApplyRequest {
 pub enum ApplyResult {
     /// The environment already matches; no run was started.
     NoChanges,
-    Run {
-        run_id: String,
-        end: RunEnd,
-    },
+    Run(RunResult),
+}
+
+/// How a run (or its continuation) ended.
+#[derive(Debug)]
+pub struct RunResult {
+    pub run_id: String,
+    pub end: RunEnd,
+    /// The root stacks' outputs, after a run that succeeded.
+    pub outputs: Vec<plan::OutputValue>,
+}
+
+/// What a run's end means besides itself: outputs after success, what is
+/// left built after a rejection.
+async fn finish(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    run_id: &str,
+    end: RunEnd,
+) -> Result<RunResult, Error> {
+    let mut outputs = Vec::new();
+    match &end {
+        RunEnd::Succeeded(_) => {
+            let runbook = loaded.runbook();
+            let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+            let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+            outputs = plan::outputs(&loaded.project, runbook, &plan);
+        }
+        RunEnd::Rejected { .. } => say_what_is_left(ctx, provider, loaded).await?,
+        _ => {}
+    }
+    Ok(RunResult {
+        run_id: run_id.to_string(),
+        end,
+        outputs,
+    })
 }
 
 /// Plans (or takes a saved plan), has it confirmed, and runs it phase by
@@ -213,9 +289,11 @@ pub async fn apply<C: Connect>(
         request.parallelism,
         cancel,
     )
-    .await;
+    .await?;
     drop(lock);
-    Ok(ApplyResult::Run { run_id, end: end? })
+    Ok(ApplyResult::Run(
+        finish(ctx, &provider, &loaded, &run_id, end).await?,
+    ))
 }
 
 async fn drive(
@@ -249,7 +327,7 @@ pub async fn resume<C: Connect>(
     run_id: &str,
     parallelism: usize,
     cancel: &AtomicBool,
-) -> Result<RunEnd, Error> {
+) -> Result<RunResult, Error> {
     let journal = Journal::open(ctx.state_dir, run_id)?;
     let events = journal.events()?;
     let state = run_state(&events);
@@ -294,9 +372,9 @@ pub async fn resume<C: Connect>(
             action: *action,
         });
     }
-    let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await;
+    let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await?;
     drop(lock);
-    end
+    finish(ctx, &provider, &loaded, run_id, end).await
 }
 
 pub struct ApproveRequest {
@@ -342,12 +420,26 @@ pub struct RejectRequest {
 }
 
 /// Ends a run at its gate; returns the phase it waited before ("" if none).
-pub fn reject(ctx: &Context<'_>, request: &RejectRequest) -> Result<String, Error> {
+/// Then says what the phases before the gate left built, and how to remove it.
+pub async fn reject<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &RejectRequest,
+) -> Result<String, Error> {
     let journal = Journal::open(ctx.state_dir, &request.run_id)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
         sink: ctx.sink,
     };
-    run::reject(&recorder, &request.by, request.reason.clone())
+    let phase = run::reject(&recorder, &request.by, request.reason.clone())?;
+    if let Some(Event::RunStarted {
+        root, runbook_file, ..
+    }) = journal.events()?.first()
+    {
+        let loaded = load_file(root, runbook_file)?;
+        let provider = connect.connect(&loaded.runbook().region).await?;
+        say_what_is_left(ctx, &provider, &loaded).await?;
+    }
+    Ok(phase)
 }

@@ -235,7 +235,9 @@ async fn a_gate_that_times_out_rejects_the_run() {
         parallelism: 4,
     };
     let cancel = AtomicBool::new(false);
-    let ApplyResult::Run { run_id: id, end } = app::apply(&ctx, &connect, &request, &cancel)
+    let ApplyResult::Run(app::RunResult {
+        run_id: id, end, ..
+    }) = app::apply(&ctx, &connect, &request, &cancel)
         .await
         .expect("apply")
     else {
@@ -244,10 +246,16 @@ async fn a_gate_that_times_out_rejects_the_run() {
     assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
     // Not yet: 59 minutes later the gate still waits.
     clock.advance(Duration::from_secs(59 * 60));
-    let end = app::resume(&ctx, &connect, &id, 4, &cancel).await.unwrap();
+    let end = app::resume(&ctx, &connect, &id, 4, &cancel)
+        .await
+        .unwrap()
+        .end;
     assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
     clock.advance(Duration::from_secs(61));
-    let end = app::resume(&ctx, &connect, &id, 4, &cancel).await.unwrap();
+    let end = app::resume(&ctx, &connect, &id, 4, &cancel)
+        .await
+        .unwrap()
+        .end;
     assert!(
         matches!(&end, RunEnd::Rejected { phase, by } if phase == "compute" && by == "timeout"),
         "{end:?}"

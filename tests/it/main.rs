@@ -11,6 +11,7 @@ mod faults;
 mod gates;
 mod graph;
 mod locks;
+mod operator;
 mod provider;
 mod proxy;
 mod sandbox;

@@ -1,0 +1,151 @@
+//! What the operator sees: saved plans that apply from anywhere, outputs
+//! after an apply and from `drctl output`, what a rejection leaves behind.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::support::{drctl, moto_endpoint, Repo};
+
+const REGION: &str = "ap-southeast-2";
+
+fn fleet(env: &str, octet: u8, gate: &str) -> Repo {
+    let vars = format!(
+        "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
+    );
+    Repo::fleet_rehearsal(env, REGION, &vars, gate)
+}
+
+/// Runs the binary in `cwd` with the given global flags and arguments.
+fn run_in(cwd: &Path, state: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = drctl()
+        .current_dir(cwd)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("USER", "tester")
+        .args(["--state-dir", state.to_str().unwrap()])
+        .args(["--endpoint-url", moto_endpoint(), "-q"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// The command drctl printed after `prefix`, up to the end of its line.
+fn printed_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no `{prefix}` in: {text}"))
+        + prefix.len();
+    text[at..].lines().next().unwrap().trim()
+}
+
+#[tokio::test]
+async fn a_saved_plan_applies_from_another_directory_and_outputs_are_shown() {
+    let repo = fleet("operator-saved", 161, "\"auto\"");
+    let state = tempfile::tempdir().unwrap();
+    // Planned in the project root, with a relative path and no --root.
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &["plan", "rb", "--out", "p.json"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let hint = printed_after(&text, "Apply exactly it with: ");
+    assert_eq!(hint, "drctl apply p.json");
+
+    // Applied from a subdirectory and from elsewhere, by relative path.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let relative = pathdiff(repo.path("p.json"), elsewhere.path());
+    let (code, text) = run_in(elsewhere.path(), state.path(), &["apply", &relative]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Apply complete"), "{text}");
+    let url = printed_after(&text, "url          = ");
+    assert!(
+        url.starts_with("\"http://") && url.contains("elb.amazonaws.com"),
+        "the load balancer's URL is shown: {text}"
+    );
+
+    // The same outputs, read back from what exists (no state file).
+    let runbooks = repo.path("runbooks");
+    let (code, raw) = run_in(
+        &runbooks,
+        state.path(),
+        &["--root", "..", "output", "rb", "url"],
+    );
+    assert_eq!(code, Some(0), "{raw}");
+    assert_eq!(format!("\"{}\"", raw.trim()), url, "raw value for scripts");
+    let (code, json) = run_in(repo.root(), state.path(), &["output", "rb", "--json"]);
+    assert_eq!(code, Some(0), "{json}");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON outputs");
+    assert_eq!(parsed["instance_ids"].as_array().map(Vec::len), Some(2));
+    let (code, text) = run_in(repo.root(), state.path(), &["output", "rb", "urll"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("did you mean `url`"), "{text}");
+
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &["destroy", "rb", "--auto-approve"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+}
+
+/// `target` relative to `from` (both absolute), e.g. `../../tmp/x/p.json`.
+fn pathdiff(target: std::path::PathBuf, from: &Path) -> String {
+    let target = target.canonicalize().unwrap();
+    let from = from.canonicalize().unwrap();
+    let common = target
+        .components()
+        .zip(from.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let ups = from.components().count() - common;
+    let mut out: Vec<String> = vec!["..".to_string(); ups];
+    out.extend(
+        target
+            .components()
+            .skip(common)
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    out.join("/")
+}
+
+#[tokio::test]
+async fn a_rejected_run_says_what_it_left_built_and_how_to_remove_it() {
+    let repo = fleet("operator-rejected", 162, "\"manual\"");
+    let state = tempfile::tempdir().unwrap();
+    let root = repo.root().to_str().unwrap().to_string();
+    let (code, text) = run_in(repo.root(), state.path(), &["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let id = printed_after(&text, "then continue: drctl resume ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &["reject", &id, "--as", "carol", "--reason", "wrong window"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("left 7 resource(s) of operator-rejected built")
+            && text.contains("network.vpc.main"),
+        "{text}"
+    );
+    let destroy = printed_after(&text, "Remove them with: ");
+    assert_eq!(destroy, format!("drctl --root {root} destroy rb"));
+    // Run as printed (with this test's endpoint and state flags), from elsewhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = destroy.split(' ').skip(1).collect();
+    args.push("--auto-approve");
+    let (code, text) = run_in(elsewhere.path(), state.path(), &args);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("Nothing carries drctl:env=operator-rejected any more"),
+        "{text}"
+    );
+}
