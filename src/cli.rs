@@ -26,7 +26,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// AWS region (default: the runbook's region, then the AWS config chain).
     #[arg(long, global = true)]

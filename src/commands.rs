@@ -18,7 +18,9 @@ use crate::cloud::aws::AwsProvider;
 use crate::error::{exit, Error};
 use crate::events::{Event, Sink};
 use crate::execute::{OutcomeKind, Report};
-use crate::journal::{current_user, format_millis, run_state, Event as JournalEvent, Journal};
+use crate::journal::{
+    current_user, format_millis, run_state, Event as JournalEvent, Journal, RunTarget,
+};
 use crate::plan::Action;
 use crate::run::RunEnd;
 use crate::terminal::{JsonSink, TerminalSink};
@@ -40,6 +42,20 @@ impl<'a> CliConnect<'a> {
 }
 
 impl Connect for CliConnect<'_> {
+    fn target(&self, region: &str, state_dir: &std::path::Path) -> RunTarget {
+        RunTarget {
+            endpoint_url: self.global.endpoint_url.clone(),
+            sandbox: self.global.sandbox,
+            profile: self.global.profile.clone(),
+            region: self
+                .global
+                .region
+                .clone()
+                .unwrap_or_else(|| region.to_string()),
+            state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into()),
+        }
+    }
+
     async fn connect(&self, region: &str) -> Result<AwsProvider, Error> {
         let target = cloud_target(self.global, region).await?;
         let provider = AwsProvider::new(&target.settings.load().await);
@@ -49,6 +65,79 @@ impl Connect for CliConnect<'_> {
             .push(target);
         Ok(provider)
     }
+}
+
+/// The global options for acting on run `run_id`: its state directory
+/// (found through the per-user index from any directory) and the target it
+/// recorded, so `drctl resume ID` works as printed. An option naming another
+/// target than the run's is refused.
+fn for_run(global: &GlobalArgs, run_id: &str) -> Result<GlobalArgs, Error> {
+    let mut effective = global.clone();
+    if !crate::journal::runs_dir(&global.state_dir)
+        .join(run_id)
+        .is_dir()
+    {
+        if let Some(dir) = crate::journal::index::lookup(run_id) {
+            effective.state_dir = dir;
+        }
+    }
+    let journal = Journal::open(&effective.state_dir, run_id)?;
+    let target = journal.events()?.into_iter().find_map(|e| match e {
+        JournalEvent::RunStarted { target, .. } => target,
+        _ => None,
+    });
+    let Some(target) = target else {
+        return Ok(effective); // a run from before targets were recorded
+    };
+    with_target(
+        global,
+        effective,
+        &format!("run {run_id}"),
+        &format!("drctl resume {run_id}"),
+        target,
+    )
+}
+
+/// `global` with `target`'s endpoint, refusing options that name another.
+fn with_target(
+    global: &GlobalArgs,
+    mut effective: GlobalArgs,
+    what: &str,
+    command: &str,
+    target: RunTarget,
+) -> Result<GlobalArgs, Error> {
+    let describe = |t: &RunTarget| match (&t.endpoint_url, t.sandbox) {
+        (_, true) => "the local sandbox (--sandbox)".to_string(),
+        (Some(url), false) => format!("--endpoint-url {url}"),
+        (None, false) => "AWS".to_string(),
+    };
+    let differs = (global.sandbox && !target.sandbox)
+        || global
+            .endpoint_url
+            .as_ref()
+            .is_some_and(|u| Some(u) != target.endpoint_url.as_ref())
+        || global
+            .profile
+            .as_ref()
+            .is_some_and(|p| Some(p) != target.profile.as_ref())
+        || global.region.as_ref().is_some_and(|r| r != &target.region);
+    if differs {
+        return Err(Error::usage(
+            format!(
+                "{what} runs against {} in {}; the options given name another target",
+                describe(&target),
+                target.region
+            ),
+            Some(format!(
+                "leave the target options out: `{command}` uses its own"
+            )),
+        ));
+    }
+    effective.endpoint_url = target.endpoint_url;
+    effective.sandbox = target.sandbox;
+    effective.profile = target.profile;
+    effective.region = Some(target.region);
+    Ok(effective)
 }
 
 /// The sink `--log-format` asks for.
@@ -104,6 +193,18 @@ pub async fn plan_command(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, Er
 }
 
 pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, Error> {
+    // A saved plan goes where it was planned against.
+    let saved_target = app::SavedPlan::read(&args.target)?.and_then(|s| s.target);
+    let global = &match saved_target {
+        Some(target) => with_target(
+            global,
+            global.clone(),
+            &format!("the plan in {}", args.target),
+            &format!("drctl apply {}", args.target),
+            target,
+        )?,
+        None => global.clone(),
+    };
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let request = app::ApplyRequest {
@@ -127,6 +228,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
 }
 
 pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
+    let global = &for_run(global, run_id)?;
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
@@ -156,10 +258,10 @@ fn print_end(result: app::RunResult) -> u8 {
             needed,
         } => {
             println!("\nPaused before phase `{phase}`: {approvals} of {needed} approval(s). The run is saved.");
-            println!(
-                "Approve with:  drctl approve {id} --gate {phase} [--as NAME] [--reason TEXT]"
-            );
-            println!("then continue: drctl resume {id}      (or end it: drctl reject {id})");
+            println!("Approve with:  drctl approve {id} --gate {phase}");
+            println!("               (add --as NAME --reason TEXT to record who and why)");
+            println!("then continue: drctl resume {id}");
+            println!("or end it:     drctl reject {id}");
             exit::PAUSED
         }
         RunEnd::Rejected { phase, by } => {
@@ -203,6 +305,7 @@ async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
 }
 
 pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Error> {
+    let global = &for_run(global, &args.run_id)?;
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let approved = app::approve(
@@ -231,6 +334,7 @@ pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Er
 }
 
 pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Error> {
+    let global = &for_run(global, &args.run_id)?;
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let by = args.as_name.clone().unwrap_or_else(current_user);
@@ -402,6 +506,7 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
             }
         }
         Some(id) => {
+            let global = &for_run(global, id)?;
             let journal = Journal::open(&global.state_dir, id)?;
             print!("{}", crate::journal::timeline(&journal.events()?));
         }

@@ -39,6 +39,20 @@ pub struct GateSpec {
     pub reject_on_timeout: bool,
 }
 
+/// The cloud endpoint a run talks to (its region is the runbook's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTarget {
+    /// `--endpoint-url`, if one was given.
+    pub endpoint_url: Option<String>,
+    /// The local sandbox (`--sandbox`).
+    pub sandbox: bool,
+    /// `--profile`, if one was given.
+    pub profile: Option<String>,
+    pub region: String,
+    /// The state directory holding the run, absolute.
+    pub state_dir: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -50,6 +64,8 @@ pub enum Decision {
     Timeout,
 }
 
+// One RunStarted per run and a few events per step: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -74,6 +90,10 @@ pub enum Event {
         /// Cleanup deletes only these, and duplicates this run itself made.
         #[serde(default)]
         approved_cleanup: Vec<(Address, String)>,
+        /// Where the run runs, so `resume`, `approve`, `reject` and `runs
+        /// show` go to the same place without the flags being repeated.
+        #[serde(default)]
+        target: Option<RunTarget>,
     },
     /// The plan a phase is about to execute (re-planned with real values).
     PhasePlanned {
@@ -547,6 +567,60 @@ pub fn timeline(events: &[Event]) -> String {
     let state = run_state(events);
     let _ = writeln!(out, "status: {}", state.status);
     out
+}
+
+/// The per-user index of runs: run id → state directory, so a printed
+/// `drctl resume ID` works from any directory. One JSON line per run under
+/// `$XDG_STATE_HOME/drctl/` (else `~/.local/state/drctl/`).
+pub mod index {
+    use std::io::Write as _;
+    use std::path::{Path, PathBuf};
+
+    fn file() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+        Some(base.join("drctl").join("runs.jsonl"))
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Entry {
+        run_id: String,
+        state_dir: PathBuf,
+    }
+
+    /// Remembers where run `run_id` lives. Best effort: a run that cannot be
+    /// indexed still runs (`--state-dir` finds it).
+    pub fn record(run_id: &str, state_dir: &Path) {
+        let Some(path) = file() else { return };
+        let entry = Entry {
+            run_id: run_id.to_string(),
+            state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into()),
+        };
+        let written =
+            std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).and_then(|()| {
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)?;
+                let line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
+                writeln!(f, "{line}")
+            });
+        if let Err(e) = written {
+            tracing::warn!(index = %path.display(), error = %e, "could not index the run");
+        }
+    }
+
+    /// The state directory of run `run_id`, if this user ran it.
+    pub fn lookup(run_id: &str) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(file()?).ok()?;
+        text.lines()
+            .rev()
+            .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+            .find(|e| e.run_id == run_id)
+            .map(|e| e.state_dir)
+    }
 }
 
 /// The OS user, the default approver name.

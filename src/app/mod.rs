@@ -29,6 +29,9 @@ pub use saved::SavedPlan;
 #[allow(async_fn_in_trait)] // used through generics, never as dyn
 pub trait Connect {
     async fn connect(&self, region: &str) -> Result<AwsProvider, Error>;
+
+    /// What a run records of where it runs (see [`crate::journal::RunTarget`]).
+    fn target(&self, region: &str, state_dir: &Path) -> crate::journal::RunTarget;
 }
 
 /// What every application function needs besides its request.

@@ -44,6 +44,7 @@ pub async fn plan<C: Connect>(
             drctl_plan: plan::PLAN_FORMAT,
             root: absolute(&loaded.project.root),
             runbook_file: absolute(&runbook.file),
+            target: Some(connect.target(&runbook.region, ctx.state_dir)),
             plan: shown,
         };
         saved.write(out)?;
@@ -276,7 +277,9 @@ pub async fn apply<C: Connect>(
             .iter()
             .filter_map(|c| Some((c.address.clone(), c.current.as_ref()?.id.clone())))
             .collect(),
+        target: Some(connect.target(&runbook.region, ctx.state_dir)),
     })?;
+    crate::journal::index::record(&run_id, ctx.state_dir);
     ctx.sink.event(&Shown::RunStarted {
         run_id: run_id.clone(),
         journal: journal.dir.clone(),

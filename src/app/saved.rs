@@ -16,6 +16,10 @@ pub struct SavedPlan {
     pub root: PathBuf,
     /// The runbook file, absolute.
     pub runbook_file: PathBuf,
+    /// Where it was planned against, so the printed `drctl apply FILE`
+    /// goes there without the flags being repeated.
+    #[serde(default)]
+    pub target: Option<crate::journal::RunTarget>,
     pub plan: Plan,
 }
 

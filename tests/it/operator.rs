@@ -59,7 +59,8 @@ async fn a_saved_plan_applies_from_another_directory_and_outputs_are_shown() {
     // Applied from a subdirectory and from elsewhere, by relative path.
     let elsewhere = tempfile::tempdir().unwrap();
     let relative = pathdiff(repo.path("p.json"), elsewhere.path());
-    let (code, text) = run_in(elsewhere.path(), state.path(), &["apply", &relative]);
+    // As printed (the plan remembers its endpoint), by a relative path.
+    let (code, text) = verbatim(elsewhere.path(), &format!("drctl apply {relative}"));
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Apply complete"), "{text}");
     let url = printed_after(&text, "url          = ");
@@ -148,4 +149,108 @@ async fn a_rejected_run_says_what_it_left_built_and_how_to_remove_it() {
         text.contains("Nothing carries drctl:env=operator-rejected any more"),
         "{text}"
     );
+}
+
+/// Runs a command exactly as drctl printed it, in `cwd`, with nothing but
+/// credentials in the environment.
+fn verbatim(cwd: &Path, printed: &str) -> (Option<i32>, String) {
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"drctl"), "{printed}");
+    let out = drctl()
+        .current_dir(cwd)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("USER", "tester")
+        .args(&words[1..])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn the_printed_approve_and_resume_work_verbatim_from_anywhere() {
+    let repo = fleet("operator-verbatim", 163, "\"manual\"");
+    let state = tempfile::tempdir().unwrap();
+    // The endpoint comes from --endpoint-url alone (no environment variable).
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &["--root", repo.root().to_str().unwrap(), "apply", "rb"],
+    );
+    assert_eq!(code, Some(3), "{text}");
+    let approve = printed_after(&text, "Approve with:  ").to_string();
+    let resume = printed_after(&text, "then continue: ").to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+
+    // Another target named explicitly is refused, not silently used.
+    let id = resume.split_whitespace().last().unwrap();
+    let (code, text) = verbatim(
+        elsewhere.path(),
+        &format!("drctl --endpoint-url http://127.0.0.1:9 resume {id}"),
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("the options given name another target"),
+        "{text}"
+    );
+
+    let (code, text) = verbatim(elsewhere.path(), &format!("{approve} --as alice"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Approved by alice"), "{text}");
+    let (code, text) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Outputs:"), "{text}");
+    let (code, text) = verbatim(elsewhere.path(), &format!("drctl runs show {id}"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("status: succeeded"), "{text}");
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &[
+            "--root",
+            repo.root().to_str().unwrap(),
+            "destroy",
+            "rb",
+            "--auto-approve",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn a_sandbox_run_resumes_on_the_sandbox_as_printed() {
+    let repo = fleet("operator-sandbox", 164, "\"manual\"");
+    let state = crate::support::state_dir_sharing_venv();
+    let sandboxed = |args: &[&str]| {
+        let out = drctl()
+            .current_dir(repo.root())
+            .args(["--state-dir", state.path().to_str().unwrap(), "-q"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = sandboxed(&["sandbox", "start"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = sandboxed(&["--sandbox", "apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let approve = printed_after(&text, "Approve with:  ").to_string();
+    let resume = printed_after(&text, "then continue: ").to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, text) = verbatim(elsewhere.path(), &format!("{approve} --as alice"));
+    assert_eq!(code, Some(0), "{text}");
+    // No --sandbox typed: the run knows it ran on the sandbox.
+    let (code, text) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = sandboxed(&["--sandbox", "destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = sandboxed(&["sandbox", "stop"]);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -171,9 +171,15 @@ pub fn state_dir_sharing_venv() -> tempfile::TempDir {
     state
 }
 
-/// The drctl binary built for these tests.
+/// The drctl binary built for these tests, with its per-user run index
+/// under target/ rather than the user's home.
 pub fn drctl() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_drctl"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drctl"));
+    cmd.env(
+        "XDG_STATE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("drctl-index"),
+    );
+    cmd
 }
 
 /// Connects the application layer to the tests' moto server.
@@ -183,5 +189,15 @@ impl drctl::app::Connect for MotoConnect {
     async fn connect(&self, region: &str) -> Result<drctl::cloud::aws::AwsProvider, drctl::Error> {
         let settings = drctl::cloud::AwsSettings::sandbox(moto_endpoint(), region);
         Ok(drctl::cloud::aws::AwsProvider::new(&settings.load().await))
+    }
+
+    fn target(&self, region: &str, state_dir: &Path) -> drctl::journal::RunTarget {
+        drctl::journal::RunTarget {
+            endpoint_url: Some(moto_endpoint().to_string()),
+            sandbox: false,
+            profile: None,
+            region: region.to_string(),
+            state_dir: state_dir.to_path_buf(),
+        }
     }
 }
