@@ -1,4 +1,7 @@
-//! The binary's contract: exit codes and messages for validate and graph.
+//! The binary's contract: exit codes and messages, and hints that name
+//! what to type.
+
+use std::process::{Output, Stdio};
 
 use crate::support::{drctl, Repo, NET};
 
@@ -94,4 +97,38 @@ fn usage_errors_exit_2() {
         .output()
         .expect("run drctl");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Runs drctl in `repo` with its own state dir, no terminal on stdin, and
+/// moto's credentials (used only by commands given `--endpoint-url`).
+fn run_in(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
+    let out: Output = drctl()
+        .current_dir(repo.root())
+        .env_remove("DRCTL_STATE_DIR")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["--state-dir", repo.path(".drctl").to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run drctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn a_runbook_named_with_its_extension_is_its_name() {
+    let repo = Repo::with(&[]);
+    let (code, _, stderr) = run_in(&repo, &["graph", "rb.toml"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, _, stderr) = run_in(&repo, &["graph", "rbb.toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no runbook `rbb.toml`"), "{stderr}");
+    assert!(stderr.contains("runbooks/rbb.toml"), "{stderr}");
+    assert!(stderr.contains("did you mean `rb`?"), "{stderr}");
+    assert!(!stderr.contains(".toml.toml"), "{stderr}");
 }
