@@ -89,15 +89,7 @@ pub enum Command {
         show: Option<RunsCommand>,
     },
     /// Remove an environment's lock (after making sure no run holds it).
-    Unlock {
-        environment: String,
-        /// The lock's region (default: --region, else us-east-1).
-        #[arg(long = "lock-region", value_name = "REGION")]
-        lock_region: Option<String>,
-        /// Do not ask.
-        #[arg(long)]
-        yes: bool,
-    },
+    Unlock(UnlockArgs),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -211,6 +203,46 @@ impl From<GraphFormatArg> for GraphFormat {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock to remove: a runbook (path or name; its environment and
+    /// region), or ENV@REGION.
+    #[arg(value_name = "RUNBOOK|ENV@REGION", value_parser = parse_lock_target)]
+    pub target: LockTarget,
+    /// Do not ask.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Which environment lock `drctl unlock` means. Locks are per environment and
+/// region, so a bare environment name is not enough: it must be a runbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockTarget {
+    /// A runbook, path or name, resolved when the command runs.
+    Runbook(String),
+    EnvRegion {
+        env: String,
+        region: String,
+    },
+}
+
+fn parse_lock_target(arg: &str) -> Result<LockTarget, String> {
+    // A runbook path may hold an `@` (a home directory, say).
+    if std::path::Path::new(arg).is_file() {
+        return Ok(LockTarget::Runbook(arg.to_string()));
+    }
+    match arg.split_once('@') {
+        None => Ok(LockTarget::Runbook(arg.to_string())),
+        Some((env, region)) if !env.is_empty() && !region.is_empty() && !region.contains('@') => {
+            Ok(LockTarget::EnvRegion {
+                env: env.to_string(),
+                region: region.to_string(),
+            })
+        }
+        Some(_) => Err("expected a runbook or ENV@REGION, e.g. fleet-dr@us-west-2".into()),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Install moto server (first time) and start it in the background.
@@ -266,17 +298,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             show.as_ref()
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
         ),
-        Command::Unlock {
-            environment,
-            lock_region,
-            yes,
-        } => {
-            let region = lock_region
-                .clone()
-                .or_else(|| global.region.clone())
-                .unwrap_or_else(|| "us-east-1".into());
-            crate::commands::unlock_command(global, environment, &region, *yes)
-        }
+        Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
         Command::Sandbox(command) => sandbox(global, command).await,
     }
 }

@@ -132,3 +132,69 @@ fn a_runbook_named_with_its_extension_is_its_name() {
     assert!(stderr.contains("did you mean `rb`?"), "{stderr}");
     assert!(!stderr.contains(".toml.toml"), "{stderr}");
 }
+
+#[test]
+fn unlock_names_the_lock_by_runbook_or_env_at_region() {
+    let repo = Repo::with(&[]);
+    let (code, stdout, stderr) = run_in(&repo, &["unlock", "rb"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "test-env@us-east-1 is not locked.\n");
+
+    let (code, stdout, stderr) = run_in(&repo, &["unlock", "test-env@eu-west-1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "test-env@eu-west-1 is not locked.\n");
+}
+
+#[test]
+fn unlock_of_a_bare_environment_is_a_usage_error_showing_both_forms() {
+    let repo = Repo::with(&[]);
+    let (code, stdout, stderr) = run_in(&repo, &["unlock", "test-env"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("`test-env` is neither a runbook nor ENV@REGION"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`drctl unlock RUNBOOK`"), "{stderr}");
+    assert!(
+        stderr.contains("`drctl unlock test-env@REGION`"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("us-east-1"),
+        "no region is made up: {stderr}"
+    );
+
+    let (code, _, stderr) = run_in(&repo, &["unlock", "test-env@"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("ENV@REGION"), "{stderr}");
+}
+
+#[test]
+fn unlock_removes_a_left_lock_only_when_confirmed() {
+    let repo = Repo::with(&[]);
+    let lock = drctl::lock::lock_path(&repo.path(".drctl"), "test-env", "us-east-1");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let holder = drctl::lock::LockHolder {
+        pid: 4_000_000,
+        host: "elsewhere".into(),
+        user: "alice".into(),
+        run_id: "run-left".into(),
+        since: Default::default(),
+    };
+    std::fs::write(&lock, serde_json::to_vec(&holder).unwrap()).unwrap();
+
+    let (code, stdout, stderr) = run_in(&repo, &["unlock", "rb"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("is locked by run run-left"), "{stdout}");
+    assert!(stderr.contains("no terminal to ask on"), "{stderr}");
+    assert!(
+        stderr.contains("pass --yes: drctl unlock test-env@us-east-1 --yes"),
+        "{stderr}"
+    );
+    assert!(lock.exists(), "an unconfirmed unlock leaves the lock");
+
+    let (code, stdout, stderr) = run_in(&repo, &["unlock", "rb", "--yes"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("Unlocked test-env@us-east-1."), "{stdout}");
+    assert!(!lock.exists());
+}
