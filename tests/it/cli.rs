@@ -3,7 +3,7 @@
 
 use std::process::{Output, Stdio};
 
-use crate::support::{drctl, Repo, NET};
+use crate::support::{drctl, moto_endpoint, Repo, NET};
 
 #[test]
 fn validate_accepts_the_examples() {
@@ -197,4 +197,31 @@ fn unlock_removes_a_left_lock_only_when_confirmed() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("Unlocked test-env@us-east-1."), "{stdout}");
     assert!(!lock.exists());
+}
+
+#[test]
+fn destroy_without_a_terminal_says_to_pass_auto_approve() {
+    let repo = Repo::with(&[(
+        "runbooks/rb.toml",
+        "environment = \"it-cli-destroy\"\nregion = \"us-east-1\"\nstacks = [\"net\"]\n",
+    )]);
+    let endpoint = ["--endpoint-url", moto_endpoint(), "-q"];
+    let (code, stdout, stderr) = run_in(
+        &repo,
+        &[&endpoint[..], &["apply", "rb", "--auto-approve"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    let (code, stdout, stderr) = run_in(&repo, &[&endpoint[..], &["destroy", "rb"]].concat());
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("hint: pass --auto-approve to destroy without asking"),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = run_in(
+        &repo,
+        &[&endpoint[..], &["destroy", "rb", "--auto-approve"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
 }
