@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::cloud::ec2::{Ec2, SdkEc2};
 use crate::cloud::AwsSettings;
@@ -18,7 +18,7 @@ use crate::sandbox::{Sandbox, SandboxStatus, TetheredMoto};
 /// Disaster-recovery orchestrator for AWS infrastructure: plans and applies
 /// stacks in phases with approval gates, and rehearses rebuilds as DR drills.
 #[derive(Debug, Parser)]
-#[command(name = "drctl", version, propagate_version = true)]
+#[command(name = "drctl", version, propagate_version = true, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -26,7 +26,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level help's epilogue: what scripts and CI jobs need to know.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (plan --detailed-exitcode: nothing to change)
+  1  a failure during a run, or the command's own failure
+  2  invalid input or usage; nothing was touched
+  3  paused at a gate (see `drctl approve` and `drctl resume`)
+  4  plan --detailed-exitcode: there are changes
+
+Environment:
+  AWS_PROFILE            AWS profile when --profile is not given
+  AWS_REGION             not used to pick a region: a runbook names its own, --region overrides it
+  AWS_ENDPOINT_URL       send every AWS call to this endpoint, like --endpoint-url
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+                         credentials (any source of the AWS config chain works)
+  DRCTL_STATE_DIR        like --state-dir
+  NO_COLOR               no colour in help, errors and log lines
+  RUST_LOG               log filter, overriding -v/-q (e.g. RUST_LOG=drctl=debug)";
+
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// AWS region (default: the runbook's region, then the AWS config chain).
     #[arg(long, global = true)]
@@ -46,7 +66,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Where runs, journals, reports and the sandbox live.
-    #[arg(long, global = true, env = "DRCTL_STATE_DIR", default_value = ".drctl")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "DRCTL_STATE_DIR",
+        hide_env_values = true,
+        default_value = ".drctl"
+    )]
     pub state_dir: PathBuf,
     /// More logging (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -61,38 +88,61 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line (events and logs).
     Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check stacks and runbooks; makes no cloud call.
+    #[command(after_help = "Examples:\n  drctl validate\n  drctl validate web-dr-drill")]
     Validate(ValidateArgs),
     /// Show a runbook's stack graph and phases.
+    #[command(after_help = "Example:\n  drctl graph web-dr-drill --format mermaid")]
     Graph(GraphArgs),
     /// Discover the environment by tag and show what apply would change, per phase.
+    #[command(after_help = "Example:\n  drctl plan fleet-rehearsal --out p.json")]
     Plan(PlanArgs),
     /// Apply a runbook (planning first) or a saved plan, phase by phase.
+    #[command(
+        after_help = "Examples:\n  drctl apply p.json\n  drctl apply fleet-rehearsal --auto-approve --reason \"DR drill\""
+    )]
     Apply(ApplyArgs),
     /// Delete everything carrying the environment's tags, dependents first.
+    #[command(after_help = "Example:\n  drctl destroy fleet-rehearsal --auto-approve")]
     Destroy(DestroyArgs),
     /// Record an approval of the gate a paused run waits at.
+    #[command(
+        after_help = "Example:\n  drctl approve RUN_ID --as alice --reason \"network checked\""
+    )]
     Approve(ApproveArgs),
     /// End a paused run at its gate.
+    #[command(after_help = "Example:\n  drctl reject RUN_ID --reason \"wrong AMI\"")]
     Reject(RejectArgs),
     /// Continue a paused, interrupted or failed run where it stopped.
-    Resume { run_id: String },
+    #[command(after_help = "Example:\n  drctl resume RUN_ID")]
+    Resume(ResumeArgs),
     /// List runs, or show one run's timeline.
+    #[command(after_help = "Examples:\n  drctl runs\n  drctl runs show RUN_ID")]
     Runs {
         #[command(subcommand)]
         show: Option<RunsCommand>,
     },
     /// Remove an environment's lock (after making sure no run holds it).
+    #[command(
+        after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
+    )]
     Unlock(UnlockArgs),
     /// Manage the local AWS endpoint (moto server).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
+    /// Print shell completions for drctl.
+    #[command(
+        after_help = "Example:\n  drctl completions bash > ~/.local/share/bash-completion/completions/drctl"
+    )]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -129,11 +179,22 @@ pub struct ApplyArgs {
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// One run's timeline: phases, changes, gate decisions, durations.
-    Show { run_id: String },
+    #[command(after_help = "Example:\n  drctl runs show RUN_ID")]
+    Show {
+        /// The run (as `drctl runs` lists it).
+        run_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to continue (as `drctl runs` lists it).
+    pub run_id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
+    /// The paused run (as `drctl runs` lists it).
     pub run_id: String,
     /// The phase whose gate to approve (default: the one the run waits at).
     #[arg(long)]
@@ -141,15 +202,19 @@ pub struct ApproveArgs {
     /// Who approves (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Why, recorded in the journal with the approval.
     #[arg(long)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
+    /// The paused run (as `drctl runs` lists it).
     pub run_id: String,
+    /// Who rejects (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Why, recorded in the journal with the rejection.
     #[arg(long)]
     pub reason: Option<String>,
 }
@@ -167,6 +232,7 @@ pub struct DestroyArgs {
     /// The environment's name, typed, for a protected environment without a terminal.
     #[arg(long, value_name = "ENV")]
     pub confirm: Option<String>,
+    /// Most deletions in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
 }
@@ -182,14 +248,18 @@ pub struct ValidateArgs {
 pub struct GraphArgs {
     /// The runbook (path or name).
     pub runbook: String,
+    /// How to draw it.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Text)]
     pub format: GraphFormatArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormatArg {
+    /// Phases and their stacks, as indented text.
     Text,
+    /// Graphviz.
     Dot,
+    /// A Mermaid flowchart (renders in GitHub Markdown).
     Mermaid,
 }
 
@@ -243,6 +313,13 @@ fn parse_lock_target(arg: &str) -> Result<LockTarget, String> {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Install moto server (first time) and start it in the background.
@@ -292,7 +369,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
         Command::Approve(args) => crate::commands::approve_command(global, args),
         Command::Reject(args) => crate::commands::reject_command(global, args),
-        Command::Resume { run_id } => crate::commands::resume_command(global, run_id).await,
+        Command::Resume(args) => crate::commands::resume_command(global, &args.run_id).await,
         Command::Runs { show } => crate::commands::runs_command(
             global,
             show.as_ref()
@@ -300,6 +377,15 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         ),
         Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
         Command::Sandbox(command) => sandbox(global, command).await,
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "drctl",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -1,7 +1,9 @@
-//! The binary's contract: exit codes and messages, and hints that name
-//! what to type.
+//! The binary's contract: exit codes and messages, help, completions, and
+//! hints that name what to type.
 
 use std::process::{Output, Stdio};
+
+use clap::CommandFactory as _;
 
 use crate::support::{drctl, moto_endpoint, Repo, NET};
 
@@ -117,6 +119,65 @@ fn run_in(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stdout).to_string(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+#[test]
+fn help_lists_global_options_exit_codes_and_environment() {
+    let out = drctl()
+        .env_remove("DRCTL_STATE_DIR")
+        .arg("--help")
+        .output()
+        .expect("run drctl");
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn every_argument_of_every_command_has_help() {
+    fn undocumented(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                found.push(format!("{path}: {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            undocumented(sub, &path, found);
+        }
+    }
+    let mut found = Vec::new();
+    undocumented(&drctl::cli::Cli::command(), "", &mut found);
+    assert!(found.is_empty(), "arguments without help: {found:#?}");
+}
+
+#[test]
+fn every_command_has_an_example() {
+    let cli = drctl::cli::Cli::command();
+    let missing: Vec<_> = cli
+        .get_subcommands()
+        .filter(|c| {
+            !c.get_after_help()
+                .is_some_and(|h| h.to_string().contains("drctl "))
+        })
+        .map(|c| c.get_name().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "commands without an example: {missing:?}"
+    );
+}
+
+#[test]
+fn bash_completions_cover_the_commands() {
+    let out = drctl()
+        .args(["completions", "bash"])
+        .output()
+        .expect("run drctl");
+    assert_eq!(out.status.code(), Some(0));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("complete -F _drctl"), "{script}");
+    assert!(script.contains("apply"), "{script}");
 }
 
 #[test]
