@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use crate::cloud::ec2::{Ec2, SdkEc2};
 use crate::cloud::AwsSettings;
@@ -18,7 +18,7 @@ use crate::sandbox::{Sandbox, SandboxStatus, TetheredMoto};
 /// Disaster-recovery orchestrator for AWS infrastructure: plans and applies
 /// stacks in phases with approval gates, and rehearses rebuilds as DR drills.
 #[derive(Debug, Parser)]
-#[command(name = "drctl", version, propagate_version = true)]
+#[command(name = "drctl", version, propagate_version = true, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -26,7 +26,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level help's epilogue: what scripts and CI jobs need to know.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (plan --detailed-exitcode: nothing to change)
+  1  a failure during a run, or the command's own failure
+  2  invalid input or usage; nothing was touched
+  3  paused at a gate (see `drctl approve` and `drctl resume`)
+  4  plan --detailed-exitcode: there are changes
+
+Environment:
+  AWS_PROFILE            AWS profile when --profile is not given
+  AWS_REGION             not used to pick a region: a runbook names its own, --region overrides it
+  AWS_ENDPOINT_URL       send every AWS call to this endpoint, like --endpoint-url
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+                         credentials (any source of the AWS config chain works)
+  DRCTL_STATE_DIR        like --state-dir
+  NO_COLOR               no colour in help, errors and log lines
+  RUST_LOG               log filter, overriding -v/-q (e.g. RUST_LOG=drctl=debug)";
+
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// AWS region (default: the runbook's region, then the AWS config chain).
     #[arg(long, global = true)]
@@ -46,7 +66,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Where runs, journals, reports and the sandbox live.
-    #[arg(long, global = true, env = "DRCTL_STATE_DIR", default_value = ".drctl")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "DRCTL_STATE_DIR",
+        hide_env_values = true,
+        default_value = ".drctl"
+    )]
     pub state_dir: PathBuf,
     /// More logging (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -61,48 +88,66 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line (events and logs).
     Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse and check stacks and runbooks; makes no cloud call.
+    #[command(after_help = "Examples:\n  drctl validate\n  drctl validate web-dr-drill")]
     Validate(ValidateArgs),
     /// Show a runbook's stack graph and phases.
+    #[command(after_help = "Example:\n  drctl graph web-dr-drill --format mermaid")]
     Graph(GraphArgs),
     /// Discover the environment by tag and show what apply would change, per phase.
+    #[command(after_help = "Example:\n  drctl plan fleet-rehearsal --out p.json")]
     Plan(PlanArgs),
     /// Apply a runbook (planning first) or a saved plan, phase by phase.
+    #[command(
+        after_help = "Examples:\n  drctl apply p.json\n  drctl apply fleet-rehearsal --auto-approve --reason \"DR drill\""
+    )]
     Apply(ApplyArgs),
     /// Delete everything carrying the environment's tags, dependents first.
+    #[command(after_help = "Example:\n  drctl destroy fleet-rehearsal --auto-approve")]
     Destroy(DestroyArgs),
     /// Show the runbook's root stacks' outputs, read from what exists (no state file).
+    #[command(
+        after_help = "Examples:\n  drctl output fleet-rehearsal\n  curl \"$(drctl output fleet-rehearsal url)\""
+    )]
     Output(OutputArgs),
     /// Record an approval of the gate a paused run waits at.
+    #[command(
+        after_help = "Example:\n  drctl approve RUN_ID --as alice --reason \"network checked\""
+    )]
     Approve(ApproveArgs),
     /// End a paused run at its gate.
+    #[command(after_help = "Example:\n  drctl reject RUN_ID --reason \"wrong AMI\"")]
     Reject(RejectArgs),
     /// Continue a paused, interrupted or failed run where it stopped.
-    Resume { run_id: String },
+    #[command(after_help = "Example:\n  drctl resume RUN_ID")]
+    Resume(ResumeArgs),
     /// List runs, or show one run's timeline.
+    #[command(after_help = "Examples:\n  drctl runs\n  drctl runs show RUN_ID")]
     Runs {
         #[command(subcommand)]
         show: Option<RunsCommand>,
     },
     /// Remove an environment's lock (after making sure no run holds it).
-    Unlock {
-        environment: String,
-        /// The lock's region (default: --region, else us-east-1).
-        #[arg(long = "lock-region", value_name = "REGION")]
-        lock_region: Option<String>,
-        /// Do not ask.
-        #[arg(long)]
-        yes: bool,
-    },
+    #[command(
+        after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
+    )]
+    Unlock(UnlockArgs),
     /// Manage the local AWS endpoint (moto server).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
+    /// Print shell completions for drctl.
+    #[command(
+        after_help = "Example:\n  drctl completions bash > ~/.local/share/bash-completion/completions/drctl"
+    )]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,11 +195,22 @@ pub struct OutputArgs {
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
     /// One run's timeline: phases, changes, gate decisions, durations.
-    Show { run_id: String },
+    #[command(after_help = "Example:\n  drctl runs show RUN_ID")]
+    Show {
+        /// The run (as `drctl runs` lists it).
+        run_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to continue (as `drctl runs` lists it).
+    pub run_id: String,
 }
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
+    /// The paused run (as `drctl runs` lists it).
     pub run_id: String,
     /// The phase whose gate to approve (default: the one the run waits at).
     #[arg(long)]
@@ -162,15 +218,19 @@ pub struct ApproveArgs {
     /// Who approves (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Why, recorded in the journal with the approval.
     #[arg(long)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
+    /// The paused run (as `drctl runs` lists it).
     pub run_id: String,
+    /// Who rejects (default: the OS user).
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
+    /// Why, recorded in the journal with the rejection.
     #[arg(long)]
     pub reason: Option<String>,
 }
@@ -188,6 +248,7 @@ pub struct DestroyArgs {
     /// The environment's name, typed, for a protected environment without a terminal.
     #[arg(long, value_name = "ENV")]
     pub confirm: Option<String>,
+    /// Most deletions in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
 }
@@ -203,14 +264,18 @@ pub struct ValidateArgs {
 pub struct GraphArgs {
     /// The runbook (path or name).
     pub runbook: String,
+    /// How to draw it.
     #[arg(long, value_enum, default_value_t = GraphFormatArg::Text)]
     pub format: GraphFormatArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormatArg {
+    /// Phases and their stacks, as indented text.
     Text,
+    /// Graphviz.
     Dot,
+    /// A Mermaid flowchart (renders in GitHub Markdown).
     Mermaid,
 }
 
@@ -222,6 +287,53 @@ impl From<GraphFormatArg> for GraphFormat {
             GraphFormatArg::Mermaid => GraphFormat::Mermaid,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock to remove: a runbook (path or name; its environment and
+    /// region), or ENV@REGION.
+    #[arg(value_name = "RUNBOOK|ENV@REGION", value_parser = parse_lock_target)]
+    pub target: LockTarget,
+    /// Do not ask.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// Which environment lock `drctl unlock` means. Locks are per environment and
+/// region, so a bare environment name is not enough: it must be a runbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockTarget {
+    /// A runbook, path or name, resolved when the command runs.
+    Runbook(String),
+    EnvRegion {
+        env: String,
+        region: String,
+    },
+}
+
+fn parse_lock_target(arg: &str) -> Result<LockTarget, String> {
+    // A runbook path may hold an `@` (a home directory, say).
+    if std::path::Path::new(arg).is_file() {
+        return Ok(LockTarget::Runbook(arg.to_string()));
+    }
+    match arg.split_once('@') {
+        None => Ok(LockTarget::Runbook(arg.to_string())),
+        Some((env, region)) if !env.is_empty() && !region.is_empty() && !region.contains('@') => {
+            Ok(LockTarget::EnvRegion {
+                env: env.to_string(),
+                region: region.to_string(),
+            })
+        }
+        Some(_) => Err("expected a runbook or ENV@REGION, e.g. fleet-dr@us-west-2".into()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -274,24 +386,23 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Output(args) => crate::commands::output_command(global, args).await,
         Command::Approve(args) => crate::commands::approve_command(global, args),
         Command::Reject(args) => crate::commands::reject_command(global, args).await,
-        Command::Resume { run_id } => crate::commands::resume_command(global, run_id).await,
+        Command::Resume(args) => crate::commands::resume_command(global, &args.run_id).await,
         Command::Runs { show } => crate::commands::runs_command(
             global,
             show.as_ref()
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
         ),
-        Command::Unlock {
-            environment,
-            lock_region,
-            yes,
-        } => {
-            let region = lock_region
-                .clone()
-                .or_else(|| global.region.clone())
-                .unwrap_or_else(|| "us-east-1".into());
-            crate::commands::unlock_command(global, environment, &region, *yes)
-        }
+        Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
         Command::Sandbox(command) => sandbox(global, command).await,
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "drctl",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::OK)
+        }
     }
 }
 

@@ -450,10 +450,10 @@ pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<
     })
 }
 
-/// Asks on the terminal; without one, refuses.
-fn confirm(question: &str, expected: &str) -> Result<(), Error> {
+/// Asks on the terminal; without one, refuses with `unasked`.
+fn confirm(question: &str, expected: &str, unasked: Error) -> Result<(), Error> {
     if !std::io::stdin().is_terminal() {
-        return Err(app::no_terminal());
+        return Err(unasked);
     }
     print!("\n{question} Only '{expected}' is accepted: ");
     let _ = std::io::stdout().flush();
@@ -514,13 +514,37 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
     Ok(exit::OK)
 }
 
+/// `drctl unlock`: a runbook names its environment and region (the lock a
+/// run of it takes); otherwise the lock is named as ENV@REGION. A bare word
+/// that is no runbook is refused rather than given a default region, which
+/// would report some other region's lock as free.
 pub fn unlock_command(
     global: &GlobalArgs,
-    env: &str,
-    region: &str,
+    target: &crate::cli::LockTarget,
     yes: bool,
 ) -> Result<u8, Error> {
-    let path = crate::lock::lock_path(&global.state_dir, env, region);
+    let (env, region) = match target {
+        crate::cli::LockTarget::EnvRegion { env, region } => (env.clone(), region.clone()),
+        crate::cli::LockTarget::Runbook(runbook) => {
+            let root = app::project_root(global.root.as_deref(), runbook);
+            if let Err(Error::Usage { hint, .. }) = app::runbook_path(&root, runbook) {
+                let forms = format!(
+                    "name the lock by its runbook (`drctl unlock RUNBOOK`) or as ENV@REGION (`drctl unlock {runbook}@REGION`)"
+                );
+                return Err(Error::usage(
+                    format!("`{runbook}` is neither a runbook nor ENV@REGION"),
+                    Some(match hint {
+                        Some(hint) => format!("{hint} Or {forms}"),
+                        None => forms,
+                    }),
+                ));
+            }
+            let loaded = app::load(global.root.as_deref(), runbook)?;
+            let runbook = loaded.runbook();
+            (runbook.environment.clone(), runbook.region.clone())
+        }
+    };
+    let path = crate::lock::lock_path(&global.state_dir, &env, &region);
     let Some(holder) = crate::lock::read_holder(&path) else {
         println!("{env}@{region} is not locked.");
         return Ok(exit::OK);
@@ -530,9 +554,15 @@ pub fn unlock_command(
         confirm(
             "Remove the lock? A run still working on this environment would then race another.",
             "yes",
+            Error::usage(
+                "refusing to remove the lock unconfirmed: no terminal to ask on",
+                Some(format!(
+                    "make sure that run is gone, then pass --yes: drctl unlock {env}@{region} --yes"
+                )),
+            ),
         )?;
     }
-    crate::lock::unlock(&global.state_dir, env, region)?;
+    crate::lock::unlock(&global.state_dir, &env, &region)?;
     println!("Unlocked {env}@{region}.");
     Ok(exit::OK)
 }

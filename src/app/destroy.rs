@@ -130,9 +130,6 @@ fn protected_without_terminal(env: &str) -> Error {
 pub fn no_terminal() -> Error {
     Error::usage(
         "refusing to change the cloud without approval: no terminal to ask on",
-        Some(
-            "pass --auto-approve, or save a plan with `drctl plan --out FILE` and apply that"
-                .into(),
-        ),
+        Some("pass --auto-approve to destroy without asking".into()),
     )
 }

@@ -65,13 +65,21 @@ pub fn project_root(root: Option<&Path>, runbook: &str) -> PathBuf {
     PathBuf::from(".")
 }
 
-/// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`.
+/// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`
+/// (`<name>.toml` is the name too, not `<name>.toml.toml`).
 pub fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
     let as_path = PathBuf::from(runbook);
     if as_path.is_file() {
         return Ok(as_path);
     }
-    let by_name = root.join("runbooks").join(format!("{runbook}.toml"));
+    let name = match runbook.strip_suffix(".toml") {
+        Some(_) => as_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(runbook),
+        None => runbook,
+    };
+    let by_name = root.join("runbooks").join(format!("{name}.toml"));
     if by_name.is_file() {
         return Ok(by_name);
     }
@@ -87,13 +95,14 @@ pub fn runbook_path(root: &Path, runbook: &str) -> Result<PathBuf, Error> {
                 .collect()
         })
         .unwrap_or_default();
+    let looked_for = if as_path == by_name {
+        by_name.display().to_string()
+    } else {
+        format!("{} and {}", as_path.display(), by_name.display())
+    };
     Err(Error::usage(
-        format!(
-            "no runbook `{runbook}` (looked for {} and {})",
-            as_path.display(),
-            by_name.display()
-        ),
-        crate::diag::suggest(runbook, known.iter().map(String::as_str)),
+        format!("no runbook `{runbook}` (looked for {looked_for})"),
+        crate::diag::suggest(name, known.iter().map(String::as_str)),
     ))
 }
 
