@@ -29,6 +29,7 @@ use crate::model::ResourceKind;
 use crate::world::{Address, Attrs, ObservedResource, Tags};
 
 pub use super::calls::{CallCounter, CallStats};
+use super::sdk::AttemptRecorder;
 
 // ---------------------------------------------------------------------------
 // Deadlines
@@ -84,10 +85,12 @@ impl AwsProvider {
         let ec2 = aws_sdk_ec2::config::Builder::from(config)
             .retry_partition(super::retry_partition("drctl-ec2"))
             .interceptor(calls.clone())
+            .interceptor(AttemptRecorder)
             .build();
         let elbv2 = aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
             .retry_partition(super::retry_partition("drctl-elbv2"))
             .interceptor(calls.clone())
+            .interceptor(AttemptRecorder)
             .build();
         AwsProvider {
             ec2: SdkEc2::from_client(aws_sdk_ec2::Client::from_conf(ec2)),

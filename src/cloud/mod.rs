@@ -17,6 +17,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -122,22 +123,33 @@ pub(crate) fn retry_partition(service: &'static str) -> RetryPartition {
         .build()
 }
 
-/// A failed AWS call, named by service and operation, with the SDK's whole
-/// error chain rendered (its `Display` alone says only "service error").
+/// A failed AWS call, named by service and operation, in one line: the AWS
+/// error code and message, or for a request that got no answer a short
+/// classified reason; how many attempts were made when there were retries.
+/// The SDK's whole error chain is kept in `detail` (logged at debug level,
+/// i.e. shown with `-v`): it is a screen of `Debug` output for dispatch
+/// failures, never a headline.
 #[derive(Debug, thiserror::Error)]
 pub enum CloudError {
-    #[error("no AWS credentials found for {service} {operation}")]
+    #[error("{service} {operation} failed{}: {reason}", after(*attempts))]
     NoCredentials {
         service: &'static str,
         operation: &'static str,
+        /// "no AWS credentials found …", or why loading them failed.
+        reason: String,
+        attempts: u32,
         detail: String,
     },
-    #[error("{service} {operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    #[error("{service} {operation} failed{}{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default(), after(*attempts))]
     Call {
         service: &'static str,
         operation: &'static str,
         code: Option<String>,
+        /// AWS's message, or what became of a request that got no answer.
         message: String,
+        /// Attempts made, the first included (0: not recorded).
+        attempts: u32,
+        detail: String,
     },
     #[error("{service} {operation} returned no {field}")]
     MissingField {
@@ -201,29 +213,129 @@ impl CloudError {
     }
 }
 
-/// Turns an SDK error into a [`CloudError`] for `service operation`.
+/// " after N attempts" when the call was retried.
+fn after(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+/// Turns an SDK error into a one-line [`CloudError`] for `service
+/// operation`; `attempts` is what the client's [`sdk::AttemptRecorder`] saw.
 pub(crate) fn call_error<E, R>(
     service: &'static str,
     operation: &'static str,
+    attempts: &sdk::Attempts,
     err: SdkError<E, R>,
 ) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.code().map(str::to_string);
-    let message = DisplayErrorContext(&err).to_string();
-    if code.is_none() && message.contains("no credentials") {
+    let detail = DisplayErrorContext(&err).to_string();
+    tracing::debug!(service, operation, attempts = attempts.made, %detail, "AWS call failed");
+    let endpoint = attempts.endpoint.as_deref().unwrap_or("the AWS endpoint");
+    // The SDK error's own `Display` names only its variant ("dispatch
+    // failure"); what happened is in its sources.
+    let chain = std::error::Error::source(&err)
+        .map(causes)
+        .unwrap_or_default();
+    // The innermost cause's message is the specific one ("Connection refused
+    // (os error 111)"); the outer ones only say which layer failed.
+    let root = || short(&chain.last().map_or_else(String::new, |e| e.to_string()));
+    if let Some(credentials) = chain
+        .iter()
+        .find_map(|e| e.downcast_ref::<CredentialsError>())
+    {
+        let reason = match credentials {
+            CredentialsError::CredentialsNotLoaded(_) => {
+                "no AWS credentials found (profile/env/IMDS)".to_string()
+            }
+            // Its first cause says which provider failed and how ("failed
+            // to load IMDS session token"); deeper ones are transport noise.
+            other => {
+                let why = std::error::Error::source(other)
+                    .map_or_else(|| other.to_string(), |e| e.to_string());
+                format!("cannot load AWS credentials: {}", short(&why))
+            }
+        };
         return CloudError::NoCredentials {
             service,
             operation,
-            detail: message,
+            reason,
+            attempts: attempts.made,
+            detail,
         };
     }
+    let code = err.code().map(str::to_string);
+    let message = match &err {
+        SdkError::ServiceError(_) => err.message().map_or_else(|| "(no message)".into(), short),
+        SdkError::TimeoutError(_) => root(),
+        SdkError::DispatchFailure(d) => {
+            let refused = chain
+                .iter()
+                .filter_map(|e| e.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            if d.is_timeout() {
+                format!("timed out reaching {endpoint}: {}", root())
+            } else if refused {
+                format!("cannot connect to {endpoint} (connection refused)")
+            } else if d.is_io() || (!d.is_user() && attempts.endpoint.is_some()) {
+                // Sent (the recorder saw it go), and no usable answer came:
+                // a dropped connection, a reset, a DNS failure.
+                format!("no answer from {endpoint}: {}", root())
+            } else {
+                // Failed before transmission: endpoint resolution, signing.
+                format!("request not sent: {}", root())
+            }
+        }
+        SdkError::ResponseError(_) => {
+            format!("unreadable response from {endpoint}: {}", root())
+        }
+        _ => root(),
+    };
     CloudError::Call {
         service,
         operation,
         code,
         message,
+        attempts: attempts.made,
+        detail,
+    }
+}
+
+/// `err` and its sources, outermost first.
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source()).collect()
+}
+
+/// `text` on one line and at most [`SHORT`] characters: a headline, not a dump.
+fn short(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(SHORT) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+const SHORT: usize = 160;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_headline_is_one_short_line() {
+        assert_eq!(short("a\n  b\tc"), "a b c");
+        let long = "x".repeat(500);
+        assert_eq!(short(&long).chars().count(), SHORT + 1);
+        assert!(short(&long).ends_with('…'));
+        assert_eq!(after(0), "");
+        assert_eq!(after(1), "");
+        assert_eq!(after(25), " after 25 attempts");
     }
 }

@@ -14,10 +14,17 @@
 //! let vpcs = EC2.call(self.client.describe_vpcs().into_paginator().items().send().try_collect()).await?;
 //! ```
 
+use std::cell::RefCell;
 use std::fmt::Debug;
 use std::future::IntoFuture;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use super::{call_error, CloudError};
 
@@ -40,9 +47,15 @@ impl Service {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: Debug,
     {
-        request
-            .await
-            .map_err(|err| call_error(self.0, operation::<E>(), err))
+        // The SDK drives its retry loop inside this future, on this task: the
+        // [`AttemptRecorder`] of the client reports into this call's slot.
+        let (result, attempts) = ATTEMPTS
+            .scope(RefCell::new(Attempts::default()), async {
+                let result = request.await;
+                (result, ATTEMPTS.with(|a| a.borrow().clone()))
+            })
+            .await;
+        result.map_err(|err| call_error(self.0, operation::<E>(), &attempts, err))
     }
 
     /// What `value` takes out of an operation's `output`, or the error
@@ -59,6 +72,71 @@ impl Service {
             field,
         })
     }
+}
+
+/// How far the SDK got with one request: what [`call_error`] says besides the
+/// error itself. For a paginated read, the page that failed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Attempts {
+    /// Attempts made, the first included; 0 when the client records none
+    /// (one built without [`AttemptRecorder`]).
+    pub(crate) made: u32,
+    /// `scheme://host[:port]` the last attempt was sent to, once resolved.
+    pub(crate) endpoint: Option<String>,
+}
+
+tokio::task_local! {
+    static ATTEMPTS: RefCell<Attempts>;
+}
+
+/// An SDK interceptor telling [`Service::call`] how many attempts a request
+/// took and where it was sent: neither is in the `SdkError` (the attempt
+/// count lives only in the orchestrator's `ConfigBag`). Outside
+/// [`Service::call`] it records nothing. Every client the adapters use is
+/// built with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AttemptRecorder;
+
+impl Intercept for AttemptRecorder {
+    fn name(&self) -> &'static str {
+        "drctl::AttemptRecorder"
+    }
+
+    // Before identity resolution, so an attempt failing for want of
+    // credentials is counted too.
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(n) = cfg.load::<RequestAttempts>() {
+            let _ = ATTEMPTS.try_with(|a| a.borrow_mut().made = n.attempts());
+        }
+        Ok(())
+    }
+
+    // The endpoint is resolved inside the attempt; the request is gone once
+    // transmitted.
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let endpoint = origin(context.request().uri());
+        let _ = ATTEMPTS.try_with(|a| a.borrow_mut().endpoint = Some(endpoint));
+        Ok(())
+    }
+}
+
+/// `scheme://authority` of `uri`, without path or query.
+fn origin(uri: &str) -> String {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let end = uri[start..]
+        .find(['/', '?'])
+        .map_or(uri.len(), |i| start + i);
+    uri[..end].to_string()
 }
 
 /// The API operation a generated per-operation SDK type belongs to:
@@ -89,6 +167,16 @@ mod tests {
             operation::<DescribeTargetHealthError>(),
             "DescribeTargetHealth"
         );
+    }
+
+    #[test]
+    fn an_origin_drops_path_and_query() {
+        assert_eq!(origin("http://127.0.0.1:9/?Action=X"), "http://127.0.0.1:9");
+        assert_eq!(
+            origin("https://ec2.us-west-2.amazonaws.com/"),
+            "https://ec2.us-west-2.amazonaws.com"
+        );
+        assert_eq!(origin("http://h:1"), "http://h:1");
     }
 
     #[test]

@@ -264,6 +264,8 @@ mod tests {
             operation: "DeleteSecurityGroup",
             code: Some("DependencyViolation".into()),
             message: "in use".into(),
+            attempts: 1,
+            detail: String::new(),
         }
     }
 

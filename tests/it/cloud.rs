@@ -2,13 +2,18 @@
 //! over HTTP).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_credential_types::credential_fn::provide_credentials_fn;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use drctl::cloud::ec2::{Ec2, Launch, SdkEc2};
 use drctl::cloud::elbv2::{Elbv2, HealthCheck, SdkElbv2, TargetGroupSpec};
 use drctl::cloud::tags::{self, Identity};
-use drctl::cloud::AwsSettings;
+use drctl::cloud::{AwsSettings, CloudError};
 
+use crate::proxy::{Fault, FaultProxy, Faults};
 use crate::support::{drctl, moto_endpoint};
 
 async fn config() -> SdkConfig {
@@ -101,12 +106,118 @@ async fn api_errors_name_the_operation_and_code() {
         .delete_vpc("vpc-00000000")
         .await
         .expect_err("no such vpc");
-    let text = err.to_string();
-    assert!(
-        text.starts_with("EC2 DeleteVpc failed (InvalidVpcID.NotFound)"),
-        "{text}"
+    // AWS's code and message, one line; a call that was not retried does not
+    // count its one attempt.
+    assert_eq!(
+        one_line(&err),
+        "EC2 DeleteVpc failed (InvalidVpcID.NotFound): VpcID vpc-00000000 does not exist."
     );
     assert_eq!(err.code(), Some("InvalidVpcID.NotFound"));
+}
+
+/// `err` as the user sees it, checked to be one short line free of the
+/// SDK's `Debug` output.
+fn one_line(err: &CloudError) -> String {
+    let text = err.to_string();
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.chars().count() < 200, "{} chars: {text}", text.len());
+    for dump in [
+        "DispatchFailure",
+        "ConnectorError",
+        "Response {",
+        "Some(",
+        "source:",
+    ] {
+        assert!(!text.contains(dump), "{dump} in {text}");
+    }
+    text
+}
+
+/// Client settings for `endpoint` that retry at once, `attempts` per call.
+fn quick(endpoint: &str, attempts: u32) -> AwsSettings {
+    AwsSettings {
+        max_attempts: attempts,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(4),
+        ..AwsSettings::sandbox(endpoint, "us-west-2")
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_one_line_naming_it_and_the_attempts() {
+    // Nothing listens on the discard port: every attempt is refused, and a
+    // refused connection is retried.
+    let ec2 = SdkEc2::new(&quick("http://127.0.0.1:9", 3).load().await);
+    // A paginated read and a single request alike.
+    let err = ec2.vpcs_in_env("nobody").await.expect_err("unreachable");
+    assert_eq!(
+        one_line(&err),
+        "EC2 DescribeVpcs failed after 3 attempts: cannot connect to http://127.0.0.1:9 (connection refused)"
+    );
+    let err = ec2.delete_vpc("vpc-1").await.expect_err("unreachable");
+    assert!(one_line(&err).starts_with("EC2 DeleteVpc failed after 3 attempts: cannot connect"));
+    assert_eq!(err.code(), None);
+}
+
+#[tokio::test]
+async fn missing_credentials_are_one_line() {
+    let settings = quick(moto_endpoint(), 3);
+    for (provider, expected) in [
+        (
+            SharedCredentialsProvider::new(provide_credentials_fn(|| async {
+                Err(CredentialsError::not_loaded(
+                    "no providers in chain provided credentials",
+                ))
+            })),
+            "EC2 DeleteVpc failed: no AWS credentials found (profile/env/IMDS)",
+        ),
+        (
+            SharedCredentialsProvider::new(provide_credentials_fn(|| async {
+                Err(CredentialsError::provider_error(std::io::Error::other(
+                    "failed to load IMDS session token",
+                )))
+            })),
+            "EC2 DeleteVpc failed: cannot load AWS credentials: failed to load IMDS session token",
+        ),
+    ] {
+        let config = settings
+            .load()
+            .await
+            .into_builder()
+            .credentials_provider(provider)
+            .build();
+        let err = SdkEc2::new(&config)
+            .delete_vpc("vpc-1")
+            .await
+            .expect_err("no credentials");
+        assert_eq!(one_line(&err), expected);
+        assert!(matches!(err, CloudError::NoCredentials { .. }), "{err:?}");
+        assert!(err.hint().is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_call_throttled_to_the_end_counts_its_attempts() {
+    let proxy = FaultProxy::moto(Faults::seeded(5).chance(&[], 1.0, Fault::Throttle));
+    let ec2 = SdkEc2::new(&quick(proxy.url(), 4).load().await);
+    let err = ec2.delete_vpc("vpc-1").await.expect_err("throttled");
+    assert_eq!(
+        one_line(&err),
+        "EC2 DeleteVpc failed (RequestLimitExceeded) after 4 attempts: Request limit exceeded."
+    );
+    assert_eq!(proxy.total().throttled, 4);
+
+    // A connection dropped unanswered on every attempt.
+    proxy.set_faults(Faults::seeded(5).chance(&[], 1.0, Fault::Drop));
+    let err = ec2.delete_vpc("vpc-1").await.expect_err("dropped");
+    let text = one_line(&err);
+    assert!(
+        text.starts_with(&format!(
+            "EC2 DeleteVpc failed after 4 attempts: no answer from {}: ",
+            proxy.url()
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -58,7 +58,11 @@ fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
         ("duplicate stack in a list", "runbooks/rb.toml", RUNBOOK.replace("stacks = [\"app\"]\n\n", "stacks = [\"app\", \"app\"]\n\n"),
             "runbooks/rb.toml:3:18: stacks[1]: duplicate name `app`"),
         ("stack cycle", "stacks/net.toml", format!("depends_on = [\"app\"]\n{NET}"),
-            "stacks/app.toml:2:8: depends_on: stack dependency cycle: app → net → app"),
+            // Reported at the `depends_on` entry, each edge with where it is written.
+            "stacks/net.toml:1:15: depends_on: stack dependency cycle: net → app → net\n  \
+             net → app (stacks/net.toml:1:15: depends_on)\n  \
+             app → net (stacks/app.toml:2:8: resources.security_group.web.vpc = \"${stack.net.vpc_id}\")\n  \
+             hint: stacks are applied"),
         ("stack depends on itself", "stacks/net.toml", format!("depends_on = [\"net\"]\n{NET}"),
             "stacks/net.toml:1:15: depends_on: a stack cannot depend on itself"),
         ("resource cycle", "stacks/app.toml", app_with(concat!(
@@ -177,4 +181,35 @@ fn every_problem_is_reported_at_once() {
     ]);
     let problems = repo.problems();
     assert_eq!(problems.len(), 3, "{problems:#?}");
+}
+
+/// A cycle through three files: every edge is listed with the file, line
+/// and key that creates it, and the report stands at the `depends_on` edge.
+#[test]
+fn a_stack_cycle_lists_each_edge_where_it_is_written() {
+    let repo = Repo::with(&[
+        (
+            "stacks/net.toml",
+            &NET.replace("[outputs]\n", "[outputs]\nzone = \"${stack.dns.zone}\"\n"),
+        ),
+        (
+            "stacks/dns.toml",
+            "depends_on = [\"app\"]\n\n[outputs]\nzone = \"example.internal\"\n",
+        ),
+    ]);
+    let cycles: Vec<String> = repo
+        .problems()
+        .into_iter()
+        .filter(|p| p.contains("cycle"))
+        .collect();
+    assert_eq!(
+        cycles,
+        [concat!(
+            "stacks/dns.toml:1:15: depends_on: stack dependency cycle: dns → app → net → dns\n",
+            "  dns → app (stacks/dns.toml:1:15: depends_on)\n",
+            "  app → net (stacks/app.toml:2:8: resources.security_group.web.vpc = \"${stack.net.vpc_id}\")\n",
+            "  net → dns (stacks/net.toml:15:9: outputs.zone = \"${stack.dns.zone}\")\n",
+            "  hint: stacks are applied in dependency order; break the cycle by dropping one of these edges, or by moving what they share into a stack of its own"
+        )]
+    );
 }

@@ -15,7 +15,7 @@ use aws_sdk_ec2::Client;
 
 use super::wire::{filter, filter_sets, sdk_tags, tag_map, tag_specification, IDS_PER_CALL};
 use super::{ip_permissions, Ec2, Launch, ObservedVpc, Select, SgRule};
-use crate::cloud::sdk::EC2;
+use crate::cloud::sdk::{AttemptRecorder, EC2};
 use crate::cloud::CloudError;
 
 /// [`Ec2`] over the official SDK.
@@ -26,8 +26,11 @@ pub struct SdkEc2 {
 
 impl SdkEc2 {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_ec2::config::Builder::from(config)
+            .interceptor(AttemptRecorder)
+            .build();
         SdkEc2 {
-            client: Client::new(config),
+            client: Client::from_conf(config),
         }
     }
 

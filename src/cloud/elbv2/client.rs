@@ -17,7 +17,7 @@ use super::{
     default_action, health_check_protocol, DefaultAction, Elbv2, HealthCheck, LoadBalancerSpec,
     TargetGroupSpec, TargetHealth, TAGS_PER_CALL,
 };
-use crate::cloud::sdk::ELBV2;
+use crate::cloud::sdk::{AttemptRecorder, ELBV2};
 use crate::cloud::CloudError;
 
 /// [`Elbv2`] over the official SDK.
@@ -28,8 +28,11 @@ pub struct SdkElbv2 {
 
 impl SdkElbv2 {
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+            .interceptor(AttemptRecorder)
+            .build();
         SdkElbv2 {
-            client: Client::new(config),
+            client: Client::from_conf(config),
         }
     }
 
