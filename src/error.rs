@@ -114,7 +114,7 @@ impl Error {
                 Some("wait for that run: its lock goes when its process ends".into())
             }
             Error::LockedOnOtherHost { env, region, host, .. } => Some(format!(
-                "once you know that run is no longer running on {host}: drctl unlock {env} --lock-region {region}"
+                "once you know that run is no longer running on {host}: drctl unlock {env}@{region}"
             )),
             Error::LockInUse { .. } => Some(
                 "the lock goes when that run ends; Ctrl-C stops it after its calls in flight"

@@ -553,9 +553,9 @@ pub fn timeline(events: &[Event]) -> String {
                 if gate.approvers.is_empty() { String::new() } else { format!(" from {}", gate.approvers.join("/")) }
             ),
             Event::GateDecision { phase, decision, by, reason, waited_ms, .. } => format!(
-                "gate before {phase}: {decision:?} by {by} after waiting {:.1}s{}",
+                "gate before {phase}: {} after waiting {:.1}s",
+                decision_sentence(*decision, by, reason.as_deref()),
                 *waited_ms as f64 / 1000.0,
-                reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
             ),
             Event::Paused { phase, .. } => format!("paused at the gate before {phase}"),
             Event::Interrupted { .. } => "interrupted".to_string(),
@@ -567,6 +567,29 @@ pub fn timeline(events: &[Event]) -> String {
     let state = run_state(events);
     let _ = writeln!(out, "status: {}", state.status);
     out
+}
+
+/// A gate decision as a sentence: `approved by alice: "checked the plan"`,
+/// `passed by --auto-approve (root, reason: drill)`, `passed (auto gate)`.
+pub fn decision_sentence(decision: Decision, by: &str, reason: Option<&str>) -> String {
+    let quoted = reason.map(|r| format!(": \"{r}\"")).unwrap_or_default();
+    match decision {
+        Decision::Approve => format!("approved by {by}{quoted}"),
+        Decision::Reject => format!("rejected by {by}{quoted}"),
+        Decision::Auto if by == "policy" => {
+            format!("passed ({})", reason.unwrap_or("auto gate"))
+        }
+        Decision::Auto => match reason {
+            Some(r) if r != "--auto-approve" => {
+                format!("passed by --auto-approve ({by}, reason: {r})")
+            }
+            _ => format!("passed by --auto-approve ({by})"),
+        },
+        Decision::Timeout => format!(
+            "rejected by its timeout ({})",
+            reason.unwrap_or("no approval in time")
+        ),
+    }
 }
 
 /// The per-user index of runs: run id → state directory, so a printed

@@ -358,9 +358,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            err.hint()
-                .unwrap()
-                .contains("drctl unlock e --lock-region us-east-1"),
+            err.hint().unwrap().contains("drctl unlock e@us-east-1"),
             "{:?}",
             err.hint()
         );

@@ -44,7 +44,7 @@ impl Sink for TerminalSink {
         }
         let prompt = match question {
             Question::Confirm { prompt, expected } => {
-                format!("\n{prompt} Only '{expected}' is accepted: ")
+                format!("\n{prompt} Type '{expected}' to proceed: ")
             }
             Question::Gate {
                 phase,
@@ -53,7 +53,7 @@ impl Sink for TerminalSink {
                 approved_by,
                 user,
             } => format!(
-                "\nGate before phase `{phase}`: {approvals} of {needed} approval(s){}. Approve as {user}? [yes/no/later]: ",
+                "\nGate before phase `{phase}`: {approvals} of {needed} approval(s){}. As {user}, type approve, reject or later: ",
                 if approved_by.is_empty() {
                     String::new()
                 } else {
@@ -69,9 +69,11 @@ impl Sink for TerminalSink {
         Some(match question {
             Question::Confirm { expected, .. } if answer == expected => Answer::Approve,
             Question::Confirm { .. } => Answer::Reject,
+            // The words the prompt offers; `yes`/`no` mean the same, as at
+            // the plan confirmation. Anything else leaves the gate open.
             Question::Gate { .. } => match answer {
-                "yes" | "y" => Answer::Approve,
-                "no" | "n" | "reject" => Answer::Reject,
+                "approve" | "yes" => Answer::Approve,
+                "reject" | "no" => Answer::Reject,
                 _ => Answer::Defer,
             },
         })
@@ -125,17 +127,8 @@ pub fn render_event(event: &Event) -> String {
             by,
             reason,
         } => format!(
-            "gate before {phase}: {} by {by}{}\n",
-            match decision {
-                crate::journal::Decision::Approve => "approved",
-                crate::journal::Decision::Reject => "rejected",
-                crate::journal::Decision::Auto => "passed",
-                crate::journal::Decision::Timeout => "timed out",
-            },
-            reason
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+            "gate before {phase}: {}\n",
+            crate::journal::decision_sentence(*decision, by, reason.as_deref())
         ),
         Event::Step(step) => render_step(step),
         Event::InFlightAtStop { address, action } => format!(

@@ -124,7 +124,7 @@ async fn an_approval_is_for_the_plan_shown_and_an_edited_stack_waits_for_a_new_o
         "nothing of the unapproved phase ran"
     );
     let (_, journal) = run(&repo, state.path(), &["runs", "show", &id]);
-    assert!(journal.contains("Approve by alice"), "{journal}");
+    assert!(journal.contains("approved by alice"), "{journal}");
 
     // Approved again, for the plan now shown: that is what runs.
     let (code, text) = run(&repo, state.path(), &["approve", &id, "--as", "alice"]);

@@ -158,10 +158,9 @@ async fn pause_at_a_gate_approve_resume_and_read_the_timeline() {
     let (code, text) = s.run(&["runs", "show", &id]);
     assert_eq!(code, Some(0), "{text}");
     for expected in [
-        "gate before foundation: Auto by policy",
+        "gate before foundation: passed (auto gate)",
         "paused at the gate before compute",
-        "gate before compute: Approve by alice after waiting",
-        "(checked the plan)",
+        "gate before compute: approved by alice: \"checked the plan\" after waiting",
         "phase compute finished in",
         "status: succeeded",
     ] {
@@ -263,7 +262,7 @@ async fn a_gate_that_times_out_rejects_the_run() {
     assert!(!s.addresses().await.contains_key("fleet.instances.app"));
     let (_, text) = s.run(&["runs", "show", &id]);
     assert!(
-        text.contains("gate before compute: Timeout by policy after waiting 3601.0s")
+        text.contains("gate before compute: rejected by its timeout (no approval within 3600s) after waiting 3601.0s")
             && text.contains("status: rejected"),
         "{text}"
     );
@@ -285,7 +284,7 @@ async fn a_rejected_run_applies_nothing_more() {
     assert!(text.contains("is rejected"), "{text}");
     let (_, text) = s.run(&["runs", "show", &id]);
     assert!(
-        text.contains("Reject by carol") && text.contains("(wrong window)"),
+        text.contains("rejected by carol: \"wrong window\""),
         "{text}"
     );
     assert!(!s.addresses().await.contains_key("fleet.instances.app"));
