@@ -221,6 +221,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
+    ctx.sink.flush();
     match result? {
         app::ApplyResult::NoChanges => Ok(exit::OK),
         app::ApplyResult::Run(result) => Ok(print_end(result)),
@@ -235,6 +236,7 @@ pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Err
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
     watcher.abort();
+    ctx.sink.flush();
     Ok(print_end(result?))
 }
 
@@ -420,7 +422,9 @@ pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<
         confirm: args.confirm.clone(),
         parallelism: args.parallelism.into(),
     };
-    let result = app::destroy(&ctx, &CliConnect::new(global), &request).await?;
+    let result = app::destroy(&ctx, &CliConnect::new(global), &request).await;
+    ctx.sink.flush();
+    let result = result?;
     let env = &result.environment;
     let Some(report) = result.report else {
         println!(
@@ -476,6 +480,12 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
                     crate::journal::runs_dir(&global.state_dir).display()
                 );
             }
+            if !runs.is_empty() {
+                println!(
+                    "{:<20}  {:<20} {:<16} {:<23}  STATUS",
+                    "RUN", "RUNBOOK", "ENVIRONMENT", "STARTED"
+                );
+            }
             for (id, events) in runs {
                 let state = run_state(&events);
                 let (runbook, env) = match events.first() {
@@ -500,7 +510,7 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
                     _ => String::new(),
                 };
                 println!(
-                    "{id}  {runbook:<20} {env:<16} {started}  {}{extra}",
+                    "{id:<20}  {runbook:<20} {env:<16} {started:<23}  {}{extra}",
                     state.status
                 );
             }

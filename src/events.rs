@@ -127,6 +127,10 @@ pub trait Sink: Sync {
     fn can_ask(&self) -> bool {
         false
     }
+
+    /// Done for now: a live display (a progress line) is cleared so that
+    /// what the caller prints next stands on its own.
+    fn flush(&self) {}
 }
 
 /// Drops every event; asks nobody.

@@ -3,21 +3,143 @@
 //! besides `cli`/`commands` that prints or reads the terminal.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::events::{Answer, Event, Question, Sink};
 use crate::execute::{Event as Step, OutcomeKind};
 use crate::plan::{render, Action};
 
-/// Renders events as people read them; asks on a terminal.
+/// Renders events as people read them; asks on a terminal. On a terminal,
+/// long work shows a live progress line (phase, steps done of total, what
+/// is being waited on and for how long); piped, one plain line per event.
 pub struct TerminalSink {
     interactive: bool,
+    live: Option<Live>,
+    /// Piped: the last wait shown, so a poll that changed nothing is not
+    /// printed again.
+    last_wait: Mutex<Option<(String, String)>>,
+}
+
+/// The progress line of the phase (or cleanup) under way.
+#[derive(Default)]
+struct Live {
+    bar: Mutex<Option<ProgressBar>>,
+    /// Steps of the phase planned last (its bar's length).
+    next_total: Mutex<u64>,
+}
+
+impl Live {
+    fn start(&self, prefix: String, total: u64) {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:24}] {pos}/{len} {wide_msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(prefix);
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        if let Some(old) = self
+            .bar
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(bar)
+        {
+            old.finish_and_clear();
+        }
+    }
+
+    /// Prints above the bar (or plainly when there is none).
+    fn print(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        match &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(bar) => bar.suspend(|| print!("{text}")),
+            None => print!("{text}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Some(bar) = &*self.bar.lock().unwrap_or_else(|e| e.into_inner()) {
+            f(bar);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn event(&self, event: &Event) {
+        match event {
+            Event::PhasePlanned { phase, .. } => {
+                let steps = phase.changes.iter().filter(|c| c.action != Action::NoOp);
+                *self.next_total.lock().unwrap_or_else(|e| e.into_inner()) = steps.count() as u64;
+                self.print(&render_event(event));
+            }
+            Event::Step(Step::PhaseStarted {
+                name,
+                number,
+                total,
+            }) => {
+                self.print(&render_event(event));
+                let steps = *self.next_total.lock().unwrap_or_else(|e| e.into_inner());
+                self.start(format!("phase {number}/{total} {name}"), steps);
+            }
+            Event::Step(Step::CleanupStarted { count }) if *count > 0 => {
+                self.print(&render_event(event));
+                self.start("cleanup".into(), *count as u64);
+            }
+            Event::Step(Step::Started { address, action }) => {
+                self.with_bar(|bar| bar.set_message(format!("{} {address}", verb(*action).0)));
+            }
+            Event::Step(Step::Waiting {
+                address,
+                on,
+                state,
+                deadline_in,
+            }) => self.with_bar(|bar| {
+                bar.set_message(format!(
+                    "{address}: waiting for {on} ({state}; {}s left)",
+                    deadline_in.as_secs()
+                ))
+            }),
+            Event::Step(Step::Finished(_)) => {
+                self.print(&render_event(event));
+                self.with_bar(|bar| bar.inc(1));
+            }
+            _ => {
+                self.finish();
+                self.print(&render_event(event));
+            }
+        }
+    }
 }
 
 impl TerminalSink {
     pub fn new() -> Self {
         TerminalSink {
             interactive: std::io::stdin().is_terminal(),
+            live: std::io::stdout().is_terminal().then(Live::default),
+            last_wait: Mutex::new(None),
         }
+    }
+
+    /// Clears the progress line before the command prints its summary.
+    pub fn finish(&self) {
+        if let Some(live) = &self.live {
+            live.finish();
+        }
+    }
+}
+
+impl Drop for TerminalSink {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -29,6 +151,18 @@ impl Default for TerminalSink {
 
 impl Sink for TerminalSink {
     fn event(&self, event: &Event) {
+        if let Some(live) = &self.live {
+            return live.event(event);
+        }
+        // Piped: a wait is printed when what it waits on or its state changes.
+        if let Event::Step(Step::Waiting { on, state, .. }) = event {
+            let now = Some((on.clone(), state.clone()));
+            let mut last = self.last_wait.lock().unwrap_or_else(|e| e.into_inner());
+            if *last == now {
+                return;
+            }
+            *last = now;
+        }
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "{}", render_event(event));
         let _ = out.flush();
@@ -38,10 +172,15 @@ impl Sink for TerminalSink {
         self.interactive
     }
 
+    fn flush(&self) {
+        self.finish();
+    }
+
     fn ask(&self, question: &Question) -> Option<Answer> {
         if !self.interactive {
             return None;
         }
+        self.finish();
         let prompt = match question {
             Question::Confirm { prompt, expected } => {
                 format!("\n{prompt} Type '{expected}' to proceed: ")

@@ -254,3 +254,42 @@ async fn a_sandbox_run_resumes_on_the_sandbox_as_printed() {
     let (code, text) = sandboxed(&["sandbox", "stop"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn piped_output_carries_no_escape_codes() {
+    let repo = fleet("operator-plain", 165, "\"auto\"");
+    let state = tempfile::tempdir().unwrap();
+    let root = repo.root().to_str().unwrap().to_string();
+    let mut seen = Vec::new();
+    for args in [
+        &["--help"][..],
+        &["-v", "plan", "rb"],
+        &["-v", "apply", "rb", "--auto-approve"],
+        &["runs"],
+        &["plan", "no-such-runbook"],
+        &["-v", "destroy", "rb", "--auto-approve"],
+    ] {
+        let mut all = vec!["--root", root.as_str()];
+        all.extend_from_slice(args);
+        // -v and -q conflict: run_in adds -q, so drop it for -v runs.
+        let out = drctl()
+            .current_dir(repo.root())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("NO_COLOR")
+            .args(["--state-dir", state.path().to_str().unwrap()])
+            .args(["--endpoint-url", moto_endpoint()])
+            .args(&all)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !text.contains('\u{1b}'),
+            "{args:?} printed an escape code: {text:?}"
+        );
+        seen.push(text);
+    }
+    assert!(seen[2].contains("Apply complete"), "{}", seen[2]);
+}
