@@ -62,10 +62,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub sandbox: bool,
     /// Repository root holding stacks/ and runbooks/ (default: found from the
-    /// runbook's path, else the current directory).
+    /// runbook's path, else upward from the current directory, as git does).
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Where runs, journals, reports and the sandbox live.
+    /// Where runs, journals, reports, locks and the sandbox live (the
+    /// default `.drctl` is the project root's, wherever drctl runs in it).
     #[arg(
         long,
         global = true,
@@ -369,6 +370,28 @@ pub fn init_logging(global: &GlobalArgs) {
         LogFormat::Text => builder.without_time().try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+impl Cli {
+    /// Parses the command line; the default state directory is the project
+    /// root's `.drctl` (found upward from the working directory), so every
+    /// run of a project shares its locks and journals wherever it starts.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory as _, FromArgMatches as _};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if matches.value_source("state_dir") == Some(clap::parser::ValueSource::DefaultValue) {
+            let root = cli.global.root.clone().or_else(|| {
+                std::env::current_dir()
+                    .ok()
+                    .and_then(|cwd| crate::app::find_root(&cwd))
+            });
+            if let Some(root) = root {
+                cli.global.state_dir = root.join(&cli.global.state_dir);
+            }
+        }
+        cli
+    }
 }
 
 /// Runs a command; returns the exit code on success.

@@ -42,8 +42,18 @@ pub struct Context<'a> {
     pub sink: &'a dyn Sink,
 }
 
+/// The nearest directory at or above `start` holding `runbooks/` or
+/// `stacks/`: the project root, found as git and cargo find theirs.
+pub fn find_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("runbooks").is_dir() || dir.join("stacks").is_dir())
+        .map(Path::to_path_buf)
+}
+
 /// The repository root: `root` if given, else the directory above a runbook
-/// path's `runbooks/`, else the current directory.
+/// path's `runbooks/`, else the project root above the current directory,
+/// else the current directory.
 pub fn project_root(root: Option<&Path>, runbook: &str) -> PathBuf {
     if let Some(root) = root {
         return root.to_path_buf();
@@ -62,7 +72,10 @@ pub fn project_root(root: Option<&Path>, runbook: &str) -> PathBuf {
             }
         }
     }
-    PathBuf::from(".")
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| find_root(&cwd))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// A runbook argument is a path, or a name looked up as `runbooks/<name>.toml`

@@ -293,3 +293,39 @@ async fn piped_output_carries_no_escape_codes() {
     }
     assert!(seen[2].contains("Apply complete"), "{}", seen[2]);
 }
+
+#[tokio::test]
+async fn anywhere_in_the_project_is_the_project_with_its_state() {
+    let repo = fleet("operator-anywhere", 166, "\"auto\"");
+    let in_dir = |dir: &Path, args: &[&str]| {
+        let out = drctl()
+            .current_dir(dir)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("DRCTL_STATE_DIR")
+            .args(["--endpoint-url", moto_endpoint(), "-q"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    // No --root, no --state-dir: found upward, as git finds its repository.
+    let deep = repo.path("docs/notes");
+    std::fs::create_dir_all(&deep).unwrap();
+    let (code, text) = in_dir(&deep, &["plan", "rb"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = in_dir(&repo.path("runbooks"), &["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        repo.path(".drctl/runs").is_dir(),
+        "the run is journaled in the project root's .drctl"
+    );
+    let (code, text) = in_dir(&repo.path("stacks"), &["runs"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("operator-anywhere"), "{text}");
+    let (code, text) = in_dir(repo.root(), &["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
