@@ -3,7 +3,6 @@
 //! the sinks (terminal, JSON), and prints the result with what to type next.
 //! Part of the CLI layer; nothing below it prints or reads the terminal.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -371,10 +370,9 @@ pub async fn output_command(global: &GlobalArgs, args: &OutputArgs) -> Result<u8
     };
     let mut outputs = app::outputs(&ctx, &CliConnect::new(global), &request).await?;
     if let Some(name) = &args.name {
+        let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
         outputs.retain(|o| &o.name == name || format!("{}.{}", o.stack, o.name) == *name);
         if outputs.is_empty() {
-            let all = app::outputs(&ctx, &CliConnect::new(global), &request).await?;
-            let names: Vec<String> = all.iter().map(|o| o.name.clone()).collect();
             return Err(Error::usage(
                 format!("runbook {} has no output `{name}`", args.runbook),
                 crate::diag::suggest(name, names.iter().map(String::as_str))
@@ -455,18 +453,17 @@ pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<
 }
 
 /// Asks on the terminal; without one, refuses with `unasked`.
+/// Asks through the terminal sink (the same prompt as everywhere); without
+/// a terminal, `unasked`.
 fn confirm(question: &str, expected: &str, unasked: Error) -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(unasked);
-    }
-    print!("\n{question} Only '{expected}' is accepted: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    if answer.trim() == expected {
-        Ok(())
-    } else {
-        Err(Error::Declined)
+    let question = crate::events::Question::Confirm {
+        prompt: question.to_string(),
+        expected: expected.to_string(),
+    };
+    match TerminalSink::new().ask(&question) {
+        Some(crate::events::Answer::Approve) => Ok(()),
+        Some(_) => Err(Error::Declined),
+        None => Err(unasked),
     }
 }
 

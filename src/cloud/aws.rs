@@ -284,6 +284,24 @@ impl AwsProvider {
         self.ec2.delete_tags(ids, &remove).await
     }
 
+    /// Sets an EC2 resource's tags to exactly `desired` after an in-place
+    /// change, then reads the resource back: the last steps of every EC2
+    /// kind's update.
+    pub(crate) async fn retag_and_read_ec2<F, Fut>(
+        &self,
+        current: &ObservedResource,
+        desired: &Tags,
+        read: F,
+    ) -> Result<ObservedResource, CloudError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Seen>, CloudError>>,
+    {
+        self.retag_ec2(std::slice::from_ref(&current.id), &current.tags, desired)
+            .await?;
+        self.read_back(&current.address, &current.id, read).await
+    }
+
     pub(crate) async fn retag_elbv2(
         &self,
         arn: &str,

@@ -535,17 +535,7 @@ pub async fn destroy<P: Provider>(
     let started = Instant::now();
     let changes: Vec<Change> = observed
         .iter()
-        .map(|o| Change {
-            address: o.address.clone(),
-            action: Action::Delete,
-            attrs: Vec::new(),
-            reasons: Vec::new(),
-            current: Some(o.clone()),
-            depends_on: BTreeSet::new(),
-            desired: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            sensitive: BTreeSet::new(),
-        })
+        .map(|o| crate::plan::deletion(o, None))
         .collect();
     let refs: Vec<&Change> = changes.iter().collect();
     let mut report = Report::default();

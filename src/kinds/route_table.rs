@@ -91,9 +91,7 @@ async fn update(
 ) -> Result<ObservedResource, CloudError> {
     let (address, id) = (&current.address, current.id.as_str());
     converge(aws, &Want { address, attrs }, id).await?;
-    aws.retag_ec2(std::slice::from_ref(&current.id), &current.tags, tags)
-        .await?;
-    aws.read_back(address, id, || async {
+    aws.retag_and_read_ec2(current, tags, || async {
         Ok(read(aws, id).await?.as_ref().and_then(seen))
     })
     .await

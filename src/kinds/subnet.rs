@@ -56,11 +56,9 @@ async fn update(
     attrs: &Attrs,
     tags: &Tags,
 ) -> Result<ObservedResource, CloudError> {
-    let (address, id) = (&current.address, current.id.as_str());
+    let id = current.id.as_str();
     modify(aws, current, attrs).await?;
-    aws.retag_ec2(std::slice::from_ref(&current.id), &current.tags, tags)
-        .await?;
-    aws.read_back(address, id, || read(aws, id)).await
+    aws.retag_and_read_ec2(current, tags, || read(aws, id)).await
 }
 
 async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {

@@ -215,10 +215,10 @@ pub fn plan(
                 for other in others {
                     cleanup.push(deletion(
                         other,
-                        format!(
+                        Some(format!(
                             "another copy of {address} ({}) is kept",
                             current.map_or("", |c| c.id.as_str())
-                        ),
+                        )),
                     ));
                 }
                 let change = diff(&scope, stack, resource, address.clone(), current);
@@ -230,7 +230,7 @@ pub fn plan(
                 if let (Action::Replace, Some(old)) = (change.action, current) {
                     cleanup.push(deletion(
                         old,
-                        format!("{REPLACED}, replaced in phase {}", phase.name),
+                        Some(format!("{REPLACED}, replaced in phase {}", phase.name)),
                     ));
                 }
                 changes.push(change);
@@ -244,7 +244,7 @@ pub fn plan(
         });
     }
     for o in by_address.into_values().flatten() {
-        cleanup.push(deletion(o, "no longer declared".to_string()));
+        cleanup.push(deletion(o, Some("no longer declared".to_string())));
     }
     cleanup.sort_by_key(|c| (normalize::delete_rank(c.address.kind), c.address.clone()));
     Plan {
@@ -287,12 +287,13 @@ fn choose_copy<'o>(
     (copies.pop(), Vec::new())
 }
 
-fn deletion(o: &ObservedResource, reason: String) -> Change {
+/// A step deleting `o`, for `reason` (none: destroy).
+pub fn deletion(o: &ObservedResource, reason: Option<String>) -> Change {
     Change {
         address: o.address.clone(),
         action: Action::Delete,
         attrs: Vec::new(),
-        reasons: vec![reason],
+        reasons: reason.into_iter().collect(),
         current: Some(o.clone()),
         depends_on: BTreeSet::new(),
         desired: BTreeMap::new(),
