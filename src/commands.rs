@@ -5,139 +5,21 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::app::{self, Connect, Context};
+use crate::app::{self, Context};
 use crate::cli::{
-    cloud_target, ApplyArgs, ApproveArgs, CloudTarget, DestroyArgs, GlobalArgs, LogFormat,
+    for_run, with_target, ApplyArgs, ApproveArgs, CliConnect, DestroyArgs, GlobalArgs, LogFormat,
     OutputArgs, PlanArgs, RejectArgs,
 };
 use crate::clock::SystemClock;
-use crate::cloud::aws::AwsProvider;
 use crate::error::{exit, Error};
 use crate::events::{Event, Sink};
 use crate::execute::{OutcomeKind, Report};
-use crate::journal::{
-    current_user, format_millis, run_state, Event as JournalEvent, Journal, RunTarget,
-};
+use crate::journal::{current_user, format_millis, run_state, Event as JournalEvent, Journal};
 use crate::plan::Action;
 use crate::run::RunEnd;
 use crate::terminal::{JsonSink, TerminalSink};
-
-/// Connects through the global options; keeps a sandbox it started alive
-/// until the command ends.
-pub struct CliConnect<'a> {
-    global: &'a GlobalArgs,
-    held: Mutex<Vec<CloudTarget>>,
-}
-
-impl<'a> CliConnect<'a> {
-    pub fn new(global: &'a GlobalArgs) -> Self {
-        CliConnect {
-            global,
-            held: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl Connect for CliConnect<'_> {
-    fn target(&self, region: &str, state_dir: &std::path::Path) -> RunTarget {
-        RunTarget {
-            endpoint_url: self.global.endpoint_url.clone(),
-            sandbox: self.global.sandbox,
-            profile: self.global.profile.clone(),
-            region: self
-                .global
-                .region
-                .clone()
-                .unwrap_or_else(|| region.to_string()),
-            state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into()),
-        }
-    }
-
-    async fn connect(&self, region: &str) -> Result<AwsProvider, Error> {
-        let target = cloud_target(self.global, region).await?;
-        let provider = AwsProvider::new(&target.settings.load().await);
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(target);
-        Ok(provider)
-    }
-}
-
-/// The global options for acting on run `run_id`: its state directory
-/// (found through the per-user index from any directory) and the target it
-/// recorded, so `drctl resume ID` works as printed. An option naming another
-/// target than the run's is refused.
-fn for_run(global: &GlobalArgs, run_id: &str) -> Result<GlobalArgs, Error> {
-    let mut effective = global.clone();
-    if !crate::journal::runs_dir(&global.state_dir)
-        .join(run_id)
-        .is_dir()
-    {
-        if let Some(dir) = crate::journal::index::lookup(run_id) {
-            effective.state_dir = dir;
-        }
-    }
-    let journal = Journal::open(&effective.state_dir, run_id)?;
-    let target = journal.events()?.into_iter().find_map(|e| match e {
-        JournalEvent::RunStarted { target, .. } => target,
-        _ => None,
-    });
-    let Some(target) = target else {
-        return Ok(effective); // a run from before targets were recorded
-    };
-    with_target(
-        global,
-        effective,
-        &format!("run {run_id}"),
-        &format!("drctl resume {run_id}"),
-        target,
-    )
-}
-
-/// `global` with `target`'s endpoint, refusing options that name another.
-fn with_target(
-    global: &GlobalArgs,
-    mut effective: GlobalArgs,
-    what: &str,
-    command: &str,
-    target: RunTarget,
-) -> Result<GlobalArgs, Error> {
-    let describe = |t: &RunTarget| match (&t.endpoint_url, t.sandbox) {
-        (_, true) => "the local sandbox (--sandbox)".to_string(),
-        (Some(url), false) => format!("--endpoint-url {url}"),
-        (None, false) => "AWS".to_string(),
-    };
-    let differs = (global.sandbox && !target.sandbox)
-        || global
-            .endpoint_url
-            .as_ref()
-            .is_some_and(|u| Some(u) != target.endpoint_url.as_ref())
-        || global
-            .profile
-            .as_ref()
-            .is_some_and(|p| Some(p) != target.profile.as_ref())
-        || global.region.as_ref().is_some_and(|r| r != &target.region);
-    if differs {
-        return Err(Error::usage(
-            format!(
-                "{what} runs against {} in {}; the options given name another target",
-                describe(&target),
-                target.region
-            ),
-            Some(format!(
-                "leave the target options out: `{command}` uses its own"
-            )),
-        ));
-    }
-    effective.endpoint_url = target.endpoint_url;
-    effective.sandbox = target.sandbox;
-    effective.profile = target.profile;
-    effective.region = Some(target.region);
-    Ok(effective)
-}
 
 /// The sink `--log-format` asks for.
 fn sink(global: &GlobalArgs) -> Box<dyn Sink> {

@@ -5,16 +5,20 @@
 //! exactly what `apply` executes.
 
 pub mod normalize;
+mod outputs;
 mod redact;
 pub mod render;
 pub mod resolve;
+mod verify;
+
+pub use outputs::{outputs, OutputValue};
+pub use verify::{cleanup_hash, hash_json, not_executable, phase_hash, world_changes};
 
 pub use redact::{redacted, redacted_phase, sensitive_marker};
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
 use crate::graph::{resource_order, runbook_phases};
@@ -488,149 +492,6 @@ fn tags_value(tags: &Tags) -> Value {
             .map(|(k, v)| (k.clone(), Value::Str(v.clone())))
             .collect(),
     )
-}
-
-/// One output of a root stack, as far as it is known from what exists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutputValue {
-    pub stack: String,
-    pub name: String,
-    pub value: Resolved,
-    /// Reads a sensitive var: shown only as its hash.
-    pub sensitive: bool,
-}
-
-/// The outputs of the runbook's root stacks (like Terraform's outputs),
-/// read from `plan`: values of resources that exist and need no change are
-/// known; the rest are pending on the phase that creates them. Secrets are
-/// redacted.
-pub fn outputs(project: &Project, runbook: &Runbook, plan: &Plan) -> Vec<OutputValue> {
-    let exports: BTreeMap<Address, Exports> = plan
-        .phases
-        .iter()
-        .flat_map(|p| p.changes.iter().map(move |c| (p, c)))
-        .map(|(p, c)| {
-            let exported = match (&c.action, &c.current) {
-                (Action::NoOp, Some(o)) => Exports::Known(o.exports.clone()),
-                _ => Exports::After(p.name.clone()),
-            };
-            (c.address.clone(), exported)
-        })
-        .collect();
-    let scope = Scope {
-        project,
-        runbook,
-        exports: &exports,
-    };
-    let mut out = Vec::new();
-    for root in &runbook.stacks {
-        let Some(stack) = project.stacks.get(&root.name) else {
-            continue;
-        };
-        for output in &stack.outputs {
-            let sensitive = resolve::reads_sensitive_var(project, runbook, stack, &output.value);
-            let value = scope.resolve(stack, &output.value);
-            out.push(OutputValue {
-                stack: stack.name.clone(),
-                name: output.name.clone(),
-                value: match (&value, sensitive) {
-                    (Resolved::Known(v), true) => Resolved::Known(sensitive_marker(v)),
-                    _ => value,
-                },
-                sensitive,
-            });
-        }
-    }
-    out
-}
-
-/// A hex SHA-256 of a value's JSON form.
-pub fn hash_json<T: Serialize>(value: &T) -> String {
-    let json = serde_json::to_string(value).expect("plans and observations serialise");
-    let digest = Sha256::digest(json.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What a person approves at a gate: a hash of the phase's steps exactly as
-/// shown (each step's address, action, attribute changes, reasons and the
-/// object it acts on). A re-plan that hashes differently needs a new approval.
-pub fn phase_hash(phase: &PhasePlan) -> String {
-    steps_hash(&phase.changes, &phase.cutover)
-}
-
-/// The same for the cleanup deletions.
-pub fn cleanup_hash(cleanup: &[Change]) -> String {
-    steps_hash(cleanup, &[])
-}
-
-fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
-    let steps: Vec<_> = changes
-        .iter()
-        .filter(|c| c.action != Action::NoOp)
-        .map(|c| {
-            (
-                &c.address,
-                c.action,
-                &c.attrs,
-                &c.reasons,
-                c.current.as_ref().map(|o| &o.id),
-            )
-        })
-        .collect();
-    hash_json(&(steps, cutover))
-}
-
-/// Steps the engine cannot execute yet: refused at plan time, before any
-/// phase changes the cloud (never reported as succeeded after the fact).
-pub fn not_executable(plan: &Plan) -> Vec<String> {
-    let mut out = Vec::new();
-    for phase in &plan.phases {
-        for change in phase.changes.iter().chain(&plan.cleanup) {
-            if let Some(why) = change.address.kind.def().not_executable_yet() {
-                let line = format!("{} in phase {}: {why}", change.address, phase.name);
-                if !out.contains(&line) {
-                    out.push(line);
-                }
-            }
-        }
-        for service in &phase.cutover {
-            out.push(format!(
-                "phase {}: cutover of {service}: traffic cutover is not supported yet",
-                phase.name
-            ));
-        }
-    }
-    out
-}
-
-/// What differs between the world a plan saw and the world now, by address.
-pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
-    let before: BTreeMap<(Address, String), &ObservedResource> = planned
-        .phases
-        .iter()
-        .flat_map(|p| &p.changes)
-        .chain(&planned.cleanup)
-        .filter_map(|c| c.current.as_ref())
-        .map(|o| ((o.address.clone(), o.id.clone()), o))
-        .collect();
-    let now: BTreeMap<(Address, String), &ObservedResource> = snapshot
-        .objects()
-        .map(|o| ((o.address.clone(), o.id.clone()), o))
-        .collect();
-    let mut out = Vec::new();
-    for (key, o) in &now {
-        match before.get(key) {
-            None => out.push(format!("{} ({}) appeared", key.0, key.1)),
-            Some(b) if b != o => out.push(format!("{} ({}) changed", key.0, key.1)),
-            Some(_) => {}
-        }
-    }
-    for key in before.keys() {
-        if !now.contains_key(key) {
-            out.push(format!("{} ({}) is gone", key.0, key.1));
-        }
-    }
-    out
 }
 
 /// Attributes the kind's schema marks as carrying secrets.

@@ -2,18 +2,20 @@
 //! into calls on the library. Values are parsed into domain types here, at
 //! the edge; nothing below this module knows about clap.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
-use crate::cloud::ec2::{Ec2, SdkEc2};
-use crate::cloud::AwsSettings;
+mod sandbox;
+mod target;
+
+pub use target::{cloud_target, CliConnect, CloudTarget};
+pub(crate) use target::{for_run, with_target};
+
 use crate::error::{exit, Error};
 use crate::graph::{self, GraphFormat};
 use crate::model::validate::load_project;
 use crate::model::Project;
-use crate::sandbox::{Sandbox, SandboxStatus, TetheredMoto};
 
 /// Disaster-recovery orchestrator for AWS infrastructure: plans and applies
 /// stacks in phases with approval gates, and rehearses rebuilds as DR drills.
@@ -420,7 +422,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
         ),
         Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
-        Command::Sandbox(command) => sandbox(global, command).await,
+        Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {
             clap_complete::generate(
                 args.shell,
@@ -476,159 +478,4 @@ fn project_root(global: &GlobalArgs, runbook: &str) -> PathBuf {
 pub(crate) fn load_runbook(global: &GlobalArgs, runbook: &str) -> Result<(Project, String), Error> {
     let loaded = crate::app::load(global.root.as_deref(), runbook)?;
     Ok((loaded.project, loaded.name))
-}
-
-/// The AWS endpoint a command talks to, and the sandbox it may have started
-/// for its own lifetime (dropped, and stopped, when the command ends).
-pub struct CloudTarget {
-    pub settings: AwsSettings,
-    pub ephemeral_sandbox: Option<TetheredMoto>,
-    pub sandbox: Option<SandboxStatus>,
-}
-
-/// Resolves `--sandbox`, `--endpoint-url`, `--region` and `--profile` into settings.
-pub async fn cloud_target(global: &GlobalArgs, default_region: &str) -> Result<CloudTarget, Error> {
-    let region = global
-        .region
-        .clone()
-        .unwrap_or_else(|| default_region.to_string());
-    if !global.sandbox {
-        let settings = AwsSettings {
-            region: Some(region),
-            endpoint_url: global.endpoint_url.clone(),
-            profile: global.profile.clone(),
-            ..AwsSettings::default()
-        };
-        return Ok(CloudTarget {
-            settings,
-            ephemeral_sandbox: None,
-            sandbox: None,
-        });
-    }
-    let dir = global.state_dir.join("sandbox");
-    let running = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
-            .await
-            .expect("sandbox status task panicked")?
-    };
-    if let Some(status) = running {
-        return Ok(CloudTarget {
-            settings: AwsSettings::sandbox(&status.endpoint, &region),
-            ephemeral_sandbox: None,
-            sandbox: Some(status),
-        });
-    }
-    tracing::info!(
-        "no sandbox running; starting one for this command (first time: installs moto into {})",
-        dir.join("venv").display()
-    );
-    let moto = tokio::task::spawn_blocking(move || {
-        let venv = dir.join("venv");
-        crate::sandbox::ensure_venv(&venv)?;
-        TetheredMoto::start(&venv, &dir.join("moto-ephemeral.log"))
-    })
-    .await
-    .expect("sandbox start task panicked")?;
-    Ok(CloudTarget {
-        settings: AwsSettings::sandbox(moto.endpoint(), &region),
-        ephemeral_sandbox: Some(moto),
-        sandbox: None,
-    })
-}
-
-async fn sandbox(global: &GlobalArgs, command: &SandboxCommand) -> Result<u8, Error> {
-    let dir = global.state_dir.join("sandbox");
-    let blocking = |f: Box<
-        dyn FnOnce(Sandbox) -> Result<Option<SandboxStatus>, crate::sandbox::SandboxError> + Send,
-    >| {
-        let dir = dir.clone();
-        async move {
-            tokio::task::spawn_blocking(move || f(Sandbox::new(dir)))
-                .await
-                .expect("sandbox task panicked")
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    match command {
-        SandboxCommand::Start => {
-            let status = blocking(Box::new(|s| s.start().map(Some))).await?;
-            if let Some(status) = status {
-                let _ = writeln!(
-                    out,
-                    "sandbox running at {} (pid {}, {})",
-                    status.endpoint, status.pid, status.moto
-                );
-                let _ = writeln!(
-                    out,
-                    "use it with: drctl --sandbox …   or   export AWS_ENDPOINT_URL={}",
-                    status.endpoint
-                );
-            }
-            Ok(exit::OK)
-        }
-        SandboxCommand::Stop => {
-            match blocking(Box::new(|s| s.stop())).await? {
-                Some(status) => {
-                    let _ = writeln!(
-                        out,
-                        "sandbox stopped (pid {}, was at {})",
-                        status.pid, status.endpoint
-                    );
-                }
-                None => {
-                    let _ = writeln!(out, "no sandbox was running");
-                }
-            }
-            Ok(exit::OK)
-        }
-        SandboxCommand::Status => {
-            drop(out);
-            sandbox_status(global).await
-        }
-    }
-}
-
-/// With `--sandbox`, reports the endpoint this command uses (starting one if
-/// needed); without, the background sandbox if any. Either way it proves the
-/// endpoint is a live EC2 API by listing availability zones through the SDK.
-async fn sandbox_status(global: &GlobalArgs) -> Result<u8, Error> {
-    let region = global.region.as_deref().unwrap_or("us-east-1");
-    // Keeps an ephemeral sandbox alive until the probe is done.
-    let target;
-    let (settings, how) = if global.sandbox {
-        target = cloud_target(global, region).await?;
-        let how = match (&target.sandbox, &target.ephemeral_sandbox) {
-            (Some(s), _) => format!("background sandbox, pid {}, moto {}", s.pid, s.moto),
-            (None, Some(m)) => format!(
-                "started for this command, pid {}; stops when it exits",
-                m.pid()
-            ),
-            (None, None) => unreachable!("--sandbox always yields a sandbox"),
-        };
-        (target.settings.clone(), how)
-    } else {
-        let dir = global.state_dir.join("sandbox");
-        let status = tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
-            .await
-            .expect("sandbox status task panicked")?;
-        let Some(s) = status else {
-            println!("no sandbox running (start one with `drctl sandbox start`)");
-            return Ok(exit::FAILURE);
-        };
-        let how = format!("background sandbox, pid {}, moto {}", s.pid, s.moto);
-        (AwsSettings::sandbox(&s.endpoint, region), how)
-    };
-    let zones = SdkEc2::new(&settings.load().await)
-        .availability_zones()
-        .await?;
-    println!(
-        "sandbox endpoint {} ({how})",
-        settings.endpoint_url.as_deref().unwrap_or_default()
-    );
-    println!(
-        "EC2 answers: {} availability zones in {region}",
-        zones.len()
-    );
-    Ok(exit::OK)
 }

@@ -1,0 +1,75 @@
+//! `drctl runs show`: a journal read as sentences.
+
+use super::{format_millis, run_state, Decision, Event, Millis};
+
+/// `drctl runs show`: the run as a readable timeline with durations and gate waits.
+pub fn timeline(events: &[Event]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let start = events.first().map(Event::at).unwrap_or(0);
+    let offset = |at: Millis| format!("+{:>7.1}s", (at - start) as f64 / 1000.0);
+    let mut phase_start: std::collections::BTreeMap<&str, Millis> = Default::default();
+    for event in events {
+        let at = event.at();
+        let line = match event {
+            Event::RunStarted { run_id, runbook, environment, region, user, host, auto_approve, .. } => format!(
+                "run {run_id}: runbook {runbook}, environment {environment} in {region}, by {user} on {host}, started {}{}",
+                format_millis(at),
+                auto_approve.as_ref().map(|r| format!(", auto-approve ({r})")).unwrap_or_default()
+            ),
+            Event::PhasePlanned { phase, summary, .. } => format!("phase {phase} planned: {summary}"),
+            Event::PhaseStarted { phase, .. } => {
+                phase_start.insert(phase, at);
+                format!("phase {phase} started")
+            }
+            Event::PhaseFinished { phase, failed, .. } => {
+                let took = phase_start.get(phase.as_str()).map(|s| (at - s) as f64 / 1000.0).unwrap_or(0.0);
+                format!("phase {phase} finished in {took:.1}s{}", if *failed > 0 { format!(", {failed} failed") } else { String::new() })
+            }
+            Event::Intent { address, action, .. } => format!("  {} {address} …", action.symbol()),
+            Event::Outcome { address, action, ok: true, id, .. } => format!("  {} {address} done {id}", action.symbol()),
+            Event::Outcome { address, error, .. } => format!("  ! {address} failed: {}", error.as_deref().unwrap_or("")),
+            Event::GateWaiting { phase, gate, .. } => format!(
+                "gate before {phase}: waiting for {} approval(s){}",
+                gate.approvals,
+                if gate.approvers.is_empty() { String::new() } else { format!(" from {}", gate.approvers.join("/")) }
+            ),
+            Event::GateDecision { phase, decision, by, reason, waited_ms, .. } => format!(
+                "gate before {phase}: {} after waiting {:.1}s",
+                decision_sentence(*decision, by, reason.as_deref()),
+                *waited_ms as f64 / 1000.0,
+            ),
+            Event::Paused { phase, .. } => format!("paused at the gate before {phase}"),
+            Event::Interrupted { .. } => "interrupted".to_string(),
+            Event::Resumed { by, pid, .. } => format!("resumed by {by} (pid {pid})"),
+            Event::RunFinished { status, .. } => format!("run {status}"),
+        };
+        let _ = writeln!(out, "{} {line}", offset(at));
+    }
+    let state = run_state(events);
+    let _ = writeln!(out, "status: {}", state.status);
+    out
+}
+
+/// A gate decision as a sentence: `approved by alice: "checked the plan"`,
+/// `passed by --auto-approve (root, reason: drill)`, `passed (auto gate)`.
+pub fn decision_sentence(decision: Decision, by: &str, reason: Option<&str>) -> String {
+    let quoted = reason.map(|r| format!(": \"{r}\"")).unwrap_or_default();
+    match decision {
+        Decision::Approve => format!("approved by {by}{quoted}"),
+        Decision::Reject => format!("rejected by {by}{quoted}"),
+        Decision::Auto if by == "policy" => {
+            format!("passed ({})", reason.unwrap_or("auto gate"))
+        }
+        Decision::Auto => match reason {
+            Some(r) if r != "--auto-approve" => {
+                format!("passed by --auto-approve ({by}, reason: {r})")
+            }
+            _ => format!("passed by --auto-approve ({by})"),
+        },
+        Decision::Timeout => format!(
+            "rejected by its timeout ({})",
+            reason.unwrap_or("no approval in time")
+        ),
+    }
+}

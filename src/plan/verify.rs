@@ -1,0 +1,100 @@
+//! What a plan is checked against before it runs: the hashes approvals bind
+//! to, the steps the engine cannot execute yet, and how the world moved
+//! since a saved plan was made.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{Action, Change, PhasePlan, Plan};
+use crate::world::{Address, ObservedResource, Snapshot};
+
+/// A hex SHA-256 of a value's JSON form.
+pub fn hash_json<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_string(value).expect("plans and observations serialise");
+    let digest = Sha256::digest(json.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a person approves at a gate: a hash of the phase's steps exactly as
+/// shown (each step's address, action, attribute changes, reasons and the
+/// object it acts on). A re-plan that hashes differently needs a new approval.
+pub fn phase_hash(phase: &PhasePlan) -> String {
+    steps_hash(&phase.changes, &phase.cutover)
+}
+
+/// The same for the cleanup deletions.
+pub fn cleanup_hash(cleanup: &[Change]) -> String {
+    steps_hash(cleanup, &[])
+}
+
+fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
+    let steps: Vec<_> = changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| {
+            (
+                &c.address,
+                c.action,
+                &c.attrs,
+                &c.reasons,
+                c.current.as_ref().map(|o| &o.id),
+            )
+        })
+        .collect();
+    hash_json(&(steps, cutover))
+}
+
+/// Steps the engine cannot execute yet: refused at plan time, before any
+/// phase changes the cloud (never reported as succeeded after the fact).
+pub fn not_executable(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for phase in &plan.phases {
+        for change in phase.changes.iter().chain(&plan.cleanup) {
+            if let Some(why) = change.address.kind.def().not_executable_yet() {
+                let line = format!("{} in phase {}: {why}", change.address, phase.name);
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+        for service in &phase.cutover {
+            out.push(format!(
+                "phase {}: cutover of {service}: traffic cutover is not supported yet",
+                phase.name
+            ));
+        }
+    }
+    out
+}
+
+/// What differs between the world a plan saw and the world now, by address.
+pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
+    let before: BTreeMap<(Address, String), &ObservedResource> = planned
+        .phases
+        .iter()
+        .flat_map(|p| &p.changes)
+        .chain(&planned.cleanup)
+        .filter_map(|c| c.current.as_ref())
+        .map(|o| ((o.address.clone(), o.id.clone()), o))
+        .collect();
+    let now: BTreeMap<(Address, String), &ObservedResource> = snapshot
+        .objects()
+        .map(|o| ((o.address.clone(), o.id.clone()), o))
+        .collect();
+    let mut out = Vec::new();
+    for (key, o) in &now {
+        match before.get(key) {
+            None => out.push(format!("{} ({}) appeared", key.0, key.1)),
+            Some(b) if b != o => out.push(format!("{} ({}) changed", key.0, key.1)),
+            Some(_) => {}
+        }
+    }
+    for key in before.keys() {
+        if !now.contains_key(key) {
+            out.push(format!("{} ({}) is gone", key.0, key.1));
+        }
+    }
+    out
+}
