@@ -1,0 +1,361 @@
+//! Decoding a runbook file: environment, region, phases, gates and drill.
+
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{suggest, Diagnostics, Pos, SourceFile};
+use crate::model::{
+    Check, Drill, Gate, ManualGate, Named, OnTimeout, Phase, Runbook, Schedule, ServiceRef,
+    Teardown,
+};
+
+use super::{file_stem, join, Decoder, Value};
+
+/// Parses one runbook file, like [`parse_stack`](super::parse_stack).
+pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runbook> {
+    let mut d = Decoder { src, diags };
+    let root = d.document()?;
+    d.check_keys(
+        &root,
+        "",
+        &[
+            "description",
+            "environment",
+            "region",
+            "stacks",
+            "schedule",
+            "timezone",
+            "rto_target",
+            "protected",
+            "vars",
+            "phases",
+            "drill",
+        ],
+    );
+    let environment = d.req_str(&root, "environment", "");
+    let environment_pos = root
+        .get("environment")
+        .map_or(Pos { line: 1, column: 1 }, |v| d.pos(v.span()));
+    if let (Some(env), Some((_, value))) = (&environment, root.get_key_value("environment")) {
+        d.check_environment_name(env, value);
+    }
+    let region = d.req_str(&root, "region", "");
+    if let (Some(region), Some((_, value))) = (&region, root.get_key_value("region")) {
+        if !is_region_name(region) {
+            d.at(
+                value.span(),
+                "region",
+                format!("`{region}` is not an AWS region name"),
+            )
+            .with_hint("a region looks like \"us-west-2\" or \"eu-central-1\"");
+        }
+    }
+    let stacks = d.name_list(&root, "stacks", "");
+    if root.get("stacks").is_none() {
+        d.missing(
+            &root,
+            "stacks",
+            "",
+            "a list of root stack names, e.g. [\"web\"]",
+        );
+    } else if stacks.is_empty() {
+        if let Some(v) = root.get("stacks") {
+            d.at(v.span(), "stacks", "a runbook needs at least one stack");
+        }
+    }
+    let timezone = d
+        .opt_str(&root, "timezone", "")
+        .unwrap_or_else(|| "UTC".to_string());
+    if let Some(v) = root.get("timezone") {
+        if jiff::tz::TimeZone::get(&timezone).is_err() {
+            d.at(
+                v.span(),
+                "timezone",
+                format!("unknown time zone `{timezone}`"),
+            )
+            .with_hint(
+                "use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+            );
+        }
+    }
+    let schedule = d.opt_str(&root, "schedule", "").and_then(|expression| {
+        match expression.parse::<croner::Cron>() {
+            Ok(cron) => Some(Schedule { expression, cron }),
+            Err(e) => {
+                let span = root.get("schedule").map(|v| v.span()).unwrap_or(0..0);
+                d.at(
+                    span,
+                    "schedule",
+                    format!("invalid cron expression `{expression}`: {e}"),
+                )
+                .with_hint(
+                    "five fields: minute hour day-of-month month day-of-week, e.g. \"0 4 * * SAT\"",
+                );
+                None
+            }
+        }
+    });
+    let rto_target = d.opt_duration(&root, "rto_target", "");
+    let protected = d.opt_bool(&root, "protected", "").unwrap_or(false);
+    let vars = d.vars(&root);
+    let phases = d.phases(&root);
+    let drill = d.drill(&root);
+    Some(Runbook {
+        name: file_stem(&src.path),
+        file: src.path.clone(),
+        description: d.opt_str(&root, "description", ""),
+        environment: environment.unwrap_or_default(),
+        environment_pos,
+        region: region.unwrap_or_default(),
+        stacks,
+        schedule,
+        timezone,
+        rto_target,
+        protected,
+        vars,
+        phases,
+        drill,
+    })
+}
+
+/// `us-west-2`, `eu-central-1`, `us-gov-west-1`, …
+fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+impl<'a> Decoder<'a> {
+    fn phases(&mut self, root: &DeTable<'a>) -> Vec<Phase> {
+        let Some(value) = root.get("phases") else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong_type(value, "phases", "an array of tables ([[phases]])");
+            return Vec::new();
+        };
+        let mut phases: Vec<Phase> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("phases[{i}]");
+            let Some(table) = self.as_table(item, &path) else {
+                continue;
+            };
+            self.check_keys(table, &path, &["name", "stacks", "cutover", "gate"]);
+            let pos = self.pos(item.span());
+            let Some(name) = self.req_str(table, "name", &path) else {
+                continue;
+            };
+            let path = format!("phases.{name}");
+            if phases.iter().any(|p| p.name == name) {
+                self.at_pos(pos, &path, format!("duplicate phase name `{name}`"));
+            }
+            let stacks = self.name_list(table, "stacks", &path);
+            let cutover = self
+                .name_list(table, "cutover", &path)
+                .into_iter()
+                .filter_map(|n| self.service_ref(&n, &join(&path, "cutover")))
+                .collect::<Vec<_>>();
+            if stacks.is_empty() && cutover.is_empty() {
+                self.at_pos(pos, &path, format!("phase `{name}` has nothing to do"))
+                    .with_hint(
+                        "list `stacks = [...]` to apply, or `cutover = [\"STACK.service.NAME\"]`",
+                    );
+            }
+            let gate = table
+                .get("gate")
+                .map(|g| self.gate(g, &join(&path, "gate")))
+                .unwrap_or_default();
+            phases.push(Phase {
+                name,
+                stacks,
+                cutover,
+                gate,
+                pos,
+            });
+        }
+        phases
+    }
+
+    /// `"STACK.service.NAME"`
+    fn service_ref(&mut self, named: &Named, path: &str) -> Option<ServiceRef> {
+        match named.name.split('.').collect::<Vec<_>>().as_slice() {
+            [stack, "service", name] if !stack.is_empty() && !name.is_empty() => Some(ServiceRef {
+                stack: stack.to_string(),
+                name: name.to_string(),
+                pos: named.pos,
+            }),
+            _ => {
+                self.at_pos(
+                    named.pos,
+                    path,
+                    format!("`{}` does not name a service", named.name),
+                )
+                .with_hint("write \"STACK.service.NAME\", e.g. \"web.service.web\"");
+                None
+            }
+        }
+    }
+
+    fn gate(&mut self, value: &Value<'a>, path: &str) -> Gate {
+        match value.get_ref() {
+            DeValue::String(s) if s == "auto" => Gate::Auto,
+            DeValue::String(s) if s == "manual" => Gate::Manual(ManualGate::default()),
+            DeValue::Table(table) => {
+                self.check_keys(table, path, &["manual"]);
+                let Some(manual) = self.table(table, "manual", path) else {
+                    if table.get("manual").is_none() {
+                        self.at(value.span(), path, "expected `{ manual = { … } }`");
+                    }
+                    return Gate::Auto;
+                };
+                let path = join(path, "manual");
+                self.check_keys(
+                    manual,
+                    &path,
+                    &["approvals", "approvers", "timeout", "on_timeout"],
+                );
+                let approvers: Vec<String> = self
+                    .name_list(manual, "approvers", &path)
+                    .into_iter()
+                    .map(|n| n.name)
+                    .collect();
+                let approvals = self.opt_int(manual, "approvals", &path, 1).unwrap_or(1) as u32;
+                if !approvers.is_empty() && approvals as usize > approvers.len() {
+                    let span = manual
+                        .get("approvals")
+                        .map(|v| v.span())
+                        .unwrap_or(value.span());
+                    self.at(
+                        span,
+                        &join(&path, "approvals"),
+                        format!(
+                            "{approvals} approvals needed but only {} approver{} listed",
+                            approvers.len(),
+                            if approvers.len() == 1 { " is" } else { "s are" }
+                        ),
+                    );
+                }
+                let timeout = self.opt_duration(manual, "timeout", &path);
+                let on_timeout = match self.opt_str(manual, "on_timeout", &path).as_deref() {
+                    None | Some("wait") => OnTimeout::Wait,
+                    Some("reject") => OnTimeout::Reject,
+                    Some(other) => {
+                        let span = manual.get("on_timeout").map(|v| v.span()).unwrap_or(0..0);
+                        self.at(
+                            span,
+                            &join(&path, "on_timeout"),
+                            format!("expected `reject` or `wait`, found `{other}`"),
+                        );
+                        OnTimeout::Wait
+                    }
+                };
+                if on_timeout == OnTimeout::Reject && timeout.is_none() {
+                    let span = manual.get("on_timeout").map(|v| v.span()).unwrap_or(0..0);
+                    self.at(
+                        span,
+                        &join(&path, "on_timeout"),
+                        "`on_timeout` needs a `timeout`",
+                    )
+                    .with_hint("add e.g. `timeout = \"4h\"`");
+                }
+                Gate::Manual(ManualGate {
+                    approvals,
+                    approvers,
+                    timeout,
+                    on_timeout,
+                })
+            }
+            DeValue::String(s) => {
+                self.at(value.span(), path, format!("unknown gate `{s}`"))
+                    .with_hint("a gate is \"auto\", \"manual\" or { manual = { approvals = 2 } }");
+                Gate::Auto
+            }
+            _ => {
+                self.wrong_type(value, path, "\"auto\", \"manual\" or { manual = { … } }");
+                Gate::Auto
+            }
+        }
+    }
+
+    fn drill(&mut self, root: &DeTable<'a>) -> Drill {
+        let mut drill = Drill::default();
+        let Some(table) = self.table(root, "drill", "") else {
+            return drill;
+        };
+        self.check_keys(table, "drill", &["teardown", "auto_approve", "checks"]);
+        match self.opt_str(table, "teardown", "drill").as_deref() {
+            None => {}
+            Some("always") => drill.teardown = Teardown::Always,
+            Some("on_success") => drill.teardown = Teardown::OnSuccess,
+            Some("never") => drill.teardown = Teardown::Never,
+            Some(other) => {
+                let span = table.get("teardown").map(|v| v.span()).unwrap_or(0..0);
+                self.at(
+                    span,
+                    "drill.teardown",
+                    format!("expected `always`, `on_success` or `never`, found `{other}`"),
+                )
+                .with_hint_opt(suggest(other, ["always", "on_success", "never"]));
+            }
+        }
+        if let Some(auto) = self.opt_bool(table, "auto_approve", "drill") {
+            drill.auto_approve = auto;
+        }
+        if let Some(value) = table.get("checks") {
+            let DeValue::Array(items) = value.get_ref() else {
+                self.wrong_type(value, "drill.checks", "a list of checks");
+                return drill;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let path = format!("drill.checks[{i}]");
+                let Some(check) = self.as_table(item, &path) else {
+                    continue;
+                };
+                self.check_keys(check, &path, &["target_health"]);
+                if check.len() != 1 {
+                    self.at(
+                        item.span(),
+                        &path,
+                        "a check is one of: { target_health = \"STACK.service.NAME\" }",
+                    );
+                    continue;
+                }
+                if let Some(target) = self.opt_str(check, "target_health", &path) {
+                    let pos = check
+                        .get("target_health")
+                        .map(|v| self.pos(v.span()))
+                        .unwrap_or_default();
+                    let named = Named { name: target, pos };
+                    if let Some(service) = self.service_ref(&named, &join(&path, "target_health")) {
+                        drill.checks.push(Check::TargetHealth(service));
+                    }
+                }
+            }
+        }
+        drill
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-west-2",
+            "eu-central-1",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in ["us-west", "uswest2", "US-WEST-2", "us-west-", "west-2"] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+    }
+}
