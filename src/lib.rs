@@ -12,6 +12,7 @@
 //! - [`sandbox`]: a local AWS endpoint (moto server) for trying and testing.
 //! - [`events`]: the typed events every layer reports, and the sinks that consume them.
 //! - [`app`]: plan, apply, resume, approve, reject, destroy as library functions.
+//! - [`drill`]: DR drills (rebuild, check, time, tear down, leak check, report).
 //! - [`cli`], [`commands`], [`terminal`]: the command line, a thin layer over the above.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod cloud;
 pub mod commands;
 pub mod diag;
+pub mod drill;
 pub mod error;
 pub mod events;
 pub mod execute;

@@ -237,10 +237,15 @@ async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan,
 /// Writes intents before their calls and outcomes after, then reports progress.
 fn journaled(ctx: &RunContext<'_>, event: &Progress) {
     let entry = match event {
-        Progress::Started { address, action } => Some(Event::Intent {
+        Progress::Started {
+            address,
+            action,
+            depends_on,
+        } => Some(Event::Intent {
             at: ctx.now(),
             address: address.clone(),
             action: *action,
+            depends_on: depends_on.clone(),
         }),
         Progress::Finished(outcome) => match &outcome.result {
             OutcomeKind::Done(id) => Some(Event::Outcome {

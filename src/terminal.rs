@@ -94,7 +94,9 @@ impl Live {
                 self.print(&render_event(event));
                 self.start("cleanup".into(), *count as u64);
             }
-            Event::Step(Step::Started { address, action }) => {
+            Event::Step(Step::Started {
+                address, action, ..
+            }) => {
                 self.with_bar(|bar| bar.set_message(format!("{} {address}", verb(*action).0)));
             }
             Event::Step(Step::Waiting {
@@ -338,7 +340,9 @@ fn render_step(step: &Step) -> String {
             number,
             total,
         } => format!("\nPhase {number}/{total} {name}\n"),
-        Step::Started { address, action } => {
+        Step::Started {
+            address, action, ..
+        } => {
             format!("  {} {address}: {}…\n", action.symbol(), verb(*action).0)
         }
         Step::Finished(outcome) => {

@@ -43,6 +43,10 @@ pub enum Event {
     Started {
         address: Address,
         action: Action,
+        /// The steps this one waited for (the critical path is computed
+        /// from these).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        depends_on: Vec<Address>,
     },
     Finished(Outcome),
     CleanupStarted {
@@ -231,6 +235,7 @@ pub async fn apply_phase<P: Provider>(
                 progress(&Event::Started {
                     address: change.address.clone(),
                     action: change.action,
+                    depends_on: change.depends_on.iter().cloned().collect(),
                 });
                 let prepared = prepare(change, &plan.environment, exports, &options.run_id);
                 let step = execute(provider, change, prepared);
@@ -494,6 +499,7 @@ pub async fn delete_in_order<P: Provider>(
                 progress(&Event::Started {
                     address: change.address.clone(),
                     action: Action::Delete,
+                    depends_on: Vec::new(),
                 });
                 let step = async move {
                     let started = Instant::now();

@@ -116,6 +116,9 @@ pub enum Event {
         at: Millis,
         address: Address,
         action: Action,
+        /// The steps this one waited for: the edges of the critical path.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        depends_on: Vec<Address>,
     },
     /// Written after it.
     Outcome {

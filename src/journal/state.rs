@@ -171,6 +171,7 @@ mod tests {
                 at: 2,
                 address: a.clone(),
                 action: Action::Create,
+                depends_on: vec![],
             },
             Event::Outcome {
                 at: 3,
@@ -210,6 +211,7 @@ mod tests {
             at: 9,
             address: a.clone(),
             action: Action::Update,
+            depends_on: vec![],
         });
         assert_eq!(run_state(&more).in_flight, vec![(a, Action::Update)]);
         more.push(Event::GateDecision {

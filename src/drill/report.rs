@@ -1,0 +1,193 @@
+//! The drill report: what a drill did, how long each part took, whether it
+//! passed, and what it left behind. One value, written as JSON (its shape is
+//! documented in `docs/drill-report.md`), Markdown and JUnit XML, and read
+//! back by `drctl drills history`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+
+/// Bumped when a field changes meaning or goes away (adding one does not).
+pub const REPORT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub format: u32,
+    pub runbook: String,
+    /// The isolated environment the drill built (`<environment>-drill-…`).
+    pub environment: String,
+    /// The runbook's own environment, which the drill never touches.
+    pub source_environment: String,
+    pub region: String,
+    pub run_id: String,
+    /// Who started it, and where.
+    pub user: String,
+    pub host: String,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub started_at: Millis,
+    pub ended_at: Millis,
+    pub verdict: Verdict,
+    /// Why it failed, one sentence each (empty when it passed).
+    pub failures: Vec<String>,
+    pub rto: Rto,
+    pub critical_path: CriticalPath,
+    pub phases: Vec<PhaseTiming>,
+    pub gates: Vec<GateRecord>,
+    pub checks: Vec<CheckResult>,
+    /// Machine images used: reused by recipe or baked (filled by image kinds).
+    pub images: Vec<ImageUse>,
+    pub resources_created: Vec<CreatedResource>,
+    pub teardown: Teardown,
+    pub leak_check: LeakCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Passed,
+    Failed,
+}
+
+/// Recovery time: from the drill's start until every check has passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rto {
+    /// `None` when the checks never all passed (there is no recovery to time).
+    pub measured_ms: Option<Millis>,
+    pub target_ms: Option<Millis>,
+    /// `None` when either side is missing.
+    pub met: Option<bool>,
+}
+
+/// The longest chain of dependent steps in the journal, summed: the fastest
+/// this rebuild could have been with unlimited parallelism.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriticalPath {
+    pub bound_ms: Millis,
+    /// The chain, first step first (`stack.kind.name`).
+    pub steps: Vec<String>,
+    /// RTO divided by the bound: 1.0 means all of the RTO was AWS work on
+    /// the chain; the rest is orchestration, gates and checks.
+    pub rto_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    pub name: String,
+    pub started_at: Millis,
+    /// From the phase's start to its end; its gate's wait is not included.
+    pub duration_ms: Millis,
+    pub failed: usize,
+    pub stacks: Vec<StackTiming>,
+    pub steps: Vec<StepTiming>,
+}
+
+/// A stack's span within a phase: from its first step's start to its last
+/// step's end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StackTiming {
+    pub name: String,
+    pub duration_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepTiming {
+    /// `stack.kind.name`
+    pub address: String,
+    /// `create`, `update`, `replace`, `delete`
+    pub action: String,
+    pub started_at: Millis,
+    pub duration_ms: Millis,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// The phase the gate stands before.
+    pub phase: String,
+    /// `approve`, `reject`, `auto`, `timeout`
+    pub decision: String,
+    pub by: String,
+    pub reason: Option<String>,
+    pub at: Millis,
+    pub waited_ms: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// Could not be run here (e.g. a name that does not resolve in the
+    /// sandbox); never counted as passed.
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// As written in the runbook, e.g. `target_health fleet.target_group.web`.
+    pub name: String,
+    /// `target_health`, `listener_forwards_to`, `http`, `command`
+    pub kind: String,
+    pub status: CheckStatus,
+    /// What was seen (or why it was skipped).
+    pub detail: String,
+    pub started_at: Millis,
+    pub duration_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageUse {
+    pub address: String,
+    pub image_id: String,
+    /// `reused` or `baked`
+    pub how: String,
+    pub bake_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedResource {
+    pub address: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Teardown {
+    /// `always`, `on_success`, `never`
+    pub policy: String,
+    pub performed: bool,
+    /// Why it was or was not performed, e.g. `teardown = "never"`.
+    pub note: String,
+    pub ok: bool,
+    pub duration_ms: Millis,
+    pub errors: Vec<String>,
+}
+
+/// What still carries the drill's environment tag after teardown, found
+/// through the tagging API and the services' own describes, not drctl's
+/// discovery. Anything here fails the drill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeakCheck {
+    pub performed: bool,
+    /// The sources asked, e.g. `tagging:GetResources`, `ec2:DescribeTags`.
+    pub sources: Vec<String>,
+    pub leaks: Vec<Leak>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Leak {
+    /// An ARN where one exists, else the resource id.
+    pub resource: String,
+    /// e.g. `ec2:instance`, `elasticloadbalancing:targetgroup`
+    pub resource_type: String,
+    /// Its `drctl:resource` tag, when it has one (none: made outside drctl).
+    pub drctl_resource: Option<String>,
+    /// Which sources saw it.
+    pub found_by: Vec<String>,
+}
+
+impl DrillReport {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Passed
+    }
+}
