@@ -215,7 +215,7 @@ pub enum OnTimeout {
     Reject,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Drill {
     pub teardown: Teardown,
     pub auto_approve: bool,
@@ -239,10 +239,73 @@ pub enum Teardown {
     Never,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A drill check, run after the last phase; RTO ends when all have passed.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    /// Every target of the service's live target group is healthy.
-    TargetHealth(ServiceRef),
+    /// Every target of a target group (or of a service's live colour) is
+    /// healthy, waited for until a deadline. No registered target fails.
+    TargetHealth { target: ResourceRef },
+    /// The listener's default action forwards to the target group (or to the
+    /// service's live colour).
+    ListenerForwardsTo {
+        listener: ResourceRef,
+        target: ResourceRef,
+    },
+    /// A GET of `url` (a template over `${stack.<stack>.<output>}`,
+    /// `${env.name}`, `${env.region}`) answers `status` within `timeout`.
+    Http {
+        url: Template,
+        status: u16,
+        timeout: Duration,
+        pos: Pos,
+    },
+    /// An external command, run from the project root with the drill's
+    /// outputs in its environment; exit code 0 passes.
+    Command {
+        argv: Vec<String>,
+        timeout: Duration,
+        pos: Pos,
+    },
+}
+
+impl Check {
+    /// `target_health`, `listener_forwards_to`, `http` or `command`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::TargetHealth { .. } => "target_health",
+            Check::ListenerForwardsTo { .. } => "listener_forwards_to",
+            Check::Http { .. } => "http",
+            Check::Command { .. } => "command",
+        }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::TargetHealth { target } => write!(f, "target_health {target}"),
+            Check::ListenerForwardsTo { listener, target } => {
+                write!(f, "listener_forwards_to {listener} → {target}")
+            }
+            Check::Http { url, status, .. } => write!(f, "http {url} → {status}"),
+            Check::Command { argv, .. } => write!(f, "command {}", argv.join(" ")),
+        }
+    }
+}
+
+/// `<stack>.<kind>.<name>` naming one resource, as in drill checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub stack: String,
+    pub kind: ResourceKind,
+    pub name: String,
+    pub pos: Pos,
+}
+
+impl std::fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.stack, self.kind, self.name)
+    }
 }
 
 /// Every stack and runbook of a repository.

@@ -331,7 +331,14 @@ impl<'a> Decoder<'a> {
                         .unwrap_or_default();
                     let named = Named { name: target, pos };
                     if let Some(service) = self.service_ref(&named, &join(&path, "target_health")) {
-                        drill.checks.push(Check::TargetHealth(service));
+                        drill.checks.push(Check::TargetHealth {
+                            target: crate::model::ResourceRef {
+                                stack: service.stack,
+                                kind: crate::model::ResourceKind::Service,
+                                name: service.name,
+                                pos: service.pos,
+                            },
+                        });
                     }
                 }
             }

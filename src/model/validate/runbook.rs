@@ -175,12 +175,19 @@ pub(super) fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Di
         }
     }
     for (i, check) in runbook.drill.checks.iter().enumerate() {
-        let Check::TargetHealth(service) = check;
+        let Check::TargetHealth { target } = check else {
+            continue;
+        };
+        let service = ServiceRef {
+            stack: target.stack.clone(),
+            name: target.name.clone(),
+            pos: target.pos,
+        };
         check_service_ref(
             project,
             runbook,
             &closure,
-            service,
+            &service,
             &format!("drill.checks[{i}].target_health"),
             diags,
         );
