@@ -15,6 +15,7 @@ use toml::Spanned;
 use super::Named;
 use crate::diag::{suggest, Diagnostic, Diagnostics, Pos, SourceFile};
 
+mod drill;
 mod runbook;
 mod stack;
 mod value;

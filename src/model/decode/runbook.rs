@@ -1,12 +1,10 @@
-//! Decoding a runbook file: environment, region, phases, gates and drill.
+//! Decoding a runbook file: environment, region, phases and gates (the
+//! `[drill]` table is [`drill`](super::drill)'s).
 
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{suggest, Diagnostics, Pos, SourceFile};
-use crate::model::{
-    Check, Drill, Gate, ManualGate, Named, OnTimeout, Phase, Runbook, Schedule, ServiceRef,
-    Teardown,
-};
+use crate::diag::{Diagnostics, Pos, SourceFile};
+use crate::model::{Gate, ManualGate, Named, OnTimeout, Phase, Runbook, Schedule, ServiceRef};
 
 use super::{file_stem, join, Decoder, Value};
 
@@ -181,7 +179,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// `"STACK.service.NAME"`
-    fn service_ref(&mut self, named: &Named, path: &str) -> Option<ServiceRef> {
+    pub(super) fn service_ref(&mut self, named: &Named, path: &str) -> Option<ServiceRef> {
         match named.name.split('.').collect::<Vec<_>>().as_slice() {
             [stack, "service", name] if !stack.is_empty() && !name.is_empty() => Some(ServiceRef {
                 stack: stack.to_string(),
@@ -279,71 +277,6 @@ impl<'a> Decoder<'a> {
                 Gate::Auto
             }
         }
-    }
-
-    fn drill(&mut self, root: &DeTable<'a>) -> Drill {
-        let mut drill = Drill::default();
-        let Some(table) = self.table(root, "drill", "") else {
-            return drill;
-        };
-        self.check_keys(table, "drill", &["teardown", "auto_approve", "checks"]);
-        match self.opt_str(table, "teardown", "drill").as_deref() {
-            None => {}
-            Some("always") => drill.teardown = Teardown::Always,
-            Some("on_success") => drill.teardown = Teardown::OnSuccess,
-            Some("never") => drill.teardown = Teardown::Never,
-            Some(other) => {
-                let span = table.get("teardown").map(|v| v.span()).unwrap_or(0..0);
-                self.at(
-                    span,
-                    "drill.teardown",
-                    format!("expected `always`, `on_success` or `never`, found `{other}`"),
-                )
-                .with_hint_opt(suggest(other, ["always", "on_success", "never"]));
-            }
-        }
-        if let Some(auto) = self.opt_bool(table, "auto_approve", "drill") {
-            drill.auto_approve = auto;
-        }
-        if let Some(value) = table.get("checks") {
-            let DeValue::Array(items) = value.get_ref() else {
-                self.wrong_type(value, "drill.checks", "a list of checks");
-                return drill;
-            };
-            for (i, item) in items.iter().enumerate() {
-                let path = format!("drill.checks[{i}]");
-                let Some(check) = self.as_table(item, &path) else {
-                    continue;
-                };
-                self.check_keys(check, &path, &["target_health"]);
-                if check.len() != 1 {
-                    self.at(
-                        item.span(),
-                        &path,
-                        "a check is one of: { target_health = \"STACK.service.NAME\" }",
-                    );
-                    continue;
-                }
-                if let Some(target) = self.opt_str(check, "target_health", &path) {
-                    let pos = check
-                        .get("target_health")
-                        .map(|v| self.pos(v.span()))
-                        .unwrap_or_default();
-                    let named = Named { name: target, pos };
-                    if let Some(service) = self.service_ref(&named, &join(&path, "target_health")) {
-                        drill.checks.push(Check::TargetHealth {
-                            target: crate::model::ResourceRef {
-                                stack: service.stack,
-                                kind: crate::model::ResourceKind::Service,
-                                name: service.name,
-                                pos: service.pos,
-                            },
-                        });
-                    }
-                }
-            }
-        }
-        drill
     }
 }
 
