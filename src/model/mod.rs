@@ -257,6 +257,7 @@ pub enum Check {
         url: Template,
         status: u16,
         timeout: Duration,
+        /// Where the URL is written.
         pos: Pos,
     },
     /// An external command, run from the project root with the drill's
@@ -264,6 +265,7 @@ pub enum Check {
     Command {
         argv: Vec<String>,
         timeout: Duration,
+        /// Where the program (`argv[0]`) is written.
         pos: Pos,
     },
 }
@@ -300,6 +302,17 @@ pub struct ResourceRef {
     pub kind: ResourceKind,
     pub name: String,
     pub pos: Pos,
+}
+
+impl From<&ServiceRef> for ResourceRef {
+    fn from(service: &ServiceRef) -> Self {
+        ResourceRef {
+            stack: service.stack.clone(),
+            kind: ResourceKind::Service,
+            name: service.name.clone(),
+            pos: service.pos,
+        }
+    }
 }
 
 impl std::fmt::Display for ResourceRef {

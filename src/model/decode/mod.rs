@@ -6,12 +6,13 @@
 //! and each resource attribute is checked against [`schema`](super::schema).
 //! References are parsed here; whether they resolve is [`validate`](super::validate)'s job.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::schema::Ty;
 use super::Named;
 use crate::diag::{suggest, Diagnostic, Diagnostics, Pos, SourceFile};
 
@@ -20,6 +21,7 @@ mod runbook;
 mod stack;
 mod value;
 
+pub use drill::is_http_start;
 pub use runbook::parse_runbook;
 pub use stack::parse_stack;
 pub use value::check_literal_str;
@@ -107,13 +109,13 @@ impl<'a> Decoder<'a> {
         );
     }
 
-    fn wrong_type(&mut self, value: &Value<'_>, path: &str, expected: &str) {
+    fn wrong_type(&mut self, value: &Value<'_>, path: &str, expected: &str) -> &mut Diagnostic {
         let found = value.get_ref().type_str();
         self.at(
             value.span(),
             path,
             format!("expected {expected}, found {found}"),
-        );
+        )
     }
 
     fn as_table<'v>(&mut self, value: &'v Value<'a>, path: &str) -> Option<&'v DeTable<'a>> {
@@ -167,22 +169,38 @@ impl<'a> Decoder<'a> {
     }
 
     fn opt_int(&mut self, table: &DeTable<'_>, key: &str, prefix: &str, min: i64) -> Option<i64> {
+        self.opt_int_in(table, key, prefix, min..=i64::MAX)
+    }
+
+    /// An integer within `range`; out of range or not an integer is reported.
+    fn opt_int_in(
+        &mut self,
+        table: &DeTable<'_>,
+        key: &str,
+        prefix: &str,
+        range: RangeInclusive<i64>,
+    ) -> Option<i64> {
         let value = table.get(key)?;
         let path = join(prefix, key);
+        let expected = Ty::Int {
+            min: *range.start(),
+            max: *range.end(),
+        }
+        .describe();
         match value.get_ref() {
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                Ok(n) if n >= min => Some(n),
+                Ok(n) if range.contains(&n) => Some(n),
                 _ => {
                     self.at(
                         value.span(),
                         &path,
-                        format!("expected an integer ≥ {min}, found {i}"),
+                        format!("expected {expected}, found {i}"),
                     );
                     None
                 }
             },
             _ => {
-                self.wrong_type(value, &path, &format!("an integer ≥ {min}"));
+                self.wrong_type(value, &path, &expected);
                 None
             }
         }

@@ -3,8 +3,11 @@
 
 use toml::de::{DeTable, DeValue};
 
-use crate::diag::{Diagnostics, Pos, SourceFile};
-use crate::model::{Gate, ManualGate, Named, OnTimeout, Phase, Runbook, Schedule, ServiceRef};
+use crate::diag::{suggest, Diagnostics, Pos, SourceFile};
+use crate::model::{
+    Gate, ManualGate, Named, OnTimeout, Phase, ResourceKind, ResourceRef, Runbook, Schedule,
+    ServiceRef,
+};
 
 use super::{file_stem, join, Decoder, Value};
 
@@ -115,6 +118,15 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
     })
 }
 
+/// `"STACK.service.NAME" or "STACK.target_group.NAME"`, for messages.
+pub(super) fn ref_shapes(kinds: &[ResourceKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| format!("\"STACK.{k}.NAME\""))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
 /// `us-west-2`, `eu-central-1`, `us-gov-west-1`, …
 fn is_region_name(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -180,19 +192,69 @@ impl<'a> Decoder<'a> {
 
     /// `"STACK.service.NAME"`
     pub(super) fn service_ref(&mut self, named: &Named, path: &str) -> Option<ServiceRef> {
-        match named.name.split('.').collect::<Vec<_>>().as_slice() {
-            [stack, "service", name] if !stack.is_empty() && !name.is_empty() => Some(ServiceRef {
-                stack: stack.to_string(),
-                name: name.to_string(),
-                pos: named.pos,
-            }),
+        let r = self.resource_ref(named, path, &[ResourceKind::Service])?;
+        Some(ServiceRef {
+            stack: r.stack,
+            name: r.name,
+            pos: r.pos,
+        })
+    }
+
+    /// `"STACK.KIND.NAME"` naming a resource of one of `kinds`. Whether it
+    /// exists, in a stack the runbook builds, is for validation.
+    pub(super) fn resource_ref(
+        &mut self,
+        named: &Named,
+        path: &str,
+        kinds: &[ResourceKind],
+    ) -> Option<ResourceRef> {
+        let wanted = kinds
+            .iter()
+            .map(|k| format!("a {k}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let hint = format!(
+            "write {}, e.g. \"web.{}.web\"",
+            ref_shapes(kinds),
+            kinds.first().map_or("service", |k| k.name())
+        );
+        let text = &named.name;
+        match text.split('.').collect::<Vec<_>>().as_slice() {
+            [stack, kind, name] if !stack.is_empty() && !name.is_empty() => {
+                match ResourceKind::from_name(kind) {
+                    Some(kind) if kinds.contains(&kind) => Some(ResourceRef {
+                        stack: stack.to_string(),
+                        kind,
+                        name: name.to_string(),
+                        pos: named.pos,
+                    }),
+                    Some(kind) => {
+                        self.at_pos(
+                            named.pos,
+                            path,
+                            format!("`{text}` names a {kind}, not {wanted}"),
+                        )
+                        .with_hint(hint);
+                        None
+                    }
+                    None => {
+                        self.at_pos(
+                            named.pos,
+                            path,
+                            format!(
+                                "`{text}` does not name {wanted}: `{kind}` is not a resource kind"
+                            ),
+                        )
+                        .with_hint_opt(
+                            suggest(kind, kinds.iter().map(|k| k.name())).or(Some(hint)),
+                        );
+                        None
+                    }
+                }
+            }
             _ => {
-                self.at_pos(
-                    named.pos,
-                    path,
-                    format!("`{}` does not name a service", named.name),
-                )
-                .with_hint("write \"STACK.service.NAME\", e.g. \"web.service.web\"");
+                self.at_pos(named.pos, path, format!("`{text}` does not name {wanted}"))
+                    .with_hint(hint);
                 None
             }
         }
