@@ -220,6 +220,20 @@ pub struct Drill {
     pub teardown: Teardown,
     pub auto_approve: bool,
     pub checks: Vec<Check>,
+    /// Where each of `checks` stands in the file's list (a check that did not
+    /// decode leaves a gap), so that later messages name the right
+    /// `drill.checks[N]`.
+    pub check_indices: Vec<usize>,
+}
+
+impl Drill {
+    /// Each check with its key path, `drill.checks[N]`.
+    pub fn keyed_checks(&self) -> impl Iterator<Item = (String, &Check)> {
+        self.checks.iter().enumerate().map(|(n, check)| {
+            let i = self.check_indices.get(n).copied().unwrap_or(n);
+            (format!("drill.checks[{i}]"), check)
+        })
+    }
 }
 
 impl Default for Drill {
@@ -228,6 +242,7 @@ impl Default for Drill {
             teardown: Teardown::Always,
             auto_approve: true,
             checks: Vec::new(),
+            check_indices: Vec::new(),
         }
     }
 }

@@ -61,11 +61,12 @@ impl<'a> Decoder<'a> {
                 self.wrong_type(value, "drill.checks", "a list of checks");
                 return drill;
             };
-            drill.checks = items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| self.check(item, &format!("drill.checks[{i}]")))
-                .collect();
+            for (i, item) in items.iter().enumerate() {
+                if let Some(check) = self.check(item, &format!("drill.checks[{i}]")) {
+                    drill.checks.push(check);
+                    drill.check_indices.push(i);
+                }
+            }
         }
         drill
     }

@@ -8,6 +8,7 @@ use super::decode::{parse_runbook, parse_stack};
 use super::{Project, Runbook};
 use crate::diag::{Diagnostics, Pos, SourceFile};
 
+mod checks;
 mod cycles;
 mod runbook;
 mod stack;
@@ -60,7 +61,7 @@ pub fn load_project(root: &Path, runbooks: &[PathBuf]) -> (Project, Diagnostics)
 
 /// `root/rel`, without a leading `./` when the root is the current directory,
 /// so messages show the paths users type.
-fn under(root: &Path, rel: &str) -> PathBuf {
+pub(super) fn under(root: &Path, rel: &str) -> PathBuf {
     if root == Path::new(".") || root.as_os_str().is_empty() {
         PathBuf::from(rel)
     } else {

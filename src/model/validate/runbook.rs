@@ -1,5 +1,6 @@
-//! The checks of a runbook: its stacks, phases, cutovers, drill checks and
-//! variable overrides, and the environment it claims.
+//! The checks of a runbook: its stacks, phases, cutovers and variable
+//! overrides, and the environment it claims. What its cutovers and drill
+//! checks name is checked in [`checks`](super::checks).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,8 +9,9 @@ use crate::graph::StackGraph;
 use crate::model::decode::check_literal_str;
 use crate::model::expr::RefTarget;
 use crate::model::schema::Ty;
-use crate::model::{Check, Project, Runbook, ServiceRef, Stack};
+use crate::model::{Project, Runbook, Stack};
 
+use super::checks::Scope;
 use super::stack::expr_type;
 
 /// Two runbooks may not claim one environment in one region: each plans to
@@ -144,11 +146,16 @@ pub(super) fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Di
         }
     }
 
+    let scope = Scope {
+        project,
+        runbook,
+        closure: &closure,
+    };
     let mut cut_over: BTreeMap<String, &str> = BTreeMap::new();
     for (i, phase) in runbook.phases.iter().enumerate() {
         let key = format!("phases.{}.cutover", phase.name);
         for service in &phase.cutover {
-            if !check_service_ref(project, runbook, &closure, service, &key, diags) {
+            if !scope.resource(&service.into(), &key, diags) {
                 continue;
             }
             if let Some(&j) = phase_of.get(service.stack.as_str()) {
@@ -174,90 +181,7 @@ pub(super) fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Di
             }
         }
     }
-    for (i, check) in runbook.drill.checks.iter().enumerate() {
-        let Check::TargetHealth { target } = check else {
-            continue;
-        };
-        let service = ServiceRef {
-            stack: target.stack.clone(),
-            name: target.name.clone(),
-            pos: target.pos,
-        };
-        check_service_ref(
-            project,
-            runbook,
-            &closure,
-            &service,
-            &format!("drill.checks[{i}].target_health"),
-            diags,
-        );
-    }
-}
-
-fn check_service_ref(
-    project: &Project,
-    runbook: &Runbook,
-    closure: &BTreeSet<String>,
-    service: &ServiceRef,
-    key: &str,
-    diags: &mut Diagnostics,
-) -> bool {
-    let file = &runbook.file;
-    let Some(stack) = project.stacks.get(&service.stack) else {
-        if project.unreadable_stacks.contains(&service.stack) {
-            return false;
-        }
-        diags
-            .error(
-                file,
-                service.pos,
-                key,
-                format!("unknown stack `{}` in `{service}`", service.stack),
-            )
-            .with_hint_opt(suggest(
-                &service.stack,
-                project.stacks.keys().map(String::as_str),
-            ));
-        return false;
-    };
-    if !closure.contains(&service.stack) {
-        diags
-            .error(
-                file,
-                service.pos,
-                key,
-                format!("stack `{}` is not part of this runbook", service.stack),
-            )
-            .with_hint("add it to the runbook's `stacks`");
-        return false;
-    }
-    // Cutovers and health checks name resources that take traffic.
-    let takes_traffic = |r: &&crate::model::Resource| r.kind.def().takes_traffic();
-    if !stack
-        .resources
-        .iter()
-        .filter(takes_traffic)
-        .any(|r| r.name == service.name)
-    {
-        let names = stack
-            .resources
-            .iter()
-            .filter(takes_traffic)
-            .map(|r| r.name.as_str());
-        diags
-            .error(
-                file,
-                service.pos,
-                key,
-                format!(
-                    "stack `{}` has no service `{}`",
-                    service.stack, service.name
-                ),
-            )
-            .with_hint_opt(suggest(&service.name, names));
-        return false;
-    }
-    true
+    scope.check_drill(diags);
 }
 
 /// A runbook's `[vars]` must name variables its stacks declare, with the same

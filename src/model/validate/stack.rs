@@ -256,14 +256,8 @@ impl<'a> StackChecker<'a> {
                 match target.output(output) {
                     Some(o) => Some(output_type(self.project, target, &o.value, 0)),
                     None => {
-                        let hint = suggest(output, target.outputs.iter().map(|o| o.name.as_str()))
-                            .or_else(|| Some(format!("stack `{other}` has no [outputs]")));
-                        self.error(
-                            r.pos,
-                            path,
-                            format!("stack `{other}` has no output `{output}`"),
-                        )
-                        .with_hint_opt(hint);
+                        let (message, hint) = missing_output(target, output);
+                        self.error(r.pos, path, message).with_hint_opt(hint);
                         None
                     }
                 }
@@ -328,9 +322,25 @@ pub(super) fn expr_type(expr: &Expr) -> ValueType {
     }
 }
 
+/// The problem (message, hint) with `${stack.<stack>.<output>}` when
+/// `stack` declares no such output.
+pub(super) fn missing_output(stack: &Stack, output: &str) -> (String, Option<String>) {
+    let hint = suggest(output, stack.outputs.iter().map(|o| o.name.as_str()))
+        .or_else(|| Some(format!("stack `{}` has no [outputs]", stack.name)));
+    (
+        format!("stack `{}` has no output `{output}`", stack.name),
+        hint,
+    )
+}
+
 /// The type of a stack output's value, following whole-value references.
 /// `depth` stops runaway recursion through a stack cycle (reported separately).
-fn output_type(project: &Project, stack: &Stack, value: &Expr, depth: usize) -> ValueType {
+pub(super) fn output_type(
+    project: &Project,
+    stack: &Stack,
+    value: &Expr,
+    depth: usize,
+) -> ValueType {
     let Some(r) = value.as_whole_ref() else {
         return expr_type(value);
     };
