@@ -1,7 +1,7 @@
 //! `drctl validate`'s table: broken input → the exact problem, with file,
 //! line, column and key. Each case changes one file of the minimal valid repo.
 
-use crate::support::{Repo, APP, NET, RUNBOOK};
+use crate::support::{drctl, Repo, APP, NET, RUNBOOK};
 
 /// (what is broken, file, its new content, the problem expected).
 /// The expected text must appear in one reported problem (which includes
@@ -212,4 +212,76 @@ fn a_stack_cycle_lists_each_edge_where_it_is_written() {
             "  hint: stacks are applied in dependency order; break the cycle by dropping one of these edges, or by moving what they share into a stack of its own"
         )]
     );
+}
+
+/// The app stack with a target group and a URL output for drill checks to name.
+fn app_with_checkables() -> String {
+    format!(
+        "{APP}\n[resources.target_group.blue]\nvpc = \"${{stack.net.vpc_id}}\"\nprotocol = \"HTTP\"\nport = 80\n\n\
+         [outputs]\nurl = \"http://${{load_balancer.lb.dns_name}}/\"\n"
+    )
+}
+
+/// `drctl validate` in `repo`.
+fn validate(repo: &Repo) -> std::process::Output {
+    drctl()
+        .current_dir(repo.root())
+        .arg("validate")
+        .output()
+        .expect("run drctl")
+}
+
+#[test]
+fn a_runbook_with_each_kind_of_drill_check_is_valid() {
+    let runbook = format!(
+        "{RUNBOOK}\n[drill]\nchecks = [\n  \
+         {{ target_health = \"app.service.web\" }},\n  \
+         {{ target_health = \"app.target_group.blue\" }},\n  \
+         {{ listener_forwards_to = {{ listener = \"app.listener.http\", target = \"app.service.web\" }} }},\n  \
+         {{ http = {{ url = \"${{stack.app.url}}health\", status = 200, timeout = \"30s\" }} }},\n  \
+         {{ command = [\"./checks/smoke.sh\", \"--quick\"] }},\n  \
+         {{ command = {{ run = [\"true\"], timeout = \"1m\" }} }},\n]\n"
+    );
+    let repo = Repo::with(&[
+        ("stacks/app.toml", &app_with_checkables()),
+        ("runbooks/rb.toml", &runbook),
+        ("checks/smoke.sh", "#!/bin/sh\nexit 0\n"),
+    ]);
+    let out = validate(&repo);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("ok: runbook rb"), "{stdout}");
+}
+
+#[test]
+fn broken_drill_checks_exit_2_naming_file_line_and_key() {
+    // The checks start on the runbook's line 21.
+    let runbook = format!(
+        "{RUNBOOK}\n[drill]\nchecks = [\n  \
+         {{ target_health = \"app.target_group.web\" }},\n  \
+         {{ listener_forwards_to = {{ listener = \"app.listener.http\", target = \"net.service.web\" }} }},\n  \
+         {{ http = {{ url = \"ftp://${{stack.app.url}}\", status = 200 }} }},\n  \
+         {{ http = {{ url = \"${{stack.app.url}}health\", status = 99 }} }},\n  \
+         {{ command = [\"./checks/smoke.sh\"] }},\n  \
+         {{ target_health = \"app.service.web\", command = [\"true\"] }},\n]\n"
+    );
+    let repo = Repo::with(&[
+        ("stacks/app.toml", &app_with_checkables()),
+        ("runbooks/rb.toml", &runbook),
+    ]);
+    let out = validate(&repo);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "runbooks/rb.toml:21:21: drill.checks[0].target_health: stack `app` has no target_group `web`\n  hint: stack `app` has `security_group.web` and `service.web`",
+        "runbooks/rb.toml:22:71: drill.checks[1].listener_forwards_to.target: stack `net` has no service `web`\n  hint: stack `net` declares no service",
+        "runbooks/rb.toml:23:20: drill.checks[2].http.url: `ftp://${stack.app.url}` is not an http:// or https:// URL",
+        "runbooks/rb.toml:24:55: drill.checks[3].http.status: expected an integer from 100 to 599, found 99",
+        "runbooks/rb.toml:25:16: drill.checks[4].command: command `./checks/smoke.sh` not found: no file checks/smoke.sh",
+        "runbooks/rb.toml:26:3: drill.checks[5]: a check has exactly one kind, found `target_health` and `command`",
+        "6 problems found",
+    ] {
+        assert!(stderr.contains(expected), "expected {expected:?} in\n{stderr}");
+    }
 }
