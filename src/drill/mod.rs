@@ -5,3 +5,4 @@
 //! killed mid-way is finished by `drctl resume`.
 
 pub mod report;
+pub mod timing;

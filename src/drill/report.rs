@@ -74,6 +74,9 @@ pub struct CriticalPath {
 pub struct PhaseTiming {
     pub name: String,
     pub started_at: Millis,
+    /// When its last attempt ended. After a resume this is not
+    /// `started_at + duration_ms`: the time between attempts is in neither.
+    pub ended_at: Millis,
     /// From the phase's start to its end; its gate's wait is not included.
     pub duration_ms: Millis,
     pub failed: usize,
