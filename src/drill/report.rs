@@ -158,6 +158,8 @@ pub struct CreatedResource {
 pub struct Teardown {
     /// `always`, `on_success`, `never`
     pub policy: String,
+    /// When it began, or was decided against (the report's timeline places it).
+    pub started_at: Millis,
     pub performed: bool,
     /// Why it was or was not performed, e.g. `teardown = "never"`.
     pub note: String,
@@ -171,6 +173,8 @@ pub struct Teardown {
 /// discovery. Anything here fails the drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeakCheck {
+    /// When it began, or was decided against (the report's timeline places it).
+    pub started_at: Millis,
     pub performed: bool,
     /// The sources asked, e.g. `tagging:GetResources`, `ec2:DescribeTags`.
     pub sources: Vec<String>,

@@ -177,9 +177,9 @@ pub fn rto_ratio(rto_ms: Millis, bound_ms: Millis) -> Option<f64> {
     (bound_ms > 0).then(|| rto_ms as f64 / bound_ms as f64)
 }
 
-/// The word serde writes for a unit variant (`create`, `auto`): the report
-/// spells actions and decisions exactly as the journal does.
-fn word(value: &impl Serialize) -> String {
+/// The word serde writes for a unit variant (`create`, `auto`, `skipped`):
+/// the reports spell actions, decisions and statuses as the JSON does.
+pub(super) fn word(value: &impl Serialize) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(word)) => word,
         other => unreachable!("a unit variant serialises as a string, not {other:?}"),
