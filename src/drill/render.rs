@@ -363,7 +363,7 @@ fn offset(r: &DrillReport, at: Millis) -> String {
     }
 }
 
-fn verdict_word(verdict: Verdict) -> &'static str {
+pub(crate) fn verdict_word(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "passed",
         Verdict::Failed => "failed",
