@@ -271,6 +271,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_a_report_with_every_field() {
+        let doc = include_str!("../../docs/drill-report.md");
+        let example = doc
+            .split("```json\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next());
+        let example: serde_json::Value = serde_json::from_str(example.unwrap()).unwrap();
+        let report: DrillReport = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(serde_json::to_value(report).unwrap(), example);
+    }
+
+    #[test]
     fn history_is_a_table_then_a_bar_per_drill_with_the_target_marked() {
         let reports = [
             drill(0, Some(10), true),
