@@ -4,4 +4,7 @@
 //! reports through the same sinks and writes the same journal, so a drill
 //! killed mid-way is finished by `drctl resume`.
 
+pub mod history;
+pub mod render;
 pub mod report;
+pub mod timing;

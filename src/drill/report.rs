@@ -74,6 +74,9 @@ pub struct CriticalPath {
 pub struct PhaseTiming {
     pub name: String,
     pub started_at: Millis,
+    /// When its last attempt ended. After a resume this is not
+    /// `started_at + duration_ms`: the time between attempts is in neither.
+    pub ended_at: Millis,
     /// From the phase's start to its end; its gate's wait is not included.
     pub duration_ms: Millis,
     pub failed: usize,
@@ -155,6 +158,8 @@ pub struct CreatedResource {
 pub struct Teardown {
     /// `always`, `on_success`, `never`
     pub policy: String,
+    /// When it began, or was decided against (the report's timeline places it).
+    pub started_at: Millis,
     pub performed: bool,
     /// Why it was or was not performed, e.g. `teardown = "never"`.
     pub note: String,
@@ -168,6 +173,8 @@ pub struct Teardown {
 /// discovery. Anything here fails the drill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeakCheck {
+    /// When it began, or was decided against (the report's timeline places it).
+    pub started_at: Millis,
     pub performed: bool,
     /// The sources asked, e.g. `tagging:GetResources`, `ec2:DescribeTags`.
     pub sources: Vec<String>,

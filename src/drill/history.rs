@@ -1,0 +1,351 @@
+//! `drctl drills history RUNBOOK`: the drill reports kept under
+//! `<state-dir>/reports/<runbook>/`, read back and shown as a table and an
+//! RTO trend drawn in plain text (no colour codes: the output may be piped
+//! into a file or a chat message).
+
+use std::path::{Path, PathBuf};
+
+use super::render::{duration, verdict_word};
+use super::report::{DrillReport, REPORT_FORMAT};
+use crate::clock::Millis;
+use crate::error::Error;
+
+/// How many columns the longest bar of the RTO trend takes.
+const CHART_WIDTH: i64 = 40;
+
+/// Where a runbook's drill reports are written and read back.
+pub fn reports_dir(state_dir: &Path, runbook: &str) -> PathBuf {
+    state_dir.join("reports").join(runbook)
+}
+
+/// Every drill report of the runbook (`*.json` in [`reports_dir`]), oldest
+/// first; none when no drill has run yet. A file that does not parse is an
+/// error naming it: a history that skipped it could hide a failed drill.
+pub fn read_history(state_dir: &Path, runbook: &str) -> Result<Vec<DrillReport>, Error> {
+    let dir = reports_dir(state_dir, runbook);
+    let listing_failed = |source| Error::Io {
+        action: "list the drill reports in",
+        path: dir.clone(),
+        source,
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(listing_failed(e)),
+    };
+    let mut reports = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(listing_failed)?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            reports.push(read_report(&path)?);
+        }
+    }
+    reports.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
+    Ok(reports)
+}
+
+fn read_report(path: &Path) -> Result<DrillReport, Error> {
+    let failed = |action, source| Error::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(|e| failed("read the drill report", e))?;
+    let report: DrillReport =
+        serde_json::from_slice(&bytes).map_err(|e| failed("parse the drill report", e.into()))?;
+    // A newer format changed what a field means: reading it as this one
+    // would show wrong numbers rather than none.
+    if report.format > REPORT_FORMAT {
+        let newer = format!(
+            "it has format {}; this drctl reads format {REPORT_FORMAT} and older",
+            report.format
+        );
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidData, newer);
+        return Err(failed("read the drill report", source));
+    }
+    Ok(report)
+}
+
+/// Past drills as a table (start in UTC, verdict, RTO, target, whether it
+/// was met, run id), then the RTO trend: one bar per drill scaled to the
+/// longest RTO (or the target, if longer), the target `target_ms` marked
+/// with a `│` in the same column on every line, and a sentence comparing
+/// the latest RTO with the median of the earlier ones.
+pub fn render_history(reports: &[DrillReport], target_ms: Option<Millis>) -> String {
+    if reports.is_empty() {
+        return "No drills recorded yet.\n".into();
+    }
+    let dash = || "—".to_string();
+    let mut rows =
+        vec![["started (UTC)", "verdict", "RTO", "target", "met", "run"].map(String::from)];
+    for r in reports {
+        let met = r
+            .rto
+            .met
+            .map_or_else(dash, |met| if met { "yes" } else { "no" }.into());
+        rows.push([
+            utc_minute(r.started_at),
+            verdict_word(r.verdict).into(),
+            r.rto.measured_ms.map_or_else(dash, duration),
+            r.rto.target_ms.map_or_else(dash, duration),
+            met,
+            r.run_id.clone(),
+        ]);
+    }
+    let mut out = columns(&rows);
+    out.push_str(&format!("\nRTO trend\n{}", chart(reports, target_ms)));
+    out.push_str(&trend(reports));
+    out.push('\n');
+    out
+}
+
+/// The rows as left-aligned columns two spaces apart.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..N).map(width).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// One line per drill: its date, a bar as long as its RTO, the target's
+/// `│` inserted at its column (so every bar keeps its length), the RTO.
+fn chart(reports: &[DrillReport], target_ms: Option<Millis>) -> String {
+    let longest = reports.iter().filter_map(|r| r.rto.measured_ms).max();
+    let scale = longest.max(target_ms).unwrap_or(0).max(1);
+    let columns = |ms: Millis| (ms.max(0) * CHART_WIDTH + scale / 2) / scale;
+    let marker = target_ms.map(|t| columns(t).min(CHART_WIDTH) as usize);
+    let mut out = match target_ms {
+        Some(t) => format!(
+            "(a full bar is {}; │ marks the {} target)\n",
+            duration(scale),
+            duration(t)
+        ),
+        None => format!("(a full bar is {}; no target)\n", duration(scale)),
+    };
+    for r in reports {
+        let (length, label) = match r.rto.measured_ms {
+            // Any RTO at all shows as at least one block.
+            Some(rto) => (columns(rto).max(1), duration(rto)),
+            None => (0, "— (the checks never all passed)".into()),
+        };
+        let mut bar: Vec<char> = (0..CHART_WIDTH)
+            .map(|i| if i < length { '█' } else { ' ' })
+            .collect();
+        if let Some(column) = marker {
+            bar.insert(column, '│');
+        }
+        let bar: String = bar.into_iter().collect();
+        let failed = if r.passed() { "" } else { ", failed" };
+        out.push_str(&format!(
+            "{}  {bar}  {label}{failed}\n",
+            utc_minute(r.started_at)
+        ));
+    }
+    out
+}
+
+/// The latest drill's RTO against the median of the earlier measured ones.
+fn trend(reports: &[DrillReport]) -> String {
+    let Some((latest, earlier)) = reports.split_last() else {
+        return String::new();
+    };
+    let Some(rto) = latest.rto.measured_ms else {
+        return "The latest drill measured no RTO: its checks never all passed.".into();
+    };
+    let mut before: Vec<Millis> = earlier.iter().filter_map(|r| r.rto.measured_ms).collect();
+    if before.is_empty() {
+        return format!(
+            "The latest RTO is {}; no earlier drill measured one to compare.",
+            duration(rto)
+        );
+    }
+    before.sort_unstable();
+    let n = before.len();
+    let median = if n % 2 == 1 {
+        before[n / 2]
+    } else {
+        (before[n / 2 - 1] + before[n / 2]) / 2
+    };
+    let change = (rto - median) as f64 * 100.0 / median.max(1) as f64;
+    let how = match change.round() as i64 {
+        0 => "about the same as".to_string(),
+        p if p > 0 => format!("{p}% slower than"),
+        p => format!("{}% faster than", -p),
+    };
+    let drills = if n == 1 { "drill" } else { "drills" };
+    format!(
+        "The latest RTO, {}, is {how} the median of the {n} earlier {drills} ({}).",
+        duration(rto),
+        duration(median)
+    )
+}
+
+/// `2026-11-22 04:00` in UTC.
+fn utc_minute(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::render::tests::{sample, T};
+    use crate::drill::report::Verdict;
+
+    const DAY: Millis = 86_400_000;
+
+    /// A drill `days` after the sample's, with this RTO (minutes).
+    fn drill(days: i64, rto_minutes: Option<i64>, passed: bool) -> DrillReport {
+        let mut report = sample();
+        report.run_id = format!("r-{days}");
+        report.started_at = T + days * DAY;
+        report.verdict = if passed {
+            Verdict::Passed
+        } else {
+            Verdict::Failed
+        };
+        report.rto.measured_ms = rto_minutes.map(|m| m * 60_000);
+        report.rto.met = report.rto.measured_ms.map(|rto| rto <= 1_800_000);
+        report
+    }
+
+    #[test]
+    fn history_is_every_json_report_of_the_runbook_oldest_first() {
+        let state = tempfile::tempdir().unwrap();
+        assert_eq!(
+            reports_dir(state.path(), "fleet"),
+            state.path().join("reports/fleet")
+        );
+        assert!(
+            read_history(state.path(), "fleet").unwrap().is_empty(),
+            "no drill yet"
+        );
+        let dir = reports_dir(state.path(), "fleet");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, days) in [("b.json", 7), ("a.json", 14), ("c.json", 0)] {
+            let json = serde_json::to_string(&drill(days, Some(10), true)).unwrap();
+            std::fs::write(dir.join(name), json).unwrap();
+        }
+        std::fs::write(dir.join("c.md"), "# Drill of fleet: PASSED").unwrap();
+        let runs: Vec<String> = read_history(state.path(), "fleet")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(runs, ["r-0", "r-7", "r-14"]);
+    }
+
+    #[test]
+    fn a_report_that_does_not_parse_is_an_error_naming_its_file() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = reports_dir(state.path(), "fleet");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("broken.json"), "{\"format\": 1,").unwrap();
+        let err = read_history(state.path(), "fleet").unwrap_err();
+        let file = dir.join("broken.json");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot parse the drill report {}", file.display())
+        );
+        assert!(
+            err.render().contains("caused by: EOF while parsing"),
+            "{}",
+            err.render()
+        );
+
+        let mut newer = drill(0, Some(10), true);
+        newer.format = REPORT_FORMAT + 1;
+        std::fs::write(&file, serde_json::to_string(&newer).unwrap()).unwrap();
+        let err = read_history(state.path(), "fleet").unwrap_err().render();
+        assert!(err.contains("this drctl reads format 1 and older"), "{err}");
+    }
+
+    #[test]
+    fn the_documented_example_is_a_report_with_every_field() {
+        let doc = include_str!("../../docs/drill-report.md");
+        let example = doc
+            .split("```json\n")
+            .nth(1)
+            .and_then(|r| r.split("```").next());
+        let example: serde_json::Value = serde_json::from_str(example.unwrap()).unwrap();
+        let report: DrillReport = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(serde_json::to_value(report).unwrap(), example);
+    }
+
+    #[test]
+    fn history_is_a_table_then_a_bar_per_drill_with_the_target_marked() {
+        let reports = [
+            drill(0, Some(10), true),
+            drill(7, Some(20), true),
+            drill(14, None, false),
+            drill(21, Some(40), false),
+        ];
+        let out = render_history(&reports, Some(1_800_000));
+        let bar = |blocks: usize, marker: usize| {
+            let mut bar: Vec<char> = "█".repeat(blocks).chars().collect();
+            bar.resize(40, ' ');
+            bar.insert(marker, '│');
+            bar.into_iter().collect::<String>()
+        };
+        let expected = [
+            "started (UTC)     verdict  RTO     target  met  run",
+            "2026-11-22 04:00  passed   10m00s  30m00s  yes  r-0",
+            "2026-11-29 04:00  passed   20m00s  30m00s  yes  r-7",
+            "2026-12-06 04:00  failed   —       30m00s  —    r-14",
+            "2026-12-13 04:00  failed   40m00s  30m00s  no   r-21",
+            "",
+            "RTO trend",
+            "(a full bar is 40m00s; │ marks the 30m00s target)",
+            &format!("2026-11-22 04:00  {}  10m00s", bar(10, 30)),
+            &format!("2026-11-29 04:00  {}  20m00s", bar(20, 30)),
+            &format!("2026-12-06 04:00  {}  — (the checks never all passed), failed", bar(0, 30)),
+            &format!("2026-12-13 04:00  {}  40m00s, failed", bar(40, 30)),
+            "The latest RTO, 40m00s, is 167% slower than the median of the 2 earlier drills (15m00s).",
+        ];
+        assert_eq!(out.lines().collect::<Vec<_>>(), expected, "\n{out}");
+        assert!(!out.contains('\u{1b}'), "no colour codes");
+    }
+
+    #[test]
+    fn the_trend_sentence_compares_the_latest_rto_with_the_earlier_median() {
+        let last_line = |reports: &[DrillReport]| {
+            let out = render_history(reports, None);
+            out.lines().last().unwrap().to_string()
+        };
+        let faster = [
+            drill(0, Some(12), true),
+            drill(7, Some(14), true),
+            drill(14, Some(20), true),
+            drill(21, Some(13), true),
+        ];
+        assert_eq!(
+            last_line(&faster),
+            "The latest RTO, 13m00s, is 7% faster than the median of the 3 earlier drills (14m00s)."
+        );
+        assert_eq!(
+            last_line(&[drill(0, Some(12), true), drill(7, Some(12), true)]),
+            "The latest RTO, 12m00s, is about the same as the median of the 1 earlier drill (12m00s)."
+        );
+        assert_eq!(
+            last_line(&[drill(0, None, false), drill(7, Some(9), true)]),
+            "The latest RTO is 9m00s; no earlier drill measured one to compare."
+        );
+        assert_eq!(
+            last_line(&[drill(0, Some(9), true), drill(7, None, false)]),
+            "The latest drill measured no RTO: its checks never all passed."
+        );
+        let out = render_history(&[drill(0, Some(9), true)], None);
+        assert!(out.contains("(a full bar is 9m00s; no target)\n"), "{out}");
+        assert_eq!(render_history(&[], Some(1)), "No drills recorded yet.\n");
+    }
+}

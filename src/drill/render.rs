@@ -1,0 +1,602 @@
+//! The drill report for people and for CI, as pure functions of a
+//! [`DrillReport`]: Markdown that opens with the verdict and why (what a
+//! reader opens the report for), then when things happened, then the
+//! details; and JUnit XML, so a CI system shows each phase, check and the
+//! leak check as a test of its own.
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+
+use super::report::{CheckStatus, DrillReport, Leak, PhaseTiming, Verdict};
+use super::timing::word;
+use crate::clock::Millis;
+use crate::journal::{decision_sentence, format_millis, Decision};
+
+/// The report as Markdown: verdict, RTO and critical path first, then the
+/// timeline, then phases, checks, gates, images, resources, teardown and
+/// the leak check.
+pub fn markdown(report: &DrillReport) -> String {
+    let mut out = String::new();
+    write_markdown(&mut out, report).expect("writing to a String does not fail");
+    out
+}
+
+/// The report as JUnit XML: one testsuite for the drill, a testcase for each
+/// phase, each check and the leak check.
+pub fn junit(report: &DrillReport) -> String {
+    let runbook = &report.runbook;
+    let case = |name: &str, what: &str, ms: Millis, status: TestCaseStatus| {
+        let mut case = TestCase::new(name, status);
+        case.set_classname(format!("drill.{runbook}.{what}"));
+        case.set_time(seconds(ms));
+        case
+    };
+    let mut cases = Vec::new();
+    for phase in &report.phases {
+        let failed_steps = phase.steps.iter().filter(|s| !s.ok);
+        let listed: Vec<String> = failed_steps
+            .map(|s| format!("{}: {}", s.address, s.error.as_deref().unwrap_or("failed")))
+            .collect();
+        let status = match phase.failed {
+            0 => TestCaseStatus::success(),
+            n => failure(format!("{n} step(s) failed"), &listed),
+        };
+        cases.push(case(&phase.name, "phase", phase.duration_ms, status));
+    }
+    for check in &report.checks {
+        let status = match check.status {
+            CheckStatus::Passed => TestCaseStatus::success(),
+            CheckStatus::Failed => failure(check.detail.clone(), &[]),
+            CheckStatus::Skipped => skipped(&check.detail),
+        };
+        cases.push(case(&check.name, "check", check.duration_ms, status));
+    }
+    let leaks = &report.leak_check.leaks;
+    let status = match (report.leak_check.performed, leaks.len()) {
+        (false, _) => skipped(&format!("not performed: {}", report.teardown.note)),
+        (true, 0) => TestCaseStatus::success(),
+        (true, n) => {
+            let listed: Vec<String> = leaks.iter().map(leak_line).collect();
+            let message = format!("{n} resource(s) still carry the drill's tags");
+            failure(message, &listed)
+        }
+    };
+    cases.push(case("leak check", "leak_check", 0, status));
+
+    let mut suite = TestSuite::new(format!("drill {runbook}"));
+    suite.set_time(seconds(report.ended_at - report.started_at));
+    suite.add_properties([
+        ("runbook", runbook.as_str()),
+        ("environment", &report.environment),
+        ("region", &report.region),
+        ("run_id", &report.run_id),
+        ("started_at", &format_millis(report.started_at)),
+        ("verdict", verdict_word(report.verdict)),
+    ]);
+    suite.add_test_cases(cases);
+    let mut junit = Report::new(format!("drctl drill {runbook}"));
+    junit.add_test_suite(suite);
+    junit
+        .to_string()
+        .expect("serialising to memory does not fail")
+}
+
+/// A duration as people read it: `340ms`, `4.2s`, `42s`, `12m04s`, `1h02m03s`.
+pub(crate) fn duration(ms: Millis) -> String {
+    if ms < 0 {
+        return format!("-{}", duration(ms.saturating_neg()));
+    }
+    let s = ms / 1000;
+    match ms {
+        0 => "0s".into(),
+        1..1_000 => format!("{ms}ms"),
+        1_000..10_000 => format!("{s}.{}s", ms % 1000 / 100),
+        10_000..60_000 => format!("{s}s"),
+        60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
+    }
+}
+
+/// A time of day in UTC, `HH:MM:SS` (the raw number if it is no time).
+fn utc_time(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%H:%M:%S").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
+    let verdict = verdict_word(r.verdict).to_uppercase();
+    writeln!(out, "# Drill of {}: {verdict}\n", r.runbook)?;
+    if r.verdict == Verdict::Failed {
+        for failure in &r.failures {
+            writeln!(out, "- {failure}")?;
+        }
+        if r.failures.is_empty() {
+            writeln!(out, "- (no reason was recorded)")?;
+        }
+        writeln!(out)?;
+    }
+    let (rto, path) = (rto_sentence(r), critical_path_sentence(r));
+    writeln!(out, "{rto}  \n{path}\n")?;
+    let (env, source, region) = (&r.environment, &r.source_environment, &r.region);
+    let (run_id, user, host) = (&r.run_id, &r.user, &r.host);
+    let (start, end) = (format_millis(r.started_at), format_millis(r.ended_at));
+    let took = duration(r.ended_at - r.started_at);
+    writeln!(out, "Environment `{env}` (rehearsing `{source}`) in {region}; run `{run_id}` by {user} on {host}; {start} to {end} ({took}).\n")?;
+
+    writeln!(out, "## Timeline\n")?;
+    let rows = timeline(r).into_iter();
+    let rows = rows.map(|(at, what)| vec![utc_time(at), offset(r, at), what]);
+    table(out, &["time (UTC)", "since start", "event"], rows)?;
+
+    writeln!(out, "## Phases\n")?;
+    let rows = r.phases.iter().map(|p| {
+        let (started, took, stacks) = (when(r, p.started_at), duration(p.duration_ms), spans(p));
+        let (steps, failed) = (p.steps.len().to_string(), p.failed.to_string());
+        vec![p.name.clone(), started, took, stacks, steps, failed]
+    });
+    let header = ["phase", "started", "duration", "stacks", "steps", "failed"];
+    table(out, &header, rows)?;
+    for phase in r.phases.iter().filter(|p| !p.steps.is_empty()) {
+        writeln!(out, "### Steps of {}\n", phase.name)?;
+        let rows = phase.steps.iter().map(|s| {
+            let error = s.error.as_deref().unwrap_or("no error given");
+            let result = if s.ok {
+                "ok".to_string()
+            } else {
+                format!("failed: {error}")
+            };
+            let (started, took) = (when(r, s.started_at), duration(s.duration_ms));
+            vec![s.address.clone(), s.action.clone(), started, took, result]
+        });
+        let header = ["step", "action", "started", "duration", "result"];
+        table(out, &header, rows)?;
+    }
+
+    writeln!(out, "## Checks\n")?;
+    let rows = r.checks.iter().map(|c| {
+        let (status, took, detail) = (word(&c.status), duration(c.duration_ms), c.detail.clone());
+        vec![c.name.clone(), c.kind.clone(), status, took, detail]
+    });
+    table(out, &["check", "kind", "status", "took", "detail"], rows)?;
+
+    writeln!(out, "## Gates\n")?;
+    let rows = r.gates.iter().map(|g| {
+        let (at, waited) = (when(r, g.at), duration(g.waited_ms));
+        let (who, reason) = (g.by.clone(), g.reason.clone().unwrap_or_default());
+        vec![g.phase.clone(), g.decision.clone(), who, at, waited, reason]
+    });
+    let header = ["before phase", "decision", "by", "at", "waited", "reason"];
+    table(out, &header, rows)?;
+
+    writeln!(out, "## Images\n")?;
+    let rows = r.images.iter().map(|i| {
+        let bake = i.bake_ms.map(duration).unwrap_or_default();
+        vec![i.address.clone(), i.image_id.clone(), i.how.clone(), bake]
+    });
+    table(out, &["image", "id", "how", "bake time"], rows)?;
+
+    writeln!(out, "## Resources created\n")?;
+    let created = r.resources_created.iter();
+    let rows = created.map(|c| vec![c.address.clone(), c.id.clone()]);
+    table(out, &["resource", "id"], rows)?;
+
+    let t = &r.teardown;
+    let how = match (t.performed, t.ok) {
+        (false, _) => "not performed".to_string(),
+        (true, true) => format!("performed in {}, ok", duration(t.duration_ms)),
+        (true, false) => format!("performed in {}, with errors", duration(t.duration_ms)),
+    };
+    let (policy, note) = (&t.policy, &t.note);
+    writeln!(out, "## Teardown\n\nPolicy `{policy}`: {how}. {note}\n")?;
+    for error in &t.errors {
+        writeln!(out, "- {error}")?;
+    }
+    if !t.errors.is_empty() {
+        writeln!(out)?;
+    }
+
+    let l = &r.leak_check;
+    let asked = l.sources.join(", ");
+    writeln!(out, "## Leak check\n")?;
+    match (l.performed, l.leaks.len()) {
+        (false, _) => writeln!(out, "Not performed.\n"),
+        (true, 0) => writeln!(out, "Nothing carries the drill's tags (asked {asked}).\n"),
+        (true, n) => {
+            let headline = format!("**{n} resource(s) still carry the drill's tags**");
+            writeln!(out, "{headline} (asked {asked}):\n")?;
+            let rows = l.leaks.iter().map(|leak| {
+                let tag = leak.drctl_resource.clone().unwrap_or_default();
+                let (what, by) = (leak.resource_type.clone(), leak.found_by.join(", "));
+                vec![leak.resource.clone(), what, tag, by]
+            });
+            let header = ["resource", "type", "drctl resource", "found by"];
+            table(out, &header, rows)
+        }
+    }
+}
+
+/// Every dated thing in the report, in time order (ties keep this order).
+fn timeline(r: &DrillReport) -> Vec<(Millis, String)> {
+    let (user, host, run_id) = (&r.user, &r.host, &r.run_id);
+    let mut lines = vec![(
+        r.started_at,
+        format!("drill started by {user} on {host} (run {run_id})"),
+    )];
+    for g in &r.gates {
+        let decision = serde_json::from_value::<Decision>(g.decision.clone().into())
+            .map(|d| decision_sentence(d, &g.by, g.reason.as_deref()))
+            .unwrap_or_else(|_| format!("{} by {}", g.decision, g.by));
+        let (phase, waited) = (&g.phase, duration(g.waited_ms));
+        let text = format!("gate before {phase}: {decision}, after waiting {waited}");
+        lines.push((g.at, text));
+    }
+    for p in &r.phases {
+        let (name, took) = (&p.name, duration(p.duration_ms));
+        let failed = match p.failed {
+            0 => String::new(),
+            n => format!(", {n} step(s) failed"),
+        };
+        lines.push((p.started_at, format!("phase {name} started")));
+        lines.push((
+            p.ended_at,
+            format!("phase {name} finished in {took}{failed}"),
+        ));
+    }
+    for c in &r.checks {
+        let (name, status) = (&c.name, word(&c.status));
+        lines.push((
+            c.started_at + c.duration_ms,
+            format!("check {name} {status}"),
+        ));
+    }
+    if let Some(rto) = r.rto.measured_ms {
+        let text = format!("recovered: every check passed (RTO {})", duration(rto));
+        lines.push((r.started_at + rto, text));
+    }
+    let t = &r.teardown;
+    let (policy, note) = (&t.policy, &t.note);
+    if t.performed {
+        let errors = match t.errors.len() {
+            0 => String::new(),
+            n => format!(" with {n} error(s)"),
+        };
+        lines.push((t.started_at, format!("teardown started (policy {policy})")));
+        lines.push((
+            t.started_at + t.duration_ms,
+            format!("teardown finished{errors}"),
+        ));
+    } else {
+        lines.push((t.started_at, format!("no teardown: {note}")));
+    }
+    let l = &r.leak_check;
+    let leak_check = match (l.performed, l.leaks.len()) {
+        (false, _) => "no leak check".to_string(),
+        (true, 0) => "leak check: nothing left".to_string(),
+        (true, n) => format!("leak check: {n} resource(s) left"),
+    };
+    lines.push((l.started_at, leak_check));
+    let verdict = verdict_word(r.verdict).to_uppercase();
+    lines.push((r.ended_at, format!("drill ended: {verdict}")));
+    lines.sort_by_key(|(at, _)| *at);
+    lines
+}
+
+fn rto_sentence(r: &DrillReport) -> String {
+    let target = r.rto.target_ms.map(duration);
+    let Some(rto) = r.rto.measured_ms else {
+        let target = target.map(|t| format!("; target {t}")).unwrap_or_default();
+        return format!("**RTO** not measured (the checks never all passed){target}.");
+    };
+    let judged = match (target, r.rto.met) {
+        (None, _) => " (no target set)".to_string(),
+        (Some(t), Some(true)) => format!(" against a target of {t}: met"),
+        (Some(t), Some(false)) => format!(" against a target of {t}: **not met**"),
+        (Some(t), None) => format!(", target {t}"),
+    };
+    format!("**RTO** {}{judged}.", duration(rto))
+}
+
+fn critical_path_sentence(r: &DrillReport) -> String {
+    let path = &r.critical_path;
+    if path.steps.is_empty() {
+        return "**Critical path**: no steps were journaled.".into();
+    }
+    let chain: Vec<String> = path.steps.iter().map(|s| format!("`{s}`")).collect();
+    let (bound, chain) = (duration(path.bound_ms), chain.join(" → "));
+    let ratio = match path.rto_ratio {
+        Some(x) => format!(" RTO is {x:.2}× the bound."),
+        None => String::new(),
+    };
+    format!("**Critical path** {bound}: {chain}.{ratio}")
+}
+
+/// A Markdown table, or a line saying there is nothing to list.
+fn table(
+    out: &mut String,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> fmt::Result {
+    let mut rows = rows.peekable();
+    if rows.peek().is_none() {
+        return writeln!(out, "None.\n");
+    }
+    writeln!(out, "| {} |", header.join(" | "))?;
+    writeln!(out, "|{}", " --- |".repeat(header.len()))?;
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        writeln!(out, "| {} |", cells.join(" | "))?;
+    }
+    writeln!(out)
+}
+
+/// A table cell's text: a `|` would end the cell, a line break the row, and
+/// a `<` could start an HTML tag that hides what follows (`<html>` in a
+/// check's detail).
+fn cell(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines.join(" ").replace('|', "\\|").replace('<', "&lt;")
+}
+
+/// A phase's stacks and how long each took, `net 1m10s, app 7m50s`.
+fn spans(phase: &PhaseTiming) -> String {
+    let spans: Vec<String> = phase
+        .stacks
+        .iter()
+        .map(|s| format!("{} {}", s.name, duration(s.duration_ms)))
+        .collect();
+    spans.join(", ")
+}
+
+/// `04:01:12 (+1m12s)`.
+fn when(r: &DrillReport, at: Millis) -> String {
+    format!("{} ({})", utc_time(at), offset(r, at))
+}
+
+/// Time since the drill started, `+1m12s`.
+fn offset(r: &DrillReport, at: Millis) -> String {
+    match at - r.started_at {
+        ms if ms < 0 => duration(ms),
+        ms => format!("+{}", duration(ms)),
+    }
+}
+
+pub(crate) fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Passed => "passed",
+        Verdict::Failed => "failed",
+    }
+}
+
+fn leak_line(leak: &Leak) -> String {
+    let (resource, kind, by) = (
+        &leak.resource,
+        &leak.resource_type,
+        leak.found_by.join(", "),
+    );
+    match &leak.drctl_resource {
+        Some(tag) => format!("{resource} ({kind}, drctl:resource {tag}), found by {by}"),
+        None => format!("{resource} ({kind}), found by {by}"),
+    }
+}
+
+/// A failure with its message, and the listed lines as its text.
+fn failure(message: String, listed: &[String]) -> TestCaseStatus {
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    status.set_message(message);
+    if !listed.is_empty() {
+        status.set_description(listed.join("\n"));
+    }
+    status
+}
+
+fn skipped(message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::skipped();
+    status.set_message(message);
+    status
+}
+
+fn seconds(ms: Millis) -> Duration {
+    Duration::from_millis(ms.max(0).unsigned_abs())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use quick_xml::events::{BytesStart, Event};
+    use serde_json::json;
+
+    use super::*;
+
+    /// 2026-11-22 04:00:00 UTC.
+    pub(crate) const T: Millis = 1_795_320_000_000;
+
+    /// A failed drill with something in every part, written as its JSON.
+    pub(crate) fn sample() -> DrillReport {
+        let step = |address: &str, start: Millis, ms: Millis, error: Option<&str>| json!({"address": address, "action": "create", "started_at": T + start, "duration_ms": ms, "ok": error.is_none(), "error": error});
+        serde_json::from_value(json!({
+            "format": 1, "runbook": "fleet-rehearsal", "environment": "fleet-drill-7f3a", "source_environment": "fleet",
+            "region": "us-west-2", "run_id": "r-0400", "user": "alice", "host": "ci-7",
+            "started_at": T, "ended_at": T + 1_200_000, "verdict": "failed",
+            "failures": ["check http failed: status 503", "1 resource still carries the drill's tags"],
+            "rto": {"measured_ms": null, "target_ms": 1_800_000, "met": null},
+            "critical_path": {"bound_ms": 570_000, "steps": ["net.vpc.main", "app.instances.web"], "rto_ratio": null},
+            "phases": [
+                {"name": "foundation", "started_at": T + 5_000, "ended_at": T + 77_000, "duration_ms": 72_000, "failed": 0,
+                 "stacks": [{"name": "net", "duration_ms": 70_000}], "steps": [step("net.vpc.main", 6_000, 70_000, None)]},
+                {"name": "compute", "started_at": T + 120_000, "ended_at": T + 600_000, "duration_ms": 480_000, "failed": 1,
+                 "stacks": [{"name": "app", "duration_ms": 470_000}], "steps": [step("app.instances.web", 125_000, 470_000, Some("quota | exceeded"))]}
+            ],
+            "gates": [{"phase": "compute", "decision": "approve", "by": "bob", "reason": "ok | go", "at": T + 110_000, "waited_ms": 30_000}],
+            "checks": [
+                {"name": "target_health app.service.web", "kind": "target_health", "status": "passed", "detail": "2 of 2 healthy", "started_at": T + 600_000, "duration_ms": 4_000},
+                {"name": "http http://web/health", "kind": "http", "status": "failed", "detail": "status 503 <html> & \"oops\"", "started_at": T + 604_000, "duration_ms": 30_000},
+                {"name": "command ./smoke.sh", "kind": "command", "status": "skipped", "detail": "needs a resolvable name", "started_at": T + 634_000, "duration_ms": 0}
+            ],
+            "images": [{"address": "app.image.app", "image_id": "ami-1", "how": "reused", "bake_ms": null}],
+            "resources_created": [{"address": "net.vpc.main", "id": "vpc-1"}],
+            "teardown": {"policy": "always", "started_at": T + 900_000, "performed": true, "note": "teardown = \"always\"", "ok": false,
+                         "duration_ms": 240_000, "errors": ["sg-1: DependencyViolation"]},
+            "leak_check": {"started_at": T + 1_150_000, "performed": true, "sources": ["tagging:GetResources", "ec2:DescribeTags"],
+                           "leaks": [{"resource": "sg-1", "resource_type": "ec2:security-group", "drctl_resource": "security_group.web|x", "found_by": ["ec2:DescribeTags"]}]}
+        }))
+        .expect("the sample is a report")
+    }
+
+    #[test]
+    fn markdown_opens_with_the_verdict_and_why_then_rto_and_critical_path() {
+        let md = markdown(&sample());
+        let head: Vec<&str> = md.lines().take(7).collect();
+        assert_eq!(
+            head,
+            [
+                "# Drill of fleet-rehearsal: FAILED",
+                "",
+                "- check http failed: status 503",
+                "- 1 resource still carries the drill's tags",
+                "",
+                "**RTO** not measured (the checks never all passed); target 30m00s.  ",
+                "**Critical path** 9m30s: `net.vpc.main` → `app.instances.web`.",
+            ]
+        );
+        let mut passed = sample();
+        passed.verdict = Verdict::Passed;
+        passed.failures.clear();
+        passed.rto.measured_ms = Some(724_000);
+        passed.rto.met = Some(true);
+        passed.critical_path.rto_ratio = Some(1.27);
+        let md = markdown(&passed);
+        assert!(md.starts_with("# Drill of fleet-rehearsal: PASSED\n\n**RTO** 12m04s against a target of 30m00s: met.  \n"), "{md}");
+        assert!(md.contains("`app.instances.web`. RTO is 1.27× the bound.\n"));
+        assert!(md.contains("| 04:12:04 | +12m04s | recovered: every check passed (RTO 12m04s) |"));
+    }
+
+    #[test]
+    fn the_timeline_is_in_time_order_in_utc_with_offsets() {
+        let md = markdown(&sample());
+        let section = md.split("## Timeline\n\n").nth(1).unwrap();
+        let rows: Vec<&str> = section.split("\n\n").next().unwrap().lines().collect();
+        assert_eq!(
+            rows,
+            [
+                "| time (UTC) | since start | event |",
+                "| --- | --- | --- |",
+                "| 04:00:00 | +0s | drill started by alice on ci-7 (run r-0400) |",
+                "| 04:00:05 | +5.0s | phase foundation started |",
+                "| 04:01:17 | +1m17s | phase foundation finished in 1m12s |",
+                "| 04:01:50 | +1m50s | gate before compute: approved by bob: \"ok \\| go\", after waiting 30s |",
+                "| 04:02:00 | +2m00s | phase compute started |",
+                "| 04:10:00 | +10m00s | phase compute finished in 8m00s, 1 step(s) failed |",
+                "| 04:10:04 | +10m04s | check target_health app.service.web passed |",
+                "| 04:10:34 | +10m34s | check http http://web/health failed |",
+                "| 04:10:34 | +10m34s | check command ./smoke.sh skipped |",
+                "| 04:15:00 | +15m00s | teardown started (policy always) |",
+                "| 04:19:00 | +19m00s | teardown finished with 1 error(s) |",
+                "| 04:19:10 | +19m10s | leak check: 1 resource(s) left |",
+                "| 04:20:00 | +20m00s | drill ended: FAILED |",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_details_escape_pipes_and_list_every_leak() {
+        let md = markdown(&sample());
+        for row in [
+            "| phase | started | duration | stacks | steps | failed |",
+            "| compute | 04:02:00 (+2m00s) | 8m00s | app 7m50s | 1 | 1 |",
+            "| app.instances.web | create | 04:02:05 (+2m05s) | 7m50s | failed: quota \\| exceeded |",
+            "| http http://web/health | http | failed | 30s | status 503 &lt;html> & \"oops\" |",
+            "| compute | approve | bob | 04:01:50 (+1m50s) | 30s | ok \\| go |",
+            "| app.image.app | ami-1 | reused |  |",
+            "| net.vpc.main | vpc-1 |",
+            "Policy `always`: performed in 4m00s, with errors. teardown = \"always\"",
+            "- sg-1: DependencyViolation",
+            "**1 resource(s) still carry the drill's tags** (asked tagging:GetResources, ec2:DescribeTags):",
+            "| sg-1 | ec2:security-group | security_group.web\\|x | ec2:DescribeTags |",
+        ] {
+            assert!(md.lines().any(|l| l == row), "no line {row:?} in\n{md}");
+        }
+        let mut clean = sample();
+        clean.leak_check.leaks.clear();
+        clean.images.clear();
+        let md = markdown(&clean);
+        assert!(md.contains("## Images\n\nNone.\n"), "{md}");
+        assert!(md.contains(
+            "Nothing carries the drill's tags (asked tagging:GetResources, ec2:DescribeTags)."
+        ));
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        let shown = [0, 340, 4_250, 42_000, 724_000, 3_723_000, -3_000].map(duration);
+        assert_eq!(shown.join(" "), "0s 340ms 4.2s 42s 12m04s 1h02m03s -3.0s");
+    }
+
+    /// The value of attribute `name`, unescaped.
+    fn attr(tag: &BytesStart<'_>, name: &str) -> String {
+        let attr = tag.try_get_attribute(name).unwrap().expect("the attribute");
+        let value = attr.normalized_value(quick_xml::XmlVersion::Implicit1_0);
+        value.unwrap().into_owned()
+    }
+
+    /// The suites and the cases of JUnit XML as read back, one line each:
+    /// `name | failures | skipped` and `name | classname | time[ | failure: message]`.
+    fn read_junit(xml: &str) -> (Vec<String>, Vec<String>) {
+        let mut reader = quick_xml::Reader::from_str(xml);
+        let (mut suites, mut cases) = (Vec::new(), Vec::<String>::new());
+        loop {
+            let (tag, name) = match reader.read_event().expect("well-formed XML") {
+                Event::Start(tag) | Event::Empty(tag) => {
+                    let name = String::from_utf8(tag.name().as_ref().to_vec()).unwrap();
+                    (tag, name)
+                }
+                Event::Eof => return (suites, cases),
+                _ => continue,
+            };
+            let attrs = |names: [&str; 3]| names.map(|n| attr(&tag, n)).join(" | ");
+            match name.as_str() {
+                "testsuite" => suites.push(attrs(["name", "failures", "skipped"])),
+                "testcase" => cases.push(attrs(["name", "classname", "time"])),
+                "failure" | "skipped" => {
+                    let message = attr(&tag, "message");
+                    cases
+                        .last_mut()
+                        .unwrap()
+                        .push_str(&format!(" | {name}: {message}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn junit_has_a_suite_per_drill_and_a_case_per_phase_check_and_the_leak_check() {
+        let (suites, cases) = read_junit(&junit(&sample()));
+        assert_eq!(suites, ["drill fleet-rehearsal | 3 | 1"]);
+        assert_eq!(
+            cases,
+            [
+                "foundation | drill.fleet-rehearsal.phase | 72.000",
+                "compute | drill.fleet-rehearsal.phase | 480.000 | failure: 1 step(s) failed",
+                "target_health app.service.web | drill.fleet-rehearsal.check | 4.000",
+                // The detail's `<&"` come back as they were written.
+                "http http://web/health | drill.fleet-rehearsal.check | 30.000 | failure: status 503 <html> & \"oops\"",
+                "command ./smoke.sh | drill.fleet-rehearsal.check | 0.000 | skipped: needs a resolvable name",
+                "leak check | drill.fleet-rehearsal.leak_check | 0.000 | failure: 1 resource(s) still carry the drill's tags",
+            ]
+        );
+        let leak = "sg-1 (ec2:security-group, drctl:resource security_group.web|x), found by ec2:DescribeTags";
+        assert!(junit(&sample()).contains(&format!(">{leak}</failure>")));
+        let mut clean = sample();
+        clean.leak_check.leaks.clear();
+        clean.phases.truncate(1);
+        clean.checks.truncate(1);
+        let (suites, cases) = read_junit(&junit(&clean));
+        assert_eq!(suites, ["drill fleet-rehearsal | 0 | 0"]);
+        assert!(
+            cases.iter().all(|c| c.matches(" | ").count() == 2),
+            "{cases:?}"
+        );
+    }
+}
