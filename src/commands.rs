@@ -22,16 +22,16 @@ use crate::run::RunEnd;
 use crate::terminal::{JsonSink, TerminalSink};
 
 /// The sink `--log-format` asks for.
-fn sink(global: &GlobalArgs) -> Box<dyn Sink> {
+pub(crate) fn sink(global: &GlobalArgs) -> Box<dyn Sink> {
     match global.log_format {
         LogFormat::Text => Box::new(TerminalSink::new()),
         LogFormat::Json => Box::new(JsonSink),
     }
 }
 
-static CLOCK: SystemClock = SystemClock;
+pub(crate) static CLOCK: SystemClock = SystemClock;
 
-fn context<'a>(global: &'a GlobalArgs, sink: &'a dyn Sink) -> Context<'a> {
+pub(crate) fn context<'a>(global: &'a GlobalArgs, sink: &'a dyn Sink) -> Context<'a> {
     Context {
         state_dir: &global.state_dir,
         clock: &CLOCK,
@@ -105,12 +105,15 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     ctx.sink.flush();
     match result? {
         app::ApplyResult::NoChanges => Ok(exit::OK),
-        app::ApplyResult::Run(result) => Ok(print_end(result)),
+        app::ApplyResult::Run(result) => Ok(print_end(global, result)),
     }
 }
 
 pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
     let global = &for_run(global, run_id)?;
+    if is_drill(global, run_id) {
+        return Box::pin(crate::cli::resume_drill(global, run_id)).await;
+    }
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
@@ -118,11 +121,23 @@ pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Err
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
-    Ok(print_end(result?))
+    Ok(print_end(global, result?))
+}
+
+/// Whether the run is a DR drill (its resume ends in checks and teardown).
+fn is_drill(global: &GlobalArgs, run_id: &str) -> bool {
+    Journal::open(&global.state_dir, run_id)
+        .and_then(|j| j.events())
+        .ok()
+        .and_then(|events| events.into_iter().next())
+        .is_some_and(|e| matches!(e, JournalEvent::RunStarted { drill: Some(_), .. }))
 }
 
 /// What the end of a run means, and what to type next.
-fn print_end(result: app::RunResult) -> u8 {
+pub(crate) fn print_end(global: &GlobalArgs, result: app::RunResult) -> u8 {
+    if matches!(global.log_format, LogFormat::Json) {
+        return print_end_json(result);
+    }
     let id = &result.run_id;
     match result.end {
         RunEnd::Succeeded(report) => {
@@ -159,8 +174,65 @@ fn print_end(result: app::RunResult) -> u8 {
     }
 }
 
+/// `--log-format json`: the end of a run as one JSON object, with the
+/// command to type next, like every other line of that format.
+fn print_end_json(result: app::RunResult) -> u8 {
+    let id = &result.run_id;
+    let counts = |report: &Report| {
+        serde_json::json!({
+            "added": report.count(Action::Create),
+            "changed": report.count(Action::Update),
+            "replaced": report.count(Action::Replace),
+            "destroyed": report.count(Action::Delete),
+            "elapsed_ms": report.elapsed.as_millis() as u64,
+            "not_done": report.failures().map(|o| o.address.to_string()).collect::<Vec<_>>(),
+        })
+    };
+    let (status, detail, next, code) = match &result.end {
+        RunEnd::Succeeded(report) => ("succeeded", counts(report), None, exit::OK),
+        RunEnd::Failed(report) => (
+            "failed",
+            counts(report),
+            Some(format!("drctl resume {id}")),
+            exit::FAILURE,
+        ),
+        RunEnd::Interrupted(report) => (
+            "interrupted",
+            counts(report),
+            Some(format!("drctl resume {id}")),
+            exit::FAILURE,
+        ),
+        RunEnd::Paused {
+            phase,
+            approvals,
+            needed,
+        } => (
+            "paused",
+            serde_json::json!({"phase": phase, "approvals": approvals, "needed": needed}),
+            Some(format!("drctl approve {id} --gate {phase}")),
+            exit::PAUSED,
+        ),
+        RunEnd::Rejected { phase, by } => (
+            "rejected",
+            serde_json::json!({"phase": phase, "by": by}),
+            None,
+            exit::FAILURE,
+        ),
+    };
+    let line = serde_json::json!({
+        "event": "run_ended",
+        "run_id": id,
+        "status": status,
+        "detail": detail,
+        "next": next,
+        "outputs": result.outputs,
+    });
+    println!("{line}");
+    code
+}
+
 /// First Ctrl-C: start nothing new. Second: record it and abort.
-async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
+pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -300,6 +372,7 @@ pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<
         auto_approve: args.auto_approve,
         force: args.force,
         confirm: args.confirm.clone(),
+        environment: args.environment.clone(),
         parallelism: args.parallelism.into(),
     };
     let result = app::destroy(&ctx, &CliConnect::new(global), &request).await;

@@ -86,6 +86,15 @@ pub enum Event {
         region: String,
         resources: Vec<(Address, String)>,
     },
+    /// A drill moves to its next stage (building, checking, tearing down,
+    /// the leak check); one sentence.
+    DrillStage {
+        message: String,
+    },
+    /// One drill check, done.
+    DrillCheck {
+        result: crate::drill::report::CheckResult,
+    },
 }
 
 /// A question for a person.

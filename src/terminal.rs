@@ -279,6 +279,21 @@ pub fn render_event(event: &Event) -> String {
             "  · {address} ({id}): not deleted, its deletion was not in the approved plan; apply again to review it\n"
         ),
         Event::Outputs { outputs } => render_outputs(outputs),
+        Event::DrillStage { message } => format!("{message}\n"),
+        Event::DrillCheck { result } => {
+            use crate::drill::report::CheckStatus;
+            let mark = match result.status {
+                CheckStatus::Passed => "✓ passed",
+                CheckStatus::Failed => "✗ FAILED",
+                CheckStatus::Skipped => "- skipped",
+            };
+            format!(
+                "  check {}: {mark} in {:.1}s: {}\n",
+                result.name,
+                result.duration_ms as f64 / 1000.0,
+                result.detail
+            )
+        }
         Event::LeftBuilt {
             environment,
             resources,

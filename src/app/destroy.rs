@@ -20,6 +20,8 @@ pub struct DestroyRequest {
     pub force: bool,
     /// The environment's name, typed, for a protected environment.
     pub confirm: Option<String>,
+    /// Another environment built from the runbook (a drill's); default its own.
+    pub environment: Option<String>,
     pub parallelism: usize,
 }
 
@@ -38,7 +40,11 @@ pub async fn destroy<C: Connect>(
     connect: &C,
     request: &DestroyRequest,
 ) -> Result<DestroyResult, Error> {
-    let loaded = load(request.root.as_deref(), &request.runbook)?;
+    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
+    if let Some(environment) = &request.environment {
+        let region = loaded.runbook().region.clone();
+        loaded.retarget(environment, &region);
+    }
     let runbook = loaded.runbook();
     let env = &runbook.environment;
     if runbook.protected {

@@ -4,7 +4,7 @@
 //! sinks; drills, rebuilds and schedules call the same functions.
 
 mod destroy;
-mod runs;
+pub(crate) mod runs;
 mod saved;
 
 use std::collections::BTreeMap;
@@ -131,6 +131,20 @@ impl Loaded {
         self.project
             .runbook(&self.name)
             .expect("a loaded project holds its runbook")
+    }
+
+    /// Points the runbook at another environment and region: a drill's
+    /// isolated copy, or a run continuing where it started.
+    pub fn retarget(&mut self, environment: &str, region: &str) {
+        let name = self.name.clone();
+        let runbook = self
+            .project
+            .runbooks
+            .iter_mut()
+            .find(|r| r.name == name)
+            .expect("a loaded project holds its runbook");
+        runbook.environment = environment.to_string();
+        runbook.region = region.to_string();
     }
 }
 

@@ -8,7 +8,7 @@ use super::{Loaded, SavedPlan};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
-use crate::execute::ApplyOptions;
+use crate::execute::{ApplyOptions, Outcome, OutcomeKind, Report};
 use crate::journal::{current_user, host_name, run_state, Event, Journal};
 use crate::lock::EnvLock;
 use crate::plan::{self, Plan};
@@ -62,7 +62,7 @@ fn absolute(path: &std::path::Path) -> PathBuf {
 
 /// Plans, and refuses a plan with steps that cannot be executed yet: at
 /// plan time, before any phase changes the cloud.
-async fn make_plan(
+pub(crate) async fn make_plan(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
@@ -258,32 +258,16 @@ pub async fn apply<C: Connect>(
     if !plan.has_changes() {
         return Ok(ApplyResult::NoChanges);
     }
-    let journal = Journal::create(ctx.state_dir, &run_id)?;
-    journal.append(&Event::RunStarted {
-        at: ctx.clock.now(),
-        run_id: run_id.clone(),
-        runbook: runbook.name.clone(),
-        root: absolute(&loaded.project.root),
-        runbook_file: absolute(&runbook.file),
-        environment: runbook.environment.clone(),
-        region: runbook.region.clone(),
-        phases: plan.phases.iter().map(|p| p.name.clone()).collect(),
-        user: current_user(),
-        host: host_name(),
-        auto_approve: request.auto_approve.clone(),
+    let journal = start_run(
+        ctx,
+        connect,
+        &loaded,
+        &plan,
         sources,
-        approved_cleanup: plan
-            .cleanup
-            .iter()
-            .filter_map(|c| Some((c.address.clone(), c.current.as_ref()?.id.clone())))
-            .collect(),
-        target: Some(connect.target(&runbook.region, ctx.state_dir)),
-    })?;
-    crate::journal::index::record(&run_id, ctx.state_dir);
-    ctx.sink.event(&Shown::RunStarted {
-        run_id: run_id.clone(),
-        journal: journal.dir.clone(),
-    });
+        &run_id,
+        request.auto_approve.clone(),
+        None,
+    )?;
     let end = drive(
         ctx,
         &provider,
@@ -299,7 +283,50 @@ pub async fn apply<C: Connect>(
     ))
 }
 
-async fn drive(
+/// Creates the run's journal with its start record, indexes it, and says so.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_run<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    plan: &Plan,
+    sources: std::collections::BTreeMap<String, String>,
+    run_id: &str,
+    auto_approve: Option<String>,
+    drill: Option<crate::journal::DrillStart>,
+) -> Result<Journal, Error> {
+    let runbook = loaded.runbook();
+    let journal = Journal::create(ctx.state_dir, run_id)?;
+    journal.append(&Event::RunStarted {
+        at: ctx.clock.now(),
+        run_id: run_id.to_string(),
+        runbook: runbook.name.clone(),
+        root: absolute(&loaded.project.root),
+        runbook_file: absolute(&runbook.file),
+        environment: runbook.environment.clone(),
+        region: runbook.region.clone(),
+        phases: plan.phases.iter().map(|p| p.name.clone()).collect(),
+        user: current_user(),
+        host: host_name(),
+        auto_approve,
+        sources,
+        approved_cleanup: plan
+            .cleanup
+            .iter()
+            .filter_map(|c| Some((c.address.clone(), c.current.as_ref()?.id.clone())))
+            .collect(),
+        target: Some(connect.target(&runbook.region, ctx.state_dir)),
+        drill,
+    })?;
+    crate::journal::index::record(run_id, ctx.state_dir);
+    ctx.sink.event(&Shown::RunStarted {
+        run_id: run_id.to_string(),
+        journal: journal.dir.clone(),
+    });
+    Ok(journal)
+}
+
+pub(crate) async fn drive(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
@@ -344,6 +371,8 @@ pub async fn resume<C: Connect>(
         root,
         runbook_file,
         sources: started_from,
+        environment,
+        region,
         ..
     }) = events.first()
     else {
@@ -352,7 +381,10 @@ pub async fn resume<C: Connect>(
             None,
         ));
     };
-    let loaded = load_file(root, runbook_file)?;
+    let mut loaded = load_file(root, runbook_file)?;
+    // Where the run started, whatever the runbook says now (a drill's
+    // environment is not in the file at all).
+    loaded.retarget(environment, region);
     let runbook = loaded.runbook();
     // Taken before anything is written: a live run of this id refuses the resume.
     let lock = EnvLock::acquire(ctx.state_dir, &runbook.environment, &runbook.region, run_id)?;
@@ -377,7 +409,75 @@ pub async fn resume<C: Connect>(
     }
     let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await?;
     drop(lock);
+    // The summary is of the whole run, not only of this continuation.
+    let whole = |report| {
+        whole_run(
+            report,
+            &journal.events().unwrap_or_default(),
+            ctx.clock.now(),
+        )
+    };
+    let end = match end {
+        RunEnd::Succeeded(report) => RunEnd::Succeeded(whole(report)),
+        RunEnd::Failed(report) => RunEnd::Failed(whole(report)),
+        RunEnd::Interrupted(report) => RunEnd::Interrupted(whole(report)),
+        other => other,
+    };
     finish(ctx, &provider, &loaded, run_id, end).await
+}
+
+/// A continuation's report widened to the whole run: every step the
+/// journal records as done (the latest outcome per address and action),
+/// plus what this continuation could not do; timed from the run's start.
+fn whole_run(report: Report, events: &[Event], now: crate::clock::Millis) -> Report {
+    use std::collections::BTreeMap;
+    let mut started: BTreeMap<(String, String), crate::clock::Millis> = BTreeMap::new();
+    let mut done: BTreeMap<(String, String), Outcome> = BTreeMap::new();
+    for event in events {
+        match event {
+            Event::Intent {
+                at,
+                address,
+                action,
+                ..
+            } => {
+                started.insert((address.to_string(), format!("{action:?}")), *at);
+            }
+            Event::Outcome {
+                at,
+                address,
+                action,
+                ok: true,
+                id,
+                ..
+            } => {
+                let key = (address.to_string(), format!("{action:?}"));
+                let began = started.get(&key).copied().unwrap_or(*at);
+                done.insert(
+                    key,
+                    Outcome {
+                        address: address.clone(),
+                        action: *action,
+                        result: OutcomeKind::Done(id.clone()),
+                        elapsed: std::time::Duration::from_millis((at - began).max(0) as u64),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    let mut outcomes: Vec<Outcome> = done.into_values().collect();
+    outcomes.extend(
+        report
+            .outcomes
+            .into_iter()
+            .filter(|o| !matches!(o.result, OutcomeKind::Done(_))),
+    );
+    let start = events.first().map(Event::at).unwrap_or(now);
+    Report {
+        outcomes,
+        elapsed: std::time::Duration::from_millis((now - start).max(0) as u64),
+    }
 }
 
 pub struct ApproveRequest {

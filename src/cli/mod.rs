@@ -6,9 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
+mod drill;
 mod sandbox;
 mod target;
 
+pub use drill::resume_drill;
 pub use target::{cloud_target, CliConnect, CloudTarget};
 pub(crate) use target::{for_run, with_target};
 
@@ -63,6 +65,10 @@ pub struct GlobalArgs {
     /// for this command's lifetime.
     #[arg(long, global = true)]
     pub sandbox: bool,
+    /// Acting on a run made on the sandbox: if the sandbox is down, start it
+    /// again (to stay up), rather than one for this command's lifetime.
+    #[arg(skip)]
+    pub keep_sandbox_up: bool,
     /// Repository root holding stacks/ and runbooks/ (default: found from the
     /// runbook's path, else upward from the current directory, as git does).
     #[arg(long, global = true, value_name = "DIR")]
@@ -138,6 +144,25 @@ pub enum Command {
         #[command(subcommand)]
         show: Option<RunsCommand>,
     },
+    /// Rehearse a rebuild: build the runbook's stacks from nothing in an
+    /// isolated environment, check them, time them, tear them down, prove
+    /// nothing is left, and write a report.
+    #[command(
+        after_help = "Examples:\n  drctl --sandbox drill fleet-rehearsal\n  drctl drill web-dr-drill --junit drill.xml\n\nExit codes: 0 the drill passed, 1 it failed (the report says why), 2 invalid input, 3 paused at a gate (--interactive)."
+    )]
+    Drill(DrillArgs),
+    /// Past drills of a runbook.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  drctl drills history fleet-rehearsal"
+    )]
+    Drills(DrillsCommand),
+    /// Emergency rebuild of the runbook's real environment from whatever
+    /// exists (nothing, or a partial wreck), phase by phase, with the RTO at the end.
+    #[command(
+        after_help = "Examples:\n  drctl rebuild fleet-rehearsal\n  drctl rebuild fleet-rehearsal --auto-approve --reason \"INC-4521: us-east-1 down\""
+    )]
+    Rebuild(RebuildArgs),
     /// Remove an environment's lock (after making sure no run holds it).
     #[command(
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
@@ -177,6 +202,49 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub auto_approve: bool,
     /// Why the gates are passed automatically (recorded with --auto-approve).
+    #[arg(long, requires = "auto_approve")]
+    pub reason: Option<String>,
+    /// Most resource operations in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    /// The drill's environment (default: `<environment>-drill-<UTC time>`).
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
+    /// Gates ask (or pause) as in an apply, instead of passing by `[drill] auto_approve`.
+    #[arg(long)]
+    pub interactive: bool,
+    /// Also write the report as JUnit XML (a testcase per phase and per check).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Most resource operations in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillsCommand {
+    /// Past drills with verdict and RTO, and the RTO trend against the target.
+    #[command(after_help = "Example:\n  drctl drills history fleet-rehearsal")]
+    History {
+        /// The runbook (path or name).
+        runbook: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    /// Break glass: pass every gate without asking (needs --reason; who and why are recorded).
+    #[arg(long, requires = "reason")]
+    pub auto_approve: bool,
+    /// Why the gates are passed (recorded in the journal with who passed them).
     #[arg(long, requires = "auto_approve")]
     pub reason: Option<String>,
     /// Most resource operations in flight at once.
@@ -251,6 +319,10 @@ pub struct DestroyArgs {
     /// The environment's name, typed, for a protected environment without a terminal.
     #[arg(long, value_name = "ENV")]
     pub confirm: Option<String>,
+    /// Another environment built from this runbook, e.g. a drill's left built
+    /// (`<environment>-drill-…`); default: the runbook's own.
+    #[arg(long, value_name = "NAME")]
+    pub environment: Option<String>,
     /// Most deletions in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
@@ -415,12 +487,20 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Output(args) => crate::commands::output_command(global, args).await,
         Command::Approve(args) => crate::commands::approve_command(global, args),
         Command::Reject(args) => crate::commands::reject_command(global, args).await,
-        Command::Resume(args) => crate::commands::resume_command(global, &args.run_id).await,
+        Command::Resume(args) => {
+            Box::pin(crate::commands::resume_command(global, &args.run_id)).await
+        }
         Command::Runs { show } => crate::commands::runs_command(
             global,
             show.as_ref()
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
         ),
+        // Boxed: these futures are deep, and the match would hold them all inline.
+        Command::Drill(args) => Box::pin(drill::drill_command(global, args)).await,
+        Command::Drills(DrillsCommand::History { runbook }) => {
+            drill::history_command(global, runbook)
+        }
+        Command::Rebuild(args) => Box::pin(drill::rebuild_command(global, args)).await,
         Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {

@@ -53,6 +53,23 @@ pub async fn cloud_target(global: &GlobalArgs, default_region: &str) -> Result<C
             sandbox: Some(status),
         });
     }
+    if global.keep_sandbox_up {
+        // The run's own sandbox went down (a reboot, `sandbox stop`): bring
+        // it back for good. moto keeps state in memory, so the run re-plans
+        // from what exists there now.
+        let status = tokio::task::spawn_blocking(move || Sandbox::new(dir).start())
+            .await
+            .expect("sandbox start task panicked")?;
+        eprintln!(
+            "The run's sandbox was down: started it again at {} (pid {}); it stays up (drctl sandbox stop). It starts empty: the run re-plans from what exists.",
+            status.endpoint, status.pid
+        );
+        return Ok(CloudTarget {
+            settings: AwsSettings::sandbox(&status.endpoint, &region),
+            ephemeral_sandbox: None,
+            sandbox: Some(status),
+        });
+    }
     tracing::info!(
         "no sandbox running; starting one for this command (first time: installs moto into {})",
         dir.join("venv").display()
@@ -179,6 +196,7 @@ pub(crate) fn with_target(
             )),
         ));
     }
+    effective.keep_sandbox_up = target.sandbox;
     effective.endpoint_url = target.endpoint_url;
     effective.sandbox = target.sandbox;
     effective.profile = target.profile;

@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use super::ec2::{Ec2, SdkEc2};
 use super::elbv2::{Elbv2, SdkElbv2};
 use super::provider::{CreateRequest, Provider};
+use super::tagging::SdkTagging;
 use super::wait::{self, Backoff, Probe};
 use super::{tags, CloudError};
 use crate::kinds::common::{gone_ok, is_dependency, is_not_found, tag_changes, Seen};
@@ -73,6 +74,7 @@ impl Default for Waits {
 pub struct AwsProvider {
     pub(crate) ec2: SdkEc2,
     pub(crate) elbv2: SdkElbv2,
+    pub(crate) tagging: SdkTagging,
     calls: CallCounter,
     pub(crate) waits: Waits,
 }
@@ -92,9 +94,17 @@ impl AwsProvider {
             .interceptor(calls.clone())
             .interceptor(AttemptRecorder)
             .build();
+        let tagging = aws_sdk_resourcegroupstagging::config::Builder::from(config)
+            .retry_partition(super::retry_partition("drctl-tagging"))
+            .interceptor(calls.clone())
+            .interceptor(AttemptRecorder)
+            .build();
         AwsProvider {
             ec2: SdkEc2::from_client(aws_sdk_ec2::Client::from_conf(ec2)),
             elbv2: SdkElbv2::from_client(aws_sdk_elasticloadbalancingv2::Client::from_conf(elbv2)),
+            tagging: SdkTagging::from_client(aws_sdk_resourcegroupstagging::Client::from_conf(
+                tagging,
+            )),
             calls,
             waits: Waits::default(),
         }
@@ -102,16 +112,6 @@ impl AwsProvider {
 }
 
 impl AwsProvider {
-    /// Over other adapters; `calls` counts only what they report into it.
-    pub fn with_adapters(ec2: SdkEc2, elbv2: SdkElbv2, calls: CallCounter) -> Self {
-        AwsProvider {
-            ec2,
-            elbv2,
-            calls,
-            waits: Waits::default(),
-        }
-    }
-
     pub fn with_waits(mut self, waits: Waits) -> Self {
         self.waits = waits;
         self

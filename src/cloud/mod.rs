@@ -9,6 +9,7 @@ pub mod elbv2;
 pub mod names;
 pub mod provider;
 mod sdk;
+pub mod tagging;
 pub mod tags;
 pub mod wait;
 

@@ -34,6 +34,7 @@ pub(crate) struct Service(&'static str);
 
 pub(crate) const EC2: Service = Service("EC2");
 pub(crate) const ELBV2: Service = Service("ELBv2");
+pub(crate) const TAGGING: Service = Service("Tagging");
 
 impl Service {
     /// Awaits one request: a fluent builder's `send()`, or, to read every

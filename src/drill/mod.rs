@@ -3,8 +3,19 @@
 //! and report. A drill is an application-layer function like apply: it
 //! reports through the same sinks and writes the same journal, so a drill
 //! killed mid-way is finished by `drctl resume`.
+//!
+//! - [`rehearse`]: the drill from start to end (and its resume).
+//! - [`checks`], [`http`]: the checks run after the last phase.
+//! - [`leaks`]: the leak check after teardown, independent of discovery.
+//! - [`timing`]: phases, steps, gates and the critical path from the journal.
+//! - [`report`], [`render`], [`history`]: the report, its Markdown and JUnit
+//!   forms, and past drills.
 
+pub mod checks;
 pub mod history;
+pub mod http;
+pub mod leaks;
+pub mod rehearse;
 pub mod render;
 pub mod report;
 pub mod timing;

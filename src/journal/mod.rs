@@ -39,6 +39,23 @@ pub struct GateSpec {
     pub reject_on_timeout: bool,
 }
 
+/// What a drill run remembers beyond an apply run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillStart {
+    /// The runbook's own environment (never touched by the drill).
+    pub source_environment: String,
+    /// `[drill].teardown`: `always`, `on_success` or `never`.
+    pub teardown: String,
+    /// `--junit FILE`, absolute.
+    pub junit: Option<PathBuf>,
+    /// When the drill began (before it observed and planned): RTO's zero.
+    #[serde(default)]
+    pub started_at: Millis,
+}
+
+/// The reason recorded when a drill's gates pass by `[drill] auto_approve`.
+pub const DRILL_POLICY: &str = "[drill] auto_approve";
+
 /// The cloud endpoint a run talks to (its region is the runbook's).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunTarget {
@@ -94,6 +111,10 @@ pub enum Event {
         /// show` go to the same place without the flags being repeated.
         #[serde(default)]
         target: Option<RunTarget>,
+        /// Set when the run is a DR drill: after its phases come the checks,
+        /// the teardown and the leak check, on resume too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drill: Option<DrillStart>,
     },
     /// The plan a phase is about to execute (re-planned with real values).
     PhasePlanned {
@@ -166,6 +187,12 @@ pub enum Event {
         at: Millis,
         status: RunStatus,
     },
+    /// A drill's end: checked, torn down, leak-checked and reported.
+    DrillFinished {
+        at: Millis,
+        passed: bool,
+        report: PathBuf,
+    },
 }
 
 impl Event {
@@ -182,7 +209,8 @@ impl Event {
             | Event::Paused { at, .. }
             | Event::Interrupted { at }
             | Event::Resumed { at, .. }
-            | Event::RunFinished { at, .. } => *at,
+            | Event::RunFinished { at, .. }
+            | Event::DrillFinished { at, .. } => *at,
         }
     }
 }

@@ -43,6 +43,11 @@ pub fn timeline(events: &[Event]) -> String {
             Event::Interrupted { .. } => "interrupted".to_string(),
             Event::Resumed { by, pid, .. } => format!("resumed by {by} (pid {pid})"),
             Event::RunFinished { status, .. } => format!("run {status}"),
+            Event::DrillFinished { passed, report, .. } => format!(
+                "drill {}; report {}",
+                if *passed { "passed" } else { "failed" },
+                report.display()
+            ),
         };
         let _ = writeln!(out, "{} {line}", offset(at));
     }
@@ -58,6 +63,12 @@ pub fn decision_sentence(decision: Decision, by: &str, reason: Option<&str>) -> 
     match decision {
         Decision::Approve => format!("approved by {by}{quoted}"),
         Decision::Reject => format!("rejected by {by}{quoted}"),
+        Decision::Auto if reason == Some(super::DRILL_POLICY) => {
+            format!(
+                "passed by drill policy ({}, drill started by {by})",
+                super::DRILL_POLICY
+            )
+        }
         Decision::Auto if by == "policy" => {
             format!("passed ({})", reason.unwrap_or("auto gate"))
         }

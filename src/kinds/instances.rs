@@ -10,6 +10,7 @@ use super::common::{gone_ok, identity_tags, sorted, sorted_strs, Seen, Want};
 use super::{Kind, ResourceKind};
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Launch, Select};
+use crate::cloud::elbv2::Elbv2;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, tags, CloudError};
@@ -28,7 +29,19 @@ const FIELDS: &[Field] = &[
         Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
     ),
     secret("user_data", Ty::Str),
+    // Registered as targets of these groups (like an Auto Scaling group's
+    // target_group_arns): a load balancer forwards to the fleet.
+    opt(
+        "target_groups",
+        Ty::List(&Ty::IdOf(ResourceKind::TargetGroup)),
+    ),
 ];
+
+/// On every member: the names of the target groups drctl registered the
+/// fleet with, written after the registration succeeded. Read back against
+/// the environment's target groups, it is the fleet's `target_groups` with
+/// no DescribeTargetHealth per group at discovery.
+const TARGETS_TAG: &str = "drctl:targets";
 
 impl Kind for Instances {
     fn fields(&self) -> &'static [Field] {
@@ -42,18 +55,21 @@ impl Kind for Instances {
     fn defaults(&self) -> Vec<(&'static str, Value)> {
         // No `security_groups` on a fleet means "AWS's default group", which
         // is not ours to manage: the key stays unset.
-        vec![("user_data", Value::Str(String::new()))]
+        vec![
+            ("user_data", Value::Str(String::new())),
+            ("target_groups", Value::List(Vec::new())),
+        ]
     }
 
     fn normalize_attr(&self, key: &str, value: Value) -> Value {
         match key {
-            "security_groups" => sorted(value),
+            "security_groups" | "target_groups" => sorted(value),
             _ => value,
         }
     }
 
     fn updatable(&self, attr: &str) -> bool {
-        attr == "count"
+        matches!(attr, "count" | "target_groups")
     }
 
     fn hidden_force_new(&self) -> &'static [&'static str] {
@@ -61,7 +77,8 @@ impl Kind for Instances {
     }
 
     fn delete_rank(&self) -> u8 {
-        4
+        // Before the target groups it is registered with.
+        3
     }
 
     aws_operations!();
@@ -72,7 +89,28 @@ async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedReso
         .ec2
         .describe_instances(Select::Env(pass.env()))
         .await?;
-    Ok(fleets(&instances, ResourceKind::Instances))
+    let mut found = fleets(&instances, ResourceKind::Instances);
+    if found.iter().any(|f| f.tags.contains_key(TARGETS_TAG)) {
+        // Names to ARNs through the pass's one ELBv2 read (shared with the
+        // ELBv2 kinds): a group deleted since drops out, and is re-registered.
+        let groups = &pass.elbv2(aws).await?.target_groups;
+        for fleet in &mut found {
+            let names = fleet.tags.get(TARGETS_TAG).cloned().unwrap_or_default();
+            let arns = names
+                .split(',')
+                .filter(|n| !n.is_empty())
+                .filter_map(|name| {
+                    groups
+                        .iter()
+                        .find(|g| g.target_group_name() == Some(name))
+                        .and_then(|g| g.target_group_arn())
+                });
+            fleet
+                .attrs
+                .insert("target_groups".into(), sorted_strs(arns));
+        }
+    }
+    Ok(found)
 }
 
 // --- Reading back ------------------------------------------------------------
@@ -227,7 +265,45 @@ async fn create(
     let want = Want::new(req.address, req.attrs);
     let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
     let ids = launch(aws, &want, req.tags, &BTreeMap::new(), count, req.client_token).await?;
+    register(aws, &want, &ids, &[]).await?;
     read_fleet(aws, req.address, &ids, req.tags).await
+}
+
+/// Registers `ids` with every wanted target group (idempotent), deregisters
+/// them from the groups `before` that are no longer wanted, then records
+/// the wanted groups' names on the instances.
+async fn register(
+    aws: &AwsProvider,
+    want: &Want<'_>,
+    ids: &[String],
+    before: &[String],
+) -> Result<(), CloudError> {
+    let wanted = want.strs("target_groups").unwrap_or_default();
+    if ids.is_empty() || (wanted.is_empty() && before.is_empty()) {
+        return Ok(());
+    }
+    let mut names = Vec::new();
+    for arn in &wanted {
+        let group = aws.elbv2.target_group(arn).await?.ok_or_else(|| CloudError::Failed {
+            what: format!("target group {arn}"),
+            state: "missing".into(),
+            reason: format!("{} is to register with it", want.address),
+        })?;
+        let port = group.port().unwrap_or(80);
+        let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
+        aws.elbv2.register_targets(arn, &targets).await?;
+        names.extend(group.target_group_name().map(str::to_string));
+    }
+    for arn in before.iter().filter(|a| !wanted.contains(a)) {
+        if let Some(group) = aws.elbv2.target_group(arn).await? {
+            let port = group.port().unwrap_or(80);
+            let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
+            gone_ok(aws.elbv2.deregister_targets(arn, &targets).await)?;
+        }
+    }
+    names.sort();
+    let tag = BTreeMap::from([(TARGETS_TAG.to_string(), names.join(","))]);
+    aws.ec2.create_tags(ids, &tag).await
 }
 
 /// Launches `count` instances spread over the wanted subnets (fewest
@@ -463,6 +539,13 @@ async fn update(
             .await?;
         ids.retain(|id| !doomed.contains(id));
     }
+    let before: Vec<String> = current
+        .attrs
+        .get("target_groups")
+        .and_then(|v| v.as_str_list())
+        .map(|l| l.into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    register(aws, &want, &ids, &before).await?;
     read_fleet(aws, &current.address, &ids, tags).await
 }
 

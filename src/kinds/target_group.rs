@@ -49,7 +49,7 @@ impl Kind for TargetGroup {
     }
 
     fn delete_rank(&self) -> u8 {
-        3
+        4
     }
 
     aws_operations!();

@@ -6,6 +6,7 @@ mod apply;
 mod cli;
 mod cloud;
 mod converge;
+mod drill;
 mod engine;
 mod faults;
 mod gates;

@@ -329,3 +329,51 @@ async fn anywhere_in_the_project_is_the_project_with_its_state() {
     let (code, text) = in_dir(repo.root(), &["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn a_failed_run_prints_a_resume_that_works_verbatim_and_sums_up_the_whole_run() {
+    use crate::proxy::{Fault, FaultProxy, Faults};
+    let proxy = FaultProxy::moto(Faults::none().nth(
+        "CreateLoadBalancer",
+        1,
+        Fault::Error("ValidationError".into()),
+    ));
+    let repo = fleet("operator-failed", 165, "\"auto\"");
+    let state = tempfile::tempdir().unwrap();
+    let out = drctl()
+        .current_dir(repo.root())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["--state-dir", state.path().to_str().unwrap()])
+        .args(["--endpoint-url", proxy.url()])
+        .args(["apply", "rb", "--auto-approve"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "fleet.load_balancer.public: ELBv2 CreateLoadBalancer failed (ValidationError)"
+        ),
+        "{text}"
+    );
+    let resume = printed_after(&text, "Resume after fixing the cause with: ").to_string();
+
+    proxy.set_faults(Faults::none());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, text) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Apply complete"), "{text}");
+    assert!(
+        text.contains("11 added, 0 changed, 0 replaced, 0 destroyed"),
+        "{text}"
+    );
+    let (code, text) = run_in(
+        repo.root(),
+        state.path(),
+        &["destroy", "rb", "--auto-approve"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+}

@@ -564,4 +564,26 @@ impl Ec2 for SdkEc2 {
         }
         Ok(())
     }
+
+    async fn tagged_resources(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<(String, String)>, CloudError> {
+        let request = self
+            .client
+            .describe_tags()
+            .filters(filter("key", &[key.to_string()]))
+            .filters(filter("value", &[value.to_string()]));
+        let found: Vec<_> = EC2
+            .call(request.into_paginator().items().send().try_collect())
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|t| {
+                let kind = t.resource_type.map(|r| r.as_str().to_string());
+                Some((t.resource_id?, kind.unwrap_or_default()))
+            })
+            .collect())
+    }
 }

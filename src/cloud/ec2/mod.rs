@@ -237,4 +237,11 @@ pub trait Ec2 {
         tags: &BTreeMap<String, String>,
     ) -> Result<(), CloudError>;
     async fn delete_tags(&self, ids: &[String], keys: &[String]) -> Result<(), CloudError>;
+    /// Every EC2 resource of any type tagged `key = value`, as (id, resource
+    /// type), e.g. `("i-0abc…", "instance")`: DescribeTags, not per-kind reads.
+    async fn tagged_resources(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<(String, String)>, CloudError>;
 }

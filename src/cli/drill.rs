@@ -1,0 +1,264 @@
+//! `drctl drill`, `drctl drills history` and `drctl rebuild`: the handlers
+//! turn arguments into application requests and print the end with what to
+//! type next.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::{DrillArgs, GlobalArgs, RebuildArgs};
+use crate::app;
+use crate::commands::{context, print_end, sink, watch_ctrl_c};
+use crate::drill::rehearse::{self, DrillOutcome, DrillRequest, DrillSettings};
+use crate::drill::{history, report::DrillReport};
+use crate::error::{exit, Error};
+use crate::journal::format_millis;
+use crate::run::RunEnd;
+
+use super::CliConnect;
+
+pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, Error> {
+    let sink = sink(global);
+    let ctx = context(global, sink.as_ref());
+    let request = DrillRequest {
+        root: global.root.clone(),
+        runbook: args.runbook.clone(),
+        environment: args.environment.clone(),
+        region: global.region.clone(),
+        interactive: args.interactive,
+        junit: args.junit.clone(),
+        parallelism: args.parallelism.into(),
+        settings: DrillSettings::default(),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let outcome = rehearse::drill(&ctx, &CliConnect::new(global), &request, &cancel).await;
+    watcher.abort();
+    ctx.sink.flush();
+    Ok(print_drill_end(global, outcome?))
+}
+
+/// `drctl resume` of a drill run.
+pub async fn resume_drill(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
+    let sink = sink(global);
+    let ctx = context(global, sink.as_ref());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let outcome = rehearse::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
+    watcher.abort();
+    ctx.sink.flush();
+    Ok(print_drill_end(global, outcome?))
+}
+
+/// The verdict, the RTO against its target, and where the report is.
+pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
+    let finished = match outcome {
+        DrillOutcome::Paused {
+            run_id,
+            phase,
+            approvals,
+            needed,
+        } => {
+            return print_end(
+                global,
+                app::RunResult {
+                    run_id,
+                    end: RunEnd::Paused {
+                        phase,
+                        approvals,
+                        needed,
+                    },
+                    outputs: Vec::new(),
+                },
+            )
+        }
+        DrillOutcome::Finished(finished) => finished,
+    };
+    let report = &finished.report;
+    if matches!(global.log_format, super::LogFormat::Json) {
+        let line = serde_json::json!({
+            "event": "drill_ended",
+            "run_id": report.run_id,
+            "verdict": report.verdict,
+            "failures": report.failures,
+            "rto": report.rto,
+            "report": finished.json,
+            "markdown": finished.markdown,
+            "junit": finished.junit,
+        });
+        println!("{line}");
+        return if report.passed() {
+            exit::OK
+        } else {
+            exit::FAILURE
+        };
+    }
+    println!();
+    println!("{}", verdict_line(report));
+    for failure in &report.failures {
+        println!("  - {failure}");
+    }
+    println!("{}", rto_line(report));
+    println!("Report: {}", finished.json.display());
+    println!("        {}", finished.markdown.display());
+    if let Some(junit) = &finished.junit {
+        println!("JUnit:  {}", junit.display());
+    }
+    if !report.leak_check.leaks.is_empty() {
+        println!("Still tagged with the drill's environment after teardown:");
+        for leak in &report.leak_check.leaks {
+            println!("  {} ({})", leak.resource, leak.resource_type);
+        }
+        println!(
+            "List them again with: aws resourcegroupstaggingapi get-resources --region {} --tag-filters Key=drctl:env,Values={}",
+            report.region, report.environment
+        );
+    }
+    if !report.teardown.performed {
+        println!("Left built: {}.", report.teardown.note);
+        println!(
+            "Remove it with: drctl destroy {} --environment {} --auto-approve",
+            report.runbook, report.environment
+        );
+    }
+    if report.passed() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    }
+}
+
+fn verdict_line(report: &DrillReport) -> String {
+    format!(
+        "Drill of {} {} ({} in {}, run {}).",
+        report.runbook,
+        if report.passed() { "PASSED" } else { "FAILED" },
+        report.environment,
+        report.region,
+        report.run_id
+    )
+}
+
+fn rto_line(report: &DrillReport) -> String {
+    let rto = match report.rto.measured_ms {
+        Some(ms) => format!("RTO {}", duration(ms)),
+        None => "RTO not measured (the checks did not all pass)".to_string(),
+    };
+    let target = match (report.rto.target_ms, report.rto.met) {
+        (Some(t), Some(true)) => format!(", target {}: met", duration(t)),
+        (Some(t), Some(false)) => format!(", target {}: MISSED", duration(t)),
+        (Some(t), None) => format!(", target {}", duration(t)),
+        (None, _) => ", no rto_target set".to_string(),
+    };
+    let bound = match report.critical_path.rto_ratio {
+        Some(ratio) => format!(
+            "; critical-path bound {} (RTO is {ratio:.1}× it)",
+            duration(report.critical_path.bound_ms)
+        ),
+        None => String::new(),
+    };
+    format!("{rto}{target}{bound}.")
+}
+
+/// `4m12s`, `850ms`.
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    match (secs / 3600, secs / 60 % 60, secs % 60) {
+        (0, 0, s) => format!("{s}.{}s", (ms % 1000) / 100),
+        (0, m, s) => format!("{m}m{s:02}s"),
+        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
+    }
+}
+
+pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> {
+    let loaded = app::load(global.root.as_deref(), runbook)?;
+    let runbook = loaded.runbook();
+    let reports = history::read_history(&global.state_dir, &runbook.name)?;
+    if reports.is_empty() {
+        println!(
+            "No drills of {} yet. Run one with: drctl drill {}",
+            runbook.name, runbook.name
+        );
+        return Ok(exit::OK);
+    }
+    print!(
+        "{}",
+        history::render_history(&reports, runbook.rto_target.map(|d| d.as_millis() as i64))
+    );
+    Ok(exit::OK)
+}
+
+/// An emergency rebuild: apply from discovery, the runbook's gates (or
+/// break-glass), and the RTO at the end.
+pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<u8, Error> {
+    let sink = sink(global);
+    let ctx = context(global, sink.as_ref());
+    let loaded = app::load(global.root.as_deref(), &args.runbook)?;
+    let runbook = loaded.runbook();
+    let started = crate::clock::Clock::now(&crate::commands::CLOCK);
+    if matches!(global.log_format, super::LogFormat::Text) {
+        println!(
+            "Emergency rebuild of {} ({}) from what exists, started {}.",
+            runbook.environment,
+            runbook.region,
+            format_millis(started)
+        );
+        if args.auto_approve {
+            println!(
+                "Break glass: every gate passes, recorded with your name and the reason \"{}\".",
+                args.reason.as_deref().unwrap_or_default()
+            );
+        } else {
+            println!("Each gate shows its phase's plan and asks (without a terminal the run pauses and prints what to type).");
+        }
+    }
+    let request = app::ApplyRequest {
+        root: global.root.clone(),
+        target: args.runbook.clone(),
+        auto_approve: args
+            .auto_approve
+            .then(|| args.reason.clone().unwrap_or_default()),
+        parallelism: args.parallelism.into(),
+    };
+    let rto_target = runbook.rto_target;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
+    watcher.abort();
+    ctx.sink.flush();
+    let elapsed = crate::clock::Clock::now(&crate::commands::CLOCK) - started;
+    let code = match result? {
+        app::ApplyResult::NoChanges => {
+            println!("Nothing to rebuild: every resource of the runbook exists as specified.");
+            exit::OK
+        }
+        app::ApplyResult::Run(result) => print_end(global, result),
+    };
+    if code == exit::OK && matches!(global.log_format, super::LogFormat::Text) {
+        let target = match rto_target {
+            Some(t) if elapsed <= t.as_millis() as i64 => {
+                format!(" (target {}: met)", duration(t.as_millis() as i64))
+            }
+            Some(t) => format!(" (target {}: MISSED)", duration(t.as_millis() as i64)),
+            None => String::new(),
+        };
+        println!("Rebuilt in {}{target}.", duration(elapsed));
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_stopwatch() {
+        assert_eq!(duration(850), "850ms");
+        assert_eq!(duration(12_345), "12.3s");
+        assert_eq!(duration(252_000), "4m12s");
+        assert_eq!(duration(3_723_000), "1h02m03s");
+    }
+}

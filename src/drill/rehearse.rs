@@ -1,0 +1,581 @@
+//! A drill from start to end: rebuild the runbook's stacks in an isolated
+//! environment through the same run engine as `apply` (journal, gates,
+//! resume), then check, tear down, look for leaks, and report. A drill
+//! killed anywhere is continued by `drctl resume`, which ends in the same
+//! [`conclude`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::app::runs::{drive, make_plan, start_run};
+use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
+use crate::cloud::aws::AwsProvider;
+use crate::error::Error;
+use crate::events::Event as Shown;
+use crate::execute::{self, Report};
+use crate::journal::{run_state, DrillStart, Event, Journal, RunStatus, DRILL_POLICY};
+use crate::lock::EnvLock;
+use crate::model::{Named, Teardown as Policy};
+use crate::plan;
+use crate::run::{self, RunEnd};
+
+use super::report::{
+    CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
+    REPORT_FORMAT,
+};
+use super::{checks, history, leaks, render, timing};
+
+pub struct DrillRequest {
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+    /// Default: `<environment>-drill-<UTC timestamp>`.
+    pub environment: Option<String>,
+    /// Default: the runbook's region.
+    pub region: Option<String>,
+    /// Gates ask (or pause) as in an apply, instead of `[drill] auto_approve`.
+    pub interactive: bool,
+    /// Also write the report as JUnit XML here.
+    pub junit: Option<PathBuf>,
+    pub parallelism: usize,
+    pub settings: DrillSettings,
+}
+
+/// How long a drill waits on the cloud after the rebuild.
+#[derive(Debug, Clone)]
+pub struct DrillSettings {
+    /// For every target of a `target_health` check to turn healthy.
+    pub health_deadline: Duration,
+    /// Pauses before looking for leaks again (AWS's indexes lag deletions).
+    pub leak_settle: Vec<Duration>,
+}
+
+impl Default for DrillSettings {
+    fn default() -> Self {
+        DrillSettings {
+            health_deadline: Duration::from_secs(600),
+            leak_settle: vec![Duration::from_secs(5), Duration::from_secs(15)],
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum DrillOutcome {
+    /// Waiting at a gate (`--interactive` without a terminal).
+    Paused {
+        run_id: String,
+        phase: String,
+        approvals: usize,
+        needed: u32,
+    },
+    Finished(Box<Finished>),
+}
+
+#[derive(Debug)]
+pub struct Finished {
+    pub report: DrillReport,
+    pub json: PathBuf,
+    pub markdown: PathBuf,
+    pub junit: Option<PathBuf>,
+}
+
+/// `fleet-dr-drill-20261122t051500z`: sortable, unique per second, and kept
+/// short (ELBv2 names derived from it are hashed to 32 characters anyway).
+pub fn drill_environment(environment: &str, now_ms: i64) -> String {
+    let now = jiff::Timestamp::from_millisecond(now_ms).unwrap_or_else(|_| jiff::Timestamp::now());
+    format!("{environment}-drill-{}", now.strftime("%Y%m%dt%H%M%Sz"))
+}
+
+/// Runs a drill of `request.runbook` to its end (or its first pause).
+pub async fn drill<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &DrillRequest,
+    cancel: &AtomicBool,
+) -> Result<DrillOutcome, Error> {
+    let began = ctx.clock.now();
+    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
+    let source = loaded.runbook().clone();
+    let region = request.region.clone().unwrap_or(source.region.clone());
+    let environment = request
+        .environment
+        .clone()
+        .unwrap_or_else(|| drill_environment(&source.environment, ctx.clock.now()));
+    if environment == source.environment {
+        return Err(Error::usage(
+            format!("a drill never runs in the runbook's own environment ({environment})"),
+            Some("leave out --environment, or give one of the drill's own".into()),
+        ));
+    }
+    loaded.retarget(&environment, &region);
+    let provider = connect.connect(&region).await?;
+    let run_id = new_run_id(ctx.clock);
+    let lock = EnvLock::acquire(ctx.state_dir, &environment, &region, &run_id)?;
+    let snapshot = run::observe(&provider, &environment, ctx.clock).await?;
+    if !snapshot.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "environment {environment} already holds {} resource(s); a drill rebuilds from nothing",
+                snapshot.len()
+            ),
+            Some(format!("leave out --environment for a fresh one, or remove it first: drctl destroy … (environment {environment})")),
+        ));
+    }
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!(
+            "Drill of {}: rebuilding from nothing in the isolated environment {environment} ({region}); {} is not touched.",
+            source.name, source.environment
+        ),
+    });
+    let plan = make_plan(ctx, &provider, &loaded).await?;
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(plan::redacted(&plan)),
+    });
+    let auto_approve =
+        (source.drill.auto_approve && !request.interactive).then(|| DRILL_POLICY.to_string());
+    let journal = start_run(
+        ctx,
+        connect,
+        &loaded,
+        &plan,
+        sources(&loaded.project, loaded.runbook())?,
+        &run_id,
+        auto_approve,
+        Some(DrillStart {
+            source_environment: source.environment.clone(),
+            teardown: policy_name(source.drill.teardown).into(),
+            junit: request.junit.as_ref().map(|p| absolute(p)),
+            started_at: began,
+        }),
+    )?;
+    let end = drive(
+        ctx,
+        &provider,
+        &loaded,
+        &journal,
+        request.parallelism,
+        cancel,
+    )
+    .await?;
+    let outcome = conclude(ctx, &provider, &loaded, &journal, end, request, cancel).await;
+    drop(lock);
+    outcome
+}
+
+/// Continues a drill run: its phases if they are not done, then the checks,
+/// teardown, leak check and report.
+pub async fn resume<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    run_id: &str,
+    parallelism: usize,
+    cancel: &AtomicBool,
+) -> Result<DrillOutcome, Error> {
+    let journal = Journal::open(ctx.state_dir, run_id)?;
+    let events = journal.events()?;
+    if let Some(Event::DrillFinished { report, .. }) = events
+        .iter()
+        .find(|e| matches!(e, Event::DrillFinished { .. }))
+    {
+        return Err(Error::usage(
+            format!(
+                "drill {run_id} is finished; its report is {}",
+                report.display()
+            ),
+            None,
+        ));
+    }
+    let Some(Event::RunStarted {
+        root,
+        runbook_file,
+        environment,
+        region,
+        drill: Some(start),
+        ..
+    }) = events.first()
+    else {
+        return Err(Error::usage(format!("run {run_id} is not a drill"), None));
+    };
+    let end = match run_state(&events).status {
+        RunStatus::Succeeded => RunEnd::Succeeded(Report::default()),
+        RunStatus::Rejected => RunEnd::Rejected {
+            phase: String::new(),
+            by: "a person".into(),
+        },
+        _ => {
+            crate::app::resume(ctx, connect, run_id, parallelism, cancel)
+                .await?
+                .end
+        }
+    };
+    let mut loaded = load_file(root, runbook_file)?;
+    loaded.retarget(environment, region);
+    let provider = connect.connect(region).await?;
+    let lock = EnvLock::acquire(ctx.state_dir, environment, region, run_id)?;
+    let request = DrillRequest {
+        root: Some(root.clone()),
+        runbook: runbook_file.display().to_string(),
+        environment: Some(environment.clone()),
+        region: Some(region.clone()),
+        interactive: false,
+        junit: start.junit.clone(),
+        parallelism,
+        settings: DrillSettings::default(),
+    };
+    let outcome = conclude(ctx, &provider, &loaded, &journal, end, &request, cancel).await;
+    drop(lock);
+    outcome
+}
+
+/// After the phases: checks, teardown per policy, leak check, report.
+async fn conclude(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+    end: RunEnd,
+    request: &DrillRequest,
+    cancel: &AtomicBool,
+) -> Result<DrillOutcome, Error> {
+    if let RunEnd::Paused {
+        phase,
+        approvals,
+        needed,
+    } = end
+    {
+        return Ok(DrillOutcome::Paused {
+            run_id: journal.run_id.clone(),
+            phase,
+            approvals,
+            needed,
+        });
+    }
+    let runbook = loaded.runbook();
+    let env = runbook.environment.clone();
+    let started = journal.events()?;
+    let Some(Event::RunStarted {
+        at: run_started_at,
+        user,
+        host,
+        drill: Some(start),
+        ..
+    }) = started.first().cloned()
+    else {
+        return Err(Error::usage(
+            format!("run {} is not a drill", journal.run_id),
+            None,
+        ));
+    };
+    let started_at = if start.started_at > 0 {
+        start.started_at
+    } else {
+        run_started_at
+    };
+    let mut failures = Vec::new();
+    let mut results: Vec<CheckResult> = Vec::new();
+    let mut recovered_at = None;
+    match &end {
+        RunEnd::Succeeded(_) => {
+            results = run_checks(ctx, provider, loaded, journal, request, cancel).await?;
+            for failed in results.iter().filter(|c| c.status == CheckStatus::Failed) {
+                failures.push(format!("check {} failed: {}", failed.name, failed.detail));
+            }
+            if cancel.load(Ordering::SeqCst) && results.len() < runbook.drill.checks.len() {
+                failures.push("interrupted (Ctrl-C) during the checks".into());
+            } else if failures.is_empty() {
+                recovered_at = Some(ctx.clock.now());
+            }
+        }
+        RunEnd::Failed(report) => {
+            let steps: Vec<String> = report
+                .failures()
+                .map(|o| match &o.result {
+                    execute::OutcomeKind::Failed(e) => format!("{}: {e}", o.address),
+                    _ => o.address.to_string(),
+                })
+                .collect();
+            failures.push(format!(
+                "the rebuild failed; not done: {}",
+                steps.join("; ")
+            ));
+        }
+        RunEnd::Rejected { phase, by } if !phase.is_empty() => {
+            failures.push(format!("rejected at the gate before {phase} by {by}"))
+        }
+        RunEnd::Rejected { .. } => failures.push("rejected at a gate".into()),
+        RunEnd::Interrupted(_) => {
+            failures.push("interrupted (Ctrl-C) before the rebuild finished".into())
+        }
+        RunEnd::Paused { .. } => unreachable!("returned above"),
+    }
+
+    let policy = runbook.drill.teardown;
+    let teardown = match policy {
+        Policy::Never => skipped_teardown(
+            &start.teardown,
+            "teardown = \"never\": left built",
+            ctx.clock.now(),
+        ),
+        Policy::OnSuccess if !failures.is_empty() => skipped_teardown(
+            &start.teardown,
+            "teardown = \"on_success\" and the drill failed: left built for inspection",
+            ctx.clock.now(),
+        ),
+        _ => tear_down(ctx, provider, &env, &start.teardown, request.parallelism).await?,
+    };
+    if !teardown.ok {
+        failures.push(format!("teardown failed: {}", teardown.errors.join("; ")));
+    }
+    let leak_check = if teardown.performed {
+        ctx.sink.event(&Shown::DrillStage {
+            message: format!("Leak check: everything tagged drctl:env={env}, through the tagging API and the services' describes …"),
+        });
+        let began = ctx.clock.now();
+        let mut found = leaks::leak_check(provider, &env, &request.settings.leak_settle).await?;
+        found.started_at = began;
+        if !found.leaks.is_empty() {
+            failures.push(format!(
+                "leak check: {} resource(s) still carry drctl:env={env}: {}",
+                found.leaks.len(),
+                found
+                    .leaks
+                    .iter()
+                    .map(|l| format!("{} ({})", l.resource, l.resource_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        found
+    } else {
+        LeakCheck {
+            started_at: ctx.clock.now(),
+            performed: false,
+            sources: Vec::new(),
+            leaks: Vec::new(),
+        }
+    };
+
+    let events = journal.events()?;
+    let measured = recovered_at.map(|at| at - started_at);
+    let target = runbook.rto_target.map(|d| d.as_millis() as i64);
+    let mut critical_path: CriticalPath = timing::critical_path(&events);
+    critical_path.rto_ratio =
+        measured.and_then(|rto| timing::rto_ratio(rto, critical_path.bound_ms));
+    let report = DrillReport {
+        format: REPORT_FORMAT,
+        runbook: runbook.name.clone(),
+        environment: env.clone(),
+        source_environment: start.source_environment.clone(),
+        region: runbook.region.clone(),
+        run_id: journal.run_id.clone(),
+        user,
+        host,
+        started_at,
+        ended_at: ctx.clock.now(),
+        verdict: if failures.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed
+        },
+        failures,
+        rto: Rto {
+            measured_ms: measured,
+            target_ms: target,
+            met: measured.zip(target).map(|(m, t)| m <= t),
+        },
+        critical_path,
+        phases: timing::phases(&events),
+        gates: timing::gates(&events),
+        checks: results,
+        images: Vec::new(),
+        resources_created: timing::resources_created(&events),
+        teardown,
+        leak_check,
+    };
+    let finished = write_reports(ctx, report, start.junit.clone())?;
+    journal.append(&Event::DrillFinished {
+        at: ctx.clock.now(),
+        passed: finished.report.passed(),
+        report: finished.json.clone(),
+    })?;
+    Ok(DrillOutcome::Finished(Box::new(finished)))
+}
+
+async fn run_checks(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+    request: &DrillRequest,
+    cancel: &AtomicBool,
+) -> Result<Vec<CheckResult>, Error> {
+    let runbook = loaded.runbook();
+    let checks = &runbook.drill.checks;
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!("Rebuilt. Running {} check(s) …", checks.len()),
+    });
+    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    // Every stack's outputs, not only the roots': a check may read any.
+    let mut every_stack = runbook.clone();
+    let stacks: std::collections::BTreeSet<&String> = plan
+        .phases
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|c| &c.address.stack))
+        .collect();
+    every_stack.stacks = stacks
+        .into_iter()
+        .map(|name| Named {
+            name: name.clone(),
+            pos: Default::default(),
+        })
+        .collect();
+    let outputs = plan::outputs(&loaded.project, &every_stack, &plan)
+        .into_iter()
+        .filter_map(|o| {
+            let value = match o.value.known()? {
+                crate::world::Value::Str(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((format!("{}.{}", o.stack, o.name), value))
+        })
+        .collect();
+    let scope = checks::CheckScope {
+        aws: provider,
+        snapshot: &snapshot,
+        outputs: &outputs,
+        environment: &runbook.environment,
+        region: &runbook.region,
+        run_id: &journal.run_id,
+        root: &loaded.project.root,
+        health_deadline: request.settings.health_deadline,
+        clock: ctx.clock,
+    };
+    let mut results = Vec::new();
+    for check in checks {
+        if cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let result = checks::run(check, &scope).await;
+        ctx.sink.event(&Shown::DrillCheck {
+            result: result.clone(),
+        });
+        results.push(result);
+    }
+    Ok(results)
+}
+
+fn skipped_teardown(policy: &str, note: &str, at: i64) -> Teardown {
+    Teardown {
+        policy: policy.to_string(),
+        started_at: at,
+        performed: false,
+        note: note.to_string(),
+        ok: true,
+        duration_ms: 0,
+        errors: Vec::new(),
+    }
+}
+
+/// Deletes everything tagged with the drill's environment, dependents first.
+async fn tear_down(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    env: &str,
+    policy: &str,
+    parallelism: usize,
+) -> Result<Teardown, Error> {
+    let begun = ctx.clock.now();
+    let snapshot = run::observe(provider, env, ctx.clock).await?;
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!("Tearing down {env}: {} resource(s) …", snapshot.len()),
+    });
+    let observed: Vec<_> = snapshot.objects().cloned().collect();
+    let report = execute::destroy(provider, &observed, parallelism, &|e| {
+        ctx.sink.event(&Shown::Step(e.clone()))
+    })
+    .await;
+    let errors: Vec<String> = report
+        .failures()
+        .map(|o| match &o.result {
+            execute::OutcomeKind::Failed(e) => format!("{}: {e}", o.address),
+            _ => format!("{}: not deleted", o.address),
+        })
+        .collect();
+    Ok(Teardown {
+        policy: policy.to_string(),
+        started_at: begun,
+        performed: true,
+        note: format!("deleted {} resource(s)", observed.len() - errors.len()),
+        ok: errors.is_empty(),
+        duration_ms: ctx.clock.now() - begun,
+        errors,
+    })
+}
+
+fn policy_name(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Always => "always",
+        Policy::OnSuccess => "on_success",
+        Policy::Never => "never",
+    }
+}
+
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `<state-dir>/reports/<runbook>/<start>.json` and `.md`, and the JUnit file.
+fn write_reports(
+    ctx: &Context<'_>,
+    report: DrillReport,
+    junit: Option<PathBuf>,
+) -> Result<Finished, Error> {
+    let dir = history::reports_dir(ctx.state_dir, &report.runbook);
+    // The run id starts with the run's UTC start time: the files sort by time.
+    let json = dir.join(format!("{}.json", report.run_id));
+    let markdown = json.with_extension("md");
+    let write = |path: &PathBuf, text: String| -> Result<(), Error> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                action: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })
+    };
+    write(
+        &json,
+        serde_json::to_string_pretty(&report).expect("reports serialise") + "\n",
+    )?;
+    write(&markdown, render::markdown(&report))?;
+    if let Some(junit) = &junit {
+        write(junit, render::junit(&report))?;
+    }
+    Ok(Finished {
+        report,
+        json,
+        markdown,
+        junit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drill_environments_are_named_by_their_start() {
+        // 2026-11-22T05:15:00Z
+        assert_eq!(
+            drill_environment("fleet-dr", 1_795_324_500_000),
+            "fleet-dr-drill-20261122t051500z"
+        );
+    }
+}
