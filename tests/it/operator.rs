@@ -377,3 +377,58 @@ async fn a_failed_run_prints_a_resume_that_works_verbatim_and_sums_up_the_whole_
     );
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn a_sandbox_run_whose_sandbox_went_down_brings_it_back_up() {
+    let repo = fleet("operator-sandbox-down", 166, "\"auto\"");
+    // The first phase waits at a gate: nothing is built before the pause.
+    let runbook = std::fs::read_to_string(repo.path("runbooks/rb.toml")).unwrap();
+    repo.write(
+        "runbooks/rb.toml",
+        &runbook.replace(
+            "stacks = [\"network\"]\n",
+            "stacks = [\"network\"]\ngate = \"manual\"\n",
+        ),
+    );
+    let state = crate::support::state_dir_sharing_venv();
+    let sandboxed = |args: &[&str]| {
+        let out = drctl()
+            .current_dir(repo.root())
+            .args(["--state-dir", state.path().to_str().unwrap()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = sandboxed(&["sandbox", "start"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = sandboxed(&["--sandbox", "apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    let approve = printed_after(&text, "Approve with:  ").to_string();
+    let resume = printed_after(&text, "then continue: ").to_string();
+    let (code, text) = sandboxed(&["sandbox", "stop"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, text) = verbatim(elsewhere.path(), &format!("{approve} --as alice"));
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("The run's sandbox was down: started it again"),
+        "{text}"
+    );
+    let (code, text) = sandboxed(&["sandbox", "status"]);
+    assert_eq!(code, Some(0), "it stays up: {text}");
+    let (code, text) = sandboxed(&["--sandbox", "destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("11"),
+        "what the resume built is on the restarted sandbox: {text}"
+    );
+    let (code, text) = sandboxed(&["sandbox", "stop"]);
+    assert_eq!(code, Some(0), "{text}");
+}
