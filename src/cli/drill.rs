@@ -9,6 +9,7 @@ use super::{DrillArgs, GlobalArgs, RebuildArgs};
 use crate::app;
 use crate::commands::{context, print_end, sink, watch_ctrl_c};
 use crate::drill::rehearse::{self, DrillOutcome, DrillRequest, DrillSettings};
+use crate::drill::render::duration;
 use crate::drill::{history, report::DrillReport};
 use crate::error::{exit, Error};
 use crate::journal::format_millis;
@@ -159,20 +160,6 @@ fn rto_line(report: &DrillReport) -> String {
     format!("{rto}{target}{bound}.")
 }
 
-/// `4m12s`, `850ms`.
-pub fn duration(ms: i64) -> String {
-    let ms = ms.max(0);
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = ms / 1000;
-    match (secs / 3600, secs / 60 % 60, secs % 60) {
-        (0, 0, s) => format!("{s}.{}s", (ms % 1000) / 100),
-        (0, m, s) => format!("{m}m{s:02}s"),
-        (h, m, s) => format!("{h}h{m:02}m{s:02}s"),
-    }
-}
-
 pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> {
     let loaded = app::load(global.root.as_deref(), runbook)?;
     let runbook = loaded.runbook();
@@ -248,17 +235,4 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
         println!("Rebuilt in {}{target}.", duration(elapsed));
     }
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_a_stopwatch() {
-        assert_eq!(duration(850), "850ms");
-        assert_eq!(duration(12_345), "12.3s");
-        assert_eq!(duration(252_000), "4m12s");
-        assert_eq!(duration(3_723_000), "1h02m03s");
-    }
 }

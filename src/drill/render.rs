@@ -64,6 +64,26 @@ pub fn junit(report: &DrillReport) -> String {
         }
     };
     cases.push(case("leak check", "leak_check", 0, status));
+    // A drill that passed every check but missed its RTO, or left its
+    // teardown half done, must not look green on a CI dashboard.
+    let teardown = &report.teardown;
+    let status = match (teardown.performed, teardown.ok) {
+        (false, _) => skipped(&teardown.note),
+        (true, true) => TestCaseStatus::success(),
+        (true, false) => failure("teardown failed".into(), &teardown.errors),
+    };
+    cases.push(case("teardown", "teardown", teardown.duration_ms, status));
+    let rto = &report.rto;
+    let status = match (rto.measured_ms, rto.target_ms, rto.met) {
+        (None, _, _) => failure("RTO not measured: the checks did not all pass".into(), &[]),
+        (Some(_), None, _) => skipped("no rto_target in the runbook"),
+        (Some(m), Some(t), Some(false)) => failure(
+            format!("RTO {} missed its target {}", duration(m), duration(t)),
+            &[],
+        ),
+        (Some(_), Some(_), _) => TestCaseStatus::success(),
+    };
+    cases.push(case("rto", "rto", rto.measured_ms.unwrap_or(0), status));
 
     let mut suite = TestSuite::new(format!("drill {runbook}"));
     suite.set_time(seconds(report.ended_at - report.started_at));
@@ -571,9 +591,9 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn junit_has_a_suite_per_drill_and_a_case_per_phase_check_and_the_leak_check() {
+    fn junit_has_a_suite_per_drill_and_a_case_per_phase_check_leak_check_teardown_and_rto() {
         let (suites, cases) = read_junit(&junit(&sample()));
-        assert_eq!(suites, ["drill fleet-rehearsal | 3 | 1"]);
+        assert_eq!(suites, ["drill fleet-rehearsal | 5 | 1"]);
         assert_eq!(
             cases,
             [
@@ -584,6 +604,8 @@ pub(crate) mod tests {
                 "http http://web/health | drill.fleet-rehearsal.check | 30.000 | failure: status 503 <html> & \"oops\"",
                 "command ./smoke.sh | drill.fleet-rehearsal.check | 0.000 | skipped: needs a resolvable name",
                 "leak check | drill.fleet-rehearsal.leak_check | 0.000 | failure: 1 resource(s) still carry the drill's tags",
+                "teardown | drill.fleet-rehearsal.teardown | 240.000 | failure: teardown failed",
+                "rto | drill.fleet-rehearsal.rto | 0.000 | failure: RTO not measured: the checks did not all pass",
             ]
         );
         let leak = "sg-1 (ec2:security-group, drctl:resource security_group.web|x), found by ec2:DescribeTags";
@@ -592,6 +614,10 @@ pub(crate) mod tests {
         clean.leak_check.leaks.clear();
         clean.phases.truncate(1);
         clean.checks.truncate(1);
+        clean.teardown.ok = true;
+        clean.teardown.errors.clear();
+        clean.rto.measured_ms = Some(900_000);
+        clean.rto.met = Some(true);
         let (suites, cases) = read_junit(&junit(&clean));
         assert_eq!(suites, ["drill fleet-rehearsal | 0 | 0"]);
         assert!(

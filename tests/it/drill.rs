@@ -275,7 +275,8 @@ async fn a_drill_rebuilds_checks_tears_down_and_leaves_nothing_tagged() {
     assert!(md.lines().next().unwrap().contains("PASSED"), "{md}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     let (cases, failures, skipped) = junit_counts(&xml);
-    assert_eq!(cases, 2 + 4 + 1, "{xml}");
+    // phases, checks, leak check, teardown, RTO
+    assert_eq!(cases, 2 + 4 + 3, "{xml}");
     assert_eq!(failures, 0, "{xml}");
     assert_eq!(skipped, 1, "{xml}");
 
