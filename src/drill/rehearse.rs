@@ -94,7 +94,6 @@ pub async fn drill<C: Connect>(
     request: &DrillRequest,
     cancel: &AtomicBool,
 ) -> Result<DrillOutcome, Error> {
-    let began = ctx.clock.now();
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     let source = loaded.runbook().clone();
     let region = request.region.clone().unwrap_or(source.region.clone());
@@ -110,6 +109,8 @@ pub async fn drill<C: Connect>(
     }
     loaded.retarget(&environment, &region);
     let provider = connect.connect(&region).await?;
+    // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
+    let began = ctx.clock.now();
     let run_id = new_run_id(ctx.clock);
     let lock = EnvLock::acquire(ctx.state_dir, &environment, &region, &run_id)?;
     let snapshot = run::observe(&provider, &environment, ctx.clock).await?;
