@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 mod sandbox;
+mod schedule;
 mod target;
 
 pub use target::{cloud_target, CliConnect, CloudTarget};
@@ -143,6 +144,9 @@ pub enum Command {
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
     )]
     Unlock(UnlockArgs),
+    /// Scheduled drills: each scheduled runbook's next fire times.
+    #[command(subcommand, after_help = "Example:\n  drctl schedule list")]
+    Schedule(schedule::ScheduleCommand),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
@@ -422,6 +426,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
         ),
         Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
+        Command::Schedule(command) => schedule::schedule(global, command).await,
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {
             clap_complete::generate(

@@ -15,5 +15,6 @@ mod operator;
 mod provider;
 mod proxy;
 mod sandbox;
+mod schedule;
 mod support;
 mod validation;
