@@ -144,8 +144,11 @@ pub enum Command {
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
     )]
     Unlock(UnlockArgs),
-    /// Scheduled drills: each scheduled runbook's next fire times.
-    #[command(subcommand, after_help = "Example:\n  drctl schedule list")]
+    /// Scheduled drills: next fire times, and a foreground scheduler that runs them.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  drctl schedule list\n  drctl schedule run"
+    )]
     Schedule(schedule::ScheduleCommand),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]

@@ -1,14 +1,19 @@
-//! `drctl schedule list`: its arguments, and the printing of fire times.
+//! `drctl schedule list|run`: arguments, and the printing of fire times
+//! and daemon events.
 
+use std::ffi::OsString;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use jiff::{Timestamp, Zoned};
 
-use super::GlobalArgs;
+use super::{GlobalArgs, LogFormat};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{exit, Error};
 use crate::model::Project;
-use crate::schedule::{fires, Scheduled, Shift};
+use crate::schedule::daemon::{self, Config, DrillCommand, Event, OffsetClock};
+use crate::schedule::{fires, ScheduleError, Scheduled, Shift};
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
@@ -18,6 +23,19 @@ pub enum ScheduleCommand {
         after_help = "Examples:\n  drctl schedule list\n  drctl schedule list --now 2026-03-07T12:00:00Z"
     )]
     List(ListArgs),
+    /// Run due drills in the foreground, one at a time, until SIGTERM or Ctrl-C.
+    ///
+    /// Each drill is `drctl drill RUNBOOK` in a child process, with this
+    /// command's global options; its exit code is the verdict. A drill
+    /// missed while this was not running runs once when it starts again
+    /// (several missed fire times of one runbook make one drill). SIGTERM
+    /// or Ctrl-C starts no more drills, lets the one in flight tear down,
+    /// and exits 0. Under systemd, use KillMode=mixed so the signal reaches
+    /// drctl alone, which forwards it to the drill once.
+    #[command(
+        after_help = "Examples:\n  drctl schedule run\n  drctl schedule run --once --now 2026-03-07T12:00:00Z"
+    )]
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -25,6 +43,17 @@ pub struct ListArgs {
     /// Count from this time instead of the clock (RFC 3339, e.g. 2026-03-07T12:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<Timestamp>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Start the clock at this time (RFC 3339); it then runs at the real pace.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<Timestamp>,
+    /// Run what is due now, then exit (1 if a drill did not pass): for cron
+    /// and tests.
+    #[arg(long)]
+    pub once: bool,
 }
 
 fn parse_time(arg: &str) -> Result<Timestamp, String> {
@@ -35,6 +64,7 @@ fn parse_time(arg: &str) -> Result<Timestamp, String> {
 pub(super) async fn schedule(global: &GlobalArgs, command: &ScheduleCommand) -> Result<u8, Error> {
     match command {
         ScheduleCommand::List(args) => list(global, args),
+        ScheduleCommand::Run(args) => run(global, args).await,
     }
 }
 
@@ -46,6 +76,23 @@ fn load_all(global: &GlobalArgs) -> Result<Project, Error> {
         return Err(Error::Invalid(diags));
     }
     Ok(project)
+}
+
+fn scheduled(project: &Project) -> Result<Vec<Scheduled>, Error> {
+    let scheduled: Vec<Scheduled> = project.runbooks.iter().filter_map(Scheduled::of).collect();
+    if scheduled.is_empty() {
+        return Err(Error::usage(
+            format!(
+                "no runbook under {} has a schedule",
+                project.root.join("runbooks").display()
+            ),
+            Some(
+                "add one to a runbook: schedule = \"0 4 * * SAT\" and timezone = \"Europe/Berlin\""
+                    .into(),
+            ),
+        ));
+    }
+    Ok(scheduled)
 }
 
 fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
@@ -104,6 +151,107 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
+async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
+    let project = load_all(global)?;
+    let config = Config {
+        scheduled: scheduled(&project)?,
+        state_dir: std::path::absolute(&global.state_dir)
+            .unwrap_or_else(|_| global.state_dir.clone()),
+        drill: drill_command(global, &project.root)?,
+        once: args.once,
+    };
+    let clock: Box<dyn Clock> = match args.now {
+        Some(at) => Box::new(OffsetClock::starting_at(at)),
+        None => Box::new(SystemClock),
+    };
+    let mut stop = daemon::os_signals().map_err(|e| schedule_error(e, &config.state_dir))?;
+    let json = matches!(global.log_format, LogFormat::Json);
+    let summary = daemon::run(&config, clock.as_ref(), &mut stop, &|at, event| {
+        let line = if json {
+            json_line(at, event)
+        } else {
+            format!("{} {}", utc(at), text(at, event))
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    })
+    .await
+    .map_err(|e| schedule_error(e, &config.state_dir))?;
+    Ok(if args.once && summary.not_passed > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+/// `drill RUNBOOK` is started as this very drctl with the daemon's global
+/// options, the root and state directory made absolute.
+fn drill_command(global: &GlobalArgs, root: &Path) -> Result<DrillCommand, Error> {
+    let program = std::env::current_exe().map_err(|source| Error::Io {
+        action: "find the path of",
+        path: PathBuf::from("the running drctl"),
+        source,
+    })?;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut args: Vec<OsString> = vec![
+        "--root".into(),
+        absolute(root).into(),
+        "--state-dir".into(),
+        absolute(&global.state_dir).into(),
+    ];
+    if global.sandbox {
+        args.push("--sandbox".into());
+    }
+    for (flag, value) in [
+        ("--endpoint-url", &global.endpoint_url),
+        ("--region", &global.region),
+        ("--profile", &global.profile),
+    ] {
+        if let Some(value) = value {
+            args.extend([flag.into(), value.into()]);
+        }
+    }
+    args.push("--log-format".into());
+    args.push(match global.log_format {
+        LogFormat::Text => "text".into(),
+        LogFormat::Json => "json".into(),
+    });
+    args.extend((0..global.verbose).map(|_| "-v".into()));
+    args.extend((0..global.quiet).map(|_| "-q".into()));
+    Ok(DrillCommand { program, args })
+}
+
+/// The crate's error for a schedule error: a second daemon is usage
+/// (exit 2), the rest a failure (exit 1).
+fn schedule_error(e: ScheduleError, state_dir: &Path) -> Error {
+    match e {
+        ScheduleError::Busy { .. } => Error::usage(
+            e.to_string(),
+            Some("one `drctl schedule run` per state directory: stop the other one first".into()),
+        ),
+        ScheduleError::CorruptState { path, source } => Error::Io {
+            action: "read the schedule state",
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, source),
+        },
+        ScheduleError::Io {
+            action,
+            path,
+            source,
+        } => Error::Io {
+            action,
+            path,
+            source,
+        },
+        ScheduleError::Signals(source) => Error::Io {
+            action: "listen for SIGTERM and SIGINT while using",
+            path: state_dir.to_path_buf(),
+            source,
+        },
+    }
+}
+
 /// `2026-03-07T12:00:00Z`: whole seconds, UTC.
 fn utc(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -112,4 +260,118 @@ fn utc(t: Timestamp) -> String {
 /// `Sun 2026-03-08 03:00 EDT (-04:00)`
 fn local(z: &Zoned) -> String {
     z.strftime("%a %Y-%m-%d %H:%M %Z (%:z)").to_string()
+}
+
+/// A fire as the daemon reports it (RFC 9557), shown as [`local`].
+fn fire(text: &str) -> String {
+    text.parse::<Zoned>()
+        .map_or_else(|_| text.to_string(), |z| local(&z))
+}
+
+fn json_line(at: Timestamp, event: &Event) -> String {
+    #[derive(serde::Serialize)]
+    struct Line<'a> {
+        at: String,
+        #[serde(flatten)]
+        event: &'a Event,
+    }
+    serde_json::to_string(&Line { at: utc(at), event }).expect("events serialize")
+}
+
+/// One daemon event as a log line.
+fn text(at: Timestamp, event: &Event) -> String {
+    match event {
+        Event::Watching {
+            state_file,
+            runbooks,
+        } => {
+            let mut out = format!(
+                "schedule: watching {} runbook{} (state {})",
+                runbooks.len(),
+                if runbooks.len() == 1 { "" } else { "s" },
+                state_file.display()
+            );
+            for w in runbooks {
+                let next = match w.next.as_deref() {
+                    None => "never fires".to_string(),
+                    Some(next) if next.parse::<Zoned>().is_ok_and(|z| z.timestamp() <= at) => {
+                        format!("due: missed {}", fire(next))
+                    }
+                    Some(next) => format!("next {}", fire(next)),
+                };
+                out.push_str(&format!(
+                    "\n  {}: \"{}\" in {}, {next}{}",
+                    w.runbook,
+                    w.schedule,
+                    w.timezone,
+                    if w.new {
+                        " (first seen: earlier fire times are not made up for)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            out
+        }
+        Event::Waiting { runbook, fire: at } => format!("next: drill {runbook} at {}", fire(at)),
+        Event::DrillStarted {
+            runbook,
+            fire: at,
+            fires,
+            pid,
+            ..
+        } => {
+            let missed = match fires {
+                1 => String::new(),
+                n => format!(", standing for {n} fire times (missed ones run once)"),
+            };
+            format!(
+                "drill {runbook} started for {} (pid {pid}){missed}",
+                fire(at)
+            )
+        }
+        Event::DrillFinished {
+            runbook,
+            verdict,
+            exit_code,
+            signal,
+            duration_ms,
+            report,
+            error,
+            ..
+        } => {
+            let how = match (exit_code, signal) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                (None, None) => "did not run".to_string(),
+            };
+            let verdict = match verdict {
+                crate::schedule::state::Verdict::Passed => "passed",
+                crate::schedule::state::Verdict::Failed => "failed",
+                crate::schedule::state::Verdict::Error => "errored",
+            };
+            let took = humantime::format_duration(std::time::Duration::from_secs(
+                u64::try_from(duration_ms / 1000).unwrap_or(0),
+            ));
+            let mut out = format!("drill {runbook} {verdict} ({how}) after {took}");
+            if let Some(report) = report {
+                out.push_str(&format!("; report {}", report.display()));
+            }
+            if let Some(error) = error {
+                out.push_str(&format!(": {error}"));
+            }
+            out
+        }
+        Event::Stopping {
+            signal,
+            in_flight: Some(runbook),
+        } => {
+            format!("{signal}: stopping once drill {runbook} has torn down")
+        }
+        Event::Stopping {
+            signal,
+            in_flight: None,
+        } => format!("{signal}: stopping"),
+        Event::Stopped => "schedule: stopped".to_string(),
+    }
 }

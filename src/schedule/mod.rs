@@ -18,13 +18,18 @@
 //! their times in a gap and fires both halves of a fold), and jiff resolves
 //! each matching wall-clock time to an instant here, by the rule above.
 //!
-//! Pure: no clock, no files.
+//! Pure: no clock, no files. The daemon ([`daemon`]) builds on it.
+
+pub mod daemon;
+pub mod state;
+
+use std::path::PathBuf;
 
 use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan as _, Zoned};
 
-/// One runbook with a schedule.
+/// One runbook with a schedule, as the daemon takes it.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
     pub runbook: String,
@@ -179,6 +184,30 @@ pub fn due(
         oldest,
         count,
     })
+}
+
+/// What went wrong in scheduling or the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// Another `drctl schedule run` uses this state directory.
+    #[error("another `drctl schedule run` uses {} ({holder})", path.display())]
+    Busy { path: PathBuf, holder: String },
+    #[error("the schedule state {} does not parse", path.display())]
+    CorruptState {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon cannot listen for SIGTERM and SIGINT.
+    #[error("cannot listen for signals")]
+    Signals(#[source] std::io::Error),
 }
 
 #[cfg(test)]

@@ -20,6 +20,16 @@ pub(crate) fn ts(s: &str) -> Timestamp {
     s.parse().expect("RFC 3339 time")
 }
 
+pub(crate) fn scheduled(runbook: &str, expression: &str, tz: &str) -> Scheduled {
+    Scheduled {
+        runbook: runbook.to_string(),
+        expression: expression.to_string(),
+        cron: cron(expression),
+        timezone: tz.to_string(),
+        tz: zone(tz),
+    }
+}
+
 /// The fires after `after`, as `<zoned> <shift>` strings.
 fn fires_after(expression: &str, tz: &str, after: &str, n: usize) -> Vec<String> {
     let (cron, tz) = (cron(expression), zone(tz));

@@ -1,6 +1,8 @@
-//! `drctl schedule`: fire times shown, through the built binary. No test waits on a clock: the
+//! `drctl schedule`: fire times shown, the daemon's state and its stop,
+//! through the built binary. No test waits on a clock: the
 //! time comes from `--now`.
 
+use std::io::{BufRead as _, BufReader};
 use std::process::{Output, Stdio};
 
 use crate::support::{drctl, Repo, RUNBOOK};
@@ -81,4 +83,83 @@ fn a_bad_now_is_a_usage_error() {
     let (code, _, stderr) = run(&repo, &["schedule", "list", "--now", "next saturday"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("expected an RFC 3339 time"), "{stderr}");
+}
+
+#[test]
+fn run_once_with_nothing_due_runs_nothing_and_records_its_start() {
+    let repo = scheduled_repo("0 4 * * SAT", "UTC");
+    let (code, stdout, stderr) = run(
+        &repo,
+        &["schedule", "run", "--once", "--now", "2026-03-07T12:00:00Z"],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "rb: \"0 4 * * SAT\" in UTC, next Sat 2026-03-14 04:00 UTC (+00:00) (first seen"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("drill rb started"), "{stdout}");
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.path(".drctl/schedule/state.json")).expect("state written"),
+    )
+    .unwrap();
+    // The clock started at --now and ran on for as long as the start took.
+    let baseline: jiff::Timestamp = state["runbooks"]["rb"]["handled_through"]
+        .as_str()
+        .expect("a time")
+        .parse()
+        .expect("RFC 3339");
+    let now: jiff::Timestamp = "2026-03-07T12:00:00Z".parse().unwrap();
+    let since_now = baseline.as_second() - now.as_second();
+    assert!((0..60).contains(&since_now), "{baseline}");
+}
+
+#[test]
+fn run_without_any_schedule_is_a_usage_error() {
+    let repo = Repo::with(&[]);
+    let (code, _, stderr) = run(&repo, &["schedule", "run", "--once"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("has a schedule"), "{stderr}");
+}
+
+#[test]
+fn the_daemon_stops_cleanly_on_sigterm_while_it_waits() {
+    let repo = scheduled_repo("0 4 * * SAT", "UTC");
+    let mut child = drctl()
+        .current_dir(repo.root())
+        .env_remove("DRCTL_STATE_DIR")
+        .args(["--state-dir", repo.path(".drctl").to_str().unwrap()])
+        .args([
+            "--log-format",
+            "json",
+            "schedule",
+            "run",
+            "--now",
+            "2026-03-07T12:00:00Z",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("a line");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON lines");
+        seen.push(event["event"].as_str().unwrap_or_default().to_string());
+        if event["event"] == "waiting" {
+            assert_eq!(event["fire"], "2026-03-14T04:00:00+00:00[UTC]");
+            break;
+        }
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    seen.extend(lines.map(|l| {
+        let event: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+        event["event"].as_str().unwrap_or_default().to_string()
+    }));
+    let status = child.wait().expect("the daemon ends");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(seen, ["watching", "waiting", "stopping", "stopped"]);
 }
