@@ -144,10 +144,10 @@ pub enum Command {
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
     )]
     Unlock(UnlockArgs),
-    /// Scheduled drills: next fire times, and a foreground scheduler that runs them.
+    /// Scheduled drills: next fire times, a foreground scheduler, exports for other schedulers.
     #[command(
         subcommand,
-        after_help = "Examples:\n  drctl schedule list\n  drctl schedule run"
+        after_help = "Examples:\n  drctl schedule list\n  drctl schedule run\n  drctl schedule export --systemd --out ~/.config/systemd/user"
     )]
     Schedule(schedule::ScheduleCommand),
     /// Manage the local AWS endpoint (moto server).

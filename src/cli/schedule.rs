@@ -1,11 +1,11 @@
-//! `drctl schedule list|run`: arguments, and the printing of fire times
-//! and daemon events.
+//! `drctl schedule list|run|export|due`: arguments, and the printing of
+//! fire times, daemon events and exported files.
 
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use jiff::{Timestamp, Zoned};
 
 use super::{GlobalArgs, LogFormat};
@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{exit, Error};
 use crate::model::Project;
 use crate::schedule::daemon::{self, Config, DrillCommand, Event, OffsetClock};
+use crate::schedule::export::{self, Format, Options};
 use crate::schedule::{fires, ScheduleError, Scheduled, Shift};
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +37,21 @@ pub enum ScheduleCommand {
         after_help = "Examples:\n  drctl schedule run\n  drctl schedule run --once --now 2026-03-07T12:00:00Z"
     )]
     Run(RunArgs),
+    /// Write the schedules for systemd, cron, Kubernetes or GitHub Actions.
+    #[command(
+        after_help = "Examples:\n  drctl schedule export --systemd --out ~/.config/systemd/user\n  drctl schedule export --cron > drills.crontab\n  drctl schedule export --kubernetes --image registry.example.com/drctl:1 web-dr-drill\n  drctl schedule export --github-actions --out .github/workflows"
+    )]
+    Export(ExportArgs),
+    /// The gate of an exported GitHub Actions workflow: prints due=true or due=false.
+    ///
+    /// GitHub reads cron in UTC only, so the workflow is triggered at the
+    /// schedule's times for each UTC offset of the runbook's time zone;
+    /// this says whether the trigger that started the run stands for a
+    /// fire time in that zone (exactly one trigger per fire does).
+    #[command(
+        after_help = "Example:\n  drctl schedule due web-dr-drill --trigger \"$TRIGGER\" >> \"$GITHUB_OUTPUT\""
+    )]
+    Due(DueArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +72,50 @@ pub struct RunArgs {
     pub once: bool,
 }
 
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("format")
+        .required(true)
+        .args(["systemd", "cron", "kubernetes", "github_actions"])
+))]
+pub struct ExportArgs {
+    /// Only this runbook (path or name); default: every runbook with a schedule.
+    pub runbook: Option<String>,
+    /// A systemd .service and .timer per runbook.
+    #[arg(long)]
+    pub systemd: bool,
+    /// One crontab, with CRON_TZ before each runbook's line.
+    #[arg(long)]
+    pub cron: bool,
+    /// A Kubernetes CronJob per runbook (needs --image).
+    #[arg(long, requires = "image")]
+    pub kubernetes: bool,
+    /// A GitHub Actions workflow per runbook.
+    #[arg(long)]
+    pub github_actions: bool,
+    /// Write the files into this directory instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Kubernetes: the container image holding drctl and this repository.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// systemd and cron: the drctl binary they run (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub drctl: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DueArgs {
+    /// The runbook (path or name).
+    pub runbook: String,
+    /// The schedule line that started the run (`github.event.schedule`).
+    #[arg(long, value_name = "CRON")]
+    pub trigger: String,
+    /// Decide as of this time instead of the clock (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<Timestamp>,
+}
+
 fn parse_time(arg: &str) -> Result<Timestamp, String> {
     arg.parse()
         .map_err(|e| format!("expected an RFC 3339 time such as 2026-03-07T12:00:00Z: {e}"))
@@ -65,6 +125,8 @@ pub(super) async fn schedule(global: &GlobalArgs, command: &ScheduleCommand) -> 
     match command {
         ScheduleCommand::List(args) => list(global, args),
         ScheduleCommand::Run(args) => run(global, args).await,
+        ScheduleCommand::Export(args) => export(global, args),
+        ScheduleCommand::Due(args) => due(global, args),
     }
 }
 
@@ -222,10 +284,92 @@ fn drill_command(global: &GlobalArgs, root: &Path) -> Result<DrillCommand, Error
     Ok(DrillCommand { program, args })
 }
 
-/// The crate's error for a schedule error: a second daemon is usage
-/// (exit 2), the rest a failure (exit 1).
+fn export(global: &GlobalArgs, args: &ExportArgs) -> Result<u8, Error> {
+    let format = match (args.systemd, args.cron, args.kubernetes) {
+        (true, _, _) => Format::Systemd,
+        (_, true, _) => Format::Cron,
+        (_, _, true) => Format::Kubernetes,
+        _ => Format::GithubActions,
+    };
+    let scheduled = match &args.runbook {
+        Some(runbook) => {
+            let loaded = crate::app::load(global.root.as_deref(), runbook)?;
+            let one = Scheduled::of(loaded.runbook()).ok_or_else(|| {
+                Error::usage(format!("runbook {} has no schedule", loaded.name), None)
+            })?;
+            (vec![one], loaded.project.root)
+        }
+        None => {
+            let project = load_all(global)?;
+            (scheduled(&project)?, project.root)
+        }
+    };
+    let (scheduled, root) = scheduled;
+    let drctl = match &args.drctl {
+        Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        None => drill_command(global, &root)?.program,
+    };
+    let options = Options {
+        root: root
+            .canonicalize()
+            .or_else(|_| std::path::absolute(&root))
+            .unwrap_or(root),
+        drctl,
+        image: args.image.clone(),
+        now: Timestamp::now(),
+    };
+    let files = export::render(format, &scheduled, &options)
+        .map_err(|e| schedule_error(e, &global.state_dir))?;
+    let mut out = std::io::stdout().lock();
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                action: "create",
+                path: dir.clone(),
+                source,
+            })?;
+            for file in &files {
+                let path = dir.join(&file.name);
+                std::fs::write(&path, &file.content).map_err(|source| Error::Io {
+                    action: "write",
+                    path: path.clone(),
+                    source,
+                })?;
+                let _ = writeln!(out, "wrote {}", path.display());
+            }
+        }
+        None => {
+            for (i, file) in files.iter().enumerate() {
+                let gap = if i == 0 { "" } else { "\n" };
+                let _ = write!(out, "{gap}# file: {}\n{}", file.name, file.content);
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn due(global: &GlobalArgs, args: &DueArgs) -> Result<u8, Error> {
+    let loaded = crate::app::load(global.root.as_deref(), &args.runbook)?;
+    let s = Scheduled::of(loaded.runbook())
+        .ok_or_else(|| Error::usage(format!("runbook {} has no schedule", loaded.name), None))?;
+    let now = args.now.unwrap_or_else(Timestamp::now);
+    let due = export::due_at_trigger(&s, &args.trigger, now)
+        .map_err(|e| schedule_error(e, &global.state_dir))?;
+    println!("due={due}");
+    Ok(exit::OK)
+}
+
+/// The crate's error for a schedule error: what cannot be exported or is
+/// asked for wrongly is usage (exit 2), the rest a failure (exit 1).
 fn schedule_error(e: ScheduleError, state_dir: &Path) -> Error {
     match e {
+        ScheduleError::Untranslatable { .. } => Error::usage(e.to_string(), None),
+        ScheduleError::UnknownTrigger { ref runbook, .. } => Error::usage(
+            e.to_string(),
+            Some(format!(
+                "the workflow is older than the runbook's schedule: drctl schedule export --github-actions {runbook}"
+            )),
+        ),
         ScheduleError::Busy { .. } => Error::usage(
             e.to_string(),
             Some("one `drctl schedule run` per state directory: stop the other one first".into()),
@@ -235,15 +379,7 @@ fn schedule_error(e: ScheduleError, state_dir: &Path) -> Error {
             path,
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, source),
         },
-        ScheduleError::Io {
-            action,
-            path,
-            source,
-        } => Error::Io {
-            action,
-            path,
-            source,
-        },
+        ScheduleError::Io { action, path, source } => Error::Io { action, path, source },
         ScheduleError::Signals(source) => Error::Io {
             action: "listen for SIGTERM and SIGINT while using",
             path: state_dir.to_path_buf(),

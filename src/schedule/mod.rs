@@ -18,9 +18,12 @@
 //! their times in a gap and fires both halves of a fold), and jiff resolves
 //! each matching wall-clock time to an instant here, by the rule above.
 //!
-//! Pure: no clock, no files. The daemon ([`daemon`]) builds on it.
+//! Pure: no clock, no files. The daemon ([`daemon`]) and the exports
+//! ([`export`]) build on it.
 
 pub mod daemon;
+pub mod export;
+mod fields;
 pub mod state;
 
 use std::path::PathBuf;
@@ -29,7 +32,9 @@ use jiff::civil::DateTime;
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{Timestamp, ToSpan as _, Zoned};
 
-/// One runbook with a schedule, as the daemon takes it.
+pub use fields::CronFields;
+
+/// One runbook with a schedule, as the daemon and the exports take it.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
     pub runbook: String,
@@ -186,9 +191,26 @@ pub fn due(
     })
 }
 
-/// What went wrong in scheduling or the daemon.
+/// What went wrong in scheduling, exporting, or the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
+    /// A schedule that the chosen scheduler cannot express exactly.
+    #[error(
+        "cannot export the schedule of runbook {runbook} (`{expression}`) for {format}: {why}"
+    )]
+    Untranslatable {
+        runbook: String,
+        expression: String,
+        format: &'static str,
+        why: String,
+    },
+    /// `schedule due --trigger` names a line the exported workflow does not have.
+    #[error("`{trigger}` is not one of the GitHub Actions schedule lines of runbook {runbook} ({})", known.join(", "))]
+    UnknownTrigger {
+        runbook: String,
+        trigger: String,
+        known: Vec<String>,
+    },
     /// Another `drctl schedule run` uses this state directory.
     #[error("another `drctl schedule run` uses {} ({holder})", path.display())]
     Busy { path: PathBuf, holder: String },

@@ -30,6 +30,24 @@ pub(crate) fn scheduled(runbook: &str, expression: &str, tz: &str) -> Scheduled 
     }
 }
 
+/// Checks `matches` against croner's own matching of `expression` at many
+/// minutes of every day of 2026 (a translation that reads the expression
+/// differently shows up here).
+pub(crate) fn assert_matches_croner(expression: &str, matches: impl Fn(DateTime) -> bool) {
+    let cron = cron(expression);
+    let mut day = jiff::civil::date(2026, 1, 1);
+    while day.year() == 2026 {
+        for hour in 0..24 {
+            for minute in [0, 5, 10, 15, 20, 30, 40, 45, 50] {
+                let t = day.at(hour, minute, 0, 0);
+                let expected = cron.is_time_matching(&t).expect("croner matches");
+                assert_eq!(matches(t), expected, "{expression} at {t}");
+            }
+        }
+        day = day.checked_add(1.day()).expect("next day");
+    }
+}
+
 /// The fires after `after`, as `<zoned> <shift>` strings.
 fn fires_after(expression: &str, tz: &str, after: &str, n: usize) -> Vec<String> {
     let (cron, tz) = (cron(expression), zone(tz));

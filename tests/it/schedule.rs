@@ -1,5 +1,5 @@
-//! `drctl schedule`: fire times shown, the daemon's state and its stop,
-//! through the built binary. No test waits on a clock: the
+//! `drctl schedule`: fire times shown, files exported, the daemon's state
+//! and its stop, through the built binary. No test waits on a clock: the
 //! time comes from `--now`.
 
 use std::io::{BufRead as _, BufReader};
@@ -83,6 +83,127 @@ fn a_bad_now_is_a_usage_error() {
     let (code, _, stderr) = run(&repo, &["schedule", "list", "--now", "next saturday"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("expected an RFC 3339 time"), "{stderr}");
+}
+
+#[test]
+fn export_writes_systemd_units_that_read_back() {
+    let repo = scheduled_repo("0 4 * * SAT", "Europe/Berlin");
+    let out = repo.path("units");
+    let (code, stdout, stderr) = run(
+        &repo,
+        &[
+            "schedule",
+            "export",
+            "--systemd",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("drctl-drill-rb.timer"), "{stdout}");
+    let timer = std::fs::read_to_string(out.join("drctl-drill-rb.timer")).expect("timer written");
+    let keys: Vec<&str> = timer
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .collect();
+    assert!(
+        keys.contains(&"OnCalendar=Sat *-*-* 04:00:00 Europe/Berlin"),
+        "{timer}"
+    );
+    assert!(keys.contains(&"Persistent=true"), "{timer}");
+    let service =
+        std::fs::read_to_string(out.join("drctl-drill-rb.service")).expect("service written");
+    let root = repo.root().canonicalize().unwrap();
+    let exec = format!(
+        "ExecStart={} --root {} drill rb",
+        env!("CARGO_BIN_EXE_drctl"),
+        root.display()
+    );
+    assert!(service.lines().any(|l| l == exec), "{exec}\n{service}");
+}
+
+#[test]
+fn export_prints_each_format_with_file_headers() {
+    let repo = scheduled_repo("0 4 * * SAT", "Europe/Berlin");
+    let (code, stdout, stderr) = run(&repo, &["schedule", "export", "--cron"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("# file: drctl-drills.crontab\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nCRON_TZ=Europe/Berlin\n0 4 * * 6 cd "),
+        "{stdout}"
+    );
+    assert!(stdout.trim_end().ends_with(" drill rb"), "{stdout}");
+
+    let (code, stdout, stderr) = run(
+        &repo,
+        &[
+            "schedule",
+            "export",
+            "--kubernetes",
+            "--image",
+            "example/drctl:1",
+            "rb",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("# file: drctl-drill-rb.yaml\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  timeZone: \"Europe/Berlin\"\n"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(&repo, &["schedule", "export", "--github-actions"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.starts_with("# file: drctl-drill-rb.yml\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("    - cron: \"0 3 * * 6\""), "{stdout}");
+    assert!(stdout.contains("    - cron: \"0 2 * * 6\""), "{stdout}");
+}
+
+#[test]
+fn export_refuses_what_the_scheduler_cannot_express_and_needs_a_format() {
+    let repo = scheduled_repo("0 4 13 * FRI", "UTC");
+    let (code, _, stderr) = run(&repo, &["schedule", "export", "--systemd"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot export the schedule of runbook rb (`0 4 13 * FRI`) for systemd"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&repo, &["schedule", "export"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = run(&repo, &["schedule", "export", "--kubernetes"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--image"), "{stderr}");
+}
+
+#[test]
+fn the_github_gate_passes_one_trigger_per_fire() {
+    let repo = scheduled_repo("0 4 * * SAT", "Europe/Berlin");
+    // 2026-03-07 is a Saturday in winter (+01:00): 03:00Z is the fire.
+    for (trigger, expected) in [("0 3 * * 6", "due=true\n"), ("0 2 * * 6", "due=false\n")] {
+        let (code, stdout, stderr) = run(
+            &repo,
+            &[
+                "schedule",
+                "due",
+                "rb",
+                "--trigger",
+                trigger,
+                "--now",
+                "2026-03-07T03:09:00Z",
+            ],
+        );
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(stdout, expected, "{trigger}");
+    }
 }
 
 #[test]
