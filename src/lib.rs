@@ -33,6 +33,7 @@ pub mod model;
 pub mod plan;
 pub mod run;
 pub mod sandbox;
+pub mod schedule;
 pub mod terminal;
 pub mod world;
 

@@ -8,6 +8,7 @@ use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 mod drill;
 mod sandbox;
+mod schedule;
 mod target;
 
 pub use drill::resume_drill;
@@ -168,6 +169,12 @@ pub enum Command {
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
     )]
     Unlock(UnlockArgs),
+    /// Scheduled drills: next fire times, a foreground scheduler, exports for other schedulers.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  drctl schedule list\n  drctl schedule run\n  drctl schedule export --systemd --out ~/.config/systemd/user"
+    )]
+    Schedule(schedule::ScheduleCommand),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
@@ -502,6 +509,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Rebuild(args) => Box::pin(drill::rebuild_command(global, args)).await,
         Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
+        Command::Schedule(command) => schedule::schedule(global, command).await,
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {
             clap_complete::generate(

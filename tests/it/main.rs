@@ -16,5 +16,6 @@ mod operator;
 mod provider;
 mod proxy;
 mod sandbox;
+mod schedule;
 mod support;
 mod validation;

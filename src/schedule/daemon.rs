@@ -1,0 +1,517 @@
+//! `drctl schedule run`: a foreground scheduler that runs due drills one at
+//! a time, oldest fire first, until it is told to stop.
+//!
+//! Each drill is a child process, `drctl [global options] drill RUNBOOK`,
+//! exactly what a systemd timer or a crontab line would run: a drill that
+//! crashes takes nothing of the daemon with it, and its verdict is its exit
+//! code (0 passed, 1 failed, anything else an error). The child runs in its
+//! own process group, so a Ctrl-C at the terminal reaches the daemon only,
+//! and the daemon forwards one SIGTERM: the drill tears down what it built
+//! and ends, the daemon logs its verdict and exits. A further signal is
+//! forwarded again (the drill's own "stop now").
+//!
+//! A fire is marked handled (see [`super::state`]) when its drill starts,
+//! so a daemon killed mid-drill does not start that drill again; the
+//! drill's own journal is what finishes it (`drctl resume`).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use jiff::{Timestamp, Zoned};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::state::{self, LastRun, State, Verdict};
+use super::{Due, ScheduleError, Scheduled, Shift};
+use crate::clock::{Clock, Millis};
+
+/// The longest the daemon sleeps before it looks at the clock again, so a
+/// wall clock that jumps (NTP, a suspended machine) delays a fire by at most
+/// this much.
+const MAX_NAP: Duration = Duration::from_secs(60);
+
+/// How to start one drill: a program and the global options it is given
+/// before `drill RUNBOOK`.
+#[derive(Debug, Clone)]
+pub struct DrillCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+pub struct Config {
+    pub scheduled: Vec<Scheduled>,
+    /// Holds `schedule/` (state, lock) and `reports/<runbook>/`.
+    pub state_dir: PathBuf,
+    pub drill: DrillCommand,
+    /// Run what is due now, then return, instead of waiting for more.
+    pub once: bool,
+}
+
+/// A request to stop, from SIGTERM or SIGINT (Ctrl-C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum StopSignal {
+    #[serde(rename = "SIGTERM")]
+    Term,
+    #[serde(rename = "SIGINT")]
+    Interrupt,
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Interrupt => "SIGINT",
+        })
+    }
+}
+
+/// What the daemon reports, one line each in its log.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Started: the runbooks it watches and their next fires.
+    Watching {
+        state_file: PathBuf,
+        runbooks: Vec<Watched>,
+    },
+    /// Nothing is due until this fire.
+    Waiting {
+        runbook: String,
+        fire: String,
+    },
+    DrillStarted {
+        runbook: String,
+        /// The fire the drill is for, in the runbook's time zone.
+        fire: String,
+        shift: Shift,
+        /// How many fires this one drill stands for (missed ones fold in).
+        fires: usize,
+        pid: u32,
+    },
+    DrillFinished {
+        runbook: String,
+        fire: String,
+        verdict: Verdict,
+        exit_code: Option<i32>,
+        /// The signal that killed the drill, if one did.
+        signal: Option<i32>,
+        duration_ms: Millis,
+        /// The newest report the drill wrote, if it wrote one.
+        report: Option<PathBuf>,
+        /// Why the drill could not run at all.
+        error: Option<String>,
+    },
+    /// A stop was asked for; `in_flight` is the drill being torn down first.
+    Stopping {
+        signal: StopSignal,
+        in_flight: Option<String>,
+    },
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Watched {
+    pub runbook: String,
+    pub schedule: String,
+    pub timezone: String,
+    /// Seen for the first time: fires before now are not made up for.
+    pub new: bool,
+    /// The next fire not yet handled (it may be due already).
+    pub next: Option<String>,
+}
+
+/// What a daemon's life came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub ran: usize,
+    /// Drills that failed or could not run.
+    pub not_passed: usize,
+    pub stopped: bool,
+}
+
+/// `--now T`: a clock that starts at T and runs at the real pace, so tests
+/// set the time without waiting for it.
+pub struct OffsetClock {
+    start: Instant,
+    at: Millis,
+}
+
+impl OffsetClock {
+    pub fn starting_at(at: Timestamp) -> OffsetClock {
+        OffsetClock {
+            start: Instant::now(),
+            at: at.as_millisecond(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Millis {
+        self.at + i64::try_from(self.start.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// SIGTERM and SIGINT as [`StopSignal`]s on a channel, for [`run`].
+pub fn os_signals() -> Result<mpsc::UnboundedReceiver<StopSignal>, ScheduleError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(ScheduleError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ScheduleError::Signals)?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let signal = tokio::select! {
+                Some(()) = term.recv() => StopSignal::Term,
+                Some(()) = int.recv() => StopSignal::Interrupt,
+                else => break,
+            };
+            if tx.send(signal).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The due runs, one per runbook, the oldest pending fire first.
+pub fn due_runs<'a>(
+    scheduled: &'a [Scheduled],
+    state: &State,
+    now: Timestamp,
+) -> Vec<(&'a Scheduled, Due)> {
+    let mut due: Vec<_> = scheduled
+        .iter()
+        .filter_map(|s| {
+            let handled = state.runbooks.get(&s.runbook)?.handled_through;
+            Some((s, super::due(&s.cron, &s.tz, handled, now)?))
+        })
+        .collect();
+    due.sort_by_key(|(_, d)| d.oldest.timestamp());
+    due
+}
+
+/// The earliest fire after `now` among all runbooks.
+pub fn next_fire(scheduled: &[Scheduled], now: Timestamp) -> Option<(&Scheduled, Zoned)> {
+    scheduled
+        .iter()
+        .filter_map(|s| Some((s, super::fires(&s.cron, &s.tz, now).next()?.at)))
+        .min_by_key(|(_, at)| at.timestamp())
+}
+
+/// Runs the scheduler until a stop arrives on `stop` (or, with
+/// `config.once`, until what was due has run); reports through `log`.
+pub async fn run(
+    config: &Config,
+    clock: &dyn Clock,
+    stop: &mut mpsc::UnboundedReceiver<StopSignal>,
+    log: &dyn Fn(Timestamp, &Event),
+) -> Result<Summary, ScheduleError> {
+    let now = || Timestamp::from_millisecond(clock.now()).unwrap_or_else(|_| Timestamp::now());
+    let _lock = lock(&config.state_dir)?;
+    let path = state::state_path(&config.state_dir);
+    let mut state = state::load(&path)?;
+    let started = now();
+    let added = state.reconcile(config.scheduled.iter().map(|s| s.runbook.as_str()), started);
+    state::save(&path, &state)?;
+    log(started, &watching(config, &state, &added, &path));
+
+    let mut summary = Summary::default();
+    let mut daemon = Daemon {
+        config,
+        state: &mut state,
+        path: &path,
+        stop,
+        log,
+        now: &now,
+    };
+    if config.once {
+        for (scheduled, due) in due_runs(&config.scheduled, daemon.state, now()) {
+            if !daemon.drill(scheduled, due, &mut summary).await? {
+                break;
+            }
+        }
+    } else {
+        let mut announced: Option<Timestamp> = None;
+        loop {
+            let t = now();
+            let first_due = due_runs(&config.scheduled, daemon.state, t)
+                .into_iter()
+                .next();
+            if let Some((scheduled, due)) = first_due {
+                if !daemon.drill(scheduled, due, &mut summary).await? {
+                    break;
+                }
+                continue;
+            }
+            let next = next_fire(&config.scheduled, t);
+            if let Some((scheduled, at)) = &next {
+                if announced != Some(at.timestamp()) {
+                    announced = Some(at.timestamp());
+                    log(
+                        t,
+                        &Event::Waiting {
+                            runbook: scheduled.runbook.clone(),
+                            fire: at.to_string(),
+                        },
+                    );
+                }
+            }
+            let nap = next
+                .and_then(|(_, at)| t.duration_until(at.timestamp()).try_into().ok())
+                .map_or(MAX_NAP, |d: Duration| d.min(MAX_NAP));
+            tokio::select! {
+                () = tokio::time::sleep(nap) => {}
+                signal = recv(daemon.stop) => {
+                    log(now(), &Event::Stopping { signal, in_flight: None });
+                    summary.stopped = true;
+                    break;
+                }
+            }
+        }
+    }
+    log(now(), &Event::Stopped);
+    Ok(summary)
+}
+
+fn watching(config: &Config, state: &State, added: &[String], path: &Path) -> Event {
+    let runbooks = config
+        .scheduled
+        .iter()
+        .map(|s| {
+            let handled = state.runbooks.get(&s.runbook).map(|r| r.handled_through);
+            Watched {
+                runbook: s.runbook.clone(),
+                schedule: s.expression.clone(),
+                timezone: s.timezone.clone(),
+                new: added.contains(&s.runbook),
+                next: handled
+                    .and_then(|h| super::fires(&s.cron, &s.tz, h).next())
+                    .map(|f| f.at.to_string()),
+            }
+        })
+        .collect();
+    Event::Watching {
+        state_file: path.to_path_buf(),
+        runbooks,
+    }
+}
+
+/// A stop request; a closed channel never asks to stop.
+async fn recv(stop: &mut mpsc::UnboundedReceiver<StopSignal>) -> StopSignal {
+    match stop.recv().await {
+        Some(signal) => signal,
+        None => std::future::pending().await,
+    }
+}
+
+struct Daemon<'a> {
+    config: &'a Config,
+    state: &'a mut State,
+    path: &'a Path,
+    stop: &'a mut mpsc::UnboundedReceiver<StopSignal>,
+    log: &'a dyn Fn(Timestamp, &Event),
+    now: &'a dyn Fn() -> Timestamp,
+}
+
+impl Daemon<'_> {
+    /// Runs one due drill to its end; `false` when a stop was asked for
+    /// (before it started, or while it ran).
+    async fn drill(
+        &mut self,
+        scheduled: &Scheduled,
+        due: Due,
+        summary: &mut Summary,
+    ) -> Result<bool, ScheduleError> {
+        if let Ok(signal) = self.stop.try_recv() {
+            (self.log)(
+                (self.now)(),
+                &Event::Stopping {
+                    signal,
+                    in_flight: None,
+                },
+            );
+            summary.stopped = true;
+            return Ok(false);
+        }
+        let runbook = scheduled.runbook.clone();
+        let fire = due.newest.at.to_string();
+        let started = (self.now)();
+        let since = SystemTime::now();
+        self.record(&runbook, |entry| {
+            entry.handled_through = due.newest.at.timestamp();
+            entry.last_run = Some(LastRun {
+                fire: due.newest.at.timestamp(),
+                fires: due.count,
+                started_at: started,
+                finished_at: None,
+                verdict: None,
+                exit_code: None,
+            });
+        })?;
+
+        let drill = &self.config.drill;
+        let child = tokio::process::Command::new(&drill.program)
+            .args(&drill.args)
+            .arg("drill")
+            .arg(&runbook)
+            .stdin(Stdio::null())
+            .process_group(0)
+            .spawn();
+        let mut stopping = false;
+        let (exit_code, signal, error) = match child {
+            Err(e) => (
+                None,
+                None,
+                Some(format!("cannot start {}: {e}", drill.program.display())),
+            ),
+            Ok(mut child) => {
+                let pid = child.id().unwrap_or_default();
+                (self.log)(
+                    started,
+                    &Event::DrillStarted {
+                        runbook: runbook.clone(),
+                        fire: fire.clone(),
+                        shift: due.newest.shift,
+                        fires: due.count,
+                        pid,
+                    },
+                );
+                let status = loop {
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        signal = recv(self.stop) => {
+                            forward_term(pid);
+                            if !stopping {
+                                stopping = true;
+                                (self.log)((self.now)(), &Event::Stopping {
+                                    signal,
+                                    in_flight: Some(runbook.clone()),
+                                });
+                            }
+                        }
+                    }
+                };
+                match status {
+                    Ok(status) => (status.code(), status.signal(), None),
+                    Err(e) => (None, None, Some(format!("cannot wait for the drill: {e}"))),
+                }
+            }
+        };
+
+        let verdict = Verdict::from_exit(exit_code);
+        let finished = (self.now)();
+        self.record(&runbook, |entry| {
+            if let Some(run) = &mut entry.last_run {
+                run.finished_at = Some(finished);
+                run.verdict = Some(verdict);
+                run.exit_code = exit_code;
+            }
+        })?;
+        summary.ran += 1;
+        if verdict != Verdict::Passed {
+            summary.not_passed += 1;
+        }
+        summary.stopped |= stopping;
+        let reports = self.config.state_dir.join("reports").join(&runbook);
+        (self.log)(
+            finished,
+            &Event::DrillFinished {
+                runbook,
+                fire,
+                verdict,
+                exit_code,
+                signal,
+                duration_ms: finished.as_millisecond() - started.as_millisecond(),
+                report: newest_report(&reports, since),
+                error,
+            },
+        );
+        Ok(!stopping)
+    }
+
+    /// Changes one runbook's state and writes the state file.
+    fn record(
+        &mut self,
+        runbook: &str,
+        change: impl FnOnce(&mut state::RunbookState),
+    ) -> Result<(), ScheduleError> {
+        if let Some(entry) = self.state.runbooks.get_mut(runbook) {
+            change(entry);
+        }
+        state::save(self.path, self.state)
+    }
+}
+
+/// Asks the drill to tear down and stop. It may have ended already.
+fn forward_term(pid: u32) {
+    use rustix::process::{kill_process, Pid, Signal};
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, Signal::TERM);
+    }
+}
+
+/// The report the drill wrote: the newest file in `dir` changed since it
+/// started, the JSON one when there are several kinds.
+pub fn newest_report(dir: &Path, since: SystemTime) -> Option<PathBuf> {
+    let mut written: Vec<(bool, SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| {
+            let entry = e.ok()?;
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            let path = entry.path();
+            (modified >= since && path.is_file()).then(|| {
+                let json = path.extension().is_some_and(|x| x == "json");
+                (json, modified, path)
+            })
+        })
+        .collect();
+    written.sort();
+    written.pop().map(|(_, _, path)| path)
+}
+
+/// One daemon per state directory: two would run the same drills twice.
+/// An OS lock, released by the kernel however the daemon ends.
+fn lock(state_dir: &Path) -> Result<File, ScheduleError> {
+    let path = state_dir.join("schedule").join("daemon.lock");
+    let io = |action| {
+        let path = path.clone();
+        move |source| ScheduleError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(state_dir.join("schedule")).map_err(io("create the directory of"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io("open"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(ScheduleError::Busy {
+                path,
+                holder: match holder.trim() {
+                    "" => "a process that is starting".to_string(),
+                    held => held.to_string(),
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
+    }
+    file.set_len(0).map_err(io("write"))?;
+    writeln!(file, "pid {}", std::process::id()).map_err(io("write"))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+#[path = "daemon_tests.rs"]
+mod tests;
