@@ -233,14 +233,25 @@ fn print_end_json(result: app::RunResult) -> u8 {
 
 /// First Ctrl-C: start nothing new. Second: record it and abort.
 pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
-    if tokio::signal::ctrl_c().await.is_err() {
+    // SIGTERM (a scheduler or systemd stopping drctl) means what Ctrl-C means.
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    let mut stop_signal = async || {
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+            terminated = term.recv() => terminated.is_some(),
+        }
+    };
+    if !stop_signal().await {
         return;
     }
     cancel.store(true, Ordering::SeqCst);
     eprintln!(
-        "\nStopping: nothing new starts; waiting for calls in flight. Press Ctrl-C again to abort."
+        "\nStopping: nothing new starts; waiting for calls in flight (a drill then tears down). Press Ctrl-C again to abort."
     );
-    if tokio::signal::ctrl_c().await.is_ok() {
+    if stop_signal().await {
         // The run in flight is the newest one that is not finished.
         let latest = crate::journal::list_runs(&state_dir)
             .into_iter()

@@ -335,12 +335,14 @@ impl Journal {
 
 /// Fault injection for the crash tests: `DRCTL_CRASH_AFTER_EVENT=N` makes
 /// the process SIGKILL itself right after the journal's N-th event is on
-/// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there.
+/// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there,
+/// `DRCTL_TERMINATE_AFTER_EVENT=N` a SIGTERM (a scheduler stopping it).
 fn crash_point(written: usize) {
     use rustix::process::{getpid, kill_process, Signal};
     for (variable, signal) in [
         ("DRCTL_CRASH_AFTER_EVENT", Signal::KILL),
         ("DRCTL_INTERRUPT_AFTER_EVENT", Signal::INT),
+        ("DRCTL_TERMINATE_AFTER_EVENT", Signal::TERM),
     ] {
         if std::env::var(variable).ok().and_then(|n| n.parse().ok()) == Some(written) {
             let _ = kill_process(getpid(), signal);

@@ -503,3 +503,70 @@ async fn rebuild_restores_a_partial_wreck_with_break_glass_recorded() {
     let (code, text) = d.run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn the_schedule_daemon_runs_a_missed_drill_once_and_logs_its_verdict() {
+    let d = Drill::new("drill-sched", 136, None);
+    let runbook = std::fs::read_to_string(d.repo.path("runbooks/rb.toml")).unwrap();
+    d.repo.write(
+        "runbooks/rb.toml",
+        &format!("schedule = \"0 4 * * SAT\"\ntimezone = \"Europe/Berlin\"\n{runbook}"),
+    );
+    // The daemon first runs on a Friday: nothing is due, and nothing counts
+    // as missed from before it ever ran.
+    let (code, text) = d.run(&["schedule", "run", "--once", "--now", "2026-11-20T12:00:00Z"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(d.reports("json").is_empty(), "{text}");
+    // Down for two Saturdays: the missed fires run once, as one drill.
+    let (code, text) = d.run(&["schedule", "run", "--once", "--now", "2026-12-02T09:00:00Z"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(d.reports("json").len(), 1, "{text}");
+    assert!(text.contains("passed"), "{text}");
+    let (report, _) = d.report();
+    assert_eq!(report.verdict, Verdict::Passed);
+    assert!(
+        text.contains(&report.run_id) || text.contains("reports/rb/"),
+        "{text}"
+    );
+    assert!(tagged(&report.environment).await.is_empty());
+    // Nothing more is due.
+    let (code, text) = d.run(&["schedule", "run", "--once", "--now", "2026-12-02T09:05:00Z"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(d.reports("json").len(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_drill_which_still_tears_down_and_reports() {
+    let d = Drill::new("drill-term", 137, None);
+    let mut child = d
+        .command(&["drill", "rb"])
+        .env("DRCTL_TERMINATE_AFTER_EVENT", "6")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut text = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("Drill of rb FAILED"), "{text}");
+    let (report, json) = d.report();
+    assert!(
+        report.failures.iter().any(|f| f.contains("interrupted")),
+        "{json:#}"
+    );
+    assert!(report.teardown.performed && report.teardown.ok, "{json:#}");
+    assert!(tagged(&report.environment).await.is_empty());
+}
