@@ -1,8 +1,6 @@
 //! The binary's contract: exit codes and messages, help, completions, and
 //! hints that name what to type.
 
-use std::process::{Output, Stdio};
-
 use clap::CommandFactory as _;
 
 use crate::support::{drctl, moto_endpoint, Repo, NET};
@@ -104,21 +102,7 @@ fn usage_errors_exit_2() {
 /// Runs drctl in `repo` with its own state dir, no terminal on stdin, and
 /// moto's credentials (used only by commands given `--endpoint-url`).
 fn run_in(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
-    let out: Output = drctl()
-        .current_dir(repo.root())
-        .env_remove("DRCTL_STATE_DIR")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .args(["--state-dir", repo.path(".drctl").to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run drctl");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    crate::support::run_in_repo(repo, args)
 }
 
 #[test]

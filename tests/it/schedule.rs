@@ -3,7 +3,7 @@
 //! time comes from `--now`.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use crate::support::{drctl, Repo, RUNBOOK};
 
@@ -16,19 +16,7 @@ fn scheduled_repo(schedule: &str, timezone: &str) -> Repo {
 }
 
 fn run(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
-    let out: Output = drctl()
-        .current_dir(repo.root())
-        .env_remove("DRCTL_STATE_DIR")
-        .args(["--state-dir", repo.path(".drctl").to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run drctl");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
-    )
+    crate::support::run_in_repo(repo, args)
 }
 
 #[test]

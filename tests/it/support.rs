@@ -201,3 +201,23 @@ impl drctl::app::Connect for MotoConnect {
         }
     }
 }
+
+/// Runs the binary in `repo`'s root with its own state directory
+/// (`.drctl` inside it) and sandbox credentials: (exit code, stdout, stderr).
+pub fn run_in_repo(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = drctl()
+        .current_dir(repo.root())
+        .env_remove("DRCTL_STATE_DIR")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["--state-dir", repo.path(".drctl").to_str().unwrap()])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run drctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
