@@ -117,8 +117,11 @@ pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
     if !report.teardown.performed {
         println!("Left built: {}.", report.teardown.note);
         println!(
-            "Remove it with: drctl destroy {} --environment {} --auto-approve",
-            report.runbook, report.environment
+            "Remove it with: drctl{} --root {} destroy {} --environment {} --auto-approve",
+            target_flags(global, &report.region),
+            finished.root.display(),
+            report.runbook,
+            report.environment
         );
     }
     if report.passed() {
@@ -126,6 +129,24 @@ pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
     } else {
         exit::FAILURE
     }
+}
+
+/// The options that point a printed command at where the drill ran.
+fn target_flags(global: &GlobalArgs, region: &str) -> String {
+    let mut flags = String::new();
+    if global.sandbox {
+        flags.push_str(" --sandbox");
+    }
+    if let Some(url) = &global.endpoint_url {
+        flags.push_str(&format!(" --endpoint-url {url}"));
+    }
+    if let Some(profile) = &global.profile {
+        flags.push_str(&format!(" --profile {profile}"));
+    }
+    if global.region.is_some() {
+        flags.push_str(&format!(" --region {region}"));
+    }
+    flags
 }
 
 fn verdict_line(report: &DrillReport) -> String {

@@ -78,6 +78,8 @@ pub struct Finished {
     pub json: PathBuf,
     pub markdown: PathBuf,
     pub junit: Option<PathBuf>,
+    /// The project root, absolute (for the commands printed next).
+    pub root: PathBuf,
 }
 
 /// `fleet-dr-drill-20261122t051500z`: sortable, unique per second, and kept
@@ -394,7 +396,8 @@ async fn conclude(
         teardown,
         leak_check,
     };
-    let finished = write_reports(ctx, report, start.junit.clone())?;
+    let mut finished = write_reports(ctx, report, start.junit.clone())?;
+    finished.root = absolute(&loaded.project.root);
     journal.append(&Event::DrillFinished {
         at: ctx.clock.now(),
         passed: finished.report.passed(),
@@ -564,6 +567,7 @@ fn write_reports(
         json,
         markdown,
         junit,
+        root: PathBuf::new(),
     })
 }
 

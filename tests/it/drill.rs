@@ -570,3 +570,40 @@ async fn sigterm_stops_a_drill_which_still_tears_down_and_reports() {
     assert!(report.teardown.performed && report.teardown.ok, "{json:#}");
     assert!(tagged(&report.environment).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_drill_left_built_prints_a_destroy_that_works_verbatim() {
+    let d = Drill::new("drill-kept", 138, None);
+    let runbook = std::fs::read_to_string(d.repo.path("runbooks/rb.toml")).unwrap();
+    d.repo.write(
+        "runbooks/rb.toml",
+        &runbook.replace("teardown = \"always\"", "teardown = \"never\""),
+    );
+    let (code, text) = d.run(&["drill", "rb"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (report, json) = d.report();
+    assert!(
+        !report.teardown.performed && !report.leak_check.performed,
+        "{json:#}"
+    );
+    assert!(!tagged(&report.environment).await.is_empty());
+    let printed = text
+        .split("Remove it with: ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no destroy hint in {text}"));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = drctl()
+        .current_dir(elsewhere.path())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_ENDPOINT_URL")
+        .args(printed.split_whitespace().skip(1))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{printed}: {text}");
+    assert!(tagged(&report.environment).await.is_empty(), "{text}");
+}
