@@ -109,10 +109,18 @@ pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
         for leak in &report.leak_check.leaks {
             println!("  {} ({})", leak.resource, leak.resource_type);
         }
-        println!(
-            "List them again with: aws resourcegroupstaggingapi get-resources --region {} --tag-filters Key=drctl:env,Values={}",
-            report.region, report.environment
-        );
+        // The sandbox a drill started for itself is gone by now: nothing to ask.
+        if !global.sandbox {
+            let endpoint = global
+                .endpoint_url
+                .as_ref()
+                .map(|u| format!(" --endpoint-url {u}"))
+                .unwrap_or_default();
+            println!(
+                "List them again with: aws resourcegroupstaggingapi get-resources{endpoint} --region {} --tag-filters Key=drctl:env,Values={}",
+                report.region, report.environment
+            );
+        }
     }
     if !report.teardown.performed {
         println!("Left built: {}.", report.teardown.note);
