@@ -122,7 +122,7 @@ pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
             );
         }
     }
-    if !report.teardown.performed {
+    if !report.teardown.performed || !report.teardown.ok {
         println!("Left built: {}.", report.teardown.note);
         println!(
             "Remove it with: drctl{} --root {} destroy {} --environment {} --auto-approve",

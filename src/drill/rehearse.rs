@@ -152,6 +152,8 @@ pub async fn drill<C: Connect>(
             started_at: began,
         }),
     )?;
+    // An error that stops the rebuild (not a failed step: those are in the
+    // RunEnd) still ends in teardown and a report: nobody is watching.
     let end = drive(
         ctx,
         &provider,
@@ -160,7 +162,7 @@ pub async fn drill<C: Connect>(
         request.parallelism,
         cancel,
     )
-    .await?;
+    .await;
     let outcome = conclude(ctx, &provider, &loaded, &journal, end, request, cancel).await;
     drop(lock);
     outcome
@@ -212,6 +214,7 @@ pub async fn resume<C: Connect>(
                 .end
         }
     };
+    let end = Ok(end);
     let mut loaded = load_file(root, runbook_file)?;
     loaded.retarget(environment, region);
     let provider = connect.connect(region).await?;
@@ -237,10 +240,15 @@ async fn conclude(
     provider: &AwsProvider,
     loaded: &Loaded,
     journal: &Journal,
-    end: RunEnd,
+    end: Result<RunEnd, Error>,
     request: &DrillRequest,
     cancel: &AtomicBool,
 ) -> Result<DrillOutcome, Error> {
+    let mut failures = Vec::new();
+    let end = end.unwrap_or_else(|e| {
+        failures.push(format!("the rebuild stopped: {e}"));
+        RunEnd::Failed(Report::default())
+    });
     if let RunEnd::Paused {
         phase,
         approvals,
@@ -275,12 +283,14 @@ async fn conclude(
     } else {
         run_started_at
     };
-    let mut failures = Vec::new();
     let mut results: Vec<CheckResult> = Vec::new();
     let mut recovered_at = None;
     match &end {
         RunEnd::Succeeded(_) => {
-            results = run_checks(ctx, provider, loaded, journal, request, cancel).await?;
+            match run_checks(ctx, provider, loaded, journal, request, cancel).await {
+                Ok(done) => results = done,
+                Err(e) => failures.push(format!("the checks could not run: {e}")),
+            }
             for failed in results.iter().filter(|c| c.status == CheckStatus::Failed) {
                 failures.push(format!("check {} failed: {}", failed.name, failed.detail));
             }
@@ -290,6 +300,7 @@ async fn conclude(
                 recovered_at = Some(ctx.clock.now());
             }
         }
+        RunEnd::Failed(report) if report.outcomes.is_empty() => {}
         RunEnd::Failed(report) => {
             let steps: Vec<String> = report
                 .failures()
@@ -325,7 +336,20 @@ async fn conclude(
             "teardown = \"on_success\" and the drill failed: left built for inspection",
             ctx.clock.now(),
         ),
-        _ => tear_down(ctx, provider, &env, &start.teardown, request.parallelism).await?,
+        _ => {
+            let began = ctx.clock.now();
+            tear_down(ctx, provider, &env, &start.teardown, request.parallelism)
+                .await
+                .unwrap_or_else(|e| Teardown {
+                    policy: start.teardown.clone(),
+                    started_at: began,
+                    performed: true,
+                    note: "stopped by an error".into(),
+                    ok: false,
+                    duration_ms: ctx.clock.now() - began,
+                    errors: vec![e.to_string()],
+                })
+        }
     };
     if !teardown.ok {
         failures.push(format!("teardown failed: {}", teardown.errors.join("; ")));
@@ -335,7 +359,17 @@ async fn conclude(
             message: format!("Leak check: everything tagged drctl:env={env}, through the tagging API and the services' describes …"),
         });
         let began = ctx.clock.now();
-        let mut found = leaks::leak_check(provider, &env, &request.settings.leak_settle).await?;
+        let mut found = leaks::leak_check(provider, &env, &request.settings.leak_settle)
+            .await
+            .unwrap_or_else(|e| {
+                failures.push(format!("the leak check could not run: {e}"));
+                LeakCheck {
+                    started_at: began,
+                    performed: false,
+                    sources: Vec::new(),
+                    leaks: Vec::new(),
+                }
+            });
         found.started_at = began;
         if !found.leaks.is_empty() {
             failures.push(format!(

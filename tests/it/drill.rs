@@ -29,6 +29,8 @@ checks = [
 struct Drill {
     repo: Repo,
     state: tempfile::TempDir,
+    /// moto's, or a fault proxy's in front of it.
+    endpoint: String,
 }
 
 impl Drill {
@@ -54,6 +56,7 @@ impl Drill {
         Drill {
             repo,
             state: tempfile::tempdir().unwrap(),
+            endpoint: moto_endpoint().to_string(),
         }
     }
 
@@ -66,7 +69,7 @@ impl Drill {
             .env("MOTO_PYTHON", moto_venv().join("bin/python"))
             .args(["--root", self.repo.root().to_str().unwrap()])
             .args(["--state-dir", self.state.path().to_str().unwrap()])
-            .args(["--endpoint-url", moto_endpoint()])
+            .args(["--endpoint-url", &self.endpoint])
             .args(args)
             .stdin(Stdio::null());
         cmd
@@ -606,4 +609,36 @@ async fn a_drill_left_built_prints_a_destroy_that_works_verbatim() {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{printed}: {text}");
     assert!(tagged(&report.environment).await.is_empty(), "{text}");
+}
+
+#[tokio::test]
+async fn a_drill_stopped_by_an_api_error_still_tears_down_and_reports_why() {
+    use crate::proxy::{Fault, FaultProxy, Faults};
+    // The 4th DescribeLoadBalancers is the discovery before the compute
+    // phase: the network is built by then.
+    let proxy = FaultProxy::moto(Faults::none().nth(
+        "DescribeLoadBalancers",
+        4,
+        Fault::Error("AccessDenied".into()),
+    ));
+    let mut d = Drill::new("drill-error", 139, None);
+    d.endpoint = proxy.url().to_string();
+    let out = d.command(&["drill", "rb"]).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (report, json) = d.report();
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| f.contains("the rebuild stopped") && f.contains("AccessDenied")),
+        "{json:#}"
+    );
+    assert!(report.teardown.performed && report.teardown.ok, "{json:#}");
+    assert!(
+        report.leak_check.performed && report.leak_check.leaks.is_empty(),
+        "{json:#}"
+    );
+    assert!(tagged(&report.environment).await.is_empty());
 }
