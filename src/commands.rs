@@ -323,6 +323,15 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
             format!(" at the gate before `{phase}`")
         }
     );
+    if is_drill(global, &args.run_id) {
+        // A rejected drill still tears down what it built and reports.
+        let code = Box::pin(crate::cli::resume_drill(global, &args.run_id)).await?;
+        return Ok(if code == exit::FAILURE {
+            exit::OK
+        } else {
+            code
+        });
+    }
     Ok(exit::OK)
 }
 

@@ -42,12 +42,24 @@ pub async fn destroy<C: Connect>(
 ) -> Result<DestroyResult, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     if let Some(environment) = &request.environment {
+        if let Some(owner) = super::claimed_by(&loaded.project, environment) {
+            if owner != loaded.name {
+                return Err(Error::usage(
+                    format!("environment {environment} is runbook {owner}'s"),
+                    Some(format!(
+                        "destroy it through its own runbook: drctl destroy {owner}"
+                    )),
+                ));
+            }
+        }
         let region = loaded.runbook().region.clone();
         loaded.retarget(environment, &region);
     }
+    // `protected` guards the runbook's own environment, not its drills'.
+    let protected = loaded.runbook().protected && loaded.other_environment().is_none();
     let runbook = loaded.runbook();
     let env = &runbook.environment;
-    if runbook.protected {
+    if protected {
         if !request.force {
             return Err(Error::usage(
                 format!("environment {env} is protected (runbook {})", runbook.name),
@@ -93,7 +105,7 @@ pub async fn destroy<C: Connect>(
             .map(|o| (o.address.clone(), o.id.clone()))
             .collect(),
     });
-    let question = if runbook.protected && request.confirm.is_none() {
+    let question = if protected && request.confirm.is_none() {
         Some(Question::Confirm {
             prompt: format!("Environment {env} is protected. Type its name to destroy it:"),
             expected: env.clone(),
@@ -110,7 +122,7 @@ pub async fn destroy<C: Connect>(
         match ctx.sink.ask(&question) {
             Some(Answer::Approve) => {}
             Some(_) => return Err(Error::Declined),
-            None if runbook.protected => return Err(protected_without_terminal(env)),
+            None if protected => return Err(protected_without_terminal(env)),
             None => return Err(no_terminal()),
         }
     }

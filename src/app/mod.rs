@@ -124,6 +124,9 @@ pub struct Loaded {
     pub project: Project,
     /// The runbook's name (`project.runbook(name)` is it).
     pub name: String,
+    /// The environment its file names, once [`Loaded::retarget`] pointed it
+    /// at another.
+    pub file_environment: Option<String>,
 }
 
 impl Loaded {
@@ -143,9 +146,33 @@ impl Loaded {
             .iter_mut()
             .find(|r| r.name == name)
             .expect("a loaded project holds its runbook");
+        if runbook.environment != environment {
+            self.file_environment
+                .get_or_insert_with(|| runbook.environment.clone());
+        }
         runbook.environment = environment.to_string();
         runbook.region = region.to_string();
     }
+
+    /// The environment the runbook is pointed at, when it is not the one
+    /// its file names (a drill's).
+    pub fn other_environment(&self) -> Option<&str> {
+        let current = &self.runbook().environment;
+        self.file_environment
+            .as_ref()
+            .filter(|named| *named != current)
+            .map(|_| current.as_str())
+    }
+}
+
+/// The runbook (of the project's, read or only known) claiming `environment`.
+pub fn claimed_by(project: &Project, environment: &str) -> Option<String> {
+    project
+        .runbooks
+        .iter()
+        .chain(&project.other_runbooks)
+        .find(|r| r.environment == environment)
+        .map(|r| r.name.clone())
 }
 
 /// Loads and validates the project around one runbook (a path or a name).
@@ -166,7 +193,11 @@ pub fn load_file(root: &Path, path: &Path) -> Result<Loaded, Error> {
         .first()
         .map(|r| r.name.clone())
         .ok_or_else(|| Error::usage(format!("cannot read runbook {}", path.display()), None))?;
-    Ok(Loaded { project, name })
+    Ok(Loaded {
+        project,
+        name,
+        file_environment: None,
+    })
 }
 
 /// SHA-256 of every stack file and of the runbook file, keyed by the path

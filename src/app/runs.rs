@@ -112,9 +112,13 @@ async fn say_what_is_left(
             environment: runbook.environment.clone(),
             resources: snapshot.objects().map(|o| o.address.clone()).collect(),
             destroy_with: format!(
-                "drctl --root {} destroy {}",
+                "drctl --root {} destroy {}{}",
                 absolute(&loaded.project.root).display(),
-                runbook.name
+                runbook.name,
+                loaded
+                    .other_environment()
+                    .map(|env| format!(" --environment {env}"))
+                    .unwrap_or_default()
             ),
         });
     }
@@ -537,10 +541,17 @@ pub async fn reject<C: Connect>(
     };
     let phase = run::reject(&recorder, &request.by, request.reason.clone())?;
     if let Some(Event::RunStarted {
-        root, runbook_file, ..
+        root,
+        runbook_file,
+        environment,
+        region,
+        drill: None,
+        ..
     }) = journal.events()?.first()
     {
-        let loaded = load_file(root, runbook_file)?;
+        // A drill's rejection ends in its teardown instead (the caller).
+        let mut loaded = load_file(root, runbook_file)?;
+        loaded.retarget(environment, region);
         let provider = connect.connect(&loaded.runbook().region).await?;
         say_what_is_left(ctx, &provider, &loaded).await?;
     }

@@ -75,6 +75,9 @@ pub struct AwsProvider {
     pub(crate) ec2: SdkEc2,
     pub(crate) elbv2: SdkElbv2,
     pub(crate) tagging: SdkTagging,
+    /// The endpoint override, if any (`--endpoint-url`, the sandbox): what
+    /// a drill's check command is pointed at too.
+    endpoint_url: Option<String>,
     calls: CallCounter,
     pub(crate) waits: Waits,
 }
@@ -105,6 +108,7 @@ impl AwsProvider {
             tagging: SdkTagging::from_client(aws_sdk_resourcegroupstagging::Client::from_conf(
                 tagging,
             )),
+            endpoint_url: config.endpoint_url().map(str::to_string),
             calls,
             waits: Waits::default(),
         }
@@ -112,6 +116,10 @@ impl AwsProvider {
 }
 
 impl AwsProvider {
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
     pub fn with_waits(mut self, waits: Waits) -> Self {
         self.waits = waits;
         self

@@ -220,7 +220,8 @@ async fn http(scope: &CheckScope<'_>, url: &Template, status: u16, timeout: Dura
 }
 
 /// The environment a check command runs with: the drill's outputs as
-/// `DRCTL_OUTPUT_<STACK>_<NAME>`, and where it runs.
+/// `DRCTL_OUTPUT_<STACK>_<NAME>`, and where it runs (`AWS_REGION`, and
+/// `AWS_ENDPOINT_URL` when the drill runs against an endpoint override).
 pub fn command_env(scope: &CheckScope<'_>) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = scope
         .outputs
@@ -230,7 +231,11 @@ pub fn command_env(scope: &CheckScope<'_>) -> BTreeMap<String, String> {
     env.insert("DRCTL_ENV".into(), scope.environment.into());
     env.insert("DRCTL_REGION".into(), scope.region.into());
     env.insert("DRCTL_RUN_ID".into(), scope.run_id.into());
+    // The script's own AWS calls go where the drill went.
     env.insert("AWS_REGION".into(), scope.region.into());
+    if let Some(endpoint) = scope.aws.endpoint_url() {
+        env.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
+    }
     env
 }
 

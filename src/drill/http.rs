@@ -21,16 +21,29 @@ pub enum Answer {
 
 /// GET `url`, within `timeout`.
 pub async fn get(url: &str, timeout: Duration) -> Result<Answer, String> {
-    match tokio::time::timeout(timeout, get_now(url)).await {
+    let last_lookup_error = std::sync::Mutex::new(None);
+    match tokio::time::timeout(timeout, get_now(url, &last_lookup_error)).await {
         Ok(answer) => answer,
-        Err(_) => Err(format!(
-            "no answer within {}",
-            humantime::format_duration(timeout)
-        )),
+        Err(_) => match last_lookup_error
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            Some(why) => Ok(Answer::CannotCheck(format!(
+                "{why} within {}",
+                humantime::format_duration(timeout)
+            ))),
+            None => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            )),
+        },
     }
 }
 
-async fn get_now(url: &str) -> Result<Answer, String> {
+async fn get_now(
+    url: &str,
+    last_lookup_error: &std::sync::Mutex<Option<String>>,
+) -> Result<Answer, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
@@ -43,13 +56,19 @@ async fn get_now(url: &str) -> Result<Answer, String> {
     }
     let host = uri.host().ok_or("the URL has no host")?.to_string();
     let port = uri.port_u16().unwrap_or(80);
-    let addrs: Vec<_> = match tokio::net::lookup_host((host.as_str(), port)).await {
-        Ok(addrs) => addrs.collect(),
-        Err(e) => {
-            return Ok(Answer::CannotCheck(format!(
-                "{host} does not resolve ({e})"
-            )))
+    // A load balancer's name takes a while to appear in DNS: keep asking
+    // (the caller's timeout ends it), and only then call it unresolvable.
+    let mut pause = Duration::from_millis(250);
+    let addrs: Vec<_> = loop {
+        match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(addrs) => break addrs.collect(),
+            Err(e) => {
+                *last_lookup_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(format!("{host} does not resolve ({e})"));
+            }
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     };
     let Some(addr) = addrs.first() else {
         return Ok(Answer::CannotCheck(format!(
@@ -108,7 +127,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_not_a_failure_nor_a_pass() {
-        let answer = get("http://no-such-host.invalid/", Duration::from_secs(5)).await;
+        let answer = get("http://no-such-host.invalid/", Duration::from_secs(1)).await;
         assert!(matches!(answer, Ok(Answer::CannotCheck(_))), "{answer:?}");
     }
 }

@@ -103,9 +103,9 @@ pub async fn drill<C: Connect>(
         .environment
         .clone()
         .unwrap_or_else(|| drill_environment(&source.environment, ctx.clock.now()));
-    if environment == source.environment {
+    if let Some(owner) = crate::app::claimed_by(&loaded.project, &environment) {
         return Err(Error::usage(
-            format!("a drill never runs in the runbook's own environment ({environment})"),
+            format!("a drill never runs in a runbook's environment ({environment} is {owner}'s)"),
             Some("leave out --environment, or give one of the drill's own".into()),
         ));
     }
@@ -122,7 +122,10 @@ pub async fn drill<C: Connect>(
                 "environment {environment} already holds {} resource(s); a drill rebuilds from nothing",
                 snapshot.len()
             ),
-            Some(format!("leave out --environment for a fresh one, or remove it first: drctl destroy … (environment {environment})")),
+            Some(format!(
+                "leave out --environment for a fresh one, or remove it first: drctl destroy {} --environment {environment}",
+                source.name
+            )),
         ));
     }
     ctx.sink.event(&Shown::DrillStage {
@@ -287,6 +290,7 @@ async fn conclude(
     let mut recovered_at = None;
     match &end {
         RunEnd::Succeeded(_) => {
+            let checks_began = ctx.clock.now();
             match run_checks(ctx, provider, loaded, journal, request, cancel).await {
                 Ok(done) => results = done,
                 Err(e) => failures.push(format!("the checks could not run: {e}")),
@@ -294,10 +298,15 @@ async fn conclude(
             for failed in results.iter().filter(|c| c.status == CheckStatus::Failed) {
                 failures.push(format!("check {} failed: {}", failed.name, failed.detail));
             }
-            if cancel.load(Ordering::SeqCst) && results.len() < runbook.drill.checks.len() {
-                failures.push("interrupted (Ctrl-C) during the checks".into());
-            } else if failures.is_empty() {
-                recovered_at = Some(ctx.clock.now());
+            if failures.is_empty() {
+                // Recovered when the last check that passed did; a skipped
+                // check (a name not in DNS yet) is waited for, not timed.
+                recovered_at = results
+                    .iter()
+                    .filter(|c| c.status == CheckStatus::Passed)
+                    .map(|c| c.started_at + c.duration_ms)
+                    .max()
+                    .or(Some(checks_began));
             }
         }
         RunEnd::Failed(report) if report.outcomes.is_empty() => {}
@@ -490,17 +499,34 @@ async fn run_checks(
         health_deadline: request.settings.health_deadline,
         clock: ctx.clock,
     };
-    let mut results = Vec::new();
-    for check in checks {
-        if cancel.load(Ordering::SeqCst) {
-            break;
-        }
-        let result = checks::run(check, &scope).await;
+    // The checks are independent: all at once, so one waiting out its
+    // deadline (a name not in DNS yet) does not delay the others' verdicts.
+    let scope = &scope;
+    let one = |check| async move {
+        // Ctrl-C or SIGTERM must not wait out a check's deadline.
+        let interrupted = async {
+            while !cancel.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let begun = ctx.clock.now();
+        let result = tokio::select! {
+            result = checks::run(check, scope) => result,
+            () = interrupted => CheckResult {
+                name: check.to_string(),
+                kind: check.kind().to_string(),
+                status: CheckStatus::Failed,
+                detail: "interrupted (Ctrl-C or SIGTERM)".into(),
+                started_at: begun,
+                duration_ms: ctx.clock.now() - begun,
+            },
+        };
         ctx.sink.event(&Shown::DrillCheck {
             result: result.clone(),
         });
-        results.push(result);
-    }
+        result
+    };
+    let results = futures_util::future::join_all(checks.iter().map(one)).await;
     Ok(results)
 }
 

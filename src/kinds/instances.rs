@@ -90,11 +90,19 @@ async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedReso
         .describe_instances(Select::Env(pass.env()))
         .await?;
     let mut found = fleets(&instances, ResourceKind::Instances);
+    for fleet in found.iter_mut().filter(|f| f.attrs.get("count") != Some(&Value::Int(0))) {
+        // Registered nowhere until the tag says otherwise: a fleet cut short
+        // between launch and registration reads `[]` and is registered again.
+        // (An empty fleet has nothing to register: the attribute is unknown.)
+        fleet
+            .attrs
+            .insert("target_groups".into(), Value::List(Vec::new()));
+    }
     if found.iter().any(|f| f.tags.contains_key(TARGETS_TAG)) {
         // Names to ARNs through the pass's one ELBv2 read (shared with the
         // ELBv2 kinds): a group deleted since drops out, and is re-registered.
         let groups = &pass.elbv2(aws).await?.target_groups;
-        for fleet in &mut found {
+        for fleet in found.iter_mut().filter(|f| f.tags.contains_key(TARGETS_TAG)) {
             let names = fleet.tags.get(TARGETS_TAG).cloned().unwrap_or_default();
             let arns = names
                 .split(',')
@@ -138,10 +146,24 @@ fn fleet_seen(instances: &[&Instance]) -> Seen {
         .iter()
         .map(|i| i.private_ip_address().unwrap_or_default())
         .collect();
-    let tags = all
+    let mut tags = all
         .first()
         .map(|i| ec2::tag_map(i.tags()))
         .unwrap_or_default();
+    // The fleet is registered only if every live member says so (a member
+    // launched by a scale-out, or before a kill, is not yet).
+    let registered: Vec<Option<String>> = live
+        .iter()
+        .map(|i| ec2::tag_map(i.tags()).remove(TARGETS_TAG))
+        .collect();
+    match registered.first() {
+        Some(Some(first)) if registered.iter().all(|r| r.as_ref() == Some(first)) => {
+            tags.insert(TARGETS_TAG.to_string(), first.clone());
+        }
+        _ => {
+            tags.remove(TARGETS_TAG);
+        }
+    }
     let mut seen = Seen::new(ids.first().copied().unwrap_or_default(), tags)
         .attr("count", Value::Int(live.len() as i64))
         .export("ids", Value::str_list(ids.iter().copied()))
@@ -507,7 +529,13 @@ async fn update(
         .iter()
         .filter_map(|i| i.instance_id().map(str::to_string))
         .collect();
-    aws.retag_ec2(&members_ids, &current.tags, tags).await?;
+    // The registration record stays until `register` rewrites it: a kill in
+    // between leaves the old record, and the next plan registers again.
+    let mut keep = tags.clone();
+    if let Some(record) = current.tags.get(TARGETS_TAG) {
+        keep.insert(TARGETS_TAG.to_string(), record.clone());
+    }
+    aws.retag_ec2(&members_ids, &current.tags, &keep).await?;
 
     if wanted > live.len() {
         let mut used: BTreeMap<String, usize> = BTreeMap::new();

@@ -394,7 +394,7 @@ async fn a_resource_made_outside_drctl_with_the_drills_tag_is_a_leak() {
         r#"#!/bin/sh
 exec "$MOTO_PYTHON" -c '
 import os, boto3
-ec2 = boto3.client("ec2", endpoint_url=os.environ["MOTO_ENDPOINT"], region_name=os.environ["DRCTL_REGION"],
+ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["DRCTL_REGION"],
                    aws_access_key_id="testing", aws_secret_access_key="testing")
 ec2.create_vpc(CidrBlock="10.235.0.0/16", TagSpecifications=[{"ResourceType": "vpc",
     "Tags": [{"Key": "drctl:env", "Value": os.environ["DRCTL_ENV"]}]}])
@@ -640,5 +640,96 @@ async fn a_drill_stopped_by_an_api_error_still_tears_down_and_reports_why() {
         report.leak_check.performed && report.leak_check.leaks.is_empty(),
         "{json:#}"
     );
+    assert!(tagged(&report.environment).await.is_empty());
+}
+
+/// Every target registered with the environment's target groups.
+async fn registered_targets(env: &str) -> usize {
+    let config = AwsSettings::sandbox(moto_endpoint(), REGION).load().await;
+    let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&config);
+    let groups = elbv2.describe_target_groups().send().await.unwrap();
+    let mut targets = 0;
+    for group in groups.target_groups() {
+        let arn = group.target_group_arn().unwrap();
+        let tags = elbv2
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .unwrap();
+        let ours = tags
+            .tag_descriptions()
+            .iter()
+            .flat_map(|d| d.tags())
+            .any(|t| t.key() == Some("drctl:env") && t.value() == Some(env));
+        if ours {
+            let health = elbv2
+                .describe_target_health()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .unwrap();
+            targets += health.target_health_descriptions().len();
+        }
+    }
+    targets
+}
+
+#[tokio::test]
+async fn a_fleet_launched_but_not_registered_is_registered_by_the_next_run() {
+    use crate::proxy::{Fault, FaultProxy, Faults};
+    let proxy = FaultProxy::moto(Faults::none().nth(
+        "RegisterTargets",
+        1,
+        Fault::Error("ValidationError".into()),
+    ));
+    let mut d = Drill::new("fleet-unregistered", 140, None);
+    d.endpoint = proxy.url().to_string();
+    let (code, text) = d.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("RegisterTargets"), "{text}");
+    assert_eq!(registered_targets("fleet-unregistered").await, 0);
+
+    proxy.set_faults(Faults::none());
+    let (code, text) = d.run(&["plan", "rb"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("~ instances.app"),
+        "the fleet is to be registered: {text}"
+    );
+    let (code, text) = d.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(registered_targets("fleet-unregistered").await, 2);
+    let (code, text) = d.run(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "converged: {text}");
+    let (code, text) = d.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn rejecting_a_paused_interactive_drill_tears_it_down() {
+    let d = Drill::new("drill-reject", 141, None);
+    let (code, text) = d.run(&["drill", "rb", "--interactive"]);
+    assert_eq!(code, Some(3), "paused at the compute gate: {text}");
+    let reject = text
+        .split("or end it:     ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or_else(|| panic!("no reject hint in {text}"))
+        .to_string();
+    let run_id = reject.split_whitespace().last().unwrap().to_string();
+    let (code, text) = d.run(&["reject", &run_id, "--reason", "not today"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Drill of rb FAILED"), "{text}");
+    assert!(
+        !text.contains("destroy rb\n"),
+        "never a destroy of the real environment: {text}"
+    );
+    let (report, json) = d.report();
+    assert!(
+        report.failures.iter().any(|f| f.contains("rejected")),
+        "{json:#}"
+    );
+    assert!(report.teardown.performed && report.teardown.ok, "{json:#}");
     assert!(tagged(&report.environment).await.is_empty());
 }
