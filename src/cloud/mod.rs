@@ -22,6 +22,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// Where and as whom to call AWS. Filled from the global CLI options.
@@ -83,6 +84,7 @@ impl AwsSettings {
     /// The SDK configuration every service client is built from.
     pub async fn load(&self) -> SdkConfig {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(self.max_attempts)
@@ -111,6 +113,28 @@ impl AwsSettings {
         }
         loader.load().await
     }
+}
+
+/// The HTTP client of every SDK call, the credential providers' (SSO, STS,
+/// IMDS, ECS) included: the SDK's default client — hyper 1.x, rustls, the
+/// system's root certificates, `HTTPS_PROXY`/`NO_PROXY` — with ring as the
+/// crypto provider instead of aws-lc, whose C build the SDK's
+/// `default-https-client` feature would compile (see Cargo.toml). It speaks
+/// plain http too (moto on loopback).
+fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::{Builder, Connector};
+
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// The retry partition of drctl's clients for `service`: its own retry quota,

@@ -288,7 +288,19 @@ async fn create(
     let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
     let ids = launch(aws, &want, req.tags, &BTreeMap::new(), count, req.client_token).await?;
     register(aws, &want, &ids, &[]).await?;
-    read_fleet(aws, req.address, &ids, req.tags).await
+    registered(read_fleet(aws, req.address, &ids, req.tags).await?, &want)
+}
+
+/// A fleet just registered: its `target_groups` are the wanted ones (as
+/// discovery reads them back from the record on its members).
+fn registered(mut fleet: ObservedResource, want: &Want<'_>) -> Result<ObservedResource, CloudError> {
+    if fleet.attrs.get("count") != Some(&Value::Int(0)) {
+        let wanted = want.strs("target_groups").unwrap_or_default();
+        fleet
+            .attrs
+            .insert("target_groups".into(), sorted_strs(wanted.iter().map(String::as_str)));
+    }
+    Ok(fleet)
 }
 
 /// Registers `ids` with every wanted target group (idempotent), deregisters
@@ -574,7 +586,7 @@ async fn update(
         .map(|l| l.into_iter().map(str::to_string).collect())
         .unwrap_or_default();
     register(aws, &want, &ids, &before).await?;
-    read_fleet(aws, &current.address, &ids, tags).await
+    registered(read_fleet(aws, &current.address, &ids, tags).await?, &want)
 }
 
 async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {

@@ -480,6 +480,8 @@ fn fleet_attrs(subnets: &[&str], count: i64) -> Attrs {
         ("security_groups", strs(&[])),
         ("user_data", s("#!/bin/sh\necho hello\n")),
         ("count", Value::Int(count)),
+        // The planner's default: registered with no target group.
+        ("target_groups", strs(&[])),
     ])
 }
 
