@@ -78,17 +78,19 @@ pub async fn destroy<C: Connect>(
         }
     }
     let provider = connect.connect(&runbook.region).await?;
+    // Where the provider really goes (`--region` wins): that is what to lock.
+    let region = connect.target(&runbook.region, ctx.state_dir).region;
     // A destroy racing an apply of the same environment would fight it.
     let _lock = EnvLock::acquire(
         ctx.state_dir,
         env,
-        &runbook.region,
+        &region,
         &format!("destroy-{}", new_run_id(ctx.clock)),
     )?;
     let snapshot = run::observe(&provider, env, ctx.clock).await?;
     let mut result = DestroyResult {
         environment: env.clone(),
-        region: runbook.region.clone(),
+        region: region.clone(),
         report: None,
         left: Vec::new(),
     };
@@ -99,7 +101,7 @@ pub async fn destroy<C: Connect>(
     listed.sort_by_key(|o| (delete_rank(o.address.kind), o.address.clone()));
     ctx.sink.event(&Shown::DestroyPlanned {
         environment: env.clone(),
-        region: runbook.region.clone(),
+        region: region.clone(),
         resources: listed
             .iter()
             .map(|o| (o.address.clone(), o.id.clone()))

@@ -432,3 +432,47 @@ async fn a_sandbox_run_whose_sandbox_went_down_brings_it_back_up() {
     let (code, text) = sandboxed(&["sandbox", "stop"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn region_given_on_the_command_line_is_the_runs_region() {
+    let repo = fleet("operator-region", 167, "\"auto\"");
+    let state = tempfile::tempdir().unwrap();
+    let args = |rest: &[&str]| {
+        let mut all = vec![
+            "--root",
+            repo.root().to_str().unwrap(),
+            "--region",
+            "ca-central-1",
+        ];
+        all.extend_from_slice(rest);
+        all.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |rest: &[&str]| {
+        let all = args(rest);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_in(repo.root(), state.path(), &refs)
+    };
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let id = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    let journal =
+        std::fs::read_to_string(state.path().join("runs").join(&id).join("events.jsonl")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"region\":\"ca-central-1\""),
+        "{journal}"
+    );
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ca-central-1"), "{text}");
+}
