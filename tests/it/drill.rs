@@ -356,14 +356,7 @@ async fn a_drill_killed_mid_way_is_finished_by_resume() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let run_id = std::fs::read_dir(d.state.path().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let run_id = crate::support::first_run_id(d.state.path());
     let (code, text) = d.run(&["resume", &run_id]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("Drill of rb PASSED"), "{text}");

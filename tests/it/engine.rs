@@ -91,14 +91,7 @@ async fn an_approval_is_for_the_plan_shown_and_an_edited_stack_waits_for_a_new_o
     let (code, text) = run(&repo, state.path(), &["apply", "rb"]);
     assert_eq!(code, Some(3), "{text}");
     assert!(text.contains("count           = 2"), "{text}");
-    let id = std::fs::read_dir(state.path().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let id = crate::support::first_run_id(state.path());
 
     // While the run waits, someone edits the fleet; alice approves what she
     // saw at the gate (two instances).
@@ -206,14 +199,7 @@ async fn secrets_never_reach_output_logs_journals_or_saved_plans() {
         plan_text.contains("user_data") && plan_text.contains("(sensitive, sha256 "),
         "the plan shows that there is user data, not what: {plan_text}"
     );
-    let id = std::fs::read_dir(state.path().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let id = crate::support::first_run_id(state.path());
     let (_, show) = run(&repo, state.path(), &["runs", "show", &id]);
     outputs.push(("runs show".into(), show));
 

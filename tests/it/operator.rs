@@ -454,14 +454,7 @@ async fn region_given_on_the_command_line_is_the_runs_region() {
     };
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
-    let id = std::fs::read_dir(state.path().join("runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let id = crate::support::first_run_id(state.path());
     let journal =
         std::fs::read_to_string(state.path().join("runs").join(&id).join("events.jsonl")).unwrap();
     assert!(

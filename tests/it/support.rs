@@ -221,3 +221,15 @@ pub fn run_in_repo(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) 
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
 }
+
+/// The id of the first run under `state_dir` (the only one, in most tests).
+pub fn first_run_id(state_dir: &Path) -> String {
+    std::fs::read_dir(state_dir.join("runs"))
+        .expect("a runs directory")
+        .next()
+        .expect("a run")
+        .expect("a readable entry")
+        .file_name()
+        .into_string()
+        .expect("a UTF-8 run id")
+}
