@@ -252,10 +252,33 @@ pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
         "\nStopping: nothing new starts; waiting for calls in flight (a drill then tears down). Press Ctrl-C again to abort."
     );
     if stop_signal().await {
-        // The run in flight is the newest one that is not finished.
+        // The run in flight is this process's: started or resumed by it,
+        // and not finished (a drill is finished once it has reported).
+        let pid = std::process::id();
+        let ours = |events: &[JournalEvent]| {
+            events.iter().any(|e| match e {
+                JournalEvent::RunStarted { pid: p, .. } | JournalEvent::Resumed { pid: p, .. } => {
+                    *p == pid
+                }
+                _ => false,
+            })
+        };
+        let unfinished = |events: &[JournalEvent]| {
+            let drill = matches!(
+                events.first(),
+                Some(JournalEvent::RunStarted { drill: Some(_), .. })
+            );
+            if drill {
+                !events
+                    .iter()
+                    .any(|e| matches!(e, JournalEvent::DrillFinished { .. }))
+            } else {
+                !run_state(events).status.is_final()
+            }
+        };
         let latest = crate::journal::list_runs(&state_dir)
             .into_iter()
-            .filter(|(_, events)| !run_state(events).status.is_final())
+            .filter(|(_, events)| ours(events) && unfinished(events))
             .map(|(id, _)| id)
             .max();
         if let Some(run_id) = latest {

@@ -325,6 +325,7 @@ pub(crate) fn start_run<C: Connect>(
         phases: plan.phases.iter().map(|p| p.name.clone()).collect(),
         user: current_user(),
         host: host_name(),
+        pid: std::process::id(),
         auto_approve,
         sources,
         approved_cleanup: plan

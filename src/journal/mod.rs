@@ -97,6 +97,9 @@ pub enum Event {
         phases: Vec<String>,
         user: String,
         host: String,
+        /// The process that started it (a second Ctrl-C marks its own run).
+        #[serde(default)]
+        pid: u32,
         /// `--auto-approve`: every gate passes, recorded as such.
         auto_approve: Option<String>,
         /// SHA-256 of each stack and runbook file the run was planned from,
@@ -344,7 +347,12 @@ fn crash_point(written: usize) {
         ("DRCTL_INTERRUPT_AFTER_EVENT", Signal::INT),
         ("DRCTL_TERMINATE_AFTER_EVENT", Signal::TERM),
     ] {
-        if std::env::var(variable).ok().and_then(|n| n.parse().ok()) == Some(written) {
+        // `N` or `N,M,…`: after each of those events (a second Ctrl-C too).
+        let points = std::env::var(variable).unwrap_or_default();
+        if points
+            .split(',')
+            .any(|n| n.trim().parse::<usize>().ok() == Some(written))
+        {
             let _ = kill_process(getpid(), signal);
         }
     }

@@ -388,3 +388,27 @@ async fn ctrl_c_lets_calls_in_flight_finish_and_resume_completes_the_run() {
     assert_eq!(s.addresses().await, exactly_desired());
     s.destroy();
 }
+
+#[tokio::test]
+async fn a_second_ctrl_c_aborts_marking_this_process_run_and_resume_finishes_it() {
+    let s = Setup::new("interrupt-twice", 92, "\"auto\"");
+    let out = s
+        .command(&["apply", "rb", "--auto-approve"])
+        .env("DRCTL_INTERRUPT_AFTER_EVENT", "5,6")
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let id = s.run_id();
+    assert!(
+        text.contains(&format!("Aborted. Resume with: drctl resume {id}")),
+        "{text}"
+    );
+    let (_, timeline) = s.run(&["runs", "show", &id]);
+    assert!(timeline.contains("interrupted"), "{timeline}");
+    let (code, text) = s.run(&["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(s.addresses().await, exactly_desired());
+    s.destroy();
+}
