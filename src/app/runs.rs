@@ -62,7 +62,7 @@ pub async fn plan<C: Connect>(
     Ok(plan)
 }
 
-fn absolute(path: &std::path::Path) -> PathBuf {
+pub(crate) fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 mod drill;
+pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
 mod target;

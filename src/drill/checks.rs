@@ -15,7 +15,15 @@ use crate::cloud::CloudError;
 use crate::model::{Check, EnvField, Part, RefTarget, ResourceKind, ResourceRef, Template};
 use crate::world::{Address, Snapshot};
 
+use super::rehearse::DrillRequest;
 use super::report::{CheckResult, CheckStatus};
+use crate::app::{Context, Loaded};
+use crate::error::Error;
+use crate::events::Event as Shown;
+use crate::journal::Journal;
+use crate::model::Named;
+use crate::{plan, run};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the checks read besides the cloud.
 pub struct CheckScope<'a> {
@@ -293,6 +301,88 @@ fn last_line(bytes: &[u8]) -> Option<String> {
     } else {
         line.to_string()
     })
+}
+
+/// The runbook's drill checks against the rebuilt environment, all at once.
+pub(crate) async fn run_all(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+    request: &DrillRequest,
+    cancel: &AtomicBool,
+) -> Result<Vec<CheckResult>, Error> {
+    let runbook = loaded.runbook();
+    let checks = &runbook.drill.checks;
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!("Rebuilt. Running {} check(s) …", checks.len()),
+    });
+    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    // Every stack's outputs, not only the roots': a check may read any.
+    let mut every_stack = runbook.clone();
+    let stacks: std::collections::BTreeSet<&String> = plan
+        .phases
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|c| &c.address.stack))
+        .collect();
+    every_stack.stacks = stacks
+        .into_iter()
+        .map(|name| Named {
+            name: name.clone(),
+            pos: Default::default(),
+        })
+        .collect();
+    let outputs = plan::outputs(&loaded.project, &every_stack, &plan)
+        .into_iter()
+        .filter_map(|o| {
+            let value = match o.value.known()? {
+                crate::world::Value::Str(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Some((format!("{}.{}", o.stack, o.name), value))
+        })
+        .collect();
+    let scope = CheckScope {
+        aws: provider,
+        snapshot: &snapshot,
+        outputs: &outputs,
+        environment: &runbook.environment,
+        region: &runbook.region,
+        run_id: &journal.run_id,
+        root: &loaded.project.root,
+        health_deadline: request.settings.health_deadline,
+        clock: ctx.clock,
+    };
+    // The checks are independent: all at once, so one waiting out its
+    // deadline (a name not in DNS yet) does not delay the others' verdicts.
+    let scope = &scope;
+    let one = |check| async move {
+        // Ctrl-C or SIGTERM must not wait out a check's deadline.
+        let interrupted = async {
+            while !cancel.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let begun = ctx.clock.now();
+        let result = tokio::select! {
+            result = run(check, scope) => result,
+            () = interrupted => CheckResult {
+                name: check.to_string(),
+                kind: check.kind().to_string(),
+                status: CheckStatus::Failed,
+                detail: "interrupted (Ctrl-C or SIGTERM)".into(),
+                started_at: begun,
+                duration_ms: ctx.clock.now() - begun,
+            },
+        };
+        ctx.sink.event(&Shown::DrillCheck {
+            result: result.clone(),
+        });
+        result
+    };
+    let results = futures_util::future::join_all(checks.iter().map(one)).await;
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 //! RTO trend drawn in plain text (no colour codes: the output may be piped
 //! into a file or a chat message).
 
+use super::rehearse::Finished;
+use super::render;
+use crate::app::Context;
 use std::path::{Path, PathBuf};
 
 use super::render::{duration, verdict_word};
@@ -194,6 +197,47 @@ fn utc_minute(ms: Millis) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.strftime("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+/// `<state-dir>/reports/<runbook>/<start>.json` and `.md`, and the JUnit file.
+pub(crate) fn write_reports(
+    ctx: &Context<'_>,
+    report: DrillReport,
+    junit: Option<PathBuf>,
+) -> Result<Finished, Error> {
+    let dir = reports_dir(ctx.state_dir, &report.runbook);
+    // The run id starts with the run's UTC start time: the files sort by time.
+    let json = dir.join(format!("{}.json", report.run_id));
+    let markdown = json.with_extension("md");
+    let write = |path: &PathBuf, text: String| -> Result<(), Error> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                action: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(path, text).map_err(|source| Error::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })
+    };
+    write(
+        &json,
+        serde_json::to_string_pretty(&report).expect("reports serialise") + "\n",
+    )?;
+    write(&markdown, render::markdown(&report))?;
+    if let Some(junit) = &junit {
+        write(junit, super::junit::junit(&report))?;
+    }
+    Ok(Finished {
+        report,
+        json,
+        markdown,
+        junit,
+        root: PathBuf::new(),
+    })
 }
 
 #[cfg(test)]

@@ -6,16 +6,19 @@
 //!
 //! - [`rehearse`]: the drill from start to end (and its resume).
 //! - [`checks`], [`http`]: the checks run after the last phase.
-//! - [`leaks`]: the leak check after teardown, independent of discovery.
+//! - `teardown`, [`leaks`]: the teardown, and the leak check after it,
+//!   independent of discovery.
 //! - [`timing`]: phases, steps, gates and the critical path from the journal.
-//! - [`report`], [`render`], [`history`]: the report, its Markdown and JUnit
-//!   forms, and past drills.
+//! - [`report`], [`render`], [`junit`], [`history`]: the report, its
+//!   Markdown and JUnit forms, and past drills.
 
 pub mod checks;
 pub mod history;
 pub mod http;
+pub mod junit;
 pub mod leaks;
 pub mod rehearse;
 pub mod render;
 pub mod report;
+mod teardown;
 pub mod timing;

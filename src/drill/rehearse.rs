@@ -5,10 +5,10 @@
 //! [`conclude`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::app::runs::{drive, make_plan, start_run};
+use crate::app::runs::{absolute, drive, make_plan, start_run};
 use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -16,7 +16,7 @@ use crate::events::Event as Shown;
 use crate::execute::{self, Report};
 use crate::journal::{run_state, DrillStart, Event, Journal, RunStatus, DRILL_POLICY};
 use crate::lock::EnvLock;
-use crate::model::{Named, Teardown as Policy};
+use crate::model::Teardown as Policy;
 use crate::plan;
 use crate::run::{self, RunEnd};
 
@@ -24,7 +24,7 @@ use super::report::{
     CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
     REPORT_FORMAT,
 };
-use super::{checks, history, leaks, render, timing};
+use super::{checks, history, leaks, teardown, timing};
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -291,7 +291,7 @@ async fn conclude(
     match &end {
         RunEnd::Succeeded(_) => {
             let checks_began = ctx.clock.now();
-            match run_checks(ctx, provider, loaded, journal, request, cancel).await {
+            match checks::run_all(ctx, provider, loaded, journal, request, cancel).await {
                 Ok(done) => results = done,
                 Err(e) => failures.push(format!("the checks could not run: {e}")),
             }
@@ -335,19 +335,19 @@ async fn conclude(
 
     let policy = runbook.drill.teardown;
     let teardown = match policy {
-        Policy::Never => skipped_teardown(
+        Policy::Never => teardown::skipped(
             &start.teardown,
             "teardown = \"never\": left built",
             ctx.clock.now(),
         ),
-        Policy::OnSuccess if !failures.is_empty() => skipped_teardown(
+        Policy::OnSuccess if !failures.is_empty() => teardown::skipped(
             &start.teardown,
             "teardown = \"on_success\" and the drill failed: left built for inspection",
             ctx.clock.now(),
         ),
         _ => {
             let began = ctx.clock.now();
-            tear_down(ctx, provider, &env, &start.teardown, request.parallelism)
+            teardown::tear_down(ctx, provider, &env, &start.teardown, request.parallelism)
                 .await
                 .unwrap_or_else(|e| Teardown {
                     policy: start.teardown.clone(),
@@ -439,7 +439,7 @@ async fn conclude(
         teardown,
         leak_check,
     };
-    let mut finished = write_reports(ctx, report, start.junit.clone())?;
+    let mut finished = history::write_reports(ctx, report, start.junit.clone())?;
     finished.root = absolute(&loaded.project.root);
     journal.append(&Event::DrillFinished {
         at: ctx.clock.now(),
@@ -449,186 +449,12 @@ async fn conclude(
     Ok(DrillOutcome::Finished(Box::new(finished)))
 }
 
-async fn run_checks(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    loaded: &Loaded,
-    journal: &Journal,
-    request: &DrillRequest,
-    cancel: &AtomicBool,
-) -> Result<Vec<CheckResult>, Error> {
-    let runbook = loaded.runbook();
-    let checks = &runbook.drill.checks;
-    ctx.sink.event(&Shown::DrillStage {
-        message: format!("Rebuilt. Running {} check(s) …", checks.len()),
-    });
-    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
-    // Every stack's outputs, not only the roots': a check may read any.
-    let mut every_stack = runbook.clone();
-    let stacks: std::collections::BTreeSet<&String> = plan
-        .phases
-        .iter()
-        .flat_map(|p| p.changes.iter().map(|c| &c.address.stack))
-        .collect();
-    every_stack.stacks = stacks
-        .into_iter()
-        .map(|name| Named {
-            name: name.clone(),
-            pos: Default::default(),
-        })
-        .collect();
-    let outputs = plan::outputs(&loaded.project, &every_stack, &plan)
-        .into_iter()
-        .filter_map(|o| {
-            let value = match o.value.known()? {
-                crate::world::Value::Str(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some((format!("{}.{}", o.stack, o.name), value))
-        })
-        .collect();
-    let scope = checks::CheckScope {
-        aws: provider,
-        snapshot: &snapshot,
-        outputs: &outputs,
-        environment: &runbook.environment,
-        region: &runbook.region,
-        run_id: &journal.run_id,
-        root: &loaded.project.root,
-        health_deadline: request.settings.health_deadline,
-        clock: ctx.clock,
-    };
-    // The checks are independent: all at once, so one waiting out its
-    // deadline (a name not in DNS yet) does not delay the others' verdicts.
-    let scope = &scope;
-    let one = |check| async move {
-        // Ctrl-C or SIGTERM must not wait out a check's deadline.
-        let interrupted = async {
-            while !cancel.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        let begun = ctx.clock.now();
-        let result = tokio::select! {
-            result = checks::run(check, scope) => result,
-            () = interrupted => CheckResult {
-                name: check.to_string(),
-                kind: check.kind().to_string(),
-                status: CheckStatus::Failed,
-                detail: "interrupted (Ctrl-C or SIGTERM)".into(),
-                started_at: begun,
-                duration_ms: ctx.clock.now() - begun,
-            },
-        };
-        ctx.sink.event(&Shown::DrillCheck {
-            result: result.clone(),
-        });
-        result
-    };
-    let results = futures_util::future::join_all(checks.iter().map(one)).await;
-    Ok(results)
-}
-
-fn skipped_teardown(policy: &str, note: &str, at: i64) -> Teardown {
-    Teardown {
-        policy: policy.to_string(),
-        started_at: at,
-        performed: false,
-        note: note.to_string(),
-        ok: true,
-        duration_ms: 0,
-        errors: Vec::new(),
-    }
-}
-
-/// Deletes everything tagged with the drill's environment, dependents first.
-async fn tear_down(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    env: &str,
-    policy: &str,
-    parallelism: usize,
-) -> Result<Teardown, Error> {
-    let begun = ctx.clock.now();
-    let snapshot = run::observe(provider, env, ctx.clock).await?;
-    ctx.sink.event(&Shown::DrillStage {
-        message: format!("Tearing down {env}: {} resource(s) …", snapshot.len()),
-    });
-    let observed: Vec<_> = snapshot.objects().cloned().collect();
-    let report = execute::destroy(provider, &observed, parallelism, &|e| {
-        ctx.sink.event(&Shown::Step(e.clone()))
-    })
-    .await;
-    let errors: Vec<String> = report
-        .failures()
-        .map(|o| match &o.result {
-            execute::OutcomeKind::Failed(e) => format!("{}: {e}", o.address),
-            _ => format!("{}: not deleted", o.address),
-        })
-        .collect();
-    Ok(Teardown {
-        policy: policy.to_string(),
-        started_at: begun,
-        performed: true,
-        note: format!("deleted {} resource(s)", observed.len() - errors.len()),
-        ok: errors.is_empty(),
-        duration_ms: ctx.clock.now() - begun,
-        errors,
-    })
-}
-
 fn policy_name(policy: Policy) -> &'static str {
     match policy {
         Policy::Always => "always",
         Policy::OnSuccess => "on_success",
         Policy::Never => "never",
     }
-}
-
-fn absolute(path: &std::path::Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `<state-dir>/reports/<runbook>/<start>.json` and `.md`, and the JUnit file.
-fn write_reports(
-    ctx: &Context<'_>,
-    report: DrillReport,
-    junit: Option<PathBuf>,
-) -> Result<Finished, Error> {
-    let dir = history::reports_dir(ctx.state_dir, &report.runbook);
-    // The run id starts with the run's UTC start time: the files sort by time.
-    let json = dir.join(format!("{}.json", report.run_id));
-    let markdown = json.with_extension("md");
-    let write = |path: &PathBuf, text: String| -> Result<(), Error> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                action: "create",
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        })
-    };
-    write(
-        &json,
-        serde_json::to_string_pretty(&report).expect("reports serialise") + "\n",
-    )?;
-    write(&markdown, render::markdown(&report))?;
-    if let Some(junit) = &junit {
-        write(junit, render::junit(&report))?;
-    }
-    Ok(Finished {
-        report,
-        json,
-        markdown,
-        junit,
-        root: PathBuf::new(),
-    })
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName};
 
 use super::common::{gone_ok, identity_tags, sorted, sorted_strs, Seen, Want};
 use super::{Kind, ResourceKind};
+use targets::TARGETS_TAG;
+
+mod targets;
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Launch, Select};
-use crate::cloud::elbv2::Elbv2;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, tags, CloudError};
@@ -37,11 +39,6 @@ const FIELDS: &[Field] = &[
     ),
 ];
 
-/// On every member: the names of the target groups drctl registered the
-/// fleet with, written after the registration succeeded. Read back against
-/// the environment's target groups, it is the fleet's `target_groups` with
-/// no DescribeTargetHealth per group at discovery.
-const TARGETS_TAG: &str = "drctl:targets";
 
 impl Kind for Instances {
     fn fields(&self) -> &'static [Field] {
@@ -90,34 +87,7 @@ async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedReso
         .describe_instances(Select::Env(pass.env()))
         .await?;
     let mut found = fleets(&instances, ResourceKind::Instances);
-    for fleet in found.iter_mut().filter(|f| f.attrs.get("count") != Some(&Value::Int(0))) {
-        // Registered nowhere until the tag says otherwise: a fleet cut short
-        // between launch and registration reads `[]` and is registered again.
-        // (An empty fleet has nothing to register: the attribute is unknown.)
-        fleet
-            .attrs
-            .insert("target_groups".into(), Value::List(Vec::new()));
-    }
-    if found.iter().any(|f| f.tags.contains_key(TARGETS_TAG)) {
-        // Names to ARNs through the pass's one ELBv2 read (shared with the
-        // ELBv2 kinds): a group deleted since drops out, and is re-registered.
-        let groups = &pass.elbv2(aws).await?.target_groups;
-        for fleet in found.iter_mut().filter(|f| f.tags.contains_key(TARGETS_TAG)) {
-            let names = fleet.tags.get(TARGETS_TAG).cloned().unwrap_or_default();
-            let arns = names
-                .split(',')
-                .filter(|n| !n.is_empty())
-                .filter_map(|name| {
-                    groups
-                        .iter()
-                        .find(|g| g.target_group_name() == Some(name))
-                        .and_then(|g| g.target_group_arn())
-                });
-            fleet
-                .attrs
-                .insert("target_groups".into(), sorted_strs(arns));
-        }
-    }
+    targets::read_registrations(aws, pass, &mut found).await?;
     Ok(found)
 }
 
@@ -287,57 +257,8 @@ async fn create(
     let want = Want::new(req.address, req.attrs);
     let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
     let ids = launch(aws, &want, req.tags, &BTreeMap::new(), count, req.client_token).await?;
-    register(aws, &want, &ids, &[]).await?;
-    registered(read_fleet(aws, req.address, &ids, req.tags).await?, &want)
-}
-
-/// A fleet just registered: its `target_groups` are the wanted ones (as
-/// discovery reads them back from the record on its members).
-fn registered(mut fleet: ObservedResource, want: &Want<'_>) -> Result<ObservedResource, CloudError> {
-    if fleet.attrs.get("count") != Some(&Value::Int(0)) {
-        let wanted = want.strs("target_groups").unwrap_or_default();
-        fleet
-            .attrs
-            .insert("target_groups".into(), sorted_strs(wanted.iter().map(String::as_str)));
-    }
-    Ok(fleet)
-}
-
-/// Registers `ids` with every wanted target group (idempotent), deregisters
-/// them from the groups `before` that are no longer wanted, then records
-/// the wanted groups' names on the instances.
-async fn register(
-    aws: &AwsProvider,
-    want: &Want<'_>,
-    ids: &[String],
-    before: &[String],
-) -> Result<(), CloudError> {
-    let wanted = want.strs("target_groups").unwrap_or_default();
-    if ids.is_empty() || (wanted.is_empty() && before.is_empty()) {
-        return Ok(());
-    }
-    let mut names = Vec::new();
-    for arn in &wanted {
-        let group = aws.elbv2.target_group(arn).await?.ok_or_else(|| CloudError::Failed {
-            what: format!("target group {arn}"),
-            state: "missing".into(),
-            reason: format!("{} is to register with it", want.address),
-        })?;
-        let port = group.port().unwrap_or(80);
-        let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
-        aws.elbv2.register_targets(arn, &targets).await?;
-        names.extend(group.target_group_name().map(str::to_string));
-    }
-    for arn in before.iter().filter(|a| !wanted.contains(a)) {
-        if let Some(group) = aws.elbv2.target_group(arn).await? {
-            let port = group.port().unwrap_or(80);
-            let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
-            gone_ok(aws.elbv2.deregister_targets(arn, &targets).await)?;
-        }
-    }
-    names.sort();
-    let tag = BTreeMap::from([(TARGETS_TAG.to_string(), names.join(","))]);
-    aws.ec2.create_tags(ids, &tag).await
+    targets::register(aws, &want, &ids, &[]).await?;
+    targets::registered(read_fleet(aws, req.address, &ids, req.tags).await?, &want)
 }
 
 /// Launches `count` instances spread over the wanted subnets (fewest
@@ -585,8 +506,8 @@ async fn update(
         .and_then(|v| v.as_str_list())
         .map(|l| l.into_iter().map(str::to_string).collect())
         .unwrap_or_default();
-    register(aws, &want, &ids, &before).await?;
-    registered(read_fleet(aws, &current.address, &ids, tags).await?, &want)
+    targets::register(aws, &want, &ids, &before).await?;
+    targets::registered(read_fleet(aws, &current.address, &ids, tags).await?, &want)
 }
 
 async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
