@@ -88,16 +88,12 @@ pub(super) async fn register(
             state: "missing".into(),
             reason: format!("{} is to register with it", want.address),
         })?;
-        let port = group.port().unwrap_or(80);
-        let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
-        aws.elbv2.register_targets(arn, &targets).await?;
+        aws.elbv2.register_targets(arn, &on_port(ids, &group)).await?;
         names.extend(group.target_group_name().map(str::to_string));
     }
     for arn in before.iter().filter(|a| !wanted.contains(a)) {
         if let Some(group) = aws.elbv2.target_group(arn).await? {
-            let port = group.port().unwrap_or(80);
-            let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
-            gone_ok(aws.elbv2.deregister_targets(arn, &targets).await)?;
+            gone_ok(aws.elbv2.deregister_targets(arn, &on_port(ids, &group)).await)?;
         }
     }
     names.sort();
@@ -105,3 +101,11 @@ pub(super) async fn register(
     aws.ec2.create_tags(ids, &tag).await
 }
 
+/// The instances as targets on the group's port.
+fn on_port(
+    ids: &[String],
+    group: &aws_sdk_elasticloadbalancingv2::types::TargetGroup,
+) -> Vec<(String, i32)> {
+    let port = group.port().unwrap_or(80);
+    ids.iter().map(|id| (id.clone(), port)).collect()
+}
