@@ -84,6 +84,22 @@ pub async fn observe<P: Provider>(
     Ok(Snapshot::new(clock.now(), observed))
 }
 
+/// Observes the runbook's environment and what its plan looks up besides
+/// (images by recipe, base images), at once.
+pub async fn observe_for<P: Provider>(
+    provider: &P,
+    project: &Project,
+    runbook: &Runbook,
+    clock: &dyn Clock,
+) -> Result<Snapshot, Error> {
+    let request = crate::kinds::image::lookups_needed(project, runbook);
+    let (observed, lookups) = tokio::try_join!(
+        provider.discover(&runbook.environment),
+        provider.look_up(&request)
+    )?;
+    Ok(Snapshot::new(clock.now(), observed).with_lookups(lookups))
+}
+
 /// Runs (or continues) the journaled run to its end or its next pause.
 pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<RunEnd, Error> {
     let phases = runbook_phases(ctx.project, ctx.runbook);
@@ -225,7 +241,7 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
-    let snapshot = observe(provider, &ctx.runbook.environment, ctx.clock).await?;
+    let snapshot = observe_for(provider, ctx.project, ctx.runbook, ctx.clock).await?;
     let plan = plan::plan(ctx.project, ctx.runbook, &snapshot, String::new());
     let refused = plan::not_executable(&plan);
     if !refused.is_empty() {

@@ -176,6 +176,9 @@ pub struct Snapshot {
     /// (and, with the image and service kinds, an image's copies and kept
     /// versions, a service's colours). Sorted by id.
     pub resources: BTreeMap<Address, Vec<ObservedResource>>,
+    /// What planning needs besides the environment's own resources.
+    #[serde(default)]
+    pub lookups: Lookups,
 }
 
 impl Snapshot {
@@ -190,7 +193,13 @@ impl Snapshot {
         Snapshot {
             taken_at,
             resources,
+            lookups: Lookups::default(),
         }
+    }
+
+    pub fn with_lookups(mut self, lookups: Lookups) -> Self {
+        self.lookups = lookups;
+        self
     }
 
     /// Every object, by address then id.
@@ -209,6 +218,63 @@ impl Snapshot {
     /// A hash of everything observed (ids, attributes, exports, tags), not
     /// of when: a saved plan is refused when this changes.
     pub fn fingerprint(&self) -> String {
-        crate::plan::hash_json(&self.objects().collect::<Vec<_>>())
+        if self.lookups == Lookups::default() {
+            crate::plan::hash_json(&self.objects().collect::<Vec<_>>())
+        } else {
+            crate::plan::hash_json(&(self.objects().collect::<Vec<_>>(), &self.lookups))
+        }
+    }
+}
+
+/// What planning reads beyond the environment's own resources, gathered in
+/// the same observe pass: base images resolved, the images drctl baked (any
+/// environment's: an image is reused by recipe), and who launches them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lookups {
+    /// Each base-image filter's newest match, by [`base_filter_key`].
+    pub base_images: BTreeMap<String, BaseImage>,
+    /// Every image tagged `drctl:recipe`, in the runbook's region and each
+    /// region images are copied to.
+    pub images: Vec<KnownImage>,
+    /// Who launches each of `images`: `instance i-…`, `launch template …`.
+    pub image_users: BTreeMap<String, Vec<String>>,
+}
+
+/// What a base-image filter (`{ owners, name }`) is looked up by.
+pub fn base_filter_key(owners: &[&str], name: &str) -> String {
+    format!("owners={} name={name}", owners.join(","))
+}
+
+/// A base image as resolved in the runbook's region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImage {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub created: String,
+}
+
+/// An image drctl baked or copied, as DescribeImages reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownImage {
+    pub region: String,
+    pub id: String,
+    pub name: String,
+    /// `pending`, `available`, `failed`, …
+    pub state: String,
+    /// ISO 8601, as EC2 reports it (sorts by time).
+    pub created: String,
+    pub tags: Tags,
+    pub snapshots: Vec<String>,
+}
+
+impl KnownImage {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// Available and finished: its last tag (`drctl:spec`) is written.
+    pub fn usable(&self) -> bool {
+        self.state == "available" && self.tags.contains_key(crate::cloud::tags::SPEC)
     }
 }

@@ -154,6 +154,15 @@ impl Loaded {
         runbook.region = region.to_string();
     }
 
+    /// Plans bake images even where one of the same recipe exists (a drill
+    /// with `[drill] rebake` or `--rebake`).
+    pub fn set_rebake(&mut self, rebake: bool) {
+        let name = self.name.clone();
+        if let Some(runbook) = self.project.runbooks.iter_mut().find(|r| r.name == name) {
+            runbook.rebake_images = rebake;
+        }
+    }
+
     /// The environment the runbook is pointed at, when it is not the one
     /// its file names (a drill's).
     pub fn other_environment(&self) -> Option<&str> {

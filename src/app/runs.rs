@@ -74,7 +74,7 @@ pub(crate) async fn make_plan(
     loaded: &Loaded,
 ) -> Result<Plan, Error> {
     let runbook = loaded.runbook();
-    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
     let hash = source_hash(&sources(&loaded.project, runbook)?);
     let plan = plan::plan(&loaded.project, runbook, &snapshot, hash);
     let refused = plan::not_executable(&plan);
@@ -100,7 +100,7 @@ pub async fn outputs<C: Connect>(
     let loaded = load(request.root.as_deref(), &request.runbook)?;
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
-    let snapshot = run::observe(&provider, &runbook.environment, ctx.clock).await?;
+    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
     let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
     Ok(plan::outputs(&loaded.project, runbook, &plan))
 }
@@ -169,7 +169,7 @@ async fn finish(
     match &end {
         RunEnd::Succeeded(_) => {
             let runbook = loaded.runbook();
-            let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+            let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
             let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
             outputs = plan::outputs(&loaded.project, runbook, &plan);
         }
@@ -222,7 +222,7 @@ pub async fn apply<C: Connect>(
                     why: vec!["the stack or runbook files changed since the plan was made".into()],
                 });
             }
-            let snapshot = run::observe(&provider, &runbook.environment, ctx.clock).await?;
+            let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
             if snapshot.fingerprint() != saved.plan.fingerprint {
                 return Err(Error::StalePlan {
                     file: request.target.clone(),
@@ -391,6 +391,7 @@ pub async fn resume<C: Connect>(
         sources: started_from,
         environment,
         region,
+        drill,
         ..
     }) = events.first()
     else {
@@ -403,6 +404,7 @@ pub async fn resume<C: Connect>(
     // Where the run started, whatever the runbook says now (a drill's
     // environment is not in the file at all).
     loaded.retarget(environment, region);
+    loaded.set_rebake(drill.as_ref().is_some_and(|d| d.rebake));
     let runbook = loaded.runbook();
     // Taken before anything is written: a live run of this id refuses the resume.
     let lock = EnvLock::acquire(ctx.state_dir, &runbook.environment, &runbook.region, run_id)?;

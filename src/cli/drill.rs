@@ -27,6 +27,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         region: global.region.clone(),
         interactive: args.interactive,
         junit: args.junit.clone(),
+        rebake: args.rebake,
         parallelism: args.parallelism.into(),
         settings: DrillSettings::default(),
     };

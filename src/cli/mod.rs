@@ -230,6 +230,10 @@ pub struct DrillArgs {
     /// Also write the report as JUnit XML (a testcase per phase and per check).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Bake images from scratch (timed in the RTO) instead of reusing an
+    /// image of the same recipe, as `[drill] rebake = true` does.
+    #[arg(long)]
+    pub rebake: bool,
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,

@@ -21,13 +21,13 @@ use tokio::sync::OnceCell;
 
 use super::ec2::{Ec2, SdkEc2};
 use super::elbv2::{Elbv2, SdkElbv2};
-use super::provider::{CreateRequest, Provider};
+use super::provider::{CreateRequest, LookupRequest, Provider};
 use super::tagging::SdkTagging;
 use super::wait::{self, Backoff, Probe};
 use super::{tags, CloudError};
 use crate::kinds::common::{gone_ok, is_dependency, is_not_found, tag_changes, Seen};
 use crate::model::ResourceKind;
-use crate::world::{Address, Attrs, ObservedResource, Tags};
+use crate::world::{Address, Attrs, Lookups, ObservedResource, Tags};
 
 pub use super::calls::{CallCounter, CallStats};
 use super::sdk::AttemptRecorder;
@@ -43,6 +43,9 @@ pub struct Waits {
     pub instances: Duration,
     /// A load balancer becoming `active`, or gone after its deletion.
     pub load_balancer: Duration,
+    /// A new image or an image copy becoming `available` (a builder's
+    /// provisioning has its own deadline, the image's `bake_timeout`).
+    pub images: Duration,
     /// Retrying a delete that fails because something still depends on the
     /// resource (`DependencyViolation`, `ResourceInUse`): on AWS the network
     /// interfaces of terminated instances and deleted load balancers linger
@@ -59,6 +62,7 @@ impl Default for Waits {
             backoff: Backoff::default(),
             instances: Duration::from_secs(600),
             load_balancer: Duration::from_secs(600),
+            images: Duration::from_secs(3600),
             dependencies: Duration::from_secs(600),
             visibility: Duration::from_secs(60),
         }
@@ -75,6 +79,9 @@ pub struct AwsProvider {
     pub(crate) ec2: SdkEc2,
     pub(crate) elbv2: SdkElbv2,
     pub(crate) tagging: SdkTagging,
+    /// What the clients were built from: clients for other regions (image
+    /// copies) are built from it too.
+    config: aws_config::SdkConfig,
     /// The endpoint override, if any (`--endpoint-url`, the sandbox): what
     /// a drill's check command is pointed at too.
     endpoint_url: Option<String>,
@@ -109,6 +116,7 @@ impl AwsProvider {
                 tagging,
             )),
             endpoint_url: config.endpoint_url().map(str::to_string),
+            config: config.clone(),
             calls,
             waits: Waits::default(),
         }
@@ -116,6 +124,29 @@ impl AwsProvider {
 }
 
 impl AwsProvider {
+    /// The region the provider's clients call.
+    pub fn region(&self) -> String {
+        self.config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+
+    /// An EC2 client for `region` (this provider's own for its region),
+    /// counting its calls with the others.
+    pub fn ec2_in(&self, region: &str) -> SdkEc2 {
+        if region == self.region() {
+            return self.ec2.clone();
+        }
+        let config = aws_sdk_ec2::config::Builder::from(&self.config)
+            .region(aws_config::Region::new(region.to_string()))
+            .retry_partition(super::retry_partition("drctl-ec2"))
+            .interceptor(self.calls.clone())
+            .interceptor(AttemptRecorder)
+            .build();
+        SdkEc2::from_client(aws_sdk_ec2::Client::from_conf(config))
+    }
+
     pub fn endpoint_url(&self) -> Option<&str> {
         self.endpoint_url.as_deref()
     }
@@ -146,6 +177,8 @@ impl AwsProvider {
 pub struct Discovery {
     env: String,
     elbv2: OnceCell<Elbv2Snapshot>,
+    /// The environment's instances (fleets and image builders).
+    instances: OnceCell<Vec<aws_sdk_ec2::types::Instance>>,
 }
 
 /// Every load balancer and target group of the region with their tags,
@@ -161,7 +194,22 @@ impl Discovery {
         Discovery {
             env: env.to_string(),
             elbv2: OnceCell::new(),
+            instances: OnceCell::new(),
         }
+    }
+
+    /// The environment's instances that are not terminated, read once.
+    pub(crate) async fn instances(
+        &self,
+        aws: &AwsProvider,
+    ) -> Result<&[aws_sdk_ec2::types::Instance], CloudError> {
+        self.instances
+            .get_or_try_init(|| {
+                aws.ec2
+                    .describe_instances(super::ec2::Select::Env(&self.env))
+            })
+            .await
+            .map(Vec::as_slice)
     }
 
     /// The environment discovered: the `drctl:env` tag value.
@@ -336,6 +384,10 @@ impl Provider for AwsProvider {
         let mut found: Vec<ObservedResource> = found.into_iter().flatten().collect();
         found.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
         Ok(found)
+    }
+
+    async fn look_up(&self, request: &LookupRequest) -> Result<Lookups, CloudError> {
+        super::lookups::look_up(self, request).await
     }
 
     async fn create(&self, request: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {

@@ -6,6 +6,7 @@ pub mod aws;
 pub mod calls;
 pub mod ec2;
 pub mod elbv2;
+pub(crate) mod lookups;
 pub mod names;
 pub mod provider;
 mod sdk;

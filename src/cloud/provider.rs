@@ -4,7 +4,9 @@
 //! Implementations own waiting (a create returns when the resource is usable:
 //! instances running, load balancer active), paging, batching and throttling.
 
-use crate::world::{Address, Attrs, ObservedResource, Tags};
+use std::collections::BTreeSet;
+
+use crate::world::{Address, Attrs, Lookups, ObservedResource, Tags};
 
 use super::CloudError;
 
@@ -20,11 +22,31 @@ pub struct CreateRequest<'a> {
     pub client_token: &'a str,
 }
 
+/// What planning needs looked up besides the environment's resources
+/// (built from the runbook by the kinds that need it; empty: no calls).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupRequest {
+    /// Base-image filters to resolve in the provider's region: (owners, name glob).
+    pub base_filters: Vec<(Vec<String>, String)>,
+    /// Regions whose drctl-baked images, and who uses them, to read.
+    pub image_regions: BTreeSet<String>,
+}
+
+impl LookupRequest {
+    pub fn is_empty(&self) -> bool {
+        self.base_filters.is_empty() && self.image_regions.is_empty()
+    }
+}
+
 #[allow(async_fn_in_trait)] // used through generics, never as dyn
 pub trait Provider {
     /// Every resource tagged `drctl:env = env`, batched: a fixed number of
     /// paginated Describe calls per kind, however many resources exist.
     async fn discover(&self, env: &str) -> Result<Vec<ObservedResource>, CloudError>;
+
+    /// Reads what `request` asks for: a fixed number of calls per filter
+    /// and per region, however many images exist.
+    async fn look_up(&self, request: &LookupRequest) -> Result<Lookups, CloudError>;
 
     /// Creates the resource and returns it as observed afterwards.
     async fn create(&self, request: &CreateRequest<'_>) -> Result<ObservedResource, CloudError>;

@@ -317,7 +317,7 @@ pub(crate) async fn run_all(
     ctx.sink.event(&Shown::DrillStage {
         message: format!("Rebuilt. Running {} check(s) …", checks.len()),
     });
-    let snapshot = run::observe(provider, &runbook.environment, ctx.clock).await?;
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
     let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
     // Every stack's outputs, not only the roots': a check may read any.
     let mut every_stack = runbook.clone();

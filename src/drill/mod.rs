@@ -15,6 +15,7 @@
 pub mod checks;
 pub mod history;
 pub mod http;
+mod images;
 pub mod junit;
 pub mod leaks;
 pub mod rehearse;

@@ -21,8 +21,8 @@ use crate::plan;
 use crate::run::{self, RunEnd};
 
 use super::report::{
-    CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
-    REPORT_FORMAT,
+    CheckResult, CheckStatus, CriticalPath, DrillReport, ImageUse, LeakCheck, Rto, Teardown,
+    Verdict, REPORT_FORMAT,
 };
 use super::{checks, history, leaks, teardown, timing};
 
@@ -38,6 +38,8 @@ pub struct DrillRequest {
     pub interactive: bool,
     /// Also write the report as JUnit XML here.
     pub junit: Option<PathBuf>,
+    /// Bake images from scratch (and time the bake) instead of reusing.
+    pub rebake: bool,
     pub parallelism: usize,
     pub settings: DrillSettings,
 }
@@ -110,6 +112,8 @@ pub async fn drill<C: Connect>(
         ));
     }
     loaded.retarget(&environment, &region);
+    let rebake = source.drill.rebake || request.rebake;
+    loaded.set_rebake(rebake);
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();
@@ -153,6 +157,7 @@ pub async fn drill<C: Connect>(
             teardown: policy_name(source.drill.teardown).into(),
             junit: request.junit.as_ref().map(|p| absolute(p)),
             started_at: began,
+            rebake,
         }),
     )?;
     // An error that stops the rebuild (not a failed step: those are in the
@@ -220,6 +225,7 @@ pub async fn resume<C: Connect>(
     let end = Ok(end);
     let mut loaded = load_file(root, runbook_file)?;
     loaded.retarget(environment, region);
+    loaded.set_rebake(start.rebake);
     let provider = connect.connect(region).await?;
     let lock = EnvLock::acquire(ctx.state_dir, environment, region, run_id)?;
     let request = DrillRequest {
@@ -229,12 +235,35 @@ pub async fn resume<C: Connect>(
         region: Some(region.clone()),
         interactive: false,
         junit: start.junit.clone(),
+        rebake: start.rebake,
         parallelism,
         settings: DrillSettings::default(),
     };
     let outcome = conclude(ctx, &provider, &loaded, &journal, end, &request, cancel).await;
     drop(lock);
     outcome
+}
+
+/// The images the rebuild used, read before the teardown removes its own.
+async fn images_used(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+) -> Vec<ImageUse> {
+    let runbook = loaded.runbook();
+    if crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty() {
+        return Vec::new();
+    }
+    let found = async {
+        let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+        let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+        Ok::<_, Error>(super::images::images_used(&plan, &journal.events()?))
+    };
+    found.await.unwrap_or_else(|e| {
+        tracing::warn!("could not read which images the drill used: {}", e.render());
+        Vec::new()
+    })
 }
 
 /// After the phases: checks, teardown per policy, leak check, report.
@@ -332,6 +361,7 @@ async fn conclude(
         }
         RunEnd::Paused { .. } => unreachable!("returned above"),
     }
+    let images = images_used(ctx, provider, loaded, journal).await;
 
     let policy = runbook.drill.teardown;
     let teardown = match policy {
@@ -434,7 +464,7 @@ async fn conclude(
         phases: timing::phases(&events),
         gates: timing::gates(&events),
         checks: results,
-        images: Vec::new(),
+        images,
         resources_created: timing::resources_created(&events),
         teardown,
         leak_check,

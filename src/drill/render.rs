@@ -110,9 +110,19 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Images\n")?;
     let rows = r.images.iter().map(|i| {
         let bake = i.bake_ms.map(duration).unwrap_or_default();
-        vec![i.address.clone(), i.image_id.clone(), i.how.clone(), bake]
+        let how = match &i.baked_by {
+            Some(env) => format!("{} (baked by {env})", i.how),
+            None => i.how.clone(),
+        };
+        vec![
+            i.address.clone(),
+            i.image_id.clone(),
+            how,
+            i.recipe.clone(),
+            bake,
+        ]
     });
-    table(out, &["image", "id", "how", "bake time"], rows)?;
+    table(out, &["image", "id", "how", "recipe", "bake time"], rows)?;
 
     writeln!(out, "## Resources created\n")?;
     let created = r.resources_created.iter();
@@ -180,6 +190,24 @@ fn timeline(r: &DrillReport) -> Vec<(Millis, String)> {
             p.ended_at,
             format!("phase {name} finished in {took}{failed}"),
         ));
+    }
+    for i in &r.images {
+        let (address, id) = (&i.address, &i.image_id);
+        match (i.bake_started_at, i.bake_ms) {
+            (Some(at), Some(ms)) => {
+                lines.push((at, format!("bake of {address} started")));
+                let took = duration(ms);
+                lines.push((at + ms, format!("image {address} baked in {took}: {id}")));
+            }
+            _ => {
+                let by = i.baked_by.as_deref().unwrap_or("another environment");
+                let text = format!(
+                    "image {address} reused: {id} (recipe {}, baked by {by})",
+                    i.recipe
+                );
+                lines.push((r.started_at, text));
+            }
+        }
     }
     for c in &r.checks {
         let (name, status) = (&c.name, word(&c.status));
@@ -349,7 +377,8 @@ pub(crate) mod tests {
                 {"name": "http http://web/health", "kind": "http", "status": "failed", "detail": "status 503 <html> & \"oops\"", "started_at": T + 604_000, "duration_ms": 30_000},
                 {"name": "command ./smoke.sh", "kind": "command", "status": "skipped", "detail": "needs a resolvable name", "started_at": T + 634_000, "duration_ms": 0}
             ],
-            "images": [{"address": "app.image.app", "image_id": "ami-1", "how": "reused", "bake_ms": null}],
+            "images": [{"address": "app.image.app", "image_id": "ami-1", "how": "reused", "bake_ms": null,
+                        "bake_started_at": null, "recipe": "3f2a9c1d0b7e4a66", "baked_by": "prod"}],
             "resources_created": [{"address": "net.vpc.main", "id": "vpc-1"}],
             "teardown": {"policy": "always", "started_at": T + 900_000, "performed": true, "note": "teardown = \"always\"", "ok": false,
                          "duration_ms": 240_000, "errors": ["sg-1: DependencyViolation"]},
@@ -398,6 +427,7 @@ pub(crate) mod tests {
                 "| time (UTC) | since start | event |",
                 "| --- | --- | --- |",
                 "| 04:00:00 | +0s | drill started by alice on ci-7 (run r-0400) |",
+                "| 04:00:00 | +0s | image app.image.app reused: ami-1 (recipe 3f2a9c1d0b7e4a66, baked by prod) |",
                 "| 04:00:05 | +5.0s | phase foundation started |",
                 "| 04:01:17 | +1m17s | phase foundation finished in 1m12s |",
                 "| 04:01:50 | +1m50s | gate before compute: approved by bob: \"ok \\| go\", after waiting 30s |",
@@ -423,7 +453,7 @@ pub(crate) mod tests {
             "| app.instances.web | create | 04:02:05 (+2m05s) | 7m50s | failed: quota \\| exceeded |",
             "| http http://web/health | http | failed | 30s | status 503 &lt;html> & \"oops\" |",
             "| compute | approve | bob | 04:01:50 (+1m50s) | 30s | ok \\| go |",
-            "| app.image.app | ami-1 | reused |  |",
+            "| app.image.app | ami-1 | reused (baked by prod) | 3f2a9c1d0b7e4a66 |  |",
             "| net.vpc.main | vpc-1 |",
             "Policy `always`: performed in 4m00s, with errors. teardown = \"always\"",
             "- sg-1: DependencyViolation",

@@ -146,6 +146,15 @@ pub struct ImageUse {
     /// `reused` or `baked`
     pub how: String,
     pub bake_ms: Option<Millis>,
+    /// When the bake began (`None` when reused).
+    #[serde(default)]
+    pub bake_started_at: Option<Millis>,
+    /// The recipe hash it was found or baked by.
+    #[serde(default)]
+    pub recipe: String,
+    /// The environment that baked a reused image.
+    #[serde(default)]
+    pub baked_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

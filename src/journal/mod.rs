@@ -51,6 +51,9 @@ pub struct DrillStart {
     /// When the drill began (before it observed and planned): RTO's zero.
     #[serde(default)]
     pub started_at: Millis,
+    /// Images are baked from scratch (`[drill] rebake` or `--rebake`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebake: bool,
 }
 
 /// The reason recorded when a drill's gates pass by `[drill] auto_approve`.

@@ -86,6 +86,13 @@ pub trait Kind: Send + Sync {
         false
     }
 
+    /// Plans the resource itself, for kinds whose objects are not one per
+    /// address (an image's kept versions, reuse by recipe, builders). Pure.
+    fn plan_itself(&self, input: &crate::plan::OwnPlanInput<'_>) -> Option<crate::plan::OwnPlan> {
+        let _ = input;
+        None
+    }
+
     // --- Validation ---
 
     /// Rules the schema cannot say alone; `base` is the resource's key path.
@@ -317,6 +324,6 @@ mod tests {
             .into_iter()
             .filter(|k| k.def().not_executable_yet().is_some())
             .collect();
-        assert_eq!(refused, [ResourceKind::Image, ResourceKind::Service]);
+        assert_eq!(refused, [ResourceKind::Service]);
     }
 }

@@ -146,6 +146,10 @@ pub struct Runbook {
     /// As written; empty means "the dependency graph's layers, no gates".
     pub phases: Vec<Phase>,
     pub drill: Drill,
+    /// Set for a run, not read from the file (a drill with `[drill] rebake`
+    /// or `--rebake`): plan image bakes even where an image of the same
+    /// recipe exists.
+    pub rebake_images: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +223,9 @@ pub enum OnTimeout {
 pub struct Drill {
     pub teardown: Teardown,
     pub auto_approve: bool,
+    /// Bake images from scratch (timed in the RTO) instead of reusing an
+    /// image of the same recipe.
+    pub rebake: bool,
     pub checks: Vec<Check>,
     /// Where each of `checks` stands in the file's list (a check that did not
     /// decode leaves a gap), so that later messages name the right
@@ -241,6 +248,7 @@ impl Default for Drill {
         Drill {
             teardown: Teardown::Always,
             auto_approve: true,
+            rebake: false,
             checks: Vec::new(),
             check_indices: Vec::new(),
         }
@@ -349,6 +357,24 @@ pub struct Project {
     /// so that a runbook claiming an environment another one claims is still
     /// caught, and otherwise neither validated nor reported on.
     pub other_runbooks: Vec<Runbook>,
+    /// The sha256 of each file a stack names (`provision` scripts), by the
+    /// path it is read from: read when loading, so planning stays pure.
+    pub files: BTreeMap<PathBuf, FileDigest>,
+}
+
+/// A file a stack names, as read when the project was loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Hex sha256 of the bytes.
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl Project {
+    /// Where a stack's file-valued attribute `text` is read from.
+    pub fn stack_file(&self, stack: &Stack, text: &str) -> PathBuf {
+        stack.file.parent().unwrap_or(Path::new(".")).join(text)
+    }
 }
 
 impl Project {

@@ -108,6 +108,13 @@ pub struct Change {
     /// sensitive var): shown only as `(sensitive, sha256 …)`, see [`redacted`].
     #[serde(default)]
     pub sensitive: BTreeSet<String>,
+    /// How the step reads, where a kind says it better than "create X"
+    /// (`bake image app from ami-…`, `reuse ami-…`, `deregister ami-…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
+    /// The sub-steps it takes, one line each (`+ copy to us-west-2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -215,6 +222,26 @@ pub fn plan(
                     exports: &exports,
                 };
                 let copies = by_address.remove(&address).unwrap_or_default();
+                let own = resource.kind.def().plan_itself(&OwnPlanInput {
+                    scope: &scope,
+                    stack,
+                    resource,
+                    objects: &copies,
+                    lookups: &snapshot.lookups,
+                    skeleton: skeleton(&scope, stack, resource, address.clone()),
+                });
+                if let Some(own) = own {
+                    let exported = match (&own.change.action, &own.change.current) {
+                        (Action::NoOp | Action::Update, Some(o)) => {
+                            Exports::Known(o.exports.clone())
+                        }
+                        _ => Exports::After(phase.name.clone()),
+                    };
+                    exports.insert(address, exported);
+                    cleanup.extend(own.cleanup);
+                    changes.push(own.change);
+                    continue;
+                }
                 let (current, others) = choose_copy(&scope, stack, resource, copies);
                 for other in others {
                     cleanup.push(deletion(
@@ -303,6 +330,8 @@ pub fn deletion(o: &ObservedResource, reason: Option<String>) -> Change {
         desired: BTreeMap::new(),
         tags: BTreeMap::new(),
         sensitive: BTreeSet::new(),
+        headline: None,
+        steps: Vec::new(),
     }
 }
 
@@ -360,6 +389,30 @@ pub fn user_tags(observed: &Tags, declared: &BTreeMap<String, Resolved>) -> Tags
         .collect()
 }
 
+/// What a kind that plans itself gets ([`crate::kinds::Kind::plan_itself`]).
+pub struct OwnPlanInput<'a> {
+    pub scope: &'a Scope<'a>,
+    pub stack: &'a Stack,
+    pub resource: &'a Resource,
+    /// What the environment has at the resource's address.
+    pub objects: &'a [&'a ObservedResource],
+    pub lookups: &'a crate::world::Lookups,
+    /// The resource as a create: desired values, tags, what it reads,
+    /// which attributes are sensitive.
+    pub skeleton: Change,
+}
+
+/// A self-planned resource's step, and the deletions it adds to cleanup.
+pub struct OwnPlan {
+    pub change: Change,
+    pub cleanup: Vec<Change>,
+}
+
+/// The resource as a create step.
+fn skeleton(scope: &Scope<'_>, stack: &Stack, resource: &Resource, address: Address) -> Change {
+    diff(scope, stack, resource, address, None)
+}
+
 fn diff(
     scope: &Scope<'_>,
     stack: &Stack,
@@ -406,6 +459,8 @@ fn diff(
             desired: desired.attrs,
             tags: desired.tags,
             sensitive,
+            headline: None,
+            steps: Vec::new(),
         };
     };
     let kind = resource.kind;
@@ -483,6 +538,8 @@ fn diff(
         desired: desired.attrs,
         tags: desired.tags,
         sensitive,
+        headline: None,
+        steps: Vec::new(),
     }
 }
 

@@ -38,7 +38,10 @@ pub fn render_phase(phase: &PhasePlan, number: usize, total: usize) -> String {
     );
     let mut any = false;
     let mut stack = "";
-    for change in phase.changes.iter().filter(|c| c.action != Action::NoOp) {
+    // A no-op is shown only when its kind says something about it (an
+    // image reused from another environment).
+    let shown = |c: &&Change| c.action != Action::NoOp || c.headline.is_some();
+    for change in phase.changes.iter().filter(shown) {
         if change.address.stack != stack {
             stack = &change.address.stack;
             let _ = writeln!(out, "  {stack}");
@@ -62,24 +65,38 @@ fn render_change(out: &mut String, change: &Change, full_address: bool) {
     } else {
         change.address.resource()
     };
-    let mut headline = format!("    {} {name}", change.action.symbol());
-    if let Some(current) = &change.current {
-        if !current.id.is_empty() {
-            let _ = write!(headline, " ({})", current.id);
+    if let Some(headline) = &change.headline {
+        let symbol = match change.action {
+            Action::NoOp => "=",
+            other => other.symbol(),
+        };
+        let _ = writeln!(out, "    {symbol} {headline}");
+        for step in &change.steps {
+            let _ = writeln!(out, "        {step}");
         }
-    }
-    let forcing: Vec<&str> = change
-        .attrs
-        .iter()
-        .filter(|a| a.forces_replacement)
-        .map(|a| a.name.as_str())
-        .collect();
-    if change.action == Action::Replace && !forcing.is_empty() {
-        let _ = write!(headline, "  # forces replacement: {}", forcing.join(", "));
-    }
-    let _ = writeln!(out, "{headline}");
-    for reason in &change.reasons {
-        let _ = writeln!(out, "        # {reason}");
+        for reason in &change.reasons {
+            let _ = writeln!(out, "        # {reason}");
+        }
+    } else {
+        let mut headline = format!("    {} {name}", change.action.symbol());
+        if let Some(current) = &change.current {
+            if !current.id.is_empty() {
+                let _ = write!(headline, " ({})", current.id);
+            }
+        }
+        let forcing: Vec<&str> = change
+            .attrs
+            .iter()
+            .filter(|a| a.forces_replacement)
+            .map(|a| a.name.as_str())
+            .collect();
+        if change.action == Action::Replace && !forcing.is_empty() {
+            let _ = write!(headline, "  # forces replacement: {}", forcing.join(", "));
+        }
+        let _ = writeln!(out, "{headline}");
+        for reason in &change.reasons {
+            let _ = writeln!(out, "        # {reason}");
+        }
     }
     let width = change.attrs.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for attr in &change.attrs {

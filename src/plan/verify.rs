@@ -40,6 +40,7 @@ fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
                 &c.attrs,
                 &c.reasons,
                 c.current.as_ref().map(|o| &o.id),
+                (&c.headline, &c.steps),
             )
         })
         .collect();
@@ -77,6 +78,11 @@ pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
         .flat_map(|p| &p.changes)
         .chain(&planned.cleanup)
         .filter_map(|c| c.current.as_ref())
+        // A reused image is another environment's: not observed as ours.
+        .filter(|o| {
+            o.tags.get(crate::cloud::tags::ENV).map(String::as_str)
+                == Some(planned.environment.as_str())
+        })
         .map(|o| ((o.address.clone(), o.id.clone()), o))
         .collect();
     let now: BTreeMap<(Address, String), &ObservedResource> = snapshot

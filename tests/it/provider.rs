@@ -29,6 +29,7 @@ async fn provider(region: &str) -> AwsProvider {
         },
         instances: Duration::from_secs(20),
         load_balancer: Duration::from_secs(20),
+        images: Duration::from_secs(20),
         dependencies: Duration::from_secs(5),
         visibility: Duration::from_secs(5),
     })

@@ -21,7 +21,7 @@ use crate::cloud::CloudError;
 /// [`Ec2`] over the official SDK.
 #[derive(Clone, Debug)]
 pub struct SdkEc2 {
-    client: Client,
+    pub(super) client: Client,
 }
 
 impl SdkEc2 {

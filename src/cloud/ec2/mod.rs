@@ -18,10 +18,12 @@ use aws_sdk_ec2::types::{
 use super::CloudError;
 
 mod client;
+mod images;
 mod rules;
 mod wire;
 
 pub use client::SdkEc2;
+pub use images::{BuilderLaunch, ImageUser};
 pub use rules::{ip_permissions, sg_rules};
 pub use wire::tag_map;
 

@@ -9,7 +9,7 @@ use super::Select;
 use crate::cloud::tags;
 
 /// EC2 accepts at most 200 values per filter; ids are looked up in batches.
-const FILTER_VALUES: usize = 200;
+pub(super) const FILTER_VALUES: usize = 200;
 /// CreateTags/DeleteTags/TerminateInstances take many resource ids per call.
 pub(super) const IDS_PER_CALL: usize = 500;
 

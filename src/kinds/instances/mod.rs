@@ -82,11 +82,8 @@ impl Kind for Instances {
 }
 
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
-    let instances = aws
-        .ec2
-        .describe_instances(Select::Env(pass.env()))
-        .await?;
-    let mut found = fleets(&instances, ResourceKind::Instances);
+    let instances = pass.instances(aws).await?;
+    let mut found = fleets(instances, ResourceKind::Instances);
     targets::read_registrations(aws, pass, &mut found).await?;
     Ok(found)
 }
@@ -361,7 +358,7 @@ async fn wait_running(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(
     .await
 }
 
-async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+pub(crate) async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
     wait::until(
         &format!("{what}: {} instance(s) terminated", ids.len()),
         aws.waits.instances,

@@ -37,7 +37,11 @@ impl<'a> Decoder<'a> {
         let Some(table) = self.table(root, "drill", "") else {
             return drill;
         };
-        self.check_keys(table, "drill", &["teardown", "auto_approve", "checks"]);
+        self.check_keys(
+            table,
+            "drill",
+            &["teardown", "auto_approve", "rebake", "checks"],
+        );
         match self.opt_str(table, "teardown", "drill").as_deref() {
             None => {}
             Some("always") => drill.teardown = Teardown::Always,
@@ -55,6 +59,9 @@ impl<'a> Decoder<'a> {
         }
         if let Some(auto) = self.opt_bool(table, "auto_approve", "drill") {
             drill.auto_approve = auto;
+        }
+        if let Some(rebake) = self.opt_bool(table, "rebake", "drill") {
+            drill.rebake = rebake;
         }
         if let Some(value) = table.get("checks") {
             let DeValue::Array(items) = value.get_ref() else {

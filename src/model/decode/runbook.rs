@@ -115,6 +115,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         vars,
         phases,
         drill,
+        rebake_images: false,
     })
 }
 

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::decode::{parse_runbook, parse_stack};
-use super::{Project, Runbook};
+use std::collections::BTreeMap;
+
+use super::schema::Ty;
+use super::{FileDigest, Project, Runbook};
 use crate::diag::{Diagnostics, Pos, SourceFile};
 
 mod checks;
@@ -55,8 +58,41 @@ pub fn load_project(root: &Path, runbooks: &[PathBuf]) -> (Project, Diagnostics)
     if !runbooks.is_empty() {
         project.other_runbooks = other_runbooks(root, &runbook_paths);
     }
+    project.files = file_digests(&project);
     validate_project(&project, &mut diags);
     (project, diags)
+}
+
+/// Reads every file a stack names by a literal path (a missing one is
+/// reported by validation): planning hashes scripts without reading files.
+fn file_digests(project: &Project) -> BTreeMap<PathBuf, FileDigest> {
+    use sha2::{Digest, Sha256};
+    let mut files = BTreeMap::new();
+    for stack in project.stacks.values() {
+        for resource in &stack.resources {
+            for field in resource.kind.fields() {
+                if !matches!(field.ty, Ty::File) {
+                    continue;
+                }
+                let Some(text) = resource.attr(field.name).and_then(|e| e.as_literal_str()) else {
+                    continue;
+                };
+                let path = project.stack_file(stack, text);
+                if let Ok(bytes) = std::fs::read(&path) {
+                    let sha256 = Sha256::digest(&bytes)
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    let digest = FileDigest {
+                        sha256,
+                        bytes: bytes.len() as u64,
+                    };
+                    files.insert(path, digest);
+                }
+            }
+        }
+    }
+    files
 }
 
 /// `root/rel`, without a leading `./` when the root is the current directory,

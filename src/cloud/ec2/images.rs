@@ -1,0 +1,206 @@
+//! EC2 calls that baking needs: builder instances, images, their snapshots
+//! and copies, and what uses an image. Same rules as `client.rs`: one request
+//! per call (or per batch), errors named by operation.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Image, InstanceType, ResourceType, ShutdownBehavior};
+
+use super::wire::{filter, tag_specification, FILTER_VALUES};
+use super::SdkEc2;
+use crate::cloud::sdk::EC2;
+use crate::cloud::CloudError;
+
+/// Everything RunInstances needs for one image builder.
+#[derive(Debug, Clone)]
+pub struct BuilderLaunch<'a> {
+    pub base_image: &'a str,
+    pub instance_type: &'a str,
+    pub subnet: &'a str,
+    /// The provisioning script with drctl's power-off appended (plain text).
+    pub user_data: &'a str,
+    pub client_token: &'a str,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// Who uses an image: an instance or a launch template version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ImageUser {
+    pub image: String,
+    /// `instance i-…` or `launch template lt-… (name) version N`.
+    pub user: String,
+}
+
+impl SdkEc2 {
+    /// Launches one builder. Its shutdown behaviour is `stop`: the script's
+    /// final power-off must leave a stopped disk to image, not a terminated one.
+    pub async fn run_builder(&self, launch: &BuilderLaunch<'_>) -> Result<String, CloudError> {
+        let request = self
+            .client
+            .run_instances()
+            .image_id(launch.base_image)
+            .instance_type(InstanceType::from(launch.instance_type))
+            .subnet_id(launch.subnet)
+            .min_count(1)
+            .max_count(1)
+            .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
+            .user_data(aws_smithy_types::base64::encode(launch.user_data))
+            .client_token(launch.client_token)
+            .tag_specifications(tag_specification(ResourceType::Instance, launch.tags));
+        let out = EC2.call(request.send()).await?;
+        EC2.required(out, "Instances", |o| {
+            o.instances?.into_iter().next()?.instance_id
+        })
+    }
+
+    /// CreateImage of a stopped builder, the image tagged from its first
+    /// instant (its snapshots are tagged afterwards: not every EC2 accepts
+    /// snapshot tag specifications here).
+    pub async fn create_image(
+        &self,
+        instance: &str,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, CloudError> {
+        let request = self
+            .client
+            .create_image()
+            .instance_id(instance)
+            .name(name)
+            .description(format!("baked by drctl from builder {instance}"))
+            .tag_specifications(tag_specification(ResourceType::Image, tags));
+        let out = EC2.call(request.send()).await?;
+        EC2.required(out, "ImageId", |o| o.image_id)
+    }
+
+    /// CopyImage into this client's region from `source_region`.
+    pub async fn copy_image(
+        &self,
+        source_region: &str,
+        source_image: &str,
+        name: &str,
+        client_token: &str,
+    ) -> Result<String, CloudError> {
+        let request = self
+            .client
+            .copy_image()
+            .source_region(source_region)
+            .source_image_id(source_image)
+            .name(name)
+            .description(format!(
+                "copy by drctl of {source_image} from {source_region}"
+            ))
+            .client_token(client_token);
+        let out = EC2.call(request.send()).await?;
+        EC2.required(out, "ImageId", |o| o.image_id)
+    }
+
+    /// Images by id (those that no longer exist are simply absent).
+    pub async fn images_by_id(&self, ids: &[String]) -> Result<Vec<Image>, CloudError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let request = self
+                .client
+                .describe_images()
+                .owners("self")
+                .filters(filter("image-id", chunk));
+            let found: Vec<Image> = EC2
+                .call(request.into_paginator().items().send().try_collect())
+                .await?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
+    /// Images this account owns that carry the tag `key` (any value).
+    pub async fn images_with_tag_key(&self, key: &str) -> Result<Vec<Image>, CloudError> {
+        let request = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(filter("tag-key", &[key.to_string()]));
+        EC2.call(request.into_paginator().items().send().try_collect())
+            .await
+    }
+
+    /// Images this account owns named exactly `name`.
+    pub async fn images_named(&self, name: &str) -> Result<Vec<Image>, CloudError> {
+        let request = self
+            .client
+            .describe_images()
+            .owners("self")
+            .filters(filter("name", &[name.to_string()]));
+        EC2.call(request.into_paginator().items().send().try_collect())
+            .await
+    }
+
+    pub async fn deregister_image(&self, id: &str) -> Result<(), CloudError> {
+        EC2.call(self.client.deregister_image().image_id(id).send())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        EC2.call(self.client.delete_snapshot().snapshot_id(id).send())
+            .await
+            .map(|_| ())
+    }
+
+    /// Instances (not terminated) and launch templates (their default and
+    /// latest versions) that launch any of `images`.
+    pub async fn image_users(&self, images: &[String]) -> Result<Vec<ImageUser>, CloudError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut users = Vec::new();
+        let live = ["pending", "running", "stopping", "stopped"].map(String::from);
+        for chunk in images.chunks(FILTER_VALUES) {
+            let request = self
+                .client
+                .describe_instances()
+                .filters(filter("image-id", chunk))
+                .filters(filter("instance-state-name", &live));
+            let reservations: Vec<_> = EC2
+                .call(request.into_paginator().items().send().try_collect())
+                .await?;
+            for instance in reservations
+                .into_iter()
+                .flat_map(|r| r.instances.unwrap_or_default())
+            {
+                if let (Some(image), Some(id)) = (instance.image_id, instance.instance_id) {
+                    users.push(ImageUser {
+                        image,
+                        user: format!("instance {id}"),
+                    });
+                }
+            }
+        }
+        let request = self
+            .client
+            .describe_launch_template_versions()
+            .versions("$Latest")
+            .versions("$Default");
+        let versions: Vec<_> = EC2
+            .call(request.into_paginator().items().send().try_collect())
+            .await?;
+        for version in versions {
+            let Some(image) = version.launch_template_data.and_then(|d| d.image_id) else {
+                continue;
+            };
+            if images.contains(&image) {
+                users.push(ImageUser {
+                    image,
+                    user: format!(
+                        "launch template {} ({}) version {}",
+                        version.launch_template_id.unwrap_or_default(),
+                        version.launch_template_name.unwrap_or_default(),
+                        version.version_number.unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        users.sort();
+        users.dedup();
+        Ok(users)
+    }
+}

@@ -1,0 +1,118 @@
+//! Copies of an image in other regions, made in parallel (one client per
+//! region). A copy carries its source's recipe, so a stack applied in that
+//! region reuses it like any image of the recipe; EC2 copies no tags, so
+//! drctl tags each copy itself, `drctl:spec` last, and records the copies on
+//! the source (`drctl:copies`) so that deleting the source deletes them.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::try_join_all;
+
+use super::bake::{snapshots_of, wait_available};
+use super::{COPIES_TAG, COPY_OF_TAG, RECIPE_TAG};
+use crate::cloud::aws::AwsProvider;
+use crate::cloud::ec2::{tag_map, Ec2};
+use crate::cloud::{tags, CloudError};
+use crate::world::ObservedResource;
+
+/// The copies `source` (in `source_region`) is to have: each region of
+/// `regions` gets one unless it has a finished image of the same recipe.
+pub(super) async fn ensure(
+    aws: &AwsProvider,
+    source_region: &str,
+    source: &ObservedResource,
+    regions: &[String],
+) -> Result<(), CloudError> {
+    let regions: Vec<&String> = regions.iter().filter(|r| *r != source_region).collect();
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let made = try_join_all(
+        regions
+            .iter()
+            .map(|region| copy_to(aws, source_region, source, region)),
+    )
+    .await?;
+    let mut record = recorded(&source.tags);
+    let before = record.clone();
+    record.extend(made.into_iter().flatten());
+    if record != before {
+        let value = record
+            .iter()
+            .map(|(r, id)| format!("{r}={id}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let tag = BTreeMap::from([(COPIES_TAG.to_string(), value)]);
+        aws.ec2
+            .create_tags(std::slice::from_ref(&source.id), &tag)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The copies recorded on a source image: region → image id.
+pub(super) fn recorded(tags_: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags_
+        .get(COPIES_TAG)
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(r, id)| (r.to_string(), id.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ensures one region's copy; `None` when that region already had a
+/// finished image of the recipe that is not this source's copy.
+async fn copy_to(
+    aws: &AwsProvider,
+    source_region: &str,
+    source: &ObservedResource,
+    region: &str,
+) -> Result<Option<(String, String)>, CloudError> {
+    let ec2 = aws.ec2_in(region);
+    let recipe = source.tags.get(RECIPE_TAG).cloned().unwrap_or_default();
+    let of_recipe = BTreeMap::from([(RECIPE_TAG.to_string(), recipe)]);
+    let copy_of = format!("{source_region}/{}", source.id);
+    let there = ec2.images_tagged(&of_recipe).await?;
+    let finished = there.iter().find(|i| {
+        i.state().is_some_and(|s| s.as_str() == "available")
+            && tag_map(i.tags()).contains_key(tags::SPEC)
+    });
+    if let Some(image) = finished {
+        let ours = tag_map(image.tags()).get(COPY_OF_TAG) == Some(&copy_of);
+        return Ok(ours.then(|| (region.to_string(), image.image_id().unwrap_or("").to_string())));
+    }
+    // A copy started before (EC2 copies no tags, and a resumed run may
+    // have stopped before tagging it): found by its name.
+    let name = source
+        .attrs
+        .get("name")
+        .and_then(|v| v.as_str())
+        .unwrap_or(&source.id)
+        .to_string();
+    let started = ec2.images_named(&name).await?;
+    let id = match started.iter().filter_map(|i| i.image_id()).min() {
+        Some(id) => id.to_string(),
+        None => {
+            let token: String = format!("drctl-copy-{}-{region}", source.id).chars().take(64).collect();
+            ec2.copy_image(source_region, &source.id, &name, &token).await?
+        }
+    };
+    let mut copy_tags: BTreeMap<String, String> = source
+        .tags
+        .iter()
+        .filter(|(k, _)| k.as_str() != tags::SPEC && k.as_str() != COPIES_TAG)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    copy_tags.insert(COPY_OF_TAG.into(), copy_of);
+    ec2.create_tags(std::slice::from_ref(&id), &copy_tags).await?;
+    let what = format!("{}: copy {id} in {region}", source.address);
+    let image = wait_available(aws, &ec2, &what, &id).await?;
+    ec2.create_tags(&snapshots_of(&image), &copy_tags).await?;
+    let spec = source.tags.get(tags::SPEC).cloned().unwrap_or_default();
+    let done = BTreeMap::from([(tags::SPEC.to_string(), spec)]);
+    ec2.create_tags(std::slice::from_ref(&id), &done).await?;
+    Ok(Some((region.to_string(), id)))
+}

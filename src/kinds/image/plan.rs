@@ -1,0 +1,405 @@
+//! Planning an image (pure): work out the recipe, then reuse a finished image
+//! of that recipe (this environment's, or any other's in the region unless
+//! the run rebakes), or bake; add the copies a region is missing; and put
+//! images past `keep` in cleanup unless something launches them. Builders
+//! and unfinished images left by an interrupted bake are picked up by the
+//! bake of the same recipe, or cleaned up.
+
+use std::collections::BTreeMap;
+
+use super::{
+    is_builder, short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_TAG, COPY_OF_TAG, RECIPE_TAG, SCRIPT_TAG,
+    TYPE_TAG,
+};
+use crate::cloud::tags;
+use crate::plan::resolve::Resolved;
+use crate::plan::{deletion, user_tags, Action, Change, OwnPlan, OwnPlanInput};
+use crate::world::{base_filter_key, KnownImage, ObservedResource, Value};
+
+/// The attributes a person reads in the plan; the rest are computed inputs
+/// of the bake (recipe, script hash, region).
+const SHOWN: &[&str] = &[
+    "base_image",
+    "instance_type",
+    "subnet",
+    "provision",
+    "copy_to_regions",
+    "keep",
+    "bake_timeout",
+];
+
+pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
+    let mut change = input.skeleton.clone();
+    let runbook = input.scope.runbook;
+    let region = runbook.region.clone();
+    let env = runbook.environment.clone();
+    let name = change.address.name.clone();
+    let mut cleanup = Vec::new();
+
+    let (builders, images): (Vec<&ObservedResource>, Vec<&ObservedResource>) =
+        input.objects.iter().copied().partition(|o| is_builder(o));
+
+    // The recipe's inputs, as the bake will send them.
+    let script = input
+        .resource
+        .attr("provision")
+        .and_then(|e| e.as_literal_str())
+        .map(|path| {
+            let file = input.scope.project.stack_file(input.stack, path);
+            let digest = input.scope.project.files.get(&file).cloned();
+            (path.to_string(), file, digest)
+        });
+    let (script_path, script_sha) = match &script {
+        Some((path, file, Some(digest))) => {
+            set(&mut change, "script_file", file.display().to_string());
+            set(&mut change, "script_sha256", digest.sha256.clone());
+            (Some(path.clone()), digest.sha256.clone())
+        }
+        // Validation reports a missing file; nothing to hash.
+        Some((path, _, None)) => (Some(path.clone()), String::new()),
+        None => (None, String::new()),
+    };
+    set(&mut change, "region", region.clone());
+    let base = resolve_base(input, &mut change);
+    let instance_type = known_str(&change, "instance_type");
+    let recipe = match (&base, &instance_type) {
+        (Some((base_image, base_identity)), Some(instance_type)) => Some(Recipe {
+            base_image: base_image.clone(),
+            base_identity: base_identity.clone(),
+            script_sha256: script_sha.clone(),
+            instance_type: instance_type.clone(),
+        }),
+        _ => None,
+    };
+    change.attrs.retain(|a| SHOWN.contains(&a.name.as_str()));
+    let copy_to: Vec<String> = known_list(&change, "copy_to_regions")
+        .into_iter()
+        .filter(|r| *r != region)
+        .collect();
+
+    let Some(recipe) = recipe else {
+        // The base is another image this run bakes: its id, and so the
+        // recipe, are known only then.
+        change.headline = Some(format!(
+            "bake image {name} (base image and recipe known when the step runs)"
+        ));
+        change.steps = copy_to.iter().map(|r| format!("+ copy to {r}")).collect();
+        for b in builders {
+            cleanup.push(stale_builder(b, &change.address.to_string()));
+        }
+        return OwnPlan { change, cleanup };
+    };
+    let hash = recipe.hash();
+    set(&mut change, "recipe", hash.clone());
+
+    let finished = |o: &&ObservedResource| {
+        o.attrs.get("state").and_then(Value::as_str) == Some("available")
+            && o.tags.contains_key(tags::SPEC)
+    };
+    let ours_of_recipe = images
+        .iter()
+        .copied()
+        .filter(finished)
+        .filter(|o| o.tags.get(RECIPE_TAG) == Some(&hash))
+        .max_by(|a, b| created(a).cmp(created(b)));
+    let reusable = (!runbook.rebake_images)
+        .then(|| {
+            input
+                .lookups
+                .images
+                .iter()
+                .filter(|i| i.region == region && i.usable() && i.tag(RECIPE_TAG) == Some(&hash))
+                .filter(|i| i.tag(tags::ENV) != Some(env.as_str()))
+                .max_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)))
+        })
+        .flatten();
+
+    let address = change.address.to_string();
+    let current: Option<ObservedResource> = if let Some(own) = ours_of_recipe {
+        change.action = Action::NoOp;
+        change.attrs.clear();
+        Some(own.clone())
+    } else if let Some(other) = reusable {
+        change.action = Action::NoOp;
+        change.attrs.clear();
+        change.headline = Some(format!(
+            "reuse {} (recipe {hash}, baked by {} on {})",
+            other.id,
+            other.tag(tags::ENV).unwrap_or("another environment"),
+            day(&other.created)
+        ));
+        Some(as_observed(other, &change.address))
+    } else {
+        change.action = Action::Create;
+        let why = why_bake(&images, &recipe, script_path.as_deref(), runbook.rebake_images);
+        change.headline = Some(format!(
+            "bake image {name} from {} (recipe {hash}, {why})",
+            recipe.base_image
+        ));
+        None
+    };
+
+    // Copies: a region that has a finished image of this recipe (a copy,
+    // or a bake there) needs none.
+    let missing: Vec<&String> = copy_to
+        .iter()
+        .filter(|r| {
+            !input
+                .lookups
+                .images
+                .iter()
+                .any(|i| &i.region == *r && i.usable() && i.tag(RECIPE_TAG) == Some(&hash))
+        })
+        .collect();
+    change.steps = missing.iter().map(|r| format!("+ copy to {r}")).collect();
+    if let Some(current) = &current {
+        let own = current.tags.get(tags::ENV) == Some(&env);
+        let tags_differ = own && {
+            let known: Option<BTreeMap<String, String>> = change
+                .tags
+                .iter()
+                .map(|(k, v)| Some((k.clone(), plain(v.known()?))))
+                .collect();
+            known.is_some_and(|k| user_tags(&current.tags, &change.tags) != k)
+        };
+        if tags_differ {
+            change.steps.push("~ tags".into());
+        }
+        if !change.steps.is_empty() {
+            change.action = Action::Update;
+            if change.headline.is_none() {
+                change.headline = Some(format!("update image {name} ({})", current.id));
+            }
+        }
+        change.current = Some(current.clone());
+    }
+
+    // Builders and unfinished images: the bake of this recipe continues
+    // them; anything else is left over from an interrupted bake.
+    for b in &builders {
+        if change.action == Action::Create && b.tags.get(RECIPE_TAG) == Some(&hash) {
+            change
+                .reasons
+                .push(format!("continues the interrupted bake on builder {}", b.id));
+        } else {
+            cleanup.push(stale_builder(b, &address));
+        }
+    }
+    for image in images.iter().filter(|o| !finished(o)) {
+        let continued = change.action == Action::Create
+            && image.tags.get(RECIPE_TAG) == Some(&hash)
+            && builders
+                .iter()
+                .any(|b| image.tags.get(BUILDER_TAG) == Some(&b.id));
+        if continued {
+            change
+                .reasons
+                .push(format!("continues the interrupted bake of {}", image.id));
+        } else {
+            let mut d = deletion(image, Some("an unfinished bake".into()));
+            d.headline = Some(format!("deregister unfinished image {} of {address}", image.id));
+            cleanup.push(d);
+        }
+    }
+
+    // Retention: the newest `keep` finished images of this address, the
+    // current (or the one being baked) counted first.
+    if let Some(keep) = known_int(&change, "keep") {
+        let current_id = current.as_ref().map(|c| c.id.clone());
+        let mut older: Vec<&ObservedResource> = images
+            .iter()
+            .copied()
+            .filter(finished)
+            .filter(|o| Some(&o.id) != current_id.as_ref())
+            .filter(|o| o.tags.get(tags::ENV) == Some(&env))
+            .collect();
+        older.sort_by(|a, b| created(b).cmp(created(a)).then(b.id.cmp(&a.id)));
+        for old in older.into_iter().skip((keep as usize).saturating_sub(1)) {
+            let users = users_of(input.lookups, &region, &old.id);
+            if users.is_empty() {
+                let mut d = deletion(old, Some(format!("retention, keep {keep}")));
+                d.headline = Some(format!(
+                    "deregister {} of {address} (retention, keep {keep})",
+                    old.id
+                ));
+                cleanup.push(d);
+            } else {
+                change.reasons.push(format!(
+                    "{} is past retention (keep {keep}) but kept: in use by {}",
+                    old.id,
+                    users.join(", ")
+                ));
+                if change.headline.is_none() {
+                    change.headline = Some(format!(
+                        "keep image {name} ({})",
+                        current_id.clone().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    OwnPlan { change, cleanup }
+}
+
+/// `base_image` as the id the bake launches from, and its identity for the
+/// recipe; `None` while the id is pending on another step.
+fn resolve_base(input: &OwnPlanInput<'_>, change: &mut Change) -> Option<(String, String)> {
+    match change.desired.get("base_image")?.clone() {
+        Resolved::Known(Value::Str(id)) => Some((id.clone(), format!("id:{id}"))),
+        Resolved::Known(Value::Table(filter)) => {
+            let owners: Vec<&str> = filter
+                .get("owners")
+                .and_then(Value::as_str_list)
+                .unwrap_or_default();
+            let name = filter.get("name").and_then(Value::as_str).unwrap_or("");
+            let found = input.lookups.base_images.get(&base_filter_key(&owners, name))?;
+            let identity = format!("image:{}/{}", found.owner, found.name);
+            set(change, "base_image", found.id.clone());
+            set(change, "base_identity", identity.clone());
+            for attr in change.attrs.iter_mut().filter(|a| a.name == "base_image") {
+                attr.after = Some(Resolved::Known(Value::Str(format!(
+                    "{} ({name}, newest of {})",
+                    found.id,
+                    owners.join(", ")
+                ))));
+            }
+            Some((found.id.clone(), identity))
+        }
+        _ => None,
+    }
+}
+
+/// Why a bake is needed, compared with this environment's newest image.
+fn why_bake(
+    images: &[&ObservedResource],
+    recipe: &Recipe,
+    script_path: Option<&str>,
+    rebake: bool,
+) -> String {
+    let newest = images
+        .iter()
+        .filter(|o| o.tags.contains_key(tags::SPEC))
+        .max_by(|a, b| created(a).cmp(created(b)));
+    let Some(newest) = newest else {
+        return if rebake {
+            "rebake requested: baking from scratch".into()
+        } else {
+            "no image of this recipe in the region yet".into()
+        };
+    };
+    let mut why = Vec::new();
+    let tag = |k: &str| newest.tags.get(k).map(String::as_str).unwrap_or("");
+    if tag(BASE_TAG) != recipe.base_image {
+        why.push(format!("base image {} → {}", tag(BASE_TAG), recipe.base_image));
+    }
+    if tag(SCRIPT_TAG) != short(&recipe.script_sha256) {
+        why.push(match script_path {
+            Some(path) => format!("script {path} changed"),
+            None => "script removed".into(),
+        });
+    }
+    if tag(TYPE_TAG) != recipe.instance_type {
+        why.push(format!(
+            "instance type {} → {}",
+            tag(TYPE_TAG),
+            recipe.instance_type
+        ));
+    }
+    if why.is_empty() {
+        why.push(format!("recipe changed since {}", newest.id));
+    }
+    why.join(", ")
+}
+
+fn stale_builder(builder: &ObservedResource, address: &str) -> Change {
+    let mut d = deletion(builder, Some("left by an interrupted bake".into()));
+    d.headline = Some(format!(
+        "terminate builder {} of {address} (left by an interrupted bake)",
+        builder.id
+    ));
+    d
+}
+
+/// Who launches `id` or one of its copies.
+fn users_of(lookups: &crate::world::Lookups, region: &str, id: &str) -> Vec<String> {
+    let source = format!("{region}/{id}");
+    let mut users: Vec<String> = lookups.image_users.get(id).cloned().unwrap_or_default();
+    for copy in lookups
+        .images
+        .iter()
+        .filter(|i| i.tag(COPY_OF_TAG) == Some(source.as_str()))
+    {
+        for user in lookups.image_users.get(&copy.id).into_iter().flatten() {
+            users.push(format!("{user} in {} (copy {})", copy.region, copy.id));
+        }
+    }
+    users
+}
+
+/// Another environment's image, standing at this address for this run.
+fn as_observed(image: &KnownImage, address: &crate::world::Address) -> ObservedResource {
+    let recipe = image.tag(RECIPE_TAG).unwrap_or("").to_string();
+    ObservedResource {
+        address: address.clone(),
+        id: image.id.clone(),
+        attrs: BTreeMap::from([
+            ("state".to_string(), Value::Str(image.state.clone())),
+            ("created".to_string(), Value::Str(image.created.clone())),
+            (
+                "snapshots".to_string(),
+                Value::str_list(image.snapshots.iter().cloned()),
+            ),
+            ("name".to_string(), Value::Str(image.name.clone())),
+        ]),
+        exports: BTreeMap::from([
+            ("id".to_string(), Value::Str(image.id.clone())),
+            ("recipe".to_string(), Value::Str(recipe)),
+        ]),
+        tags: image.tags.clone(),
+    }
+}
+
+/// When it was baked: drctl's own millisecond tag, else EC2's creation date.
+fn created(o: &ObservedResource) -> &str {
+    o.tags
+        .get(BAKED_TAG)
+        .map(String::as_str)
+        .or_else(|| o.attrs.get("created").and_then(Value::as_str))
+        .unwrap_or("")
+}
+
+/// `2026-11-20` from EC2's `2026-11-20T03:12:44.000Z`.
+fn day(created: &str) -> &str {
+    created.get(..10).unwrap_or(created)
+}
+
+fn set(change: &mut Change, key: &str, value: String) {
+    change
+        .desired
+        .insert(key.to_string(), Resolved::Known(Value::Str(value)));
+}
+
+fn known_str(change: &Change, key: &str) -> Option<String> {
+    change.desired.get(key)?.known()?.as_str().map(str::to_string)
+}
+
+fn known_int(change: &Change, key: &str) -> Option<i64> {
+    change.desired.get(key)?.known()?.as_int()
+}
+
+fn known_list(change: &Change, key: &str) -> Vec<String> {
+    change
+        .desired
+        .get(key)
+        .and_then(Resolved::known)
+        .and_then(Value::as_str_list)
+        .map(|l| l.into_iter().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
