@@ -157,6 +157,8 @@ async fn existing_ec2(
             })
             .filter_map(|i| i.instance_id)
             .collect(),
+        "ec2:image" => ids_of(aws.ec2.images_by_id(ids).await?, |i| i.image_id),
+        "ec2:snapshot" => aws.ec2.existing_snapshots(ids).await?.into_iter().collect(),
         _ => return Ok(None),
     };
     Ok(Some(existing))

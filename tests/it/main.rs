@@ -3,6 +3,7 @@
 //! when this process exits) serves every test that needs AWS.
 
 mod apply;
+mod bake;
 mod cli;
 mod cloud;
 mod converge;

@@ -584,10 +584,13 @@ async fn discovery_makes_the_same_calls_for_3_and_30_instances() {
         }
     }
     assert_eq!(per_env[0], per_env[1], "3 instances vs 30");
-    // One paginated Describe per EC2 kind, two ELBv2 lists, and no tag or
-    // listener reads when the region holds no load balancer or target group.
-    assert_eq!(per_env[0].total(), 8, "{}", per_env[0]);
+    // One paginated Describe per EC2 kind (fleets and image builders share
+    // DescribeInstances; images add DescribeImages), two ELBv2 lists, and no
+    // tag or listener reads when the region holds no load balancer or
+    // target group.
+    assert_eq!(per_env[0].total(), 9, "{}", per_env[0]);
     assert_eq!(per_env[0].get("DescribeInstances"), 1);
+    assert_eq!(per_env[0].get("DescribeImages"), 1);
     assert_eq!(per_env[0].mutating(), 0);
 }
 
@@ -840,7 +843,7 @@ async fn kinds_of_later_issues_say_they_are_not_supported() {
         name: "it-provider-unsupported",
         stack: "app",
     };
-    for kind in [ResourceKind::Image, ResourceKind::Service] {
+    for kind in [ResourceKind::Service] {
         let address = env.address(kind, "x");
         let err = p
             .create(&CreateRequest {

@@ -112,6 +112,23 @@ impl SdkEc2 {
         Ok(out)
     }
 
+    /// Which of `ids` are snapshots that exist.
+    pub async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, CloudError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let request = self
+                .client
+                .describe_snapshots()
+                .owner_ids("self")
+                .filters(filter("snapshot-id", chunk));
+            let found: Vec<_> = EC2
+                .call(request.into_paginator().items().send().try_collect())
+                .await?;
+            out.extend(found.into_iter().filter_map(|s| s.snapshot_id));
+        }
+        Ok(out)
+    }
+
     /// Images this account owns that carry the tag `key` (any value).
     pub async fn images_with_tag_key(&self, key: &str) -> Result<Vec<Image>, CloudError> {
         let request = self

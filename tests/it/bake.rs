@@ -1,0 +1,620 @@
+//! Image baking against moto: bake once, reuse by recipe (counted at the
+//! proxy), say why a bake happens, reuse another environment's image in a
+//! drill and leave it, copy to a DR region that runs the copy, keep `keep`
+//! images but never one in use, and leave no builder and no half-made image
+//! behind a failed or killed bake. Each test's script is its own, so its
+//! recipe is its own: tests share moto but never each other's images.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::Filter;
+
+use crate::proxy::{Fault, FaultProxy, Faults};
+use crate::support::{drctl, first_run_id, moto_endpoint, Repo};
+use drctl::cloud::AwsSettings;
+
+const REGION: &str = "us-east-1";
+const DR_REGION: &str = "us-west-2";
+
+const NET: &str = r#"[resources.vpc.main]
+cidr_block = "10.91.0.0/16"
+
+[resources.subnet.a]
+vpc = "${vpc.main.id}"
+cidr_block = "10.91.1.0/24"
+availability_zone = "${env.region}a"
+
+[outputs]
+subnet_a = "${subnet.a.id}"
+"#;
+
+const FLEET: &str = r#"[resources.instances.app]
+image = "${stack.image.image_id}"
+count = 1
+instance_type = "t3.micro"
+subnets = ["${stack.net.subnet_a}"]
+"#;
+
+/// One test's repository: a network, an image stack and the runbook `bake`
+/// (environment `env`, us-east-1); `dr` runs a fleet of the image in us-west-2.
+struct Bake {
+    repo: Repo,
+    state: tempfile::TempDir,
+    env: String,
+}
+
+impl Bake {
+    fn new(env: &str, image_extra: &str) -> Bake {
+        let repo = Repo::with(&[]);
+        for gone in ["stacks/net.toml", "stacks/app.toml", "runbooks/rb.toml"] {
+            let _ = std::fs::remove_file(repo.path(gone));
+        }
+        repo.write("stacks/net.toml", NET);
+        repo.write(
+            "stacks/image.toml",
+            &format!(
+                "[resources.image.app]\n\
+                 base_image = {{ owners = [\"amazon\"], name = \"amzn2-ami-hvm-*-x86_64-gp2\" }}\n\
+                 instance_type = \"t3.micro\"\n\
+                 subnet = \"${{stack.net.subnet_a}}\"\n\
+                 provision = \"files/build.sh\"\n{image_extra}\n\n\
+                 [outputs]\nimage_id = \"${{image.app.id}}\"\n"
+            ),
+        );
+        repo.write("stacks/fleet.toml", FLEET);
+        repo.write(
+            "runbooks/bake.toml",
+            &format!(
+                "environment = \"{env}\"\nregion = \"{REGION}\"\nstacks = [\"image\"]\n\n\
+                 [[phases]]\nname = \"network\"\nstacks = [\"net\"]\n\n\
+                 [[phases]]\nname = \"bake\"\nstacks = [\"image\"]\n"
+            ),
+        );
+        repo.write(
+            "runbooks/dr.toml",
+            &format!(
+                "environment = \"{env}-dr\"\nregion = \"{DR_REGION}\"\nstacks = [\"fleet\"]\n"
+            ),
+        );
+        let bake = Bake {
+            repo,
+            state: tempfile::tempdir().unwrap(),
+            env: env.to_string(),
+        };
+        bake.script("echo building");
+        bake
+    }
+
+    /// Rewrites the provisioning script (with this test's own first line).
+    fn script(&self, body: &str) {
+        self.repo.write(
+            "stacks/files/build.sh",
+            &format!("#!/bin/bash\n# bake test {}\n{body}\n", self.env),
+        );
+    }
+
+    fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
+        let out = self.command(endpoint, args).output().expect("run drctl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    }
+
+    fn command(&self, endpoint: &str, args: &[&str]) -> std::process::Command {
+        let mut cmd = drctl();
+        cmd.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("USER", "tester")
+            .args(["--root", self.repo.root().to_str().unwrap()])
+            .args(["--state-dir", self.state.path().to_str().unwrap()])
+            .args(["--endpoint-url", endpoint])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    fn apply(&self, endpoint: &str) -> String {
+        let (code, text) = self.run(endpoint, &["apply", "bake", "--auto-approve"]);
+        assert_eq!(code, Some(0), "{text}");
+        text
+    }
+}
+
+async fn ec2(region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&AwsSettings::sandbox(moto_endpoint(), region).load().await)
+}
+
+fn filter(name: &str, values: &[&str]) -> Filter {
+    let values = values.iter().map(|v| v.to_string()).collect();
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values))
+        .build()
+}
+
+/// The environment's images in `region`: id → (state, tags, snapshot ids).
+async fn images(
+    env: &str,
+    region: &str,
+) -> BTreeMap<String, (String, BTreeMap<String, String>, Vec<String>)> {
+    let out = ec2(region)
+        .await
+        .describe_images()
+        .owners("self")
+        .filters(filter("tag:drctl:env", &[env]))
+        .send()
+        .await
+        .unwrap();
+    out.images()
+        .iter()
+        .map(|i| {
+            let tags = i
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                .collect();
+            let snapshots = i
+                .block_device_mappings()
+                .iter()
+                .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+                .collect();
+            let state = i.state().unwrap().as_str().to_string();
+            (i.image_id().unwrap().to_string(), (state, tags, snapshots))
+        })
+        .collect()
+}
+
+/// The environment's builder instances that are not terminated.
+async fn live_builders(env: &str) -> Vec<String> {
+    let out = ec2(REGION)
+        .await
+        .describe_instances()
+        .filters(filter("tag:drctl:env", &[env]))
+        .filters(filter("tag:drctl:role", &["builder"]))
+        .filters(filter(
+            "instance-state-name",
+            &["pending", "running", "stopping", "stopped", "shutting-down"],
+        ))
+        .send()
+        .await
+        .unwrap();
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect()
+}
+
+async fn snapshots_exist(region: &str, ids: &[String]) -> Vec<String> {
+    let values: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let out = ec2(region)
+        .await
+        .describe_snapshots()
+        .filters(filter("snapshot-id", &values))
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(str::to_string))
+        .collect()
+}
+
+fn calls(proxy: &FaultProxy, action: &str) -> u32 {
+    proxy.counts(action).calls()
+}
+
+/// The one finished image of the environment (in us-east-1).
+async fn only_image(env: &str) -> String {
+    let found = images(env, REGION).await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let (id, (state, tags, snapshots)) = found.into_iter().next().unwrap();
+    assert_eq!(state, "available");
+    assert!(
+        tags.contains_key("drctl:spec") && tags.contains_key("drctl:recipe"),
+        "{tags:?}"
+    );
+    assert!(!snapshots.is_empty());
+    id
+}
+
+#[tokio::test]
+async fn the_first_apply_bakes_the_next_reuses_and_a_changed_script_bakes_again_saying_why() {
+    let bake = Bake::new("bake-reuse", "");
+    let proxy = FaultProxy::moto(Faults::none());
+    let text = bake.apply(proxy.url());
+    assert!(
+        text.contains("+ bake image app from ami-")
+            && text.contains("no image of this recipe in the region yet"),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&proxy, "ec2:RunInstances"),
+        1,
+        "{:?}",
+        proxy.by_action()
+    );
+    assert_eq!(calls(&proxy, "ec2:CreateImage"), 1);
+    let first = only_image("bake-reuse").await;
+    assert!(
+        live_builders("bake-reuse").await.is_empty(),
+        "the builder is terminated"
+    );
+    // Its snapshots carry the image's tags.
+    let (_, (_, _, snapshots)) = images("bake-reuse", REGION)
+        .await
+        .into_iter()
+        .next()
+        .unwrap();
+    let tagged = ec2(REGION)
+        .await
+        .describe_snapshots()
+        .filters(filter("tag:drctl:env", &["bake-reuse"]))
+        .send()
+        .await
+        .unwrap();
+    let tagged: Vec<&str> = tagged
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id())
+        .collect();
+    assert_eq!(
+        tagged,
+        snapshots.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    proxy.reset_counts();
+    let text = bake.apply(proxy.url());
+    assert!(text.contains("No changes."), "{text}");
+    assert_eq!(
+        calls(&proxy, "ec2:RunInstances"),
+        0,
+        "{:?}",
+        proxy.by_action()
+    );
+    assert_eq!(calls(&proxy, "ec2:CreateImage"), 0);
+    assert_eq!(only_image("bake-reuse").await, first);
+
+    bake.script("echo building v2");
+    let (code, text) = bake.run(proxy.url(), &["plan", "bake", "--detailed-exitcode"]);
+    assert_eq!(code, Some(4), "changes pending: {text}");
+    assert!(text.contains("script files/build.sh changed"), "{text}");
+    assert!(
+        !text.contains("echo building"),
+        "the script never shows: {text}"
+    );
+    proxy.reset_counts();
+    bake.apply(proxy.url());
+    assert_eq!(calls(&proxy, "ec2:CreateImage"), 1);
+    let now = images("bake-reuse", REGION).await;
+    assert_eq!(now.len(), 2, "no keep: the first image stays: {now:#?}");
+}
+
+#[tokio::test]
+async fn a_drill_reuses_another_environments_image_and_leaves_it_unless_it_rebakes() {
+    let bake = Bake::new("bake-prod", "");
+    bake.apply(moto_endpoint());
+    let prod = only_image("bake-prod").await;
+
+    let proxy = FaultProxy::moto(Faults::none());
+    let (code, text) = bake.run(
+        proxy.url(),
+        &["drill", "bake", "--environment", "bake-prod-drill"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("= reuse {prod} (recipe "))
+            && text.contains("baked by bake-prod on "),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&proxy, "ec2:CreateImage"),
+        0,
+        "{:?}",
+        proxy.by_action()
+    );
+    assert_eq!(
+        only_image("bake-prod").await,
+        prod,
+        "the drill's teardown leaves it"
+    );
+    let report = read_report(bake.state.path());
+    let image = &report["images"][0];
+    assert_eq!(image["how"], "reused", "{report:#}");
+    assert_eq!(image["image_id"], prod.as_str());
+    assert_eq!(image["baked_by"], "bake-prod");
+
+    proxy.reset_counts();
+    let (code, text) = bake.run(
+        proxy.url(),
+        &[
+            "drill",
+            "bake",
+            "--environment",
+            "bake-prod-rebake",
+            "--rebake",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("rebake requested: baking from scratch"),
+        "{text}"
+    );
+    assert_eq!(calls(&proxy, "ec2:CreateImage"), 1);
+    assert!(
+        images("bake-prod-rebake", REGION).await.is_empty(),
+        "torn down"
+    );
+    assert!(live_builders("bake-prod-rebake").await.is_empty());
+    assert_eq!(only_image("bake-prod").await, prod);
+    let report = read_report(bake.state.path());
+    let image = &report["images"][0];
+    assert_eq!(image["how"], "baked", "{report:#}");
+    assert!(image["bake_ms"].as_i64().is_some(), "{report:#}");
+    let md =
+        std::fs::read_to_string(latest_report(bake.state.path()).with_extension("md")).unwrap();
+    assert!(md.contains("| bake of image.image.app started |"), "{md}");
+    assert!(md.contains("image image.image.app baked in "), "{md}");
+}
+
+/// The newest drill report's JSON.
+fn read_report(state: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(latest_report(state)).unwrap()).unwrap()
+}
+
+fn latest_report(state: &Path) -> std::path::PathBuf {
+    let dir = state.join("reports/bake");
+    let mut found: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    found.sort();
+    found.pop().expect("a report")
+}
+
+#[tokio::test]
+async fn a_copy_in_the_dr_region_is_what_a_stack_there_runs() {
+    let bake = Bake::new("bake-copy", "copy_to_regions = [\"us-west-2\"]");
+    let text = bake.apply(moto_endpoint());
+    assert!(text.contains("+ copy to us-west-2"), "{text}");
+    let source = only_image("bake-copy").await;
+    let copies = images("bake-copy", DR_REGION).await;
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    let (copy, (state, tags, _)) = copies.into_iter().next().unwrap();
+    assert_eq!(state, "available");
+    assert_eq!(tags["drctl:copy-of"], format!("{REGION}/{source}"));
+    let (_, (_, source_tags, _)) = images("bake-copy", REGION)
+        .await
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(
+        tags["drctl:recipe"], source_tags["drctl:recipe"],
+        "the copy has the recipe"
+    );
+
+    let (code, text) = bake.run(moto_endpoint(), &["plan", "dr"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("= reuse {copy} (recipe ")), "{text}");
+    let (code, text) = bake.run(moto_endpoint(), &["apply", "dr", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let running = ec2(DR_REGION)
+        .await
+        .describe_instances()
+        .filters(filter("tag:drctl:env", &["bake-copy-dr"]))
+        .filters(filter("instance-state-name", &["pending", "running"]))
+        .send()
+        .await
+        .unwrap();
+    let launched: Vec<&str> = running
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.image_id())
+        .collect();
+    assert_eq!(launched, [copy.as_str()], "the DR fleet runs the copy");
+
+    // The copy exists: nothing to do; the DR fleet keeps its image from
+    // being deregistered with its source.
+    let text = bake.apply(moto_endpoint());
+    assert!(text.contains("No changes."), "{text}");
+    let (code, text) = bake.run(moto_endpoint(), &["destroy", "bake", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("in use") && text.contains(&copy), "{text}");
+    let (code, text) = bake.run(moto_endpoint(), &["destroy", "dr", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = bake.run(moto_endpoint(), &["destroy", "bake", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(images("bake-copy", REGION).await.is_empty());
+    assert!(
+        images("bake-copy", DR_REGION).await.is_empty(),
+        "the copy went with its source"
+    );
+}
+
+#[tokio::test]
+async fn retention_deletes_old_images_and_snapshots_but_never_one_in_use() {
+    let bake = Bake::new("bake-keep", "keep = 1");
+    bake.apply(moto_endpoint());
+    let v1 = only_image("bake-keep").await;
+    // Something outside drctl launches v1.
+    let user = ec2(REGION)
+        .await
+        .run_instances()
+        .image_id(&v1)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let user = user.instances()[0].instance_id().unwrap().to_string();
+
+    bake.script("echo v2");
+    let text = bake.apply(moto_endpoint());
+    assert!(
+        text.contains(&format!(
+            "{v1} is past retention (keep 1) but kept: in use by instance {user}"
+        )),
+        "{text}"
+    );
+    let now = images("bake-keep", REGION).await;
+    assert_eq!(now.len(), 2, "{now:#?}");
+    let v2 = now.keys().find(|id| **id != v1).unwrap().clone();
+    let v2_snapshots = now[&v2].2.clone();
+
+    bake.script("echo v3");
+    let (_, plan) = bake.run(moto_endpoint(), &["plan", "bake"]);
+    assert!(
+        plan.contains(&format!(
+            "- deregister {v2} of image.image.app (retention, keep 1)"
+        )),
+        "{plan}"
+    );
+    bake.apply(moto_endpoint());
+    let now = images("bake-keep", REGION).await;
+    assert!(now.contains_key(&v1), "in use: kept");
+    assert!(!now.contains_key(&v2), "past retention: deregistered");
+    assert_eq!(now.len(), 2, "{now:#?}");
+    assert!(
+        snapshots_exist(REGION, &v2_snapshots).await.is_empty(),
+        "its snapshots went too"
+    );
+
+    ec2(REGION)
+        .await
+        .terminate_instances()
+        .instance_ids(&user)
+        .send()
+        .await
+        .unwrap();
+    let (_, plan) = bake.run(moto_endpoint(), &["plan", "bake"]);
+    assert!(
+        plan.contains(&format!(
+            "- deregister {v1} of image.image.app (retention, keep 1)"
+        )),
+        "{plan}"
+    );
+}
+
+/// After a failed bake: the run failed, no builder is left, no image at all.
+async fn failed_cleanly(env: &str, code: Option<i32>, text: &str, why: &str) {
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(why), "expected {why:?} in\n{text}");
+    assert!(
+        live_builders(env).await.is_empty(),
+        "a builder was left: {text}"
+    );
+    let left = images(env, REGION).await;
+    assert!(left.is_empty(), "an image was left: {left:#?}");
+}
+
+#[tokio::test]
+async fn a_builder_that_cannot_launch_fails_the_bake_cleanly() {
+    let bake = Bake::new("bake-nolaunch", "");
+    bake.apply(moto_endpoint()); // the network, and a first image
+    bake.script("echo v2");
+    let first = only_image("bake-nolaunch").await;
+    let faults = Faults::none().nth(
+        "RunInstances",
+        1,
+        Fault::Error("InsufficientInstanceCapacity".into()),
+    );
+    let proxy = FaultProxy::moto(faults);
+    let (code, text) = bake.run(proxy.url(), &["apply", "bake", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("InsufficientInstanceCapacity"), "{text}");
+    assert!(live_builders("bake-nolaunch").await.is_empty());
+    assert_eq!(
+        only_image("bake-nolaunch").await,
+        first,
+        "nothing half-made"
+    );
+}
+
+#[tokio::test]
+async fn a_script_that_never_powers_off_times_out_and_its_builder_goes() {
+    let bake = Bake::new("bake-timeout", "bake_timeout = \"3s\"");
+    bake.script("# drctl-sandbox: never-finish\nsleep infinity");
+    let (code, text) = bake.run(moto_endpoint(), &["apply", "bake", "--auto-approve"]);
+    failed_cleanly(
+        "bake-timeout",
+        code,
+        &text,
+        "provisioning did not finish within bake_timeout",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_create_image_error_terminates_the_builder_and_leaves_no_image() {
+    let bake = Bake::new("bake-noimage", "");
+    let faults = Faults::none().nth(
+        "CreateImage",
+        1,
+        Fault::Error("InvalidParameterValue".into()),
+    );
+    let proxy = FaultProxy::moto(faults);
+    let (code, text) = bake.run(proxy.url(), &["apply", "bake", "--auto-approve"]);
+    failed_cleanly(
+        "bake-noimage",
+        code,
+        &text,
+        "CreateImage failed (InvalidParameterValue)",
+    )
+    .await;
+    // The next apply bakes it properly.
+    bake.apply(moto_endpoint());
+    only_image("bake-noimage").await;
+}
+
+#[tokio::test]
+async fn a_bake_killed_mid_way_resumes_on_the_same_builder() {
+    let bake = Bake::new("bake-kill", "");
+    let proxy = FaultProxy::moto(Faults::none());
+    let mut child = bake
+        .command(proxy.url(), &["apply", "bake", "--auto-approve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let builder = loop {
+        if let Some(b) = live_builders("bake-kill").await.pop() {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "no builder appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        images("bake-kill", REGION).await.is_empty(),
+        "killed before imaging"
+    );
+
+    proxy.reset_counts();
+    let run_id = first_run_id(bake.state.path());
+    let (code, text) = bake.run(proxy.url(), &["resume", &run_id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "continues the interrupted bake on builder {builder}"
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        calls(&proxy, "ec2:RunInstances"),
+        0,
+        "{:?}",
+        proxy.by_action()
+    );
+    assert_eq!(calls(&proxy, "ec2:CreateImage"), 1);
+    let image = only_image("bake-kill").await;
+    let tags = &images("bake-kill", REGION).await[&image].1;
+    assert_eq!(tags["drctl:builder"], builder);
+    assert!(live_builders("bake-kill").await.is_empty());
+}
