@@ -618,3 +618,66 @@ async fn a_bake_killed_mid_way_resumes_on_the_same_builder() {
     assert_eq!(tags["drctl:builder"], builder);
     assert!(live_builders("bake-kill").await.is_empty());
 }
+
+/// Copies the repository's own stacks, runbooks and check scripts.
+fn example_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .args(["stacks", "runbooks", "checks"].map(|d| here.join(d)))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+#[tokio::test]
+async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
+    let repo = example_repo();
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = drctl()
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("USER", "tester")
+            .args(["--root", repo.path().to_str().unwrap()])
+            .args(["--state-dir", state.path().to_str().unwrap()])
+            .args(["--endpoint-url", moto_endpoint()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["apply", "images", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("+ copy to us-west-2"), "{text}");
+    let copies = images("images", DR_REGION).await;
+    assert_eq!(copies.len(), 1, "{copies:#?}");
+    let copy = copies.keys().next().unwrap().clone();
+
+    let (code, text) = run(&["drill", "fleet-rehearsal"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("= reuse {copy} (recipe ")), "{text}");
+    assert!(text.contains("baked by images on "), "{text}");
+    let dir = state.path().join("reports/fleet-rehearsal");
+    let report = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "passed", "{report:#}");
+    assert_eq!(report["images"][0]["image_id"], copy.as_str(), "{report:#}");
+    assert_eq!(report["images"][0]["how"], "reused");
+    assert_eq!(
+        images("images", DR_REGION).await.len(),
+        1,
+        "the drill leaves the copy"
+    );
+}

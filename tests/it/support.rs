@@ -90,7 +90,8 @@ impl Repo {
         repo
     }
 
-    /// The example `network` and `fleet` stacks with a two-phase runbook
+    /// The example `network` and `fleet` stacks (the fleet of moto's stock
+    /// Amazon Linux image, not the baked app image) with a two-phase runbook
     /// `rb` for environment `env` in `region`: `vars` (TOML lines) under
     /// `[vars]`, and `gate` before the `compute` phase.
     pub fn fleet_rehearsal(env: &str, region: &str, vars: &str, gate: &str) -> Repo {
@@ -99,6 +100,9 @@ impl Repo {
         for stack in ["network", "fleet"] {
             let text = std::fs::read_to_string(examples.join(format!("{stack}.toml")))
                 .expect("read example stack");
+            // moto's built-in Amazon Linux image instead of the baked app
+            // image: tests of baking are in bake.rs, these are of the rest.
+            let text = text.replace("${stack.app-image.image_id}", "ami-1e749f67");
             repo.write(&format!("stacks/{stack}.toml"), &text);
         }
         repo.write(

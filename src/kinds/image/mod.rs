@@ -339,3 +339,6 @@ pub fn lookups_needed(
     }
     request
 }
+
+#[cfg(test)]
+mod tests;
