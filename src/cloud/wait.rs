@@ -27,6 +27,24 @@ pub type WaitReporter = Arc<dyn Fn(Waiting) + Send + Sync>;
 
 tokio::task_local! {
     static REPORTER: WaitReporter;
+    static INTERRUPT: Arc<std::sync::atomic::AtomicBool>;
+}
+
+/// Runs `step` with `flag` as the Ctrl-C its interruptible waits heed:
+/// most steps finish what they started, but a wait that can last half an
+/// hour (a builder's provisioning) gives up when the run is stopped.
+pub async fn interruptible<F: Future>(
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    step: F,
+) -> F::Output {
+    INTERRUPT.scope(flag, step).await
+}
+
+/// Whether the run this step belongs to was stopped (Ctrl-C, SIGTERM).
+pub fn interrupted() -> bool {
+    INTERRUPT
+        .try_with(|flag| flag.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap_or(false)
 }
 
 /// Runs `step` with its waits reported to `reporter`: the executor learns

@@ -239,7 +239,8 @@ pub async fn apply_phase<P: Provider>(
                 });
                 let prepared = prepare(change, &plan.environment, exports, &options.run_id);
                 let step = execute(provider, change, prepared);
-                in_flight.push(wait::reporting_waits(waits.reporter(&change.address), step));
+                let step = wait::reporting_waits(waits.reporter(&change.address), step);
+                in_flight.push(wait::interruptible(waits.interrupt.clone(), step));
             } else {
                 still_waiting.push(change);
             }
@@ -251,7 +252,8 @@ pub async fn apply_phase<P: Provider>(
             }
             continue; // a no-op just made more inputs known
         }
-        let Some((change, result, elapsed)) = waits.next(&mut in_flight, progress).await else {
+        let next = waits.next_or_interrupt(&mut in_flight, progress, cancel);
+        let Some((change, result, elapsed)) = next.await else {
             break;
         };
         let outcome = Outcome {
@@ -326,12 +328,19 @@ pub async fn cleanup<P: Provider>(
 struct WaitReports {
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
+    /// The run's stop request as in-flight steps see it
+    /// ([`wait::interrupted`]), copied from `cancel` while they run.
+    interrupt: Arc<AtomicBool>,
 }
 
 impl WaitReports {
     fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        WaitReports { tx, rx }
+        WaitReports {
+            tx,
+            rx,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn reporter(&self, address: &Address) -> wait::WaitReporter {
@@ -345,6 +354,29 @@ impl WaitReports {
                 deadline_in: w.deadline_in,
             });
         })
+    }
+
+    /// [`WaitReports::next`], passing a stop request (`cancel`) on to the
+    /// steps in flight.
+    async fn next_or_interrupt<S>(
+        &mut self,
+        in_flight: &mut S,
+        progress: &dyn Fn(&Event),
+        cancel: &AtomicBool,
+    ) -> Option<S::Item>
+    where
+        S: futures_util::Stream + Unpin,
+    {
+        loop {
+            tokio::select! {
+                done = self.next(in_flight, progress) => return done,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if cancel.load(Ordering::SeqCst) {
+                        self.interrupt.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+        }
     }
 
     /// The next step to finish; what others wait on meanwhile goes to `progress`.

@@ -102,5 +102,11 @@ pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
             out.push(format!("{} ({}) is gone", key.0, key.1));
         }
     }
+    if out.is_empty() && planned.fingerprint != snapshot.fingerprint() {
+        out.push(
+            "the images looked up changed (a base image, or an image of a recipe baked, copied or deregistered)"
+                .into(),
+        );
+    }
     out
 }

@@ -320,7 +320,7 @@ async fn a_drill_reuses_another_environments_image_and_leaves_it_unless_it_rebak
         prod,
         "the drill's teardown leaves it"
     );
-    let report = read_report(bake.state.path());
+    let report = read_report(bake.state.path(), "bake-prod-drill");
     let image = &report["images"][0];
     assert_eq!(image["how"], "reused", "{report:#}");
     assert_eq!(image["image_id"], prod.as_str());
@@ -349,30 +349,37 @@ async fn a_drill_reuses_another_environments_image_and_leaves_it_unless_it_rebak
     );
     assert!(live_builders("bake-prod-rebake").await.is_empty());
     assert_eq!(only_image("bake-prod").await, prod);
-    let report = read_report(bake.state.path());
+    let report = read_report(bake.state.path(), "bake-prod-rebake");
     let image = &report["images"][0];
     assert_eq!(image["how"], "baked", "{report:#}");
     assert!(image["bake_ms"].as_i64().is_some(), "{report:#}");
-    let md =
-        std::fs::read_to_string(latest_report(bake.state.path()).with_extension("md")).unwrap();
+    let md = std::fs::read_to_string(
+        report_of(bake.state.path(), "bake-prod-rebake").with_extension("md"),
+    )
+    .unwrap();
     assert!(md.contains("| bake of image.image.app started |"), "{md}");
     assert!(md.contains("image image.image.app baked in "), "{md}");
 }
 
-/// The newest drill report's JSON.
-fn read_report(state: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(latest_report(state)).unwrap()).unwrap()
+/// The JSON report of the drill in environment `env`.
+fn read_report(state: &Path, env: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(report_of(state, env)).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
-fn latest_report(state: &Path) -> std::path::PathBuf {
-    let dir = state.join("reports/bake");
-    let mut found: Vec<_> = std::fs::read_dir(&dir)
+/// The JSON report file of the drill in environment `env` (run ids have
+/// whole seconds: two drills may share one).
+fn report_of(state: &Path, env: &str) -> std::path::PathBuf {
+    std::fs::read_dir(state.join("reports/bake"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    found.sort();
-    found.pop().expect("a report")
+        .find(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+            report["environment"] == env
+        })
+        .expect("a report of the drill")
 }
 
 #[tokio::test]
@@ -680,4 +687,36 @@ async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
         1,
         "the drill leaves the copy"
     );
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_bake_terminates_its_builder() {
+    let bake = Bake::new("bake-ctrl-c", "bake_timeout = \"10m\"");
+    bake.script("# drctl-sandbox: never-finish\nsleep infinity");
+    let child = bake
+        .command(moto_endpoint(), &["apply", "bake", "--auto-approve"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live_builders("bake-ctrl-c").await.is_empty() {
+        assert!(Instant::now() < deadline, "no builder appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the bake is abandoned and its builder terminated"),
+        "{text}"
+    );
+    assert!(live_builders("bake-ctrl-c").await.is_empty(), "{text}");
+    assert!(images("bake-ctrl-c", REGION).await.is_empty());
 }

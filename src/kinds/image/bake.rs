@@ -271,6 +271,7 @@ async fn wait_stopped(
     let what = format!("{address}: builder {builder} to finish provisioning and power off");
     let ids = [builder.to_string()];
     let result = wait::until(&what, timeout, aws.waits.backoff, || async {
+        stop_if_interrupted(address)?;
         let found = aws.ec2.describe_instances(Select::Ids(&ids)).await?;
         let state = found
             .first()
@@ -312,6 +313,7 @@ pub(super) async fn wait_available(
 ) -> Result<SdkImage, CloudError> {
     let ids = [id.to_string()];
     wait::until(&format!("{what} to become available"), aws.waits.images, aws.waits.backoff, || async {
+        stop_if_interrupted(what)?;
         let found = ec2.images_by_id(&ids).await?;
         let Some(image) = found.into_iter().next() else {
             return Ok(Probe::Waiting("not visible yet".into()));
@@ -331,6 +333,19 @@ pub(super) async fn wait_available(
         }
     })
     .await
+}
+
+/// A bake gives up its waits when the run is stopped (Ctrl-C, SIGTERM):
+/// the builder is then terminated like after any failure.
+fn stop_if_interrupted(what: impl std::fmt::Display) -> Result<(), CloudError> {
+    if wait::interrupted() {
+        return Err(CloudError::Failed {
+            what: what.to_string(),
+            state: "interrupted".into(),
+            reason: "the run was stopped; the bake is abandoned and its builder terminated (resume bakes again)".into(),
+        });
+    }
+    Ok(())
 }
 
 async fn terminate(aws: &AwsProvider, address: &Address, builder: &str) -> Result<(), CloudError> {

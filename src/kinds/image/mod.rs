@@ -111,6 +111,24 @@ impl Kind for Image {
     }
 
     fn check(&self, resource: &Resource, base: &str, problems: &mut Problems<'_>) {
+        if let Some(crate::model::expr::ExprKind::List(regions)) =
+            resource.attr("copy_to_regions").map(|e| &e.kind)
+        {
+            for (i, region) in regions.iter().enumerate() {
+                let Some(name) = region.as_literal_str() else {
+                    continue;
+                };
+                if !looks_like_region(name) {
+                    problems
+                        .error(
+                            region.pos,
+                            &format!("{base}.copy_to_regions[{i}]"),
+                            format!("`{name}` is not an AWS region name"),
+                        )
+                        .with_hint("write a region like \"us-west-2\" or \"eu-central-1\"");
+                }
+            }
+        }
         // Planning hashes the script read at load time: a path computed
         // from variables would be read only when baking.
         if let Some(expr) = resource.attr("provision") {
@@ -123,6 +141,18 @@ impl Kind for Image {
     }
 
     aws_operations!();
+}
+
+/// `us-west-2`, `eu-central-1`, `ap-southeast-4`, `us-gov-west-1`: letters
+/// and dashes, then a number.
+fn looks_like_region(name: &str) -> bool {
+    let Some((head, number)) = name.rsplit_once('-') else {
+        return false;
+    };
+    !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+        && head.contains('-')
+        && head.chars().all(|c| c.is_ascii_lowercase() || c == '-')
 }
 
 // --- The recipe ---------------------------------------------------------------
