@@ -498,6 +498,32 @@ async fn retention_deletes_old_images_and_snapshots_but_never_one_in_use() {
         .send()
         .await
         .unwrap();
+    // A launch template's default version that launches v1 keeps it too.
+    let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id(&v1)
+        .build();
+    ec2(REGION)
+        .await
+        .create_launch_template()
+        .launch_template_name("bake-keep-lt")
+        .launch_template_data(data)
+        .send()
+        .await
+        .unwrap();
+    let (_, plan) = bake.run(moto_endpoint(), &["plan", "bake"]);
+    assert!(
+        plan.contains(&format!(
+            "{v1} is past retention (keep 1) but kept: in use by launch template lt-"
+        )) && plan.contains("(bake-keep-lt) version 1"),
+        "{plan}"
+    );
+    ec2(REGION)
+        .await
+        .delete_launch_template()
+        .launch_template_name("bake-keep-lt")
+        .send()
+        .await
+        .unwrap();
     let (_, plan) = bake.run(moto_endpoint(), &["plan", "bake"]);
     assert!(
         plan.contains(&format!(
