@@ -244,6 +244,14 @@ pub async fn resume<C: Connect>(
     outcome
 }
 
+fn check_failures(results: &[CheckResult]) -> Vec<String> {
+    results
+        .iter()
+        .filter(|c| c.status == CheckStatus::Failed)
+        .map(|c| format!("check {} failed: {}", c.name, c.detail))
+        .collect()
+}
+
 /// The images the rebuild used, read before the teardown removes its own.
 async fn images_used(
     ctx: &Context<'_>,
@@ -319,23 +327,52 @@ async fn conclude(
     let mut recovered_at = None;
     match &end {
         RunEnd::Succeeded(_) => {
-            let checks_began = ctx.clock.now();
-            match checks::run_all(ctx, provider, loaded, journal, request, cancel).await {
-                Ok(done) => results = done,
-                Err(e) => failures.push(format!("the checks could not run: {e}")),
-            }
-            for failed in results.iter().filter(|c| c.status == CheckStatus::Failed) {
-                failures.push(format!("check {} failed: {}", failed.name, failed.detail));
-            }
-            if failures.is_empty() {
-                // Recovered when the last check that passed did; a skipped
-                // check (a name not in DNS yet) is waited for, not timed.
-                recovered_at = results
-                    .iter()
-                    .filter(|c| c.status == CheckStatus::Passed)
-                    .map(|c| c.started_at + c.duration_ms)
-                    .max()
-                    .or(Some(checks_began));
+            let checked = started.iter().find_map(|e| match e {
+                Event::DrillChecked {
+                    results,
+                    recovered_at,
+                    ..
+                } => Some((results.clone(), *recovered_at)),
+                _ => None,
+            });
+            if let Some((recorded, at)) = checked {
+                // Checked before the drill was stopped: the environment may
+                // be half torn down now, so the results stand as recorded.
+                ctx.sink.event(&Shown::DrillStage {
+                    message: "The checks ran before the drill was stopped; their results stand."
+                        .into(),
+                });
+                results = serde_json::from_value(recorded).unwrap_or_default();
+                recovered_at = at;
+                failures.extend(check_failures(&results));
+            } else {
+                let checks_began = ctx.clock.now();
+                let mut ran = true;
+                match checks::run_all(ctx, provider, loaded, journal, request, cancel).await {
+                    Ok(done) => results = done,
+                    Err(e) => {
+                        ran = false;
+                        failures.push(format!("the checks could not run: {e}"));
+                    }
+                }
+                failures.extend(check_failures(&results));
+                if failures.is_empty() {
+                    // Recovered when the last check that passed did; a skipped
+                    // check (a name not in DNS yet) is waited for, not timed.
+                    recovered_at = results
+                        .iter()
+                        .filter(|c| c.status == CheckStatus::Passed)
+                        .map(|c| c.started_at + c.duration_ms)
+                        .max()
+                        .or(Some(checks_began));
+                }
+                if ran && !cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    journal.append(&Event::DrillChecked {
+                        at: ctx.clock.now(),
+                        results: serde_json::to_value(&results).unwrap_or_default(),
+                        recovered_at,
+                    })?;
+                }
             }
         }
         RunEnd::Failed(report) if report.outcomes.is_empty() => {}

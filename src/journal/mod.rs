@@ -193,6 +193,15 @@ pub enum Event {
         at: Millis,
         status: RunStatus,
     },
+    /// A drill's checks ran to the end: their results (the report's
+    /// `checks[]`), and when every check had passed (RTO's end). A drill
+    /// resumed after this point reuses them instead of checking an
+    /// environment its teardown may already have half removed.
+    DrillChecked {
+        at: Millis,
+        results: serde_json::Value,
+        recovered_at: Option<Millis>,
+    },
     /// A drill's end: checked, torn down, leak-checked and reported.
     DrillFinished {
         at: Millis,
@@ -216,6 +225,7 @@ impl Event {
             | Event::Interrupted { at }
             | Event::Resumed { at, .. }
             | Event::RunFinished { at, .. }
+            | Event::DrillChecked { at, .. }
             | Event::DrillFinished { at, .. } => *at,
         }
     }
@@ -330,7 +340,7 @@ impl Journal {
         }
         let mut written = self.written.lock().expect("journal counter poisoned");
         *written += 1;
-        crash_point(*written);
+        crash_point(*written, event);
         Ok(())
     }
 
@@ -343,7 +353,8 @@ impl Journal {
 /// the process SIGKILL itself right after the journal's N-th event is on
 /// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there,
 /// `DRCTL_TERMINATE_AFTER_EVENT=N` a SIGTERM (a scheduler stopping it).
-fn crash_point(written: usize) {
+/// `N` may also be an event's name (`drill_checked`): after the first such event.
+fn crash_point(written: usize, event: &Event) {
     use rustix::process::{getpid, kill_process, Signal};
     for (variable, signal) in [
         ("DRCTL_CRASH_AFTER_EVENT", Signal::KILL),
@@ -352,10 +363,17 @@ fn crash_point(written: usize) {
     ] {
         // `N` or `N,M,…`: after each of those events (a second Ctrl-C too).
         let points = std::env::var(variable).unwrap_or_default();
-        if points
-            .split(',')
-            .any(|n| n.trim().parse::<usize>().ok() == Some(written))
-        {
+        let name = || {
+            serde_json::to_value(event)
+                .ok()
+                .and_then(|v| v["event"].as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        if points.split(',').any(|n| {
+            let n = n.trim();
+            n.parse::<usize>().ok() == Some(written)
+                || (!n.is_empty() && n.parse::<usize>().is_err() && n == name())
+        }) {
             let _ = kill_process(getpid(), signal);
         }
     }

@@ -43,6 +43,10 @@ pub fn timeline(events: &[Event]) -> String {
             Event::Interrupted { .. } => "interrupted".to_string(),
             Event::Resumed { by, pid, .. } => format!("resumed by {by} (pid {pid})"),
             Event::RunFinished { status, .. } => format!("run {status}"),
+            Event::DrillChecked { recovered_at, .. } => match recovered_at {
+                Some(_) => "drill checks passed".to_string(),
+                None => "drill checks done, not all passed".to_string(),
+            },
             Event::DrillFinished { passed, report, .. } => format!(
                 "drill {}; report {}",
                 if *passed { "passed" } else { "failed" },

@@ -373,6 +373,41 @@ async fn a_drill_killed_mid_way_is_finished_by_resume() {
 }
 
 #[tokio::test]
+async fn a_drill_killed_after_its_checks_keeps_their_results_on_resume() {
+    let d = Drill::new("drill-checked", 143, None);
+    let out = d
+        .command(&["drill", "rb"])
+        .env("DRCTL_CRASH_AFTER_EVENT", "drill_checked")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A check that would fail now: the resumed drill must not run it again
+    // (on AWS its teardown may already have removed half the environment).
+    write_script(&d.repo, "checks/fleet-smoke.sh", "#!/bin/sh\nexit 1\n");
+    let run_id = crate::support::first_run_id(d.state.path());
+    let (code, text) = d.run(&["resume", &run_id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("The checks ran before the drill was stopped; their results stand."),
+        "{text}"
+    );
+    assert!(text.contains("Drill of rb PASSED"), "{text}");
+    let (report, json) = d.report();
+    let rto = report.rto.measured_ms.expect("measured");
+    assert!(
+        report.started_at + rto <= report.teardown.started_at,
+        "RTO ends where the checks passed, not after the resume: {json:#}"
+    );
+    assert!(tagged(&report.environment).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_resource_made_outside_drctl_with_the_drills_tag_is_a_leak() {
     // The check makes a VPC carrying the drill's environment tag behind
     // drctl's back (with moto's own boto3), as a forgotten script would.
