@@ -121,7 +121,8 @@ impl Connect for CliConnect<'_> {
 
     async fn connect(&self, region: &str) -> Result<AwsProvider, Error> {
         let target = cloud_target(self.global, region).await?;
-        let provider = AwsProvider::new(&target.settings.load().await);
+        let provider = AwsProvider::new(&target.settings.load().await)
+            .with_profile(target.settings.profile.clone());
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -85,6 +85,9 @@ pub struct AwsProvider {
     /// The endpoint override, if any (`--endpoint-url`, the sandbox): what
     /// a drill's check command is pointed at too.
     endpoint_url: Option<String>,
+    /// The named profile the credentials come from (`--profile`), passed on
+    /// to a drill's check commands.
+    profile: Option<String>,
     calls: CallCounter,
     pub(crate) waits: Waits,
 }
@@ -117,6 +120,7 @@ impl AwsProvider {
             )),
             endpoint_url: config.endpoint_url().map(str::to_string),
             config: config.clone(),
+            profile: None,
             calls,
             waits: Waits::default(),
         }
@@ -149,6 +153,16 @@ impl AwsProvider {
 
     pub fn endpoint_url(&self) -> Option<&str> {
         self.endpoint_url.as_deref()
+    }
+
+    pub fn with_profile(mut self, profile: Option<String>) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// `--profile`, if one was given.
+    pub fn profile(&self) -> Option<&str> {
+        self.profile.as_deref()
     }
 
     pub fn with_waits(mut self, waits: Waits) -> Self {

@@ -244,6 +244,9 @@ pub fn command_env(scope: &CheckScope<'_>) -> BTreeMap<String, String> {
     if let Some(endpoint) = scope.aws.endpoint_url() {
         env.insert("AWS_ENDPOINT_URL".into(), endpoint.into());
     }
+    if let Some(profile) = scope.aws.profile() {
+        env.insert("AWS_PROFILE".into(), profile.into());
+    }
     env
 }
 
@@ -393,6 +396,40 @@ mod tests {
     fn output_names_become_environment_variables() {
         assert_eq!(env_name("fleet.url"), "FLEET_URL");
         assert_eq!(env_name("app-image.id"), "APP_IMAGE_ID");
+    }
+
+    #[test]
+    fn a_check_command_calls_aws_where_and_as_the_drill_did() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:5000")
+            .build();
+        let aws = AwsProvider::new(&config).with_profile(Some("dr-drills".into()));
+        let outputs = BTreeMap::from([("fleet.url".to_string(), "http://x/".to_string())]);
+        let snapshot = Snapshot::default();
+        let clock = crate::clock::SystemClock;
+        let scope = CheckScope {
+            aws: &aws,
+            snapshot: &snapshot,
+            outputs: &outputs,
+            environment: "fleet-dr-drill-1",
+            region: "eu-west-1",
+            run_id: "r-1",
+            root: Path::new("."),
+            health_deadline: Duration::from_secs(1),
+            clock: &clock,
+        };
+        let env = command_env(&scope);
+        for (key, value) in [
+            ("DRCTL_OUTPUT_FLEET_URL", "http://x/"),
+            ("DRCTL_ENV", "fleet-dr-drill-1"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_PROFILE", "dr-drills"),
+        ] {
+            assert_eq!(env.get(key).map(String::as_str), Some(value), "{key}");
+        }
     }
 
     #[test]
