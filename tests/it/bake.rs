@@ -2,20 +2,19 @@
 //! proxy), say why a bake happens, reuse another environment's image in a
 //! drill and leave it, copy to a DR region that runs the copy, keep `keep`
 //! images but never one in use, and leave no builder and no half-made image
-//! behind a failed or killed bake. Each test's script is its own, so its
+//! behind (failures: bake_faults.rs). Each test's script is its own, so its
 //! recipe is its own: tests share moto but never each other's images.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::proxy::{Fault, FaultProxy, Faults};
-use crate::support::{drctl, first_run_id, moto_endpoint, Repo};
+use crate::proxy::{FaultProxy, Faults};
+use crate::support::{drctl, moto_endpoint, Repo};
 use drctl::cloud::AwsSettings;
 
-const REGION: &str = "us-east-1";
+pub(crate) const REGION: &str = "us-east-1";
 const DR_REGION: &str = "us-west-2";
 
 const NET: &str = r#"[resources.vpc.main]
@@ -39,14 +38,14 @@ subnets = ["${stack.net.subnet_a}"]
 
 /// One test's repository: a network, an image stack and the runbook `bake`
 /// (environment `env`, us-east-1); `dr` runs a fleet of the image in us-west-2.
-struct Bake {
+pub(crate) struct Bake {
     repo: Repo,
-    state: tempfile::TempDir,
+    pub(crate) state: tempfile::TempDir,
     env: String,
 }
 
 impl Bake {
-    fn new(env: &str, image_extra: &str) -> Bake {
+    pub(crate) fn new(env: &str, image_extra: &str) -> Bake {
         let repo = Repo::with(&[]);
         for gone in ["stacks/net.toml", "stacks/app.toml", "runbooks/rb.toml"] {
             let _ = std::fs::remove_file(repo.path(gone));
@@ -88,21 +87,21 @@ impl Bake {
     }
 
     /// Rewrites the provisioning script (with this test's own first line).
-    fn script(&self, body: &str) {
+    pub(crate) fn script(&self, body: &str) {
         self.repo.write(
             "stacks/files/build.sh",
             &format!("#!/bin/bash\n# bake test {}\n{body}\n", self.env),
         );
     }
 
-    fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
+    pub(crate) fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
         let out = self.command(endpoint, args).output().expect("run drctl");
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.code(), text)
     }
 
-    fn command(&self, endpoint: &str, args: &[&str]) -> std::process::Command {
+    pub(crate) fn command(&self, endpoint: &str, args: &[&str]) -> std::process::Command {
         let mut cmd = drctl();
         cmd.env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -115,7 +114,7 @@ impl Bake {
         cmd
     }
 
-    fn apply(&self, endpoint: &str) -> String {
+    pub(crate) fn apply(&self, endpoint: &str) -> String {
         let (code, text) = self.run(endpoint, &["apply", "bake", "--auto-approve"]);
         assert_eq!(code, Some(0), "{text}");
         text
@@ -135,7 +134,7 @@ fn filter(name: &str, values: &[&str]) -> Filter {
 }
 
 /// The environment's images in `region`: id → (state, tags, snapshot ids).
-async fn images(
+pub(crate) async fn images(
     env: &str,
     region: &str,
 ) -> BTreeMap<String, (String, BTreeMap<String, String>, Vec<String>)> {
@@ -167,7 +166,7 @@ async fn images(
 }
 
 /// The environment's builder instances that are not terminated.
-async fn live_builders(env: &str) -> Vec<String> {
+pub(crate) async fn live_builders(env: &str) -> Vec<String> {
     let out = ec2(REGION)
         .await
         .describe_instances()
@@ -202,12 +201,12 @@ async fn snapshots_exist(region: &str, ids: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn calls(proxy: &FaultProxy, action: &str) -> u32 {
+pub(crate) fn calls(proxy: &FaultProxy, action: &str) -> u32 {
     proxy.counts(action).calls()
 }
 
 /// The one finished image of the environment (in us-east-1).
-async fn only_image(env: &str) -> String {
+pub(crate) async fn only_image(env: &str) -> String {
     let found = images(env, REGION).await;
     assert_eq!(found.len(), 1, "{found:#?}");
     let (id, (state, tags, snapshots)) = found.into_iter().next().unwrap();
@@ -533,125 +532,6 @@ async fn retention_deletes_old_images_and_snapshots_but_never_one_in_use() {
     );
 }
 
-/// After a failed bake: the run failed, no builder is left, no image at all.
-async fn failed_cleanly(env: &str, code: Option<i32>, text: &str, why: &str) {
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains(why), "expected {why:?} in\n{text}");
-    assert!(
-        live_builders(env).await.is_empty(),
-        "a builder was left: {text}"
-    );
-    let left = images(env, REGION).await;
-    assert!(left.is_empty(), "an image was left: {left:#?}");
-}
-
-#[tokio::test]
-async fn a_builder_that_cannot_launch_fails_the_bake_cleanly() {
-    let bake = Bake::new("bake-nolaunch", "");
-    bake.apply(moto_endpoint()); // the network, and a first image
-    bake.script("echo v2");
-    let first = only_image("bake-nolaunch").await;
-    let faults = Faults::none().nth(
-        "RunInstances",
-        1,
-        Fault::Error("InsufficientInstanceCapacity".into()),
-    );
-    let proxy = FaultProxy::moto(faults);
-    let (code, text) = bake.run(proxy.url(), &["apply", "bake", "--auto-approve"]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("InsufficientInstanceCapacity"), "{text}");
-    assert!(live_builders("bake-nolaunch").await.is_empty());
-    assert_eq!(
-        only_image("bake-nolaunch").await,
-        first,
-        "nothing half-made"
-    );
-}
-
-#[tokio::test]
-async fn a_script_that_never_powers_off_times_out_and_its_builder_goes() {
-    let bake = Bake::new("bake-timeout", "bake_timeout = \"3s\"");
-    bake.script("# drctl-sandbox: never-finish\nsleep infinity");
-    let (code, text) = bake.run(moto_endpoint(), &["apply", "bake", "--auto-approve"]);
-    failed_cleanly(
-        "bake-timeout",
-        code,
-        &text,
-        "provisioning did not finish within bake_timeout",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_create_image_error_terminates_the_builder_and_leaves_no_image() {
-    let bake = Bake::new("bake-noimage", "");
-    let faults = Faults::none().nth(
-        "CreateImage",
-        1,
-        Fault::Error("InvalidParameterValue".into()),
-    );
-    let proxy = FaultProxy::moto(faults);
-    let (code, text) = bake.run(proxy.url(), &["apply", "bake", "--auto-approve"]);
-    failed_cleanly(
-        "bake-noimage",
-        code,
-        &text,
-        "CreateImage failed (InvalidParameterValue)",
-    )
-    .await;
-    // The next apply bakes it properly.
-    bake.apply(moto_endpoint());
-    only_image("bake-noimage").await;
-}
-
-#[tokio::test]
-async fn a_bake_killed_mid_way_resumes_on_the_same_builder() {
-    let bake = Bake::new("bake-kill", "");
-    let proxy = FaultProxy::moto(Faults::none());
-    let mut child = bake
-        .command(proxy.url(), &["apply", "bake", "--auto-approve"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let builder = loop {
-        if let Some(b) = live_builders("bake-kill").await.pop() {
-            break b;
-        }
-        assert!(Instant::now() < deadline, "no builder appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    assert!(
-        images("bake-kill", REGION).await.is_empty(),
-        "killed before imaging"
-    );
-
-    proxy.reset_counts();
-    let run_id = first_run_id(bake.state.path());
-    let (code, text) = bake.run(proxy.url(), &["resume", &run_id]);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!(
-            "continues the interrupted bake on builder {builder}"
-        )),
-        "{text}"
-    );
-    assert_eq!(
-        calls(&proxy, "ec2:RunInstances"),
-        0,
-        "{:?}",
-        proxy.by_action()
-    );
-    assert_eq!(calls(&proxy, "ec2:CreateImage"), 1);
-    let image = only_image("bake-kill").await;
-    let tags = &images("bake-kill", REGION).await[&image].1;
-    assert_eq!(tags["drctl:builder"], builder);
-    assert!(live_builders("bake-kill").await.is_empty());
-}
-
 /// Copies the repository's own stacks, runbooks and check scripts.
 fn example_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -713,36 +593,4 @@ async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
         1,
         "the drill leaves the copy"
     );
-}
-
-#[tokio::test]
-async fn ctrl_c_during_a_bake_terminates_its_builder() {
-    let bake = Bake::new("bake-ctrl-c", "bake_timeout = \"10m\"");
-    bake.script("# drctl-sandbox: never-finish\nsleep infinity");
-    let child = bake
-        .command(moto_endpoint(), &["apply", "bake", "--auto-approve"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while live_builders("bake-ctrl-c").await.is_empty() {
-        assert!(Instant::now() < deadline, "no builder appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("the bake is abandoned and its builder terminated"),
-        "{text}"
-    );
-    assert!(live_builders("bake-ctrl-c").await.is_empty(), "{text}");
-    assert!(images("bake-ctrl-c", REGION).await.is_empty());
 }

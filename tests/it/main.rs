@@ -4,6 +4,7 @@
 
 mod apply;
 mod bake;
+mod bake_faults;
 mod cli;
 mod cloud;
 mod converge;
