@@ -241,7 +241,8 @@ pub struct Lookups {
 }
 
 /// What a base-image filter (`{ owners, name }`) is looked up by.
-pub fn base_filter_key(owners: &[&str], name: &str) -> String {
+pub fn base_filter_key<S: AsRef<str>>(owners: &[S], name: &str) -> String {
+    let owners: Vec<&str> = owners.iter().map(AsRef::as_ref).collect();
     format!("owners={} name={name}", owners.join(","))
 }
 

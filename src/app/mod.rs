@@ -213,7 +213,6 @@ pub fn load_file(root: &Path, path: &Path) -> Result<Loaded, Error> {
 /// relative to the project root (never the path as typed, so a plan saved
 /// in one directory applies from another).
 pub fn sources(project: &Project, runbook: &Runbook) -> Result<BTreeMap<String, String>, Error> {
-    use sha2::{Digest, Sha256};
     let root = std::path::absolute(&project.root).unwrap_or_else(|_| project.root.clone());
     let files = project
         .stacks
@@ -233,8 +232,7 @@ pub fn sources(project: &Project, runbook: &Runbook) -> Result<BTreeMap<String, 
             .unwrap_or(&absolute)
             .to_string_lossy()
             .into_owned();
-        let digest = Sha256::digest(&bytes);
-        out.insert(key, digest.iter().map(|b| format!("{b:02x}")).collect());
+        out.insert(key, crate::digest::sha256_hex(&bytes));
     }
     Ok(out)
 }

@@ -13,6 +13,7 @@ use crate::journal::{current_user, host_name, run_state, Event, Journal};
 use crate::lock::EnvLock;
 use crate::plan::{self, Plan};
 use crate::run::{self, Recorder, RunContext, RunEnd};
+use crate::world::Snapshot;
 
 pub struct PlanRequest {
     /// `--root`; otherwise found from the runbook's path.
@@ -75,8 +76,14 @@ pub(crate) async fn make_plan(
 ) -> Result<Plan, Error> {
     let runbook = loaded.runbook();
     let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+    plan_observed(loaded, &snapshot)
+}
+
+/// [`make_plan`] of a world already observed.
+pub(crate) fn plan_observed(loaded: &Loaded, snapshot: &Snapshot) -> Result<Plan, Error> {
+    let runbook = loaded.runbook();
     let hash = source_hash(&sources(&loaded.project, runbook)?);
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, hash);
+    let plan = plan::plan(&loaded.project, runbook, snapshot, hash);
     let refused = plan::not_executable(&plan);
     if !refused.is_empty() {
         return Err(Error::NotExecutable { steps: refused });

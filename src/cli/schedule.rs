@@ -1,6 +1,7 @@
 //! `drctl schedule list|run|export|due`: arguments, and the printing of
 //! fire times, daemon events and exported files.
 
+use crate::app::runs::absolute;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -217,8 +218,7 @@ async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
     let project = load_all(global)?;
     let config = Config {
         scheduled: scheduled(&project)?,
-        state_dir: std::path::absolute(&global.state_dir)
-            .unwrap_or_else(|_| global.state_dir.clone()),
+        state_dir: absolute(&global.state_dir),
         drill: drill_command(global, &project.root)?,
         once: args.once,
     };
@@ -255,7 +255,6 @@ fn drill_command(global: &GlobalArgs, root: &Path) -> Result<DrillCommand, Error
         path: PathBuf::from("the running drctl"),
         source,
     })?;
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut args: Vec<OsString> = vec![
         "--root".into(),
         absolute(root).into(),
@@ -306,7 +305,7 @@ fn export(global: &GlobalArgs, args: &ExportArgs) -> Result<u8, Error> {
     };
     let (scheduled, root) = scheduled;
     let drctl = match &args.drctl {
-        Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        Some(path) => absolute(path),
         None => drill_command(global, &root)?.program,
     };
     let options = Options {

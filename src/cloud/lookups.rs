@@ -4,13 +4,11 @@
 //! DescribeImages per region), and who launches those images (one
 //! DescribeInstances and one DescribeLaunchTemplateVersions per region).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_ec2::types::Image;
 use futures_util::future::try_join_all;
 
 use super::aws::AwsProvider;
-use super::ec2::{tag_map, Ec2};
+use super::ec2::{snapshot_ids, tag_map, Ec2};
 use super::provider::LookupRequest;
 use super::CloudError;
 use crate::kinds::image::RECIPE_TAG;
@@ -39,10 +37,9 @@ pub(super) async fn look_up(
     );
     let (bases, regions) = tokio::try_join!(bases, regions)?;
     for ((owners, name), base) in request.base_filters.iter().zip(bases) {
-        let owners: Vec<&str> = owners.iter().map(String::as_str).collect();
         lookups
             .base_images
-            .insert(base_filter_key(&owners, name), base);
+            .insert(base_filter_key(owners, name), base);
     }
     for (images, users) in regions {
         lookups.images.extend(images);
@@ -126,23 +123,6 @@ pub(crate) fn known_image(region: &str, image: &Image) -> KnownImage {
             .unwrap_or_default(),
         created: image.creation_date().unwrap_or_default().to_string(),
         tags: tag_map(image.tags()),
-        snapshots: image
-            .block_device_mappings()
-            .iter()
-            .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
-            .collect(),
+        snapshots: snapshot_ids(image),
     }
-}
-
-/// Who uses each image, as a map (for deletes that re-check at the last moment).
-pub(crate) async fn users_of(
-    aws: &AwsProvider,
-    region: &str,
-    images: &[String],
-) -> Result<BTreeMap<String, Vec<String>>, CloudError> {
-    let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for user in aws.ec2_in(region).image_users(images).await? {
-        by_image.entry(user.image).or_default().push(user.user);
-    }
-    Ok(by_image)
 }

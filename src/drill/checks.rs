@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::Journal;
 use crate::model::Named;
-use crate::{plan, run};
+use crate::plan::{self, Plan};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the checks read besides the cloud.
@@ -311,6 +311,7 @@ pub(crate) async fn run_all(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
+    (snapshot, plan): &(Snapshot, Plan),
     journal: &Journal,
     request: &DrillRequest,
     cancel: &AtomicBool,
@@ -320,8 +321,6 @@ pub(crate) async fn run_all(
     ctx.sink.event(&Shown::DrillStage {
         message: format!("Rebuilt. Running {} check(s) …", checks.len()),
     });
-    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
     // Every stack's outputs, not only the roots': a check may read any.
     let mut every_stack = runbook.clone();
     let stacks: std::collections::BTreeSet<&String> = plan
@@ -336,7 +335,7 @@ pub(crate) async fn run_all(
             pos: Default::default(),
         })
         .collect();
-    let outputs = plan::outputs(&loaded.project, &every_stack, &plan)
+    let outputs = plan::outputs(&loaded.project, &every_stack, plan)
         .into_iter()
         .filter_map(|o| {
             let value = match o.value.known()? {
@@ -348,7 +347,7 @@ pub(crate) async fn run_all(
         .collect();
     let scope = CheckScope {
         aws: provider,
-        snapshot: &snapshot,
+        snapshot,
         outputs: &outputs,
         environment: &runbook.environment,
         region: &runbook.region,

@@ -6,7 +6,7 @@ use crate::cloud::tags;
 use crate::drill::report::ImageUse;
 use crate::journal::Event;
 use crate::model::ResourceKind;
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 
 /// The images of `plan` (made after the rebuild) as the drill used them.
 pub(super) fn images_used(plan: &Plan, events: &[Event]) -> Vec<ImageUse> {
@@ -30,7 +30,7 @@ pub(super) fn images_used(plan: &Plan, events: &[Event]) -> Vec<ImageUse> {
         let owner = current.tags.get(tags::ENV).cloned();
         let baked_here = owner.as_deref() == Some(plan.environment.as_str());
         let bake = baked_here
-            .then(|| bake_step(events, &change.address))
+            .then(|| super::timing::last_create(events, &change.address))
             .flatten();
         used.push(ImageUse {
             address,
@@ -43,29 +43,4 @@ pub(super) fn images_used(plan: &Plan, events: &[Event]) -> Vec<ImageUse> {
         });
     }
     used
-}
-
-/// When the image's create started and how long it took (its last
-/// successful create in the run).
-fn bake_step(events: &[Event], address: &crate::world::Address) -> Option<(i64, i64)> {
-    let mut started = None;
-    let mut done = None;
-    for event in events {
-        match event {
-            Event::Intent { at, address: a, .. } if a == address => started = Some(*at),
-            Event::Outcome {
-                at,
-                address: a,
-                ok: true,
-                action: Action::Create | Action::Replace,
-                ..
-            } if a == address => {
-                if let Some(s) = started {
-                    done = Some((s, at - s));
-                }
-            }
-            _ => {}
-        }
-    }
-    done
 }

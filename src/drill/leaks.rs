@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Select};
-use crate::cloud::elbv2::Elbv2;
 use crate::cloud::{tags, CloudError};
 
 use super::report::{Leak, LeakCheck};
@@ -69,23 +68,20 @@ async fn find(aws: &AwsProvider, environment: &str) -> Result<Vec<Leak>, CloudEr
             EC2_TAGS,
         );
     }
-    let mut elbv2_arns: Vec<String> = aws
-        .elbv2
-        .load_balancers()
-        .await?
-        .into_iter()
-        .filter_map(|lb| lb.load_balancer_arn)
-        .collect();
-    elbv2_arns.extend(
-        aws.elbv2
-            .target_groups()
-            .await?
-            .into_iter()
-            .filter_map(|tg| tg.target_group_arn),
+    // The same one read of load balancers, target groups and their tags
+    // that discovery makes.
+    let pass = crate::cloud::aws::Discovery::new(environment);
+    let elbv2 = pass.elbv2(aws).await?;
+    let arns = (elbv2.load_balancers.iter()).filter_map(|lb| lb.load_balancer_arn());
+    let arns = arns.chain(
+        elbv2
+            .target_groups
+            .iter()
+            .filter_map(|g| g.target_group_arn()),
     );
-    for (arn, tags) in aws.elbv2.tags(&elbv2_arns).await? {
-        if tags.get(tags::ENV).map(String::as_str) == Some(environment) {
-            let (key, kind) = identify(&arn);
+    for arn in arns {
+        if let Some(tags) = elbv2.ours(Some(arn), environment) {
+            let (key, kind) = identify(arn);
             note(key, kind, tags.get(tags::RESOURCE).cloned(), ELBV2);
         }
     }

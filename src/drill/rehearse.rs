@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::app::runs::{absolute, drive, make_plan, start_run};
+use crate::app::runs::{absolute, drive, plan_observed, start_run};
 use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -17,12 +17,13 @@ use crate::execute::{self, Report};
 use crate::journal::{run_state, DrillStart, Event, Journal, RunStatus, DRILL_POLICY};
 use crate::lock::EnvLock;
 use crate::model::Teardown as Policy;
-use crate::plan;
+use crate::plan::{self, Plan};
 use crate::run::{self, RunEnd};
+use crate::world::Snapshot;
 
 use super::report::{
-    CheckResult, CheckStatus, CriticalPath, DrillReport, ImageUse, LeakCheck, Rto, Teardown,
-    Verdict, REPORT_FORMAT,
+    CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
+    REPORT_FORMAT,
 };
 use super::{checks, history, leaks, teardown, timing};
 
@@ -119,7 +120,8 @@ pub async fn drill<C: Connect>(
     let began = ctx.clock.now();
     let run_id = new_run_id(ctx.clock);
     let lock = EnvLock::acquire(ctx.state_dir, &environment, &region, &run_id)?;
-    let snapshot = run::observe(&provider, &environment, ctx.clock).await?;
+    let snapshot =
+        run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
     if !snapshot.is_empty() {
         return Err(Error::usage(
             format!(
@@ -138,7 +140,7 @@ pub async fn drill<C: Connect>(
             source.name, source.environment
         ),
     });
-    let plan = make_plan(ctx, &provider, &loaded).await?;
+    let plan = plan_observed(&loaded, &snapshot)?;
     ctx.sink.event(&Shown::Planned {
         plan: Box::new(plan::redacted(&plan)),
     });
@@ -252,26 +254,17 @@ fn check_failures(results: &[CheckResult]) -> Vec<String> {
         .collect()
 }
 
-/// The images the rebuild used, read before the teardown removes its own.
-async fn images_used(
+/// The drill environment as the rebuild left it, and its plan (outputs,
+/// images).
+async fn observe_rebuilt(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
-    journal: &Journal,
-) -> Vec<ImageUse> {
+) -> Result<(Snapshot, Plan), Error> {
     let runbook = loaded.runbook();
-    if crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty() {
-        return Vec::new();
-    }
-    let found = async {
-        let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-        let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
-        Ok::<_, Error>(super::images::images_used(&plan, &journal.events()?))
-    };
-    found.await.unwrap_or_else(|e| {
-        tracing::warn!("could not read which images the drill used: {}", e.render());
-        Vec::new()
-    })
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    Ok((snapshot, plan))
 }
 
 /// After the phases: checks, teardown per policy, leak check, report.
@@ -325,16 +318,25 @@ async fn conclude(
     };
     let mut results: Vec<CheckResult> = Vec::new();
     let mut recovered_at = None;
+    let checked = started.iter().find_map(|e| match e {
+        Event::DrillChecked {
+            results,
+            recovered_at,
+            ..
+        } => Some((results.clone(), *recovered_at)),
+        _ => None,
+    });
+    // What the rebuild left, observed and planned once: the checks read its
+    // outputs, the report its images.
+    let checks_began = ctx.clock.now();
+    let to_check = matches!(end, RunEnd::Succeeded(_)) && checked.is_none();
+    let has_images = !crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty();
+    let rebuilt = match to_check || has_images {
+        true => Some(observe_rebuilt(ctx, provider, loaded).await),
+        false => None,
+    };
     match &end {
         RunEnd::Succeeded(_) => {
-            let checked = started.iter().find_map(|e| match e {
-                Event::DrillChecked {
-                    results,
-                    recovered_at,
-                    ..
-                } => Some((results.clone(), *recovered_at)),
-                _ => None,
-            });
             if let Some((recorded, at)) = checked {
                 // Checked before the drill was stopped: the environment may
                 // be half torn down now, so the results stand as recorded.
@@ -342,13 +344,29 @@ async fn conclude(
                     message: "The checks ran before the drill was stopped; their results stand."
                         .into(),
                 });
-                results = serde_json::from_value(recorded).unwrap_or_default();
-                recovered_at = at;
-                failures.extend(check_failures(&results));
+                match serde_json::from_value(recorded) {
+                    Ok(recorded) => {
+                        results = recorded;
+                        recovered_at = at;
+                        failures.extend(check_failures(&results));
+                    }
+                    // Never read as "no checks": that would pass the drill.
+                    Err(e) => {
+                        failures.push(format!("the journaled check results do not read: {e}"))
+                    }
+                }
             } else {
-                let checks_began = ctx.clock.now();
                 let mut ran = true;
-                match checks::run_all(ctx, provider, loaded, journal, request, cancel).await {
+                let run = match &rebuilt {
+                    Some(Ok(rebuilt)) => {
+                        checks::run_all(ctx, provider, loaded, rebuilt, journal, request, cancel)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => unreachable!("observed for the checks"),
+                };
+                match run {
                     Ok(done) => results = done,
                     Err(e) => {
                         ran = false;
@@ -398,7 +416,14 @@ async fn conclude(
         }
         RunEnd::Paused { .. } => unreachable!("returned above"),
     }
-    let images = images_used(ctx, provider, loaded, journal).await;
+    let images = match &rebuilt {
+        Some(Ok((_, plan))) => super::images::images_used(plan, &started),
+        Some(Err(e)) => {
+            tracing::warn!("could not read which images the drill used: {}", e.render());
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
 
     let policy = runbook.drill.teardown;
     let teardown = match policy {

@@ -364,16 +364,18 @@ impl Desired {
             .iter()
             .map(|(k, v)| Some((k.clone(), v.known()?.clone())))
             .collect::<Option<Attrs>>()?;
-        let tags = self
-            .tags
-            .iter()
-            .map(|(k, v)| match v.known()? {
-                Value::Str(s) => Some((k.clone(), s.clone())),
-                other => Some((k.clone(), other.to_string())),
-            })
-            .collect::<Option<Tags>>()?;
-        Some((attrs, tags))
+        Some((attrs, known_tags(&self.tags)?))
     }
+}
+
+/// Tags whose values are all known, as tag strings; `None` while any is pending.
+pub fn known_tags(tags: &BTreeMap<String, Resolved>) -> Option<Tags> {
+    tags.iter()
+        .map(|(k, v)| match v.known()? {
+            Value::Str(s) => Some((k.clone(), s.clone())),
+            other => Some((k.clone(), other.to_string())),
+        })
+        .collect()
 }
 
 /// The tags a user set, as observed (drctl's own and AWS's left out).

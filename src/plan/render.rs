@@ -74,9 +74,6 @@ fn render_change(out: &mut String, change: &Change, full_address: bool) {
         for step in &change.steps {
             let _ = writeln!(out, "        {step}");
         }
-        for reason in &change.reasons {
-            let _ = writeln!(out, "        # {reason}");
-        }
     } else {
         let mut headline = format!("    {} {name}", change.action.symbol());
         if let Some(current) = &change.current {
@@ -94,9 +91,9 @@ fn render_change(out: &mut String, change: &Change, full_address: bool) {
             let _ = write!(headline, "  # forces replacement: {}", forcing.join(", "));
         }
         let _ = writeln!(out, "{headline}");
-        for reason in &change.reasons {
-            let _ = writeln!(out, "        # {reason}");
-        }
+    }
+    for reason in &change.reasons {
+        let _ = writeln!(out, "        # {reason}");
     }
     let width = change.attrs.iter().map(|a| a.name.len()).max().unwrap_or(0);
     for attr in &change.attrs {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{Action, Change, PhasePlan, Plan};
 use crate::world::{Address, ObservedResource, Snapshot};
@@ -13,8 +12,7 @@ use crate::world::{Address, ObservedResource, Snapshot};
 /// A hex SHA-256 of a value's JSON form.
 pub fn hash_json<T: Serialize>(value: &T) -> String {
     let json = serde_json::to_string(value).expect("plans and observations serialise");
-    let digest = Sha256::digest(json.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::digest::sha256_hex(json.as_bytes())
 }
 
 /// What a person approves at a gate: a hash of the phase's steps exactly as

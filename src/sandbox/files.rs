@@ -1,9 +1,9 @@
 //! File helpers: locks, the server log, atomic writes, and I/O errors.
 
+pub(super) use crate::durable::{unique_sibling, write_atomic};
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
 
 use super::SandboxError;
 
@@ -78,32 +78,6 @@ pub(super) fn combined_output(output: &std::process::Output) -> String {
     text
 }
 
-/// `<dir>/.<name>.<pid>.<n>.<ext>`: unique within this host, in the same
-/// directory (hence file system) as `path`, so a rename into it is atomic.
-pub(super) fn unique_sibling(path: &Path, ext: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.{n}.{ext}", std::process::id()))
-}
-
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = unique_sibling(path, "tmp");
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 pub(super) fn remove_if_exists(path: &Path) -> Result<(), SandboxError> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error("remove", path)(e)),
@@ -127,6 +101,7 @@ pub(super) fn io_error(
 mod tests {
     use super::super::scratch_dir;
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn log_tail_shows_only_this_runs_last_lines() {

@@ -416,7 +416,7 @@ impl Daemon<'_> {
             summary.not_passed += 1;
         }
         summary.stopped |= stopping;
-        let reports = self.config.state_dir.join("reports").join(&runbook);
+        let reports = crate::drill::history::reports_dir(&self.config.state_dir, &runbook);
         (self.log)(
             finished,
             &Event::DrillFinished {

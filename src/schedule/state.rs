@@ -26,7 +26,6 @@
 //! crash leaves the old state or the new, never half of one.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -165,14 +164,9 @@ pub fn save(path: &Path, state: &State) -> Result<(), ScheduleError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
     let mut bytes = serde_json::to_vec_pretty(state).expect("the state serializes");
     bytes.push(b'\n');
-    let mut file = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("replace", path))
+    crate::durable::write_atomic(path, &bytes).map_err(io("write", path))
 }
 
 /// Timestamps as RFC 3339 text (jiff's serde support is not enabled).

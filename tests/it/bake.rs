@@ -11,7 +11,7 @@ use std::path::Path;
 use aws_sdk_ec2::types::Filter;
 
 use crate::proxy::{FaultProxy, Faults};
-use crate::support::{drctl, moto_endpoint, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
 use drctl::cloud::AwsSettings;
 
 pub(crate) const REGION: &str = "us-east-1";
@@ -95,22 +95,12 @@ impl Bake {
     }
 
     pub(crate) fn run(&self, endpoint: &str, args: &[&str]) -> (Option<i32>, String) {
-        let out = self.command(endpoint, args).output().expect("run drctl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
+        outcome(&mut self.command(endpoint, args))
     }
 
     pub(crate) fn command(&self, endpoint: &str, args: &[&str]) -> std::process::Command {
-        let mut cmd = drctl();
-        cmd.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("USER", "tester")
-            .args(["--root", self.repo.root().to_str().unwrap()])
-            .args(["--state-dir", self.state.path().to_str().unwrap()])
-            .args(["--endpoint-url", endpoint])
-            .args(args)
-            .stdin(std::process::Stdio::null());
+        let mut cmd = drctl_at(self.repo.root(), self.state.path(), endpoint);
+        cmd.args(args);
         cmd
     }
 
@@ -550,22 +540,8 @@ fn example_repo() -> tempfile::TempDir {
 async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
     let repo = example_repo();
     let state = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = drctl()
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("USER", "tester")
-            .args(["--root", repo.path().to_str().unwrap()])
-            .args(["--state-dir", state.path().to_str().unwrap()])
-            .args(["--endpoint-url", moto_endpoint()])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
-    };
+    let run =
+        |args: &[&str]| outcome(drctl_at(repo.path(), state.path(), moto_endpoint()).args(args));
     let (code, text) = run(&["apply", "images", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("+ copy to us-west-2"), "{text}");

@@ -56,6 +56,7 @@ async fn instances(ec2: &SdkEc2, cidr: &str, count: i32) -> (String, Vec<String>
             count,
             client_token: cidr,
             tags: &tags,
+            stop_on_shutdown: false,
         })
         .await
         .expect("run instances");

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::Filter;
 use drctl::cloud::AwsSettings;
 use drctl::drill::report::{CheckStatus, DrillReport, Verdict};
 
-use crate::support::{drctl, moto_endpoint, moto_venv, Repo};
+use crate::support::{drctl_at, moto_endpoint, moto_venv, outcome, Repo};
 
 const REGION: &str = "eu-west-1";
 
@@ -61,25 +61,15 @@ impl Drill {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = drctl();
-        cmd.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("USER", "tester")
-            .env("MOTO_ENDPOINT", moto_endpoint())
+        let mut cmd = drctl_at(self.repo.root(), self.state.path(), &self.endpoint);
+        cmd.env("MOTO_ENDPOINT", moto_endpoint())
             .env("MOTO_PYTHON", moto_venv().join("bin/python"))
-            .args(["--root", self.repo.root().to_str().unwrap()])
-            .args(["--state-dir", self.state.path().to_str().unwrap()])
-            .args(["--endpoint-url", &self.endpoint])
-            .args(args)
-            .stdin(Stdio::null());
+            .args(args);
         cmd
     }
 
     fn run(&self, args: &[&str]) -> (Option<i32>, String) {
-        let out = self.command(args).output().expect("run drctl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
+        outcome(&mut self.command(args))
     }
 
     /// The report files, newest last.
@@ -624,29 +614,20 @@ async fn a_drill_left_built_prints_a_destroy_that_works_verbatim() {
         .and_then(|rest| rest.lines().next())
         .unwrap_or_else(|| panic!("no destroy hint in {text}"));
     let elsewhere = tempfile::tempdir().unwrap();
-    let out = drctl()
-        .current_dir(elsewhere.path())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_ENDPOINT_URL")
-        .args(printed.split_whitespace().skip(1))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{printed}: {text}");
+    let (code, text) = crate::support::verbatim(elsewhere.path(), printed);
+    assert_eq!(code, Some(0), "{printed}: {text}");
     assert!(tagged(&report.environment).await.is_empty(), "{text}");
 }
 
 #[tokio::test]
 async fn a_drill_stopped_by_an_api_error_still_tears_down_and_reports_why() {
     use crate::proxy::{Fault, FaultProxy, Faults};
-    // The 4th DescribeLoadBalancers is the discovery before the compute
-    // phase: the network is built by then.
+    // The 3rd DescribeLoadBalancers is the discovery before the compute
+    // phase (after the drill's first look and the foundation's re-plan):
+    // the network is built by then.
     let proxy = FaultProxy::moto(Faults::none().nth(
         "DescribeLoadBalancers",
-        4,
+        3,
         Fault::Error("AccessDenied".into()),
     ));
     let mut d = Drill::new("drill-error", 139, None);

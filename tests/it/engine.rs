@@ -2,7 +2,7 @@
 //! engine cannot execute are refused at plan time, before anything changes.
 
 use crate::proxy::{FaultProxy, Faults};
-use crate::support::{drctl, moto_endpoint, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
 
 use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
@@ -20,21 +20,11 @@ fn run_via(
     args: &[&str],
 ) -> (Option<i32>, String) {
     let quiet: &[&str] = if args.contains(&"-vv") { &[] } else { &["-q"] };
-    let out = drctl()
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("USER", "tester")
-        .args(["--root", repo.root().to_str().unwrap()])
-        .args(["--state-dir", state.to_str().unwrap()])
-        .args(["--endpoint-url", endpoint])
-        .args(quiet)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run drctl");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    outcome(
+        drctl_at(repo.root(), state, endpoint)
+            .args(quiet)
+            .args(args),
+    )
 }
 
 async fn found(env: &str, region: &str) -> Vec<drctl::world::ObservedResource> {

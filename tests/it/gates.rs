@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use drctl::cloud::AwsSettings;
 use drctl::events::Collect;
 use drctl::run::RunEnd;
 
-use crate::support::{drctl, moto_endpoint, MotoConnect, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, MotoConnect, Repo};
 
 const REGION: &str = "us-west-2";
 
@@ -42,23 +41,13 @@ impl Setup {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut cmd = drctl();
-        cmd.env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("USER", "tester")
-            .args(["--root", self.repo.root().to_str().unwrap()])
-            .args(["--state-dir", self.state.path().to_str().unwrap()])
-            .args(["--endpoint-url", moto_endpoint(), "-q"])
-            .args(args)
-            .stdin(Stdio::null());
+        let mut cmd = drctl_at(self.repo.root(), self.state.path(), moto_endpoint());
+        cmd.arg("-q").args(args);
         cmd
     }
 
     fn run(&self, args: &[&str]) -> (Option<i32>, String) {
-        let out = self.command(args).output().expect("run drctl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
+        outcome(&mut self.command(args))
     }
 
     /// The only run's id.
@@ -371,18 +360,8 @@ async fn ctrl_c_lets_calls_in_flight_finish_and_resume_completes_the_run() {
         .unwrap_or_else(|| panic!("no `Continue with:` in {text}"));
     assert_eq!(printed, format!("drctl resume {id}"));
     let elsewhere = tempfile::tempdir().unwrap();
-    let out = drctl()
-        .current_dir(elsewhere.path())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_ENDPOINT_URL")
-        .args(printed.split_whitespace().skip(1))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = crate::support::verbatim(elsewhere.path(), printed);
+    assert_eq!(code, Some(0), "{text}");
     // The summary counts the whole run, the VPC made before the interrupt too.
     assert!(text.contains("11 added"), "{text}");
     assert_eq!(s.addresses().await, exactly_desired());

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::support::{drctl, moto_endpoint, Repo};
+use crate::support::{drctl, moto_endpoint, verbatim, Repo};
 
 const REGION: &str = "ap-southeast-2";
 
@@ -149,26 +149,6 @@ async fn a_rejected_run_says_what_it_left_built_and_how_to_remove_it() {
         text.contains("Nothing carries drctl:env=operator-rejected any more"),
         "{text}"
     );
-}
-
-/// Runs a command exactly as drctl printed it, in `cwd`, with nothing but
-/// credentials in the environment.
-fn verbatim(cwd: &Path, printed: &str) -> (Option<i32>, String) {
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"drctl"), "{printed}");
-    let out = drctl()
-        .current_dir(cwd)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("USER", "tester")
-        .args(&words[1..])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run drctl");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
 }
 
 #[tokio::test]

@@ -186,6 +186,48 @@ pub fn drctl() -> std::process::Command {
     cmd
 }
 
+/// `drctl` for repository `root` with state in `state`, talking to
+/// `endpoint` with moto's credentials as user `tester`, stdin closed.
+pub fn drctl_at(root: &Path, state: &Path, endpoint: &str) -> std::process::Command {
+    let mut cmd = drctl();
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("USER", "tester")
+        .args(["--root", root.to_str().expect("a UTF-8 path")])
+        .args(["--state-dir", state.to_str().expect("a UTF-8 path")])
+        .args(["--endpoint-url", endpoint])
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Runs `cmd`: its exit code, and stdout then stderr as one text.
+pub fn outcome(cmd: &mut std::process::Command) -> (Option<i32>, String) {
+    let out = cmd.output().expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// Runs a command exactly as drctl printed it, in `cwd`, with nothing but
+/// credentials in the environment.
+pub fn verbatim(cwd: &Path, printed: &str) -> (Option<i32>, String) {
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"drctl"), "{printed}");
+    let out = drctl()
+        .current_dir(cwd)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("USER", "tester")
+        .args(&words[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
 /// Connects the application layer to the tests' moto server.
 pub struct MotoConnect;
 

@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::future::IntoFuture;
 
-use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, Image, Instance, InstanceType, InternetGateway, ResourceType,
-    RouteTable, SecurityGroup, Subnet, Tag, Vpc, VpcAttributeName,
+    AttributeBooleanValue, Image, Instance, InstanceType, InternetGateway, ResourceType,
+    RouteTable, SecurityGroup, ShutdownBehavior, Subnet, Tag, Vpc, VpcAttributeName,
 };
 use aws_sdk_ec2::Client;
 
-use super::wire::{filter, filter_sets, sdk_tags, tag_map, tag_specification, IDS_PER_CALL};
+use super::each_filter_set;
+use super::wire::{
+    filter, filter_sets, live_instances, sdk_tags, tag_map, tag_specification, IDS_PER_CALL,
+};
 use super::{ip_permissions, Ec2, Launch, ObservedVpc, Select, SgRule};
 use crate::cloud::sdk::{AttemptRecorder, EC2};
 use crate::cloud::CloudError;
@@ -38,34 +39,6 @@ impl SdkEc2 {
     pub fn from_client(client: Client) -> Self {
         SdkEc2 { client }
     }
-}
-
-/// Every item of one paginated Describe per filter set, in order.
-async fn each_filter_set<T, E, R, F>(
-    sets: Vec<Vec<Filter>>,
-    describe: impl Fn(Vec<Filter>) -> F,
-) -> Result<Vec<T>, CloudError>
-where
-    F: IntoFuture<Output = Result<Vec<T>, SdkError<E, R>>>,
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: Debug,
-{
-    let mut out = Vec::new();
-    for filters in sets {
-        out.extend(EC2.call(describe(filters)).await?);
-    }
-    Ok(out)
-}
-
-/// Every item of the paginated Describe `$request` (a fluent builder,
-/// built afresh for each set) over the filter sets `$sets`.
-macro_rules! describe_by_filters {
-    ($sets:expr, $request:expr) => {
-        each_filter_set($sets, |filters| {
-            let request = $request.set_filters(Some(filters));
-            request.into_paginator().items().send().try_collect()
-        })
-    };
 }
 
 fn bool_value(value: bool) -> AttributeBooleanValue {
@@ -451,12 +424,8 @@ impl Ec2 for SdkEc2 {
     async fn describe_instances(&self, select: Select<'_>) -> Result<Vec<Instance>, CloudError> {
         let mut sets = filter_sets(select, "instance-id");
         if !matches!(select, Select::Ids(_)) {
-            let live = filter(
-                "instance-state-name",
-                &["pending", "running", "stopping", "stopped"].map(String::from),
-            );
             sets.iter_mut()
-                .for_each(|filters| filters.push(live.clone()));
+                .for_each(|filters| filters.push(live_instances()));
         }
         let reservations = describe_by_filters!(sets, self.client.describe_instances()).await?;
         Ok(reservations
@@ -478,6 +447,9 @@ impl Ec2 for SdkEc2 {
             .tag_specifications(tag_specification(ResourceType::Instance, launch.tags));
         if !launch.security_groups.is_empty() {
             request = request.set_security_group_ids(Some(launch.security_groups.to_vec()));
+        }
+        if launch.stop_on_shutdown {
+            request = request.instance_initiated_shutdown_behavior(ShutdownBehavior::Stop);
         }
         if !launch.user_data.is_empty() {
             request = request.user_data(aws_smithy_types::base64::encode(launch.user_data));

@@ -4,24 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Image, InstanceType, ResourceType, ShutdownBehavior};
+use aws_sdk_ec2::types::{Image, ResourceType};
 
-use super::wire::{filter, tag_specification, FILTER_VALUES};
+use super::each_filter_set;
+use super::wire::{filter, filter_sets, live_instances, tag_specification};
 use super::SdkEc2;
+use super::Select;
 use crate::cloud::sdk::EC2;
 use crate::cloud::CloudError;
-
-/// Everything RunInstances needs for one image builder.
-#[derive(Debug, Clone)]
-pub struct BuilderLaunch<'a> {
-    pub base_image: &'a str,
-    pub instance_type: &'a str,
-    pub subnet: &'a str,
-    /// The provisioning script with drctl's power-off appended (plain text).
-    pub user_data: &'a str,
-    pub client_token: &'a str,
-    pub tags: &'a BTreeMap<String, String>,
-}
 
 /// Who uses an image: an instance or a launch template version.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,27 +22,6 @@ pub struct ImageUser {
 }
 
 impl SdkEc2 {
-    /// Launches one builder. Its shutdown behaviour is `stop`: the script's
-    /// final power-off must leave a stopped disk to image, not a terminated one.
-    pub async fn run_builder(&self, launch: &BuilderLaunch<'_>) -> Result<String, CloudError> {
-        let request = self
-            .client
-            .run_instances()
-            .image_id(launch.base_image)
-            .instance_type(InstanceType::from(launch.instance_type))
-            .subnet_id(launch.subnet)
-            .min_count(1)
-            .max_count(1)
-            .instance_initiated_shutdown_behavior(ShutdownBehavior::Stop)
-            .user_data(aws_smithy_types::base64::encode(launch.user_data))
-            .client_token(launch.client_token)
-            .tag_specifications(tag_specification(ResourceType::Instance, launch.tags));
-        let out = EC2.call(request.send()).await?;
-        EC2.required(out, "Instances", |o| {
-            o.instances?.into_iter().next()?.instance_id
-        })
-    }
-
     /// CreateImage of a stopped builder, the image tagged from its first
     /// instant (its snapshots are tagged afterwards: not every EC2 accepts
     /// snapshot tag specifications here).
@@ -97,36 +66,21 @@ impl SdkEc2 {
 
     /// Images by id (those that no longer exist are simply absent).
     pub async fn images_by_id(&self, ids: &[String]) -> Result<Vec<Image>, CloudError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES) {
-            let request = self
-                .client
-                .describe_images()
-                .owners("self")
-                .filters(filter("image-id", chunk));
-            let found: Vec<Image> = EC2
-                .call(request.into_paginator().items().send().try_collect())
-                .await?;
-            out.extend(found);
-        }
-        Ok(out)
+        describe_by_filters!(
+            filter_sets(Select::Ids(ids), "image-id"),
+            self.client.describe_images().owners("self")
+        )
+        .await
     }
 
     /// Which of `ids` are snapshots that exist.
     pub async fn existing_snapshots(&self, ids: &[String]) -> Result<Vec<String>, CloudError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES) {
-            let request = self
-                .client
-                .describe_snapshots()
-                .owner_ids("self")
-                .filters(filter("snapshot-id", chunk));
-            let found: Vec<_> = EC2
-                .call(request.into_paginator().items().send().try_collect())
-                .await?;
-            out.extend(found.into_iter().filter_map(|s| s.snapshot_id));
-        }
-        Ok(out)
+        let found = describe_by_filters!(
+            filter_sets(Select::Ids(ids), "snapshot-id"),
+            self.client.describe_snapshots().owner_ids("self")
+        )
+        .await?;
+        Ok(found.into_iter().filter_map(|s| s.snapshot_id).collect())
     }
 
     /// Images this account owns that carry the tag `key` (any value).
@@ -170,26 +124,18 @@ impl SdkEc2 {
             return Ok(Vec::new());
         }
         let mut users = Vec::new();
-        let live = ["pending", "running", "stopping", "stopped"].map(String::from);
-        for chunk in images.chunks(FILTER_VALUES) {
-            let request = self
-                .client
-                .describe_instances()
-                .filters(filter("image-id", chunk))
-                .filters(filter("instance-state-name", &live));
-            let reservations: Vec<_> = EC2
-                .call(request.into_paginator().items().send().try_collect())
-                .await?;
-            for instance in reservations
-                .into_iter()
-                .flat_map(|r| r.instances.unwrap_or_default())
-            {
-                if let (Some(image), Some(id)) = (instance.image_id, instance.instance_id) {
-                    users.push(ImageUser {
-                        image,
-                        user: format!("instance {id}"),
-                    });
-                }
+        let mut sets = filter_sets(Select::Ids(images), "image-id");
+        sets.iter_mut().for_each(|f| f.push(live_instances()));
+        let reservations = describe_by_filters!(sets, self.client.describe_instances()).await?;
+        for instance in reservations
+            .into_iter()
+            .flat_map(|r| r.instances.unwrap_or_default())
+        {
+            if let (Some(image), Some(id)) = (instance.image_id, instance.instance_id) {
+                users.push(ImageUser {
+                    image,
+                    user: format!("instance {id}"),
+                });
             }
         }
         let request = self

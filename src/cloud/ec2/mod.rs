@@ -16,6 +16,40 @@ use aws_sdk_ec2::types::{
 };
 
 use super::CloudError;
+use crate::cloud::sdk::EC2;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::Filter;
+use std::fmt::Debug;
+use std::future::IntoFuture;
+
+/// Shared by the SDK calls of `client.rs` and `images.rs`.
+/// Every item of one paginated Describe per filter set, in order.
+pub(super) async fn each_filter_set<T, E, R, F>(
+    sets: Vec<Vec<Filter>>,
+    describe: impl Fn(Vec<Filter>) -> F,
+) -> Result<Vec<T>, CloudError>
+where
+    F: IntoFuture<Output = Result<Vec<T>, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Debug,
+{
+    let mut out = Vec::new();
+    for filters in sets {
+        out.extend(EC2.call(describe(filters)).await?);
+    }
+    Ok(out)
+}
+
+/// Every item of the paginated Describe `$request` (a fluent builder,
+/// built afresh for each set) over the filter sets `$sets`.
+macro_rules! describe_by_filters {
+    ($sets:expr, $request:expr) => {
+        each_filter_set($sets, |filters| {
+            let request = $request.set_filters(Some(filters));
+            request.into_paginator().items().send().try_collect()
+        })
+    };
+}
 
 mod client;
 mod images;
@@ -23,9 +57,9 @@ mod rules;
 mod wire;
 
 pub use client::SdkEc2;
-pub use images::{BuilderLaunch, ImageUser};
+pub use images::ImageUser;
 pub use rules::{ip_permissions, sg_rules};
-pub use wire::tag_map;
+pub use wire::{snapshot_ids, tag_map};
 
 /// A VPC as observed in the cloud.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +112,9 @@ pub struct Launch<'a> {
     pub count: i32,
     pub client_token: &'a str,
     pub tags: &'a BTreeMap<String, String>,
+    /// An OS shutdown stops the instance instead of terminating it (an
+    /// image builder's power-off must leave a disk to image).
+    pub stop_on_shutdown: bool,
 }
 
 /// What drctl needs from EC2. One implementation talks to the SDK; the

@@ -9,7 +9,7 @@ use super::Select;
 use crate::cloud::tags;
 
 /// EC2 accepts at most 200 values per filter; ids are looked up in batches.
-pub(super) const FILTER_VALUES: usize = 200;
+const FILTER_VALUES: usize = 200;
 /// CreateTags/DeleteTags/TerminateInstances take many resource ids per call.
 pub(super) const IDS_PER_CALL: usize = 500;
 
@@ -25,6 +25,15 @@ pub(super) fn filter(name: &str, values: &[String]) -> Filter {
         .name(name)
         .set_values(Some(values.to_vec()))
         .build()
+}
+
+/// Instances that are pending, running, stopping or stopped: neither
+/// shutting down nor terminated.
+pub(super) fn live_instances() -> Filter {
+    filter(
+        "instance-state-name",
+        &["pending", "running", "stopping", "stopped"].map(String::from),
+    )
 }
 
 /// The filters for `select`, batched: one filter set per Describe call.
@@ -58,6 +67,15 @@ pub(super) fn tag_specification(
 pub(super) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// The snapshots behind an image's block devices.
+pub fn snapshot_ids(image: &aws_sdk_ec2::types::Image) -> Vec<String> {
+    image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
         .collect()
 }
 

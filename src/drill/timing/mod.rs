@@ -172,6 +172,18 @@ pub fn resources_created(events: &[Event]) -> Vec<CreatedResource> {
         .collect()
 }
 
+/// When the last successful create (or replace) of `address` began, and
+/// how long it took: an image's bake.
+pub fn last_create(events: &[Event], address: &Address) -> Option<(Millis, Millis)> {
+    read(events)
+        .steps
+        .iter()
+        .rfind(|s| {
+            s.address == address && s.ok && matches!(s.action, Action::Create | Action::Replace)
+        })
+        .map(|s| (s.started_at, s.duration()))
+}
+
 /// RTO divided by the critical-path bound; `None` when there is no bound to
 /// divide by (nothing was journaled, or every step took no time).
 pub fn rto_ratio(rto_ms: Millis, bound_ms: Millis) -> Option<f64> {

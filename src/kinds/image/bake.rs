@@ -10,18 +10,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{Image as SdkImage, InstanceStateName};
-use sha2::{Digest, Sha256};
 
 use super::{
-    copies, hex, observed_image, short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_ROLE, BUILDER_TAG, POWER_OFF,
+    copies, finished, observed_image, short, COPIES_TAG, Recipe, BAKED_TAG, BASE_TAG, BUILDER_ROLE, BUILDER_TAG, POWER_OFF,
     RECIPE_TAG, ROLE_TAG, SCRIPT_TAG, TYPE_TAG,
 };
 use crate::cloud::aws::AwsProvider;
-use crate::cloud::ec2::{tag_map, BuilderLaunch, Ec2, Select};
+use crate::cloud::ec2::{Ec2, Launch, Select};
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{tags, CloudError};
-use crate::kinds::common::{gone_ok, Want};
+use crate::kinds::common::{identity_tags, Want};
 use crate::world::{Address, ObservedResource};
 
 pub(super) async fn bake(
@@ -58,7 +57,7 @@ pub(super) async fn bake(
     let spec = request.tags.get(tags::SPEC).cloned().unwrap_or_default();
 
     // A run that stopped after its image was finished only copies.
-    let mut of_recipe = identity_only(&identity);
+    let mut of_recipe = identity_tags(&identity).unwrap_or_default();
     of_recipe.insert(RECIPE_TAG.into(), hash.clone());
     let done = aws
         .ec2
@@ -66,13 +65,13 @@ pub(super) async fn bake(
         .await?
         .into_iter()
         .find(finished);
-    let image = match done {
+    let (image, spec_written) = match done {
         Some(image) => {
             // Stopped after the image was finished, before the builder went.
             for builder in builders(aws, request, &hash).await? {
                 terminate(aws, address, &builder).await?;
             }
-            image
+            (image, None)
         }
         None => {
             let builder = ensure_builder(aws, request, &recipe, &hash, &script).await?;
@@ -88,17 +87,17 @@ pub(super) async fn bake(
                 }
             };
             terminated?;
-            image
+            (image, Some(spec))
         }
     };
+    // As read when it became available, plus the tags written since.
     let mut observed = observed_image(address, &image)
         .ok_or_else(|| crate::kinds::common::vanished(address, image.image_id().unwrap_or("")))?;
-    copies::ensure(aws, &region, &observed, &copy_to).await?;
-    if !copy_to.is_empty() {
-        let read = aws.ec2.images_by_id(std::slice::from_ref(&observed.id)).await?;
-        if let Some(fresh) = read.first().and_then(|i| observed_image(address, i)) {
-            observed = fresh;
-        }
+    if let Some(spec) = spec_written {
+        observed.tags.insert(tags::SPEC.to_string(), spec);
+    }
+    if let Some(copies) = copies::ensure(aws, &region, &observed, &copy_to).await? {
+        observed.tags.insert(COPIES_TAG.to_string(), copies);
     }
     Ok(observed)
 }
@@ -114,19 +113,6 @@ fn identity(request: &CreateRequest<'_>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The tags that say which address something belongs to (no run, no user tags).
-fn identity_only(tags_: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    [tags::ENV, tags::STACK, tags::RESOURCE]
-        .iter()
-        .filter_map(|k| Some((k.to_string(), tags_.get(*k)?.clone())))
-        .collect()
-}
-
-fn finished(image: &SdkImage) -> bool {
-    image.state().is_some_and(|s| s.as_str() == "available")
-        && tag_map(image.tags()).contains_key(tags::SPEC)
-}
-
 /// The script with drctl's power-off appended, checked against the hash
 /// the plan was approved with.
 fn read_script(want: &Want<'_>, address: &Address) -> Result<String, CloudError> {
@@ -139,7 +125,7 @@ fn read_script(want: &Want<'_>, address: &Address) -> Result<String, CloudError>
         reason,
     };
     let bytes = std::fs::read(file).map_err(|e| changed(format!("cannot read it: {e}")))?;
-    let sha = hex(&Sha256::digest(&bytes));
+    let sha = crate::digest::sha256_hex(&bytes);
     let planned = want.opt_str("script_sha256")?.unwrap_or("");
     if sha != planned {
         return Err(changed(format!(
@@ -163,7 +149,7 @@ async fn builders(
     request: &CreateRequest<'_>,
     hash: &str,
 ) -> Result<Vec<String>, CloudError> {
-    let mut select = identity_only(request.tags);
+    let mut select = identity_tags(request.tags).unwrap_or_default();
     select.insert(ROLE_TAG.into(), BUILDER_ROLE.into());
     select.insert(RECIPE_TAG.into(), hash.to_string());
     let found = aws.ec2.describe_instances(Select::Tagged(&select)).await?;
@@ -194,15 +180,25 @@ async fn ensure_builder(
     }
     let want = Want::new(request.address, request.attrs);
     aws.ec2
-        .run_builder(&BuilderLaunch {
-            base_image: &recipe.base_image,
+        .run_instances(&Launch {
+            image: &recipe.base_image,
             instance_type: &recipe.instance_type,
             subnet: want.str("subnet")?,
+            security_groups: &[],
             user_data: script,
+            count: 1,
             client_token: request.client_token,
             tags: &tags_,
+            stop_on_shutdown: true,
         })
-        .await
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(CloudError::MissingField {
+            service: "EC2",
+            operation: "RunInstances",
+            field: "Instances",
+        })
 }
 
 /// From a builder to a finished image: wait for the power-off, image it,
@@ -216,7 +212,7 @@ async fn make_image(
     timeout: Duration,
 ) -> Result<SdkImage, CloudError> {
     wait_stopped(aws, address, builder, timeout).await?;
-    let mut of_builder = identity_only(image_tags);
+    let mut of_builder = identity_tags(image_tags).unwrap_or_default();
     of_builder.insert(BUILDER_TAG.into(), builder.to_string());
     let existing = aws.ec2.images_tagged(&of_builder).await?;
     let id = match existing.iter().filter_map(|i| i.image_id()).min() {
@@ -228,15 +224,8 @@ async fn make_image(
             aws.ec2.create_image(builder, &name, &tags_).await?
         }
     };
-    let image = wait_available(aws, &aws.ec2, &format!("{address}: image {id}"), &id).await?;
-    let snapshots: Vec<String> = snapshots_of(&image);
-    aws.ec2.create_tags(&snapshots, image_tags).await?;
-    let done = BTreeMap::from([(tags::SPEC.to_string(), spec.to_string())]);
-    aws.ec2.create_tags(std::slice::from_ref(&id), &done).await?;
-    let read = aws.ec2.images_by_id(std::slice::from_ref(&id)).await?;
-    read.into_iter()
-        .next()
-        .ok_or_else(|| crate::kinds::common::vanished(address, &id))
+    let what = format!("{address}: image {id}");
+    super::finish(aws, &aws.ec2, &what, &id, image_tags, spec).await
 }
 
 /// `<env>/<stack>/<name>/<recipe>/<builder>`: unique per region, as AWS
@@ -252,14 +241,6 @@ fn image_name(tags_: &BTreeMap<String, String>, builder: &str) -> String {
     let room = 128usize.saturating_sub(tail.len() + 1);
     let env: String = get(tags::ENV).chars().take(room).collect();
     format!("{env}/{tail}").chars().take(128).collect()
-}
-
-pub(super) fn snapshots_of(image: &SdkImage) -> Vec<String> {
-    image
-        .block_device_mappings()
-        .iter()
-        .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
-        .collect()
 }
 
 async fn wait_stopped(
@@ -348,17 +329,20 @@ fn stop_if_interrupted(what: impl std::fmt::Display) -> Result<(), CloudError> {
     Ok(())
 }
 
-async fn terminate(aws: &AwsProvider, address: &Address, builder: &str) -> Result<(), CloudError> {
-    let ids = [builder.to_string()];
-    gone_ok(aws.ec2.terminate_instances(&ids).await)?;
-    crate::kinds::instances::wait_terminated(aws, &format!("{address}: builder"), &ids).await
+pub(super) async fn terminate(
+    aws: &AwsProvider,
+    address: &Address,
+    builder: &str,
+) -> Result<(), CloudError> {
+    let what = format!("{address}: builder");
+    crate::kinds::instances::terminate(aws, &what, &[builder.to_string()]).await
 }
 
 /// After a failed bake: the builder's image, unless finished, is
 /// deregistered and its snapshots deleted (best effort: what is left is
 /// listed for cleanup by the next plan).
 async fn discard_unfinished(aws: &AwsProvider, identity: &BTreeMap<String, String>, builder: &str) {
-    let mut of_builder = identity_only(identity);
+    let mut of_builder = identity_tags(identity).unwrap_or_default();
     of_builder.insert(BUILDER_TAG.into(), builder.to_string());
     let Ok(images) = aws.ec2.images_tagged(&of_builder).await else {
         return;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use futures_util::future::try_join_all;
 
-use super::bake::{snapshots_of, wait_available};
+use super::finished;
 use super::{COPIES_TAG, COPY_OF_TAG, RECIPE_TAG};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{tag_map, Ec2};
@@ -22,10 +22,10 @@ pub(super) async fn ensure(
     source_region: &str,
     source: &ObservedResource,
     regions: &[String],
-) -> Result<(), CloudError> {
+) -> Result<Option<String>, CloudError> {
     let regions: Vec<&String> = regions.iter().filter(|r| *r != source_region).collect();
     if regions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let made = try_join_all(
         regions
@@ -36,18 +36,19 @@ pub(super) async fn ensure(
     let mut record = recorded(&source.tags);
     let before = record.clone();
     record.extend(made.into_iter().flatten());
-    if record != before {
-        let value = record
-            .iter()
-            .map(|(r, id)| format!("{r}={id}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let tag = BTreeMap::from([(COPIES_TAG.to_string(), value)]);
-        aws.ec2
-            .create_tags(std::slice::from_ref(&source.id), &tag)
-            .await?;
+    if record == before {
+        return Ok(None);
     }
-    Ok(())
+    let value = record
+        .iter()
+        .map(|(r, id)| format!("{r}={id}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tag = BTreeMap::from([(COPIES_TAG.to_string(), value.clone())]);
+    aws.ec2
+        .create_tags(std::slice::from_ref(&source.id), &tag)
+        .await?;
+    Ok(Some(value))
 }
 
 /// The copies recorded on a source image: region → image id.
@@ -76,11 +77,7 @@ async fn copy_to(
     let of_recipe = BTreeMap::from([(RECIPE_TAG.to_string(), recipe)]);
     let copy_of = format!("{source_region}/{}", source.id);
     let there = ec2.images_tagged(&of_recipe).await?;
-    let finished = there.iter().find(|i| {
-        i.state().is_some_and(|s| s.as_str() == "available")
-            && tag_map(i.tags()).contains_key(tags::SPEC)
-    });
-    if let Some(image) = finished {
+    if let Some(image) = there.iter().find(|i| finished(i)) {
         let ours = tag_map(image.tags()).get(COPY_OF_TAG) == Some(&copy_of);
         return Ok(ours.then(|| (region.to_string(), image.image_id().unwrap_or("").to_string())));
     }
@@ -109,10 +106,7 @@ async fn copy_to(
     copy_tags.insert(COPY_OF_TAG.into(), copy_of);
     ec2.create_tags(std::slice::from_ref(&id), &copy_tags).await?;
     let what = format!("{}: copy {id} in {region}", source.address);
-    let image = wait_available(aws, &ec2, &what, &id).await?;
-    ec2.create_tags(&snapshots_of(&image), &copy_tags).await?;
     let spec = source.tags.get(tags::SPEC).cloned().unwrap_or_default();
-    let done = BTreeMap::from([(tags::SPEC.to_string(), spec)]);
-    ec2.create_tags(std::slice::from_ref(&id), &done).await?;
+    super::finish(aws, &ec2, &what, &id, &copy_tags, &spec).await?;
     Ok(Some((region.to_string(), id)))
 }

@@ -17,16 +17,16 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Image as SdkImage, Instance};
-use sha2::{Digest, Sha256};
 
 use super::common::{identity_tags, sorted, Seen, Want};
 use super::{Kind, Problems, ResourceKind};
 use crate::cloud::aws::{AwsProvider, Discovery};
-use crate::cloud::ec2::{tag_map, Ec2};
+use crate::cloud::ec2::{snapshot_ids, tag_map, Ec2, SdkEc2};
+use crate::cloud::lookups::known_image;
 use crate::cloud::{tags, CloudError};
 use crate::model::schema::{opt, req, Field, Ty, ValueType};
 use crate::model::Resource;
-use crate::world::{Attrs, ObservedResource, Tags, Value};
+use crate::world::{Attrs, KnownImage, ObservedResource, Tags, Value};
 
 mod bake;
 mod copies;
@@ -155,6 +155,16 @@ fn looks_like_region(name: &str) -> bool {
         && head.chars().all(|c| c.is_ascii_lowercase() || c == '-')
 }
 
+/// A `base_image = { owners, name }` filter's owners and name pattern.
+fn base_filter(filter: &BTreeMap<String, Value>) -> (Vec<String>, String) {
+    let owners = filter
+        .get("owners")
+        .and_then(Value::as_str_list)
+        .unwrap_or_default();
+    let name = filter.get("name").and_then(Value::as_str).unwrap_or("");
+    (owners.into_iter().map(str::to_string).collect(), name.to_string())
+}
+
 // --- The recipe ---------------------------------------------------------------
 
 /// What makes an image: equal recipes make equal images.
@@ -180,7 +190,7 @@ impl Recipe {
             "script_sha256": self.script_sha256,
             "instance_type": self.instance_type,
         });
-        hex(&Sha256::digest(input.to_string().as_bytes()))[..16].to_string()
+        crate::plan::hash_json(&input)[..16].to_string()
     }
 
     /// From a bake's attributes (see `plan.rs` for the computed ones).
@@ -197,10 +207,6 @@ impl Recipe {
             instance_type: want.str("instance_type")?.to_string(),
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn short(sha: &str) -> &str {
@@ -227,27 +233,49 @@ async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedReso
 
 /// One of drctl's images (its source region's copy record included).
 fn image_seen(image: &SdkImage) -> Option<Seen> {
-    let tags = tag_map(image.tags());
-    identity_tags(&tags)?;
-    let id = image.image_id()?;
-    let recipe = tags.get(RECIPE_TAG).cloned().unwrap_or_default();
-    let snapshots: Vec<&str> = image
-        .block_device_mappings()
-        .iter()
-        .filter_map(|m| m.ebs()?.snapshot_id())
-        .collect();
-    Some(
-        Seen::new(id, tags.clone())
-            .attr("state", Value::Str(image.state()?.as_str().to_string()))
-            .attr(
-                "created",
-                Value::Str(image.creation_date().unwrap_or_default().to_string()),
-            )
-            .attr("snapshots", Value::str_list(snapshots))
-            .attr("name", Value::Str(image.name().unwrap_or_default().to_string()))
-            .export("id", Value::Str(id.to_string()))
-            .export("recipe", Value::Str(recipe)),
-    )
+    identity_tags(&tag_map(image.tags()))?;
+    image.image_id()?;
+    image.state()?;
+    // The region is the reader's own; an observed object does not carry it.
+    Some(seen_of(&known_image("", image)))
+}
+
+/// An image as every reader of drctl's images sees it: this environment's
+/// (discovery) or another's (a reuse the plan found in the lookups).
+fn seen_of(image: &KnownImage) -> Seen {
+    let recipe = image.tag(RECIPE_TAG).unwrap_or("").to_string();
+    Seen::new(&image.id, image.tags.clone())
+        .attr("state", Value::Str(image.state.clone()))
+        .attr("created", Value::Str(image.created.clone()))
+        .attr("snapshots", Value::str_list(image.snapshots.iter().cloned()))
+        .attr("name", Value::Str(image.name.clone()))
+        .export("id", Value::Str(image.id.clone()))
+        .export("recipe", Value::Str(recipe))
+}
+
+/// Available, and its last tag (`drctl:spec`) written: an image to use.
+fn finished(image: &SdkImage) -> bool {
+    image.state().is_some_and(|s| s.as_str() == "available")
+        && tag_map(image.tags()).contains_key(tags::SPEC)
+}
+
+/// The last steps of a bake and of a copy: wait until image `id` (in
+/// `ec2`'s region) is available, tag its snapshots with `tags`, then write
+/// `drctl:spec` (the mark of a finished image) last. Returns the image as
+/// it became available, whose tags lack only `drctl:spec`.
+async fn finish(
+    aws: &AwsProvider,
+    ec2: &SdkEc2,
+    what: &str,
+    id: &str,
+    tags_: &Tags,
+    spec: &str,
+) -> Result<SdkImage, CloudError> {
+    let image = bake::wait_available(aws, ec2, what, id).await?;
+    ec2.create_tags(&snapshot_ids(&image), tags_).await?;
+    let done = BTreeMap::from([(tags::SPEC.to_string(), spec.to_string())]);
+    ec2.create_tags(&[id.to_string()], &done).await?;
+    Ok(image)
 }
 
 /// A bake's builder instance (not terminated).
@@ -308,12 +336,10 @@ async fn update(
             .await?;
     }
     let found = aws.ec2.images_by_id(std::slice::from_ref(&current.id)).await?;
-    let mut read = found
+    found
         .first()
         .and_then(|i| observed_image(&current.address, i))
-        .ok_or_else(|| super::common::vanished(&current.address, &current.id))?;
-    read.address = current.address.clone();
-    Ok(read)
+        .ok_or_else(|| super::common::vanished(&current.address, &current.id))
 }
 
 async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
@@ -344,15 +370,7 @@ pub fn lookups_needed(
                 if let Some(Resolved::Known(Value::Table(filter))) =
                     resource.attr("base_image").map(|e| scope.resolve(stack, e))
                 {
-                    let owners: Vec<String> = filter
-                        .get("owners")
-                        .and_then(Value::as_str_list)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(str::to_string)
-                        .collect();
-                    let name = filter.get("name").and_then(Value::as_str).unwrap_or("");
-                    let wanted = (owners, name.to_string());
+                    let wanted = base_filter(&filter);
                     if !request.base_filters.contains(&wanted) {
                         request.base_filters.push(wanted);
                     }

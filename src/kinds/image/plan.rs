@@ -5,7 +5,6 @@
 //! and unfinished images left by an interrupted bake are picked up by the
 //! bake of the same recipe, or cleaned up.
 
-use std::collections::BTreeMap;
 
 use super::{
     is_builder, short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_TAG, COPY_OF_TAG, RECIPE_TAG, SCRIPT_TAG,
@@ -13,7 +12,7 @@ use super::{
 };
 use crate::cloud::tags;
 use crate::plan::resolve::Resolved;
-use crate::plan::{deletion, user_tags, Action, Change, OwnPlan, OwnPlanInput};
+use crate::plan::{deletion, known_tags, user_tags, Action, Change, OwnPlan, OwnPlanInput};
 use crate::world::{base_filter_key, KnownImage, ObservedResource, Value};
 
 /// The attributes a person reads in the plan; the rest are computed inputs
@@ -154,14 +153,8 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     change.steps = missing.iter().map(|r| format!("+ copy to {r}")).collect();
     if let Some(current) = &current {
         let own = current.tags.get(tags::ENV) == Some(&env);
-        let tags_differ = own && {
-            let known: Option<BTreeMap<String, String>> = change
-                .tags
-                .iter()
-                .map(|(k, v)| Some((k.clone(), plain(v.known()?))))
-                .collect();
-            known.is_some_and(|k| user_tags(&current.tags, &change.tags) != k)
-        };
+        let tags_differ = own
+            && known_tags(&change.tags).is_some_and(|k| user_tags(&current.tags, &change.tags) != k);
         if tags_differ {
             change.steps.push("~ tags".into());
         }
@@ -247,12 +240,8 @@ fn resolve_base(input: &OwnPlanInput<'_>, change: &mut Change) -> Option<(String
     match change.desired.get("base_image")?.clone() {
         Resolved::Known(Value::Str(id)) => Some((id.clone(), format!("id:{id}"))),
         Resolved::Known(Value::Table(filter)) => {
-            let owners: Vec<&str> = filter
-                .get("owners")
-                .and_then(Value::as_str_list)
-                .unwrap_or_default();
-            let name = filter.get("name").and_then(Value::as_str).unwrap_or("");
-            let found = input.lookups.base_images.get(&base_filter_key(&owners, name))?;
+            let (owners, name) = super::base_filter(&filter);
+            let found = input.lookups.base_images.get(&base_filter_key(&owners, &name))?;
             let identity = format!("image:{}/{}", found.owner, found.name);
             set(change, "base_image", found.id.clone());
             set(change, "base_identity", identity.clone());
@@ -338,25 +327,7 @@ fn users_of(lookups: &crate::world::Lookups, region: &str, id: &str) -> Vec<Stri
 
 /// Another environment's image, standing at this address for this run.
 fn as_observed(image: &KnownImage, address: &crate::world::Address) -> ObservedResource {
-    let recipe = image.tag(RECIPE_TAG).unwrap_or("").to_string();
-    ObservedResource {
-        address: address.clone(),
-        id: image.id.clone(),
-        attrs: BTreeMap::from([
-            ("state".to_string(), Value::Str(image.state.clone())),
-            ("created".to_string(), Value::Str(image.created.clone())),
-            (
-                "snapshots".to_string(),
-                Value::str_list(image.snapshots.iter().cloned()),
-            ),
-            ("name".to_string(), Value::Str(image.name.clone())),
-        ]),
-        exports: BTreeMap::from([
-            ("id".to_string(), Value::Str(image.id.clone())),
-            ("recipe".to_string(), Value::Str(recipe)),
-        ]),
-        tags: image.tags.clone(),
-    }
+    super::seen_of(image).at(address)
 }
 
 /// When it was baked: drctl's own millisecond tag, else EC2's creation date.
@@ -395,11 +366,4 @@ fn known_list(change: &Change, key: &str) -> Vec<String> {
         .and_then(Value::as_str_list)
         .map(|l| l.into_iter().map(str::to_string).collect())
         .unwrap_or_default()
-}
-
-fn plain(v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    }
 }

@@ -5,8 +5,8 @@
 
 use super::{copies, is_builder};
 use crate::cloud::aws::AwsProvider;
-use crate::cloud::ec2::{Ec2, SdkEc2};
-use crate::cloud::lookups::users_of;
+use crate::cloud::ec2::SdkEc2;
+use futures_util::future::try_join_all;
 use crate::cloud::CloudError;
 use crate::kinds::common::{gone_ok, is_not_found};
 use crate::world::ObservedResource;
@@ -14,27 +14,21 @@ use crate::world::ObservedResource;
 pub(super) async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
     let address = &current.address;
     if is_builder(current) {
-        let ids = [current.id.clone()];
-        gone_ok(aws.ec2.terminate_instances(&ids).await)?;
-        return crate::kinds::instances::wait_terminated(aws, &format!("{address}: builder"), &ids)
-            .await;
+        return super::bake::terminate(aws, address, &current.id).await;
     }
     let region = aws.region();
     let copies = copies::recorded(&current.tags);
-    let mut users: Vec<String> = users_of(aws, &region, std::slice::from_ref(&current.id))
-        .await?
-        .into_values()
-        .flatten()
-        .collect();
-    for (copy_region, copy) in &copies {
-        for user in users_of(aws, copy_region, std::slice::from_ref(copy))
-            .await?
-            .into_values()
-            .flatten()
-        {
-            users.push(format!("{user} in {copy_region} (copy {copy})"));
-        }
-    }
+    // Who launches the image or one of its copies, every region at once.
+    let each = std::iter::once((&region, &current.id)).chain(&copies);
+    let found = try_join_all(each.map(|(r, id)| async move {
+        let users = aws.ec2_in(r).image_users(std::slice::from_ref(id)).await?;
+        let copy = (id != &current.id).then(|| format!(" in {r} (copy {id})"));
+        Ok::<_, CloudError>(users.into_iter().map(move |u| {
+            format!("{}{}", u.user, copy.clone().unwrap_or_default())
+        }))
+    }))
+    .await?;
+    let users: Vec<String> = found.into_iter().flatten().collect();
     if !users.is_empty() {
         return Err(CloudError::Failed {
             what: format!("{address} ({})", current.id),
@@ -55,7 +49,7 @@ pub(super) async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Res
 /// a snapshot a registered image uses). Gone already is done.
 pub(super) async fn deregister(ec2: &SdkEc2, id: &str) -> Result<(), CloudError> {
     let found = ec2.images_by_id(&[id.to_string()]).await?;
-    let snapshots: Vec<String> = found.iter().flat_map(super::bake::snapshots_of).collect();
+    let snapshots: Vec<String> = found.iter().flat_map(crate::cloud::ec2::snapshot_ids).collect();
     match ec2.deregister_image(id).await {
         Err(e) if is_not_found(&e) || e.code() == Some("InvalidAMIID.Unavailable") => {}
         other => other?,

@@ -11,7 +11,7 @@ use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Launch, Select};
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
-use crate::kinds::common::Want;
+use crate::kinds::common::{gone_ok, Want};
 use crate::world::Tags;
 
 /// Where `n` new instances go: each to the subnet with the fewest instances
@@ -114,6 +114,7 @@ pub(super) async fn launch(
                 count: i32::try_from(n).map_err(|_| want.bad("count", "a 32-bit integer"))?,
                 client_token: &names::client_token(token, &subnet),
                 tags,
+                stop_on_shutdown: false,
             })
             .await;
         match launched {
@@ -179,7 +180,14 @@ async fn wait_running(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(
     .await
 }
 
-pub(crate) async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+/// Terminates `ids` (those already gone count as done) and waits until
+/// they are: the end of a fleet's surplus, a fleet, an image builder.
+pub(crate) async fn terminate(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+    gone_ok(aws.ec2.terminate_instances(ids).await)?;
+    wait_terminated(aws, what, ids).await
+}
+
+async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
     wait::until(
         &format!("{what}: {} instance(s) terminated", ids.len()),
         aws.waits.instances,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
 
-use super::common::{gone_ok, identity_tags, sorted, sorted_strs, Seen, Want};
+use super::common::{identity_tags, sorted, sorted_strs, Seen, Want};
 use super::{Kind, ResourceKind};
 use targets::TARGETS_TAG;
 
@@ -14,7 +14,7 @@ mod capacity;
 mod targets;
 
 use capacity::{launch, surplus};
-pub(crate) use capacity::wait_terminated;
+pub(crate) use capacity::terminate;
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
 use crate::cloud::provider::CreateRequest;
@@ -303,9 +303,7 @@ async fn update(
         );
     } else if wanted < live.len() {
         let doomed = surplus(&live, wanted);
-        gone_ok(aws.ec2.terminate_instances(&doomed).await)?;
-        wait_terminated(aws, &current.address.to_string(), &doomed)
-            .await?;
+        terminate(aws, &current.address.to_string(), &doomed).await?;
         ids.retain(|id| !doomed.contains(id));
     }
     let before: Vec<String> = current
@@ -327,9 +325,7 @@ async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), Clo
     if ids.is_empty() {
         return Ok(());
     }
-    gone_ok(aws.ec2.terminate_instances(&ids).await)?;
-    wait_terminated(aws, &current.address.to_string(), &ids)
-        .await
+    terminate(aws, &current.address.to_string(), &ids).await
 }
 
 #[cfg(test)]

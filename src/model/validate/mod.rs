@@ -66,7 +66,6 @@ pub fn load_project(root: &Path, runbooks: &[PathBuf]) -> (Project, Diagnostics)
 /// Reads every file a stack names by a literal path (a missing one is
 /// reported by validation): planning hashes scripts without reading files.
 fn file_digests(project: &Project) -> BTreeMap<PathBuf, FileDigest> {
-    use sha2::{Digest, Sha256};
     let mut files = BTreeMap::new();
     for stack in project.stacks.values() {
         for resource in &stack.resources {
@@ -79,10 +78,7 @@ fn file_digests(project: &Project) -> BTreeMap<PathBuf, FileDigest> {
                 };
                 let path = project.stack_file(stack, text);
                 if let Ok(bytes) = std::fs::read(&path) {
-                    let sha256 = Sha256::digest(&bytes)
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
+                    let sha256 = crate::digest::sha256_hex(&bytes);
                     let digest = FileDigest {
                         sha256,
                         bytes: bytes.len() as u64,
