@@ -173,7 +173,12 @@ pub async fn drill<C: Connect>(
         cancel,
     )
     .await;
-    let outcome = conclude(ctx, &provider, &loaded, &journal, end, request, cancel).await;
+    // Boxed: the drill's whole future (rebuild, checks, teardown, report)
+    // is otherwise one type too deep for the compiler's layout query.
+    let outcome = Box::pin(conclude(
+        ctx, &provider, &loaded, &journal, end, request, cancel,
+    ))
+    .await;
     drop(lock);
     outcome
 }
@@ -241,7 +246,10 @@ pub async fn resume<C: Connect>(
         parallelism,
         settings: DrillSettings::default(),
     };
-    let outcome = conclude(ctx, &provider, &loaded, &journal, end, &request, cancel).await;
+    let outcome = Box::pin(conclude(
+        ctx, &provider, &loaded, &journal, end, &request, cancel,
+    ))
+    .await;
     drop(lock);
     outcome
 }
