@@ -45,10 +45,6 @@ pub enum Error {
         region: String,
         holder: String,
     },
-    /// The plan holds steps this drctl cannot execute yet: refused before
-    /// anything changes.
-    #[error("the plan has steps drctl cannot execute yet:\n  {}", steps.join("\n  "))]
-    NotExecutable { steps: Vec<String> },
     /// The lock file names a run on another host that did not release it:
     /// the state dir is shared, its locks may not reach across hosts, and no
     /// process can be checked there.
@@ -89,10 +85,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Invalid(_)
-            | Error::Usage { .. }
-            | Error::Declined
-            | Error::NotExecutable { .. } => exit::INVALID,
+            Error::Invalid(_) | Error::Usage { .. } | Error::Declined => exit::INVALID,
             Error::StalePlan { .. }
             | Error::Locked { .. }
             | Error::LockedOnOtherHost { .. }
@@ -107,9 +100,6 @@ impl Error {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Cloud(e) => e.hint().map(str::to_string),
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
-            Error::NotExecutable { .. } => Some(
-                "validate and graph work for this runbook; plan and apply need the missing step kinds (see the README's status)".into(),
-            ),
             Error::Locked { .. } => {
                 Some("wait for that run: its lock goes when its process ends".into())
             }

@@ -242,12 +242,64 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
     let snapshot = observe_for(provider, ctx.project, ctx.runbook, ctx.clock).await?;
-    let plan = plan::plan(ctx.project, ctx.runbook, &snapshot, String::new());
-    let refused = plan::not_executable(&plan);
-    if !refused.is_empty() {
-        return Err(Error::NotExecutable { steps: refused });
-    }
-    Ok(plan)
+    Ok(plan::plan(
+        ctx.project,
+        ctx.runbook,
+        &snapshot,
+        String::new(),
+    ))
+}
+
+/// Runs `plan`'s one phase as planned, with no gate and no re-planning: a
+/// command's single step (`drctl rollback`, `drctl retire`), journaled like
+/// every run.
+pub async fn drive_steps<P: Provider>(
+    provider: &P,
+    ctx: &RunContext<'_>,
+    plan: &Plan,
+) -> Result<RunEnd, Error> {
+    let phase = &plan.phases[0];
+    let summary = phase.summary();
+    ctx.journal.append(&Event::PhasePlanned {
+        at: ctx.now(),
+        phase: phase.name.clone(),
+        summary: summary.to_string(),
+        changes: summary.total(),
+    })?;
+    ctx.journal.append(&Event::PhaseStarted {
+        at: ctx.now(),
+        phase: phase.name.clone(),
+    })?;
+    let report = execute::apply_phase(
+        provider,
+        plan,
+        0,
+        &mut execute::Applied::default(),
+        &ctx.options,
+        ctx.cancel,
+        &|event| journaled(ctx, event),
+    )
+    .await;
+    let failed = report.failures().count();
+    ctx.journal.append(&Event::PhaseFinished {
+        at: ctx.now(),
+        phase: phase.name.clone(),
+        failed,
+    })?;
+    let status = if failed == 0 {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
+    ctx.journal.append(&Event::RunFinished {
+        at: ctx.now(),
+        status,
+    })?;
+    Ok(if failed == 0 {
+        RunEnd::Succeeded(report)
+    } else {
+        RunEnd::Failed(report)
+    })
 }
 
 /// Writes intents before their calls and outcomes after, then reports progress.

@@ -6,6 +6,7 @@
 mod destroy;
 pub(crate) mod runs;
 mod saved;
+mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use runs::{
     Approved, OutputRequest, PlanRequest, RejectRequest, RunResult,
 };
 pub use saved::SavedPlan;
+pub use traffic::{retire, rollback, TrafficRequest, TrafficResult};
 
 /// Where AWS is for a region: the CLI resolves `--sandbox`,
 /// `--endpoint-url`, `--profile`; tests point at their moto server.

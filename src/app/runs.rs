@@ -83,12 +83,7 @@ pub(crate) async fn make_plan(
 pub(crate) fn plan_observed(loaded: &Loaded, snapshot: &Snapshot) -> Result<Plan, Error> {
     let runbook = loaded.runbook();
     let hash = source_hash(&sources(&loaded.project, runbook)?);
-    let plan = plan::plan(&loaded.project, runbook, snapshot, hash);
-    let refused = plan::not_executable(&plan);
-    if !refused.is_empty() {
-        return Err(Error::NotExecutable { steps: refused });
-    }
-    Ok(plan)
+    Ok(plan::plan(&loaded.project, runbook, snapshot, hash))
 }
 
 pub struct OutputRequest {
@@ -399,6 +394,7 @@ pub async fn resume<C: Connect>(
         environment,
         region,
         drill,
+        phases,
         ..
     }) = events.first()
     else {
@@ -407,6 +403,7 @@ pub async fn resume<C: Connect>(
             None,
         ));
     };
+    super::traffic::refuse_resume(phases)?;
     let mut loaded = load_file(root, runbook_file)?;
     // Where the run started, whatever the runbook says now (a drill's
     // environment is not in the file at all).

@@ -11,6 +11,7 @@ pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
 mod target;
+mod traffic;
 
 pub use drill::resume_drill;
 pub use target::{cloud_target, CliConnect, CloudTarget};
@@ -124,6 +125,14 @@ pub enum Command {
     /// Delete everything carrying the environment's tags, dependents first.
     #[command(after_help = "Example:\n  drctl destroy fleet-rehearsal --auto-approve")]
     Destroy(DestroyArgs),
+    /// Point a service's listener back at its previous colour (one API call).
+    #[command(after_help = "Example:\n  drctl rollback web-dr-drill web.service.web")]
+    Rollback(traffic::RollbackArgs),
+    /// Remove old colours whose retire_after has passed, after draining.
+    #[command(
+        after_help = "Examples:\n  drctl retire web-dr-drill\n  drctl retire web-dr-drill web.service.web"
+    )]
+    Retire(traffic::RetireArgs),
     /// Show the runbook's root stacks' outputs, read from what exists (no state file).
     #[command(
         after_help = "Examples:\n  drctl output fleet-rehearsal\n  curl \"$(drctl output fleet-rehearsal url)\""
@@ -496,6 +505,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => crate::commands::plan_command(global, args).await,
         Command::Apply(args) => crate::commands::apply_command(global, args).await,
         Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
+        Command::Rollback(args) => traffic::rollback_command(global, args).await,
+        Command::Retire(args) => traffic::retire_command(global, args).await,
         Command::Output(args) => crate::commands::output_command(global, args).await,
         Command::Approve(args) => crate::commands::approve_command(global, args),
         Command::Reject(args) => crate::commands::reject_command(global, args).await,

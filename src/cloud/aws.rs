@@ -193,6 +193,8 @@ pub struct Discovery {
     elbv2: OnceCell<Elbv2Snapshot>,
     /// The environment's instances (fleets and image builders).
     instances: OnceCell<Vec<aws_sdk_ec2::types::Instance>>,
+    /// The listeners of the environment's load balancers.
+    listeners: OnceCell<Vec<aws_sdk_elasticloadbalancingv2::types::Listener>>,
 }
 
 /// Every load balancer and target group of the region with their tags,
@@ -209,7 +211,26 @@ impl Discovery {
             env: env.to_string(),
             elbv2: OnceCell::new(),
             instances: OnceCell::new(),
+            listeners: OnceCell::new(),
         }
+    }
+
+    /// The listeners of the environment's load balancers (one call per
+    /// load balancer), read once: listeners and services both need them.
+    pub(crate) async fn listeners(
+        &self,
+        aws: &AwsProvider,
+    ) -> Result<&[aws_sdk_elasticloadbalancingv2::types::Listener], CloudError> {
+        self.listeners
+            .get_or_try_init(|| async {
+                let mut listeners = Vec::new();
+                for lb in &self.elbv2(aws).await?.our_load_balancers(&self.env) {
+                    listeners.extend(aws.elbv2.listeners(lb).await?);
+                }
+                Ok(listeners)
+            })
+            .await
+            .map(Vec::as_slice)
     }
 
     /// The environment's instances that are not terminated, read once.

@@ -38,6 +38,31 @@ pub fn elbv2_name(env: &str, stack: &str, resource: &str, spec: &str) -> String 
     }
 }
 
+/// A service colour's target group name: `<env>-<name>-<colour>-<hash>`,
+/// e.g. `web-dr-web-green-3f2a9c1e`. The colour is never cut off (the
+/// readable prefix is); the hash covers everything, `fleet` included, so a
+/// colour remade for another fleet gets another name.
+pub fn colour_name(env: &str, stack: &str, resource: &str, colour: &str, fleet: &str) -> String {
+    let name = resource.split_once('.').map_or(resource, |(_, n)| n);
+    let hash = hash_hex(&[env, stack, resource, colour, fleet]);
+    let colour = sanitize(colour);
+    let room = ELBV2_MAX - HASH_LEN - colour.len() - 2;
+    let mut prefix = sanitize(&format!("{env}-{name}"));
+    if format!("{prefix}-")
+        .to_ascii_lowercase()
+        .starts_with("internal-")
+    {
+        prefix.insert_str(0, "d-");
+    }
+    prefix.truncate(room);
+    let prefix = prefix.trim_end_matches('-');
+    if prefix.is_empty() {
+        format!("{colour}-{hash}")
+    } else {
+        format!("{prefix}-{colour}-{hash}")
+    }
+}
+
 /// A security group's `GroupName` (unique per VPC, at most 255 characters):
 /// `drctl-<env>-<stack>-<name>-<hash>`. The `drctl-` start keeps it clear of
 /// the reserved `sg-` prefix.
@@ -104,6 +129,22 @@ mod tests {
             && !name.starts_with('-')
             && !name.ends_with('-')
             && !name.to_ascii_lowercase().starts_with("internal-")
+    }
+
+    #[test]
+    fn colour_names_keep_the_colour_within_32_characters() {
+        let short = colour_name("web-dr", "web", "service.web", "green", "f1");
+        assert!(short.starts_with("web-dr-web-green-"), "{short}");
+        let long = colour_name(&"drill-".repeat(10), "web", "service.web", "green", "f1");
+        assert!(valid_elbv2(&long) && long.contains("-green-"), "{long}");
+        assert_ne!(
+            short,
+            colour_name("web-dr", "web", "service.web", "green", "f2")
+        );
+        assert_ne!(
+            short,
+            colour_name("web-dr", "web", "service.web", "blue", "f1")
+        );
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub const RESOURCE: &str = "drctl:resource";
 pub const SPEC: &str = "drctl:spec";
 pub const RUN: &str = "drctl:run";
 pub const COLOR: &str = "drctl:color";
+/// On a listener: the service (address) that owns its traffic since its
+/// first cutover (SPEC.md: no drift is reported for its default action).
+pub const TRAFFIC: &str = "drctl:traffic";
 pub const NAME: &str = "Name";
 
 /// Who a resource belongs to: enough to find it again with no state file.

@@ -481,10 +481,22 @@ async fn execute<'c, P: Provider>(
                 .await
                 .map_err(render),
             Action::Update => {
-                let current = change
-                    .current
-                    .as_ref()
-                    .expect("an update has a current resource");
+                // An update of what an earlier phase of this run creates (a
+                // service's cutover) reads the resource itself when it runs.
+                let created_earlier;
+                let current = match &change.current {
+                    Some(current) => current,
+                    None => {
+                        created_earlier = ObservedResource {
+                            address: change.address.clone(),
+                            id: String::new(),
+                            attrs: Attrs::new(),
+                            exports: Attrs::new(),
+                            tags: prepared.tags.clone(),
+                        };
+                        &created_earlier
+                    }
+                };
                 provider
                     .update(current, &prepared.attrs, &prepared.tags)
                     .await

@@ -183,13 +183,6 @@ pub(crate) fn gone_ok(result: Result<(), CloudError>) -> Result<(), CloudError> 
     }
 }
 
-pub(crate) fn unsupported(kind: ResourceKind, operation: &'static str) -> CloudError {
-    CloudError::Unsupported {
-        kind: kind.name().to_string(),
-        operation,
-    }
-}
-
 /// Updated, then not found when read back: deleted behind drctl's back.
 pub(crate) fn vanished(address: &Address, id: &str) -> CloudError {
     CloudError::Failed {

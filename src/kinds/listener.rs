@@ -49,17 +49,14 @@ impl Kind for Listener {
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
     let env = pass.env();
     // Listeners live under load balancers: only ours can hold ours.
-    let mut listeners = Vec::new();
-    for lb in &pass.elbv2(aws).await?.our_load_balancers(env) {
-        listeners.extend(aws.elbv2.listeners(lb).await?);
-    }
+    let listeners = pass.listeners(aws).await?;
     let arns: Vec<String> = listeners
         .iter()
         .filter_map(|l| l.listener_arn().map(str::to_string))
         .collect();
     let mut tags = aws.elbv2.tags(&arns).await?;
     let mut found = Vec::new();
-    for listener in &listeners {
+    for listener in listeners {
         let Some(t) = listener.listener_arn().and_then(|a| tags.remove(a)) else {
             continue;
         };
@@ -80,7 +77,12 @@ async fn update(
 ) -> Result<ObservedResource, CloudError> {
     let (address, id) = (&current.address, current.id.as_str());
     modify(aws, current, attrs).await?;
-    aws.retag_elbv2(id, &current.tags, tags).await?;
+    // The service's ownership mark stays: it is not the listener's to drop.
+    let mut tags = tags.clone();
+    if let Some(owner) = current.tags.get(tags::TRAFFIC) {
+        tags.insert(tags::TRAFFIC.into(), owner.clone());
+    }
+    aws.retag_elbv2(id, &current.tags, &tags).await?;
     let listener = aws.elbv2.listener(id).await?;
     let tags = aws.elbv2_tags(id).await?;
     listener
@@ -96,6 +98,7 @@ async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), Clo
 
 fn seen(listener: &AwsListener, tags: Tags) -> Option<Seen> {
     let arn = listener.listener_arn()?;
+    let owned = tags.contains_key(tags::TRAFFIC);
     let mut seen = Seen::new(arn, tags)
         .attr(
             "load_balancer",
@@ -116,10 +119,19 @@ fn seen(listener: &AwsListener, tags: Tags) -> Option<Seen> {
             Value::Int(listener.port().unwrap_or_default().into()),
         )
         .export("arn", Value::Str(arn.into()));
-    if let Some(group) = elbv2::forwarded_target_group(listener.default_actions()) {
-        seen = seen.attr("default_target_group", Value::Str(group));
+    // Once a service owns the traffic, the default action is the service's
+    // live colour, not this resource's attribute: nothing to compare.
+    if !owned {
+        if let Some(group) = elbv2::forwarded_target_group(listener.default_actions()) {
+            seen = seen.attr("default_target_group", Value::Str(group));
+        }
     }
     Some(seen)
+}
+
+/// Whether a service has cut over on this listener (and so owns its traffic).
+fn owned_by_service(current: &ObservedResource) -> bool {
+    current.tags.contains_key(tags::TRAFFIC)
 }
 
 async fn create(
@@ -160,9 +172,11 @@ async fn modify(
         .iter()
         .any(|k| current.attrs.get(*k) != attrs.get(*k));
     if changed {
+        // A listener a service owns keeps the traffic where the service put it.
         let action = match want.opt_str("default_target_group")? {
-            Some(group) => DefaultAction::Forward(group),
-            None => DefaultAction::Unavailable,
+            _ if owned_by_service(current) => None,
+            Some(group) => Some(DefaultAction::Forward(group)),
+            None => Some(DefaultAction::Unavailable),
         };
         aws.elbv2
             .modify_listener(

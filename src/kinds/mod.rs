@@ -75,11 +75,6 @@ pub trait Kind: Send + Sync {
     /// higher rank, so deleting rank by rank never hits a dependency violation.
     fn delete_rank(&self) -> u8;
 
-    /// Why plans with this kind cannot be applied yet (None: they can).
-    fn not_executable_yet(&self) -> Option<&'static str> {
-        None
-    }
-
     /// Whether a runbook's `cutover` and `target_health` may name resources
     /// of this kind (they move traffic between fleets).
     fn takes_traffic(&self) -> bool {
@@ -159,9 +154,6 @@ impl<'a> Problems<'a> {
 /// async fn update(aws: &AwsProvider, current: &ObservedResource, attrs: &Attrs, tags: &Tags) -> Result<ObservedResource, CloudError>
 /// async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError>
 /// ```
-///
-/// `aws_operations!(unsupported: ResourceKind::X)` is for a kind that cannot
-/// be applied yet: nothing discovered, every change `CloudError::Unsupported`.
 macro_rules! aws_operations {
     () => {
         fn observe<'a>(
@@ -196,33 +188,6 @@ macro_rules! aws_operations {
             current: &'a $crate::world::ObservedResource,
         ) -> $crate::kinds::Op<'a, ()> {
             Box::pin(delete(aws, current))
-        }
-    };
-    (unsupported: $kind:expr) => {
-        fn create<'a>(
-            &'a self,
-            _: &'a $crate::cloud::aws::AwsProvider,
-            _: &'a $crate::cloud::provider::CreateRequest<'a>,
-        ) -> $crate::kinds::Op<'a, $crate::world::ObservedResource> {
-            Box::pin(async { Err($crate::kinds::common::unsupported($kind, "create")) })
-        }
-
-        fn update<'a>(
-            &'a self,
-            _: &'a $crate::cloud::aws::AwsProvider,
-            _: &'a $crate::world::ObservedResource,
-            _: &'a $crate::world::Attrs,
-            _: &'a $crate::world::Tags,
-        ) -> $crate::kinds::Op<'a, $crate::world::ObservedResource> {
-            Box::pin(async { Err($crate::kinds::common::unsupported($kind, "update")) })
-        }
-
-        fn delete<'a>(
-            &'a self,
-            _: &'a $crate::cloud::aws::AwsProvider,
-            _: &'a $crate::world::ObservedResource,
-        ) -> $crate::kinds::Op<'a, ()> {
-            Box::pin(async { Err($crate::kinds::common::unsupported($kind, "delete")) })
         }
     };
 }
@@ -316,14 +281,5 @@ mod tests {
                 serde_json::Value::String(kind.name().to_string())
             );
         }
-    }
-
-    #[test]
-    fn only_later_issues_kinds_are_not_executable_yet() {
-        let refused: Vec<_> = ResourceKind::ALL
-            .into_iter()
-            .filter(|k| k.def().not_executable_yet().is_some())
-            .collect();
-        assert_eq!(refused, [ResourceKind::Service]);
     }
 }

@@ -12,7 +12,7 @@ pub mod resolve;
 mod verify;
 
 pub use outputs::{outputs, OutputValue};
-pub use verify::{cleanup_hash, hash_json, not_executable, phase_hash, world_changes};
+pub use verify::{cleanup_hash, hash_json, phase_hash, world_changes};
 
 pub use redact::{redacted, redacted_phase, sensitive_marker};
 
@@ -210,7 +210,25 @@ pub fn plan(
 
     let mut exports: BTreeMap<Address, Exports> = BTreeMap::new();
     let mut phases = Vec::new();
-    for phase in runbook_phases(project, runbook) {
+    let all_phases = runbook_phases(project, runbook);
+    // Services cut over in a phase after their own: (phase, gated) by address.
+    let mut cut_over_in: BTreeMap<Address, (String, bool)> = BTreeMap::new();
+    for phase in &all_phases {
+        for service in &phase.cutover {
+            let address = Address::new(
+                &service.stack,
+                crate::model::ResourceKind::Service,
+                &service.name,
+            );
+            if !phase.stacks.contains(&service.stack) {
+                let gated = !matches!(phase.gate, crate::model::Gate::Auto);
+                cut_over_in.insert(address, (phase.name.clone(), gated));
+            }
+        }
+    }
+    // Cutover steps planned with their service, run in their own phase.
+    let mut deferred: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    for phase in all_phases {
         let mut changes = Vec::new();
         for stack_name in &phase.stacks {
             let stack = &project.stacks[stack_name];
@@ -229,6 +247,10 @@ pub fn plan(
                     objects: &copies,
                     lookups: &snapshot.lookups,
                     skeleton: skeleton(&scope, stack, resource, address.clone()),
+                    now: snapshot.taken_at,
+                    cutover_phase: cut_over_in
+                        .get(&address)
+                        .map(|(phase, gated)| (phase.as_str(), *gated)),
                 });
                 if let Some(own) = own {
                     let exported = match (&own.change.action, &own.change.current) {
@@ -237,6 +259,10 @@ pub fn plan(
                         }
                         _ => Exports::After(phase.name.clone()),
                     };
+                    if let (Some(step), Some((later, _))) = (own.cutover, cut_over_in.get(&address))
+                    {
+                        deferred.entry(later.clone()).or_default().push(step);
+                    }
                     exports.insert(address, exported);
                     cleanup.extend(own.cleanup);
                     changes.push(own.change);
@@ -267,6 +293,7 @@ pub fn plan(
                 changes.push(change);
             }
         }
+        changes.extend(deferred.remove(&phase.name).unwrap_or_default());
         phases.push(PhasePlan {
             name: phase.name.clone(),
             gate: crate::graph::gate_label(&phase.gate),
@@ -402,12 +429,19 @@ pub struct OwnPlanInput<'a> {
     /// The resource as a create: desired values, tags, what it reads,
     /// which attributes are sensitive.
     pub skeleton: Change,
+    /// When the world was observed (the injected clock): what is due by then.
+    pub now: crate::clock::Millis,
+    /// The later phase that cuts this service over, and whether a gate
+    /// stops the run before it; `None`: no such phase (cut over at once).
+    pub cutover_phase: Option<(&'a str, bool)>,
 }
 
 /// A self-planned resource's step, and the deletions it adds to cleanup.
 pub struct OwnPlan {
     pub change: Change,
     pub cleanup: Vec<Change>,
+    /// A step for the phase in [`OwnPlanInput::cutover_phase`].
+    pub cutover: Option<Change>,
 }
 
 /// The resource as a create step.

@@ -45,29 +45,6 @@ fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
     hash_json(&(steps, cutover))
 }
 
-/// Steps the engine cannot execute yet: refused at plan time, before any
-/// phase changes the cloud (never reported as succeeded after the fact).
-pub fn not_executable(plan: &Plan) -> Vec<String> {
-    let mut out = Vec::new();
-    for phase in &plan.phases {
-        for change in phase.changes.iter().chain(&plan.cleanup) {
-            if let Some(why) = change.address.kind.def().not_executable_yet() {
-                let line = format!("{} in phase {}: {why}", change.address, phase.name);
-                if !out.contains(&line) {
-                    out.push(line);
-                }
-            }
-        }
-        for service in &phase.cutover {
-            out.push(format!(
-                "phase {}: cutover of {service}: traffic cutover is not supported yet",
-                phase.name
-            ));
-        }
-    }
-    out
-}
-
 /// What differs between the world a plan saw and the world now, by address.
 pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
     let before: BTreeMap<(Address, String), &ObservedResource> = planned

@@ -19,5 +19,6 @@ mod provider;
 mod proxy;
 mod sandbox;
 mod schedule;
+mod service;
 mod support;
 mod validation;

@@ -14,7 +14,7 @@ use drctl::cloud::ec2::Ec2;
 use drctl::cloud::provider::{CreateRequest, Provider};
 use drctl::cloud::tags::{self, Identity};
 use drctl::cloud::wait::Backoff;
-use drctl::cloud::{AwsSettings, CloudError};
+use drctl::cloud::AwsSettings;
 use drctl::model::ResourceKind;
 use drctl::world::{Address, Attrs, ObservedResource, Tags, Value};
 
@@ -834,30 +834,6 @@ async fn a_replacement_target_group_gets_its_own_name() {
     for r in [&old, &new, &vpc] {
         delete_twice(&p, r).await;
     }
-}
-
-#[tokio::test]
-async fn kinds_of_later_issues_say_they_are_not_supported() {
-    let p = provider("us-west-2").await;
-    let env = Env {
-        name: "it-provider-unsupported",
-        stack: "app",
-    };
-    for kind in [ResourceKind::Service] {
-        let address = env.address(kind, "x");
-        let err = p
-            .create(&CreateRequest {
-                address: &address,
-                attrs: &Attrs::new(),
-                tags: &env.tags(&address, "s"),
-                client_token: "t",
-            })
-            .await
-            .expect_err("not supported");
-        assert!(matches!(err, CloudError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("not supported yet"), "{err}");
-    }
-    assert_eq!(p.calls().total(), 0, "no API call for an unsupported kind");
 }
 
 #[tokio::test]

@@ -327,7 +327,7 @@ impl Elbv2 for SdkElbv2 {
         arn: &str,
         protocol: &str,
         port: i32,
-        action: DefaultAction<'_>,
+        action: Option<DefaultAction<'_>>,
     ) -> Result<(), CloudError> {
         let request = self
             .client
@@ -335,9 +335,42 @@ impl Elbv2 for SdkElbv2 {
             .listener_arn(arn)
             .protocol(ProtocolEnum::from(protocol))
             .port(port)
+            .set_default_actions(action.map(|a| vec![default_action(a)]));
+        ELBV2.call(request.send()).await?;
+        Ok(())
+    }
+
+    async fn set_default_action(
+        &self,
+        arn: &str,
+        action: DefaultAction<'_>,
+    ) -> Result<(), CloudError> {
+        let request = self
+            .client
+            .modify_listener()
+            .listener_arn(arn)
             .default_actions(default_action(action));
         ELBV2.call(request.send()).await?;
         Ok(())
+    }
+
+    async fn deregistration_delay(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<std::time::Duration, CloudError> {
+        let request = self
+            .client
+            .describe_target_group_attributes()
+            .target_group_arn(target_group_arn);
+        let out = ELBV2.call(request.send()).await?;
+        let seconds = out
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value()?.parse::<u64>().ok())
+            // AWS's default when the attribute is not reported.
+            .unwrap_or(300);
+        Ok(std::time::Duration::from_secs(seconds))
     }
 
     async fn delete_listener(&self, arn: &str) -> Result<(), CloudError> {

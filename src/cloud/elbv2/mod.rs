@@ -17,7 +17,7 @@ mod client;
 mod wire;
 
 pub use client::SdkElbv2;
-pub use wire::{default_action, forwarded_target_group, health_check_protocol};
+pub use wire::{default_action, forward_weights, forwarded_target_group, health_check_protocol};
 
 /// DescribeTags and Describe* by ARN take at most 20 ARNs per call.
 pub const TAGS_PER_CALL: usize = 20;
@@ -59,6 +59,8 @@ pub enum DefaultAction<'a> {
     Forward(&'a str),
     /// A fixed `503 service unavailable` response.
     Unavailable,
+    /// Split between target groups by weight: `(ARN, weight)` (a canary).
+    Weighted(&'a [(String, i32)]),
 }
 
 /// One registered target's health, as DescribeTargetHealth reports it.
@@ -136,13 +138,25 @@ pub trait Elbv2 {
         action: DefaultAction<'_>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Listener, CloudError>;
+    /// Changes protocol and port, and the default action unless `None`.
     async fn modify_listener(
         &self,
         arn: &str,
         protocol: &str,
         port: i32,
+        action: Option<DefaultAction<'_>>,
+    ) -> Result<(), CloudError>;
+    /// Moves a listener's traffic: its default action, in one call.
+    async fn set_default_action(
+        &self,
+        arn: &str,
         action: DefaultAction<'_>,
     ) -> Result<(), CloudError>;
+    /// How long a deregistered target drains (`deregistration_delay.timeout_seconds`).
+    async fn deregistration_delay(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<std::time::Duration, CloudError>;
     async fn delete_listener(&self, arn: &str) -> Result<(), CloudError>;
 
     /// The tags of each ARN, [`TAGS_PER_CALL`] ARNs per call. An ARN that

@@ -1,7 +1,8 @@
 //! drctl's listener actions and health checks in ELBv2's wire form, and back.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, ProtocolEnum,
+    TargetGroupTuple,
 };
 
 use super::{DefaultAction, UNAVAILABLE_BODY};
@@ -34,7 +35,53 @@ pub fn default_action(action: DefaultAction<'_>) -> Action {
                     .build(),
             )
             .build(),
+        DefaultAction::Weighted(groups) => Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .set_target_groups(Some(
+                        groups
+                            .iter()
+                            .map(|(arn, weight)| {
+                                TargetGroupTuple::builder()
+                                    .target_group_arn(arn)
+                                    .weight(*weight)
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .build(),
     }
+}
+
+/// Each target group a listener's default action forwards to, with its
+/// share of the traffic in percent (a plain forward: 100). Empty for fixed
+/// responses and redirects.
+pub fn forward_weights(actions: &[Action]) -> Vec<(String, i32)> {
+    let Some(action) = actions
+        .iter()
+        .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+    else {
+        return Vec::new();
+    };
+    if let Some(arn) = action.target_group_arn() {
+        return vec![(arn.to_string(), 100)];
+    }
+    let groups = action
+        .forward_config()
+        .map(|c| c.target_groups())
+        .unwrap_or_default();
+    let total: i32 = groups.iter().map(|g| g.weight().unwrap_or(1)).sum();
+    groups
+        .iter()
+        .filter_map(|g| {
+            let weight = g.weight().unwrap_or(1);
+            let share = if total > 0 { weight * 100 / total } else { 0 };
+            Some((g.target_group_arn()?.to_string(), share))
+        })
+        .collect()
 }
 
 /// The single target group a listener's default actions forward to, if
@@ -90,7 +137,19 @@ mod tests {
                     .build(),
             )
             .build();
-        assert_eq!(forwarded_target_group(&[weighted]), None);
+        assert_eq!(
+            forwarded_target_group(std::slice::from_ref(&weighted)),
+            None
+        );
+        assert_eq!(
+            forward_weights(&[weighted]),
+            [("b".to_string(), 50), ("c".to_string(), 50)]
+        );
+        let canary = [("g".to_string(), 10), ("b".to_string(), 90)];
+        assert_eq!(
+            forward_weights(&[default_action(DefaultAction::Weighted(&canary))]),
+            canary
+        );
         assert_eq!(
             forwarded_target_group(&[default_action(DefaultAction::Unavailable)]),
             None

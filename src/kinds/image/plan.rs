@@ -86,7 +86,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         for b in builders {
             cleanup.push(stale_builder(b, &change.address.to_string()));
         }
-        return OwnPlan { change, cleanup };
+        return OwnPlan { change, cleanup, cutover: None };
     };
     let hash = recipe.hash();
     set(&mut change, "recipe", hash.clone());
@@ -231,7 +231,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             }
         }
     }
-    OwnPlan { change, cleanup }
+    OwnPlan { change, cleanup, cutover: None }
 }
 
 /// `base_image` as the id the bake launches from, and its identity for the

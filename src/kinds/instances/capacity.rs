@@ -81,7 +81,7 @@ fn instance_summary(states: &BTreeMap<String, usize>) -> String {
 
 /// Launches `count` instances spread over the wanted subnets (fewest
 /// `used` first), waits until all run, returns their ids.
-pub(super) async fn launch(
+pub(crate) async fn launch(
     aws: &AwsProvider,
     want: &Want<'_>,
     tags: &Tags,

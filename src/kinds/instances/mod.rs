@@ -14,7 +14,7 @@ mod capacity;
 mod targets;
 
 use capacity::{launch, surplus};
-pub(crate) use capacity::terminate;
+pub(crate) use capacity::{launch as launch_fleet, terminate};
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
 use crate::cloud::provider::CreateRequest;

@@ -1,0 +1,270 @@
+//! `drctl rollback` and `drctl retire`: one service step each, planned from
+//! the world as it is, run under the environment's lock and journaled like
+//! any run (never resumed as the runbook's phases: they are re-run instead).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use super::runs::{plan_observed, start_run, RunResult};
+use super::{load, sources, Connect, Context, Loaded};
+use crate::error::Error;
+use crate::events::Event as Shown;
+use crate::execute::ApplyOptions;
+use crate::kinds::service;
+use crate::lock::EnvLock;
+use crate::model::ResourceKind;
+use crate::plan::{self, Change, PhasePlan, Plan};
+use crate::run::{self, RunContext};
+use crate::world::Address;
+
+/// The phase names of these commands' runs (a space: never a runbook's).
+pub const ROLLBACK_PHASE: &str = "drctl rollback";
+pub const RETIRE_PHASE: &str = "drctl retire";
+
+pub struct TrafficRequest {
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+    /// `stack.service.name` or the service's name; `None`: every service.
+    pub service: Option<String>,
+    pub parallelism: usize,
+}
+
+pub enum TrafficResult {
+    Run(RunResult),
+    /// Nothing to do, and why (e.g. no colour due for retirement).
+    Nothing(String),
+}
+
+/// Points each named service's listener back at its previous colour.
+pub async fn rollback<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &TrafficRequest,
+    cancel: &AtomicBool,
+) -> Result<TrafficResult, Error> {
+    let wanted = request.service.as_deref().ok_or_else(|| {
+        Error::usage(
+            "rollback needs the service to roll back",
+            Some("e.g. drctl rollback web-dr-drill web.service.web".into()),
+        )
+    })?;
+    one_step(
+        ctx,
+        connect,
+        request,
+        cancel,
+        ROLLBACK_PHASE,
+        |planned, snapshot, address| {
+            let Some(service) = snapshot.objects().find(|o| &o.address == address) else {
+                return Err(format!(
+                    "{address} does not exist in this environment: nothing to roll back"
+                ));
+            };
+            let step = planned
+                .iter()
+                .find(|c| &c.address == address)
+                .ok_or_else(|| format!("{address} is not planned"))?;
+            service::rollback_step(service, step).map(|s| vec![s])
+        },
+        Some(wanted),
+    )
+    .await
+}
+
+/// Retires old colours whose `retire_after` has passed (after draining).
+pub async fn retire<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &TrafficRequest,
+    cancel: &AtomicBool,
+) -> Result<TrafficResult, Error> {
+    one_step(
+        ctx,
+        connect,
+        request,
+        cancel,
+        RETIRE_PHASE,
+        |planned, _, address| {
+            Ok(planned
+                .iter()
+                .filter(|c| &c.address == address)
+                .filter_map(|c| service::retirement_step(c))
+                .collect())
+        },
+        request.service.as_deref(),
+    )
+    .await
+}
+
+async fn one_step<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &TrafficRequest,
+    cancel: &AtomicBool,
+    phase: &str,
+    steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
+    wanted: Option<&str>,
+) -> Result<TrafficResult, Error> {
+    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
+    let region = connect
+        .target(&loaded.runbook().region, ctx.state_dir)
+        .region;
+    let environment = loaded.runbook().environment.clone();
+    loaded.retarget(&environment, &region);
+    let services = services_named(&loaded, wanted)?;
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let run_id = super::new_run_id(ctx.clock);
+    let lock = EnvLock::acquire(
+        ctx.state_dir,
+        &runbook.environment,
+        &runbook.region,
+        &run_id,
+    )?;
+    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
+    let planned = plan_observed(&loaded, &snapshot)?;
+    let changes: Vec<&Change> = planned.phases.iter().flat_map(|p| &p.changes).collect();
+    let mut steps = Vec::new();
+    for address in &services {
+        match steps_of(&changes, &snapshot, address) {
+            Ok(found) => steps.extend(found),
+            Err(why) if wanted.is_some() => {
+                return Err(Error::usage(
+                    why,
+                    Some(format!(
+                        "drctl plan {} shows the service's colours",
+                        request.runbook
+                    )),
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    if steps.is_empty() {
+        let pending: Vec<String> = changes
+            .iter()
+            .filter(|c| services.contains(&c.address))
+            .flat_map(|c| c.steps.iter().filter(|s| s.contains("retire due")).cloned())
+            .collect();
+        let why = if pending.is_empty() {
+            "no old colour to retire".to_string()
+        } else {
+            format!("no old colour is due yet:\n  {}", pending.join("\n  "))
+        };
+        return Ok(TrafficResult::Nothing(why));
+    }
+    let plan = Plan {
+        phases: vec![PhasePlan {
+            name: phase.to_string(),
+            gate: "none (the command is the approval)".into(),
+            changes: steps,
+            cutover: Vec::new(),
+        }],
+        cleanup: Vec::new(),
+        ..planned
+    };
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(plan::redacted(&plan)),
+    });
+    let journal = start_run(
+        ctx,
+        connect,
+        &loaded,
+        &plan,
+        sources(&loaded.project, runbook)?,
+        &run_id,
+        Some(format!("{phase} (command)")),
+        None,
+    )?;
+    let run = RunContext {
+        project: &loaded.project,
+        runbook,
+        journal: &journal,
+        options: ApplyOptions {
+            parallelism: request.parallelism,
+            run_id: run_id.clone(),
+        },
+        cancel,
+        clock: ctx.clock,
+        sink: ctx.sink,
+    };
+    let end = run::drive_steps(&provider, &run, &plan).await?;
+    drop(lock);
+    Ok(TrafficResult::Run(RunResult {
+        run_id,
+        end,
+        outputs: Vec::new(),
+    }))
+}
+
+/// The runbook's services `wanted` names (all of them if `None`).
+fn services_named(loaded: &Loaded, wanted: Option<&str>) -> Result<Vec<Address>, Error> {
+    let all: Vec<Address> = crate::graph::runbook_phases(&loaded.project, loaded.runbook())
+        .iter()
+        .flat_map(|p| &p.stacks)
+        .filter_map(|s| loaded.project.stacks.get(s))
+        .flat_map(|stack| {
+            stack
+                .resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Service)
+                .map(|r| Address::new(&stack.name, r.kind, &r.name))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let Some(wanted) = wanted else {
+        return Ok(all);
+    };
+    let matching: Vec<Address> = all
+        .iter()
+        .filter(|a| a.to_string() == wanted || a.name == wanted)
+        .cloned()
+        .collect();
+    match matching.len() {
+        1 => Ok(matching),
+        0 => Err(Error::usage(
+            format!(
+                "runbook {} has no service `{wanted}`",
+                loaded.runbook().name
+            ),
+            Some(if all.is_empty() {
+                "it declares no service".to_string()
+            } else {
+                format!(
+                    "its services: {}",
+                    all.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+        )),
+        _ => Err(Error::usage(
+            format!("`{wanted}` names several services"),
+            Some(format!(
+                "name one as stack.service.name: {}",
+                matching
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        )),
+    }
+}
+
+/// A run these commands started is re-run, not resumed as the runbook's phases.
+pub(crate) fn refuse_resume(phases: &[String]) -> Result<(), Error> {
+    for phase in phases {
+        if phase == ROLLBACK_PHASE || phase == RETIRE_PHASE {
+            return Err(Error::usage(
+                format!("this run was `{phase}`, which is not resumed"),
+                Some(format!(
+                    "run `{phase} …` again: it starts from the listener and colours as they are"
+                )),
+            ));
+        }
+    }
+    Ok(())
+}

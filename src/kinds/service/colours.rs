@@ -1,0 +1,326 @@
+//! Reading a service back: its colours (target groups and instances carrying
+//! the service's address and a `drctl:color`) and where its listener sends
+//! the traffic. A service is one object: the planner sees every colour at
+//! once, and a plan's `current` covers them all.
+//!
+//! The object's `colors` attribute is a table, colour → [`Colour`] fields;
+//! its exports are the live colour's (`live_color`, `target_group_arn`,
+//! `ids`), or the newest finished colour's before the first cutover.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
+
+use super::{FLEET_TAG, LIVE_SINCE_TAG, REPLACED_AT_TAG};
+use crate::cloud::aws::{AwsProvider, Discovery};
+use crate::cloud::ec2::tag_map;
+use crate::cloud::elbv2::forward_weights;
+use crate::cloud::{tags, CloudError};
+use crate::model::ResourceKind;
+use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+
+/// One colour of a service, as observed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Colour {
+    pub name: String,
+    /// Its target group's ARN ("" if an interrupted create made none yet).
+    pub target_group: String,
+    pub group_name: String,
+    /// [`super::fleet_hash`] of what it runs ("" if unknown).
+    pub fleet: String,
+    /// Its create finished (healthy, `drctl:spec` written last).
+    pub complete: bool,
+    /// Its share of the listener's traffic, in percent.
+    pub traffic: i64,
+    /// The listener forwarding to it ("" if none does).
+    pub listener: String,
+    /// Its instances that are not terminated (running or not).
+    pub instances: Vec<String>,
+    pub running: i64,
+    pub image: String,
+    pub instance_type: String,
+    pub health_check: Option<Value>,
+    pub port: i64,
+    pub live_since: Option<i64>,
+    pub replaced_at: Option<i64>,
+}
+
+impl Colour {
+    fn to_value(&self) -> Value {
+        let mut t = BTreeMap::new();
+        let mut put = |k: &str, v: Value| {
+            t.insert(k.to_string(), v);
+        };
+        put("target_group", Value::Str(self.target_group.clone()));
+        put("group_name", Value::Str(self.group_name.clone()));
+        put("fleet", Value::Str(self.fleet.clone()));
+        put("complete", Value::Bool(self.complete));
+        put("traffic", Value::Int(self.traffic));
+        put("listener", Value::Str(self.listener.clone()));
+        put("instances", Value::str_list(self.instances.iter().cloned()));
+        put("running", Value::Int(self.running));
+        put("image", Value::Str(self.image.clone()));
+        put("instance_type", Value::Str(self.instance_type.clone()));
+        put("port", Value::Int(self.port));
+        if let Some(h) = &self.health_check {
+            put("health_check", h.clone());
+        }
+        if let Some(at) = self.live_since {
+            put("live_since", Value::Int(at));
+        }
+        if let Some(at) = self.replaced_at {
+            put("replaced_at", Value::Int(at));
+        }
+        Value::Table(t)
+    }
+
+    fn from_value(name: &str, value: &Value) -> Option<Colour> {
+        let t = value.as_table()?;
+        let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let i = |k: &str| t.get(k).and_then(Value::as_int);
+        Some(Colour {
+            name: name.to_string(),
+            target_group: s("target_group"),
+            group_name: s("group_name"),
+            fleet: s("fleet"),
+            complete: t.get("complete").and_then(Value::as_bool).unwrap_or(false),
+            traffic: i("traffic").unwrap_or(0),
+            listener: s("listener"),
+            instances: t
+                .get("instances")
+                .and_then(Value::as_str_list)
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            running: i("running").unwrap_or(0),
+            image: s("image"),
+            instance_type: s("instance_type"),
+            health_check: t.get("health_check").cloned(),
+            port: i("port").unwrap_or(0),
+            live_since: i("live_since"),
+            replaced_at: i("replaced_at"),
+        })
+    }
+}
+
+/// The colours of an observed service, by name.
+pub(super) fn colours_of(service: &ObservedResource) -> Vec<Colour> {
+    service
+        .attrs
+        .get("colors")
+        .and_then(Value::as_table)
+        .map(|t| {
+            t.iter()
+                .filter_map(|(name, v)| Colour::from_value(name, v))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The colour taking (most of) the traffic.
+pub(super) fn live(colours: &[Colour]) -> Option<&Colour> {
+    colours
+        .iter()
+        .filter(|c| c.traffic > 0)
+        .max_by_key(|c| (c.traffic, c.live_since))
+}
+
+/// Every service of the discovery's environment.
+pub(super) async fn observe(
+    aws: &AwsProvider,
+    pass: &Discovery,
+) -> Result<Vec<ObservedResource>, CloudError> {
+    let env = pass.env();
+    let elbv2 = pass.elbv2(aws).await?;
+    let mut groups = Vec::new();
+    for group in &elbv2.target_groups {
+        if let Some(t) = elbv2.ours(group.target_group_arn(), env) {
+            groups.push((group, t));
+        }
+    }
+    let instances = pass.instances(aws).await?;
+    let serviced = |t: &Tags| Address::from_tags(t).is_some_and(|a| a.kind == ResourceKind::Service);
+    if !groups.iter().any(|(_, t)| serviced(t))
+        && !instances.iter().any(|i| serviced(&tag_map(i.tags())))
+    {
+        // No service here: no listener read either.
+        return Ok(Vec::new());
+    }
+    let listeners = pass.listeners(aws).await?;
+    Ok(assemble(&groups, instances, listeners))
+}
+
+/// The service objects from one read of target groups, instances and listeners.
+fn assemble(
+    groups: &[(&aws_sdk_elasticloadbalancingv2::types::TargetGroup, Tags)],
+    instances: &[Instance],
+    listeners: &[aws_sdk_elasticloadbalancingv2::types::Listener],
+) -> Vec<ObservedResource> {
+    let mut traffic: BTreeMap<String, (String, i32)> = BTreeMap::new();
+    for listener in listeners {
+        for (group, share) in forward_weights(listener.default_actions()) {
+            traffic.insert(group, (listener.listener_arn().unwrap_or("").into(), share));
+        }
+    }
+    // (address, colour) → colour, and the tags of its target group.
+    let mut found: BTreeMap<Address, BTreeMap<String, (Colour, Tags)>> = BTreeMap::new();
+    for (group, t) in groups {
+        let (Some(address), Some(colour)) = (Address::from_tags(t), t.get(tags::COLOR)) else {
+            continue;
+        };
+        if address.kind != ResourceKind::Service {
+            continue;
+        }
+        let arn = group.target_group_arn().unwrap_or("").to_string();
+        let (listener, share) = traffic.get(&arn).cloned().unwrap_or_default();
+        let millis = |k: &str| t.get(k).and_then(|v| v.parse::<i64>().ok());
+        let health_check = crate::kinds::common::normal_health_check(Value::Table(BTreeMap::from([
+            (
+                "path".to_string(),
+                Value::Str(group.health_check_path().unwrap_or("/").into()),
+            ),
+            (
+                "interval".to_string(),
+                Value::Int(group.health_check_interval_seconds().unwrap_or(30).into()),
+            ),
+            (
+                "healthy_threshold".to_string(),
+                Value::Int(group.healthy_threshold_count().unwrap_or(5).into()),
+            ),
+        ])));
+        let entry = Colour {
+            name: colour.clone(),
+            target_group: arn,
+            group_name: group.target_group_name().unwrap_or("").into(),
+            fleet: t.get(FLEET_TAG).cloned().unwrap_or_default(),
+            complete: t.contains_key(tags::SPEC),
+            traffic: share.into(),
+            listener,
+            port: group.port().unwrap_or(0).into(),
+            health_check: Some(health_check),
+            live_since: millis(LIVE_SINCE_TAG),
+            replaced_at: millis(REPLACED_AT_TAG),
+            ..Colour::default()
+        };
+        found
+            .entry(address)
+            .or_default()
+            .insert(colour.clone(), (entry, t.clone()));
+    }
+    for instance in instances {
+        let t = tag_map(instance.tags());
+        let (Some(address), Some(colour)) = (Address::from_tags(&t), t.get(tags::COLOR)) else {
+            continue;
+        };
+        if address.kind != ResourceKind::Service {
+            continue;
+        }
+        let state = instance.state().and_then(|s| s.name());
+        if matches!(
+            state,
+            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
+        ) {
+            continue;
+        }
+        let (entry, _) = found
+            .entry(address)
+            .or_default()
+            .entry(colour.clone())
+            .or_insert_with(|| {
+                (
+                    Colour {
+                        name: colour.clone(),
+                        ..Colour::default()
+                    },
+                    t.clone(),
+                )
+            });
+        entry
+            .instances
+            .push(instance.instance_id().unwrap_or("").to_string());
+        if matches!(
+            state,
+            Some(InstanceStateName::Running | InstanceStateName::Pending)
+        ) {
+            entry.running += 1;
+            if entry.image.is_empty() {
+                entry.image = instance.image_id().unwrap_or("").into();
+                entry.instance_type = instance
+                    .instance_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default();
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(address, colours)| service_object(address, colours))
+        .collect()
+}
+
+/// One service from its colours.
+fn service_object(address: Address, colours: BTreeMap<String, (Colour, Tags)>) -> ObservedResource {
+    let mut list: Vec<(Colour, Tags)> = colours.into_values().collect();
+    for (c, _) in &mut list {
+        c.instances.sort();
+    }
+    let all: Vec<Colour> = list.iter().map(|(c, _)| c.clone()).collect();
+    // What the service exports and is named by: the live colour, else the
+    // newest finished one, else any.
+    let main = live(&all)
+        .or_else(|| {
+            all.iter()
+                .filter(|c| c.complete)
+                .max_by_key(|c| (c.live_since, c.name.clone()))
+        })
+        .or_else(|| all.first())
+        .cloned()
+        .unwrap_or_default();
+    let tags = list
+        .iter()
+        .find(|(c, _)| c.name == main.name)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
+    let is_live = live(&all).is_some();
+    let mut attrs = Attrs::new();
+    attrs.insert(
+        "colors".into(),
+        Value::Table(all.iter().map(|c| (c.name.clone(), c.to_value())).collect()),
+    );
+    let mut exports = Attrs::new();
+    exports.insert(
+        "live_color".into(),
+        Value::Str(if is_live { main.name.clone() } else { String::new() }),
+    );
+    exports.insert(
+        "target_group_arn".into(),
+        Value::Str(main.target_group.clone()),
+    );
+    exports.insert("ids".into(), Value::str_list(main.instances.iter().cloned()));
+    let id = if main.target_group.is_empty() {
+        main.instances.first().cloned().unwrap_or_default()
+    } else {
+        main.target_group.clone()
+    };
+    ObservedResource {
+        address,
+        id,
+        attrs,
+        exports,
+        tags,
+    }
+}
+
+/// One service read afresh (every step starts from the world as it is now).
+pub(super) async fn read(
+    aws: &AwsProvider,
+    address: &Address,
+    env: &str,
+) -> Result<Option<ObservedResource>, CloudError> {
+    let pass = Discovery::new(env);
+    Ok(observe(aws, &pass)
+        .await?
+        .into_iter()
+        .find(|s| &s.address == address))
+}

@@ -1,0 +1,241 @@
+//! `service`: a blue/green fleet behind a listener (SPEC.md "`service` —
+//! blue/green behind a load balancer").
+//!
+//! A service is one object per address made of **colours**: each colour is
+//! a fleet of instances and its own target group (`drctl:color` on both, the
+//! colour in the group's name). The listener's default action says which
+//! colour is live. A change that needs new instances creates the idle
+//! colour, waits until every target is healthy (or tears it down), and the
+//! cutover moves the listener to it in one call (or in weighted canary
+//! steps). The old colour stays for `drctl rollback` until `retire_after`.
+//!
+//! - [`colours`]: reading a service back (discovery and after each step);
+//! - [`plan`]: what to do, pure: create a colour, cut over, retire;
+//! - [`steps`]: creating, retiring and deleting colours against AWS;
+//! - [`traffic`]: waiting for health and moving the listener.
+
+use super::common::{normal_health_check, sorted, HEALTH_CHECK};
+use super::{Kind, Problems, ResourceKind};
+use crate::model::schema::{opt, req, secret, Field, Ty, ValueType, COUNT, PORT};
+use crate::model::{ExprKind, Resource};
+use crate::world::{Attrs, Value};
+
+mod colours;
+mod plan;
+mod steps;
+mod traffic;
+#[cfg(test)]
+mod tests;
+
+pub use colours::Colour;
+pub use plan::{retirement_step, rollback_step};
+
+pub struct Service;
+
+/// On a colour's target group: the hash of the fleet it runs ([`fleet_hash`]).
+const FLEET_TAG: &str = "drctl:fleet";
+/// On a colour's target group: when it started taking all the traffic (ms).
+const LIVE_SINCE_TAG: &str = "drctl:live-since";
+/// On a colour's target group: when traffic moved away from it (ms); its
+/// retirement is due `retire_after` later.
+const REPLACED_AT_TAG: &str = "drctl:replaced-at";
+
+const RETIRE_AFTER_DEFAULT: &str = "1h";
+const HEALTH_TIMEOUT_DEFAULT: &str = "10m";
+
+const CANARY: &[Field] = &[
+    req("canary", Ty::List(&Ty::Int { min: 1, max: 100 })),
+    // How long each weighted step is watched before the next one.
+    opt("wait", Ty::Duration),
+];
+
+const FIELDS: &[Field] = &[
+    req("image", Ty::IdOf(ResourceKind::Image)),
+    req("count", COUNT),
+    req("instance_type", Ty::Str),
+    req("subnets", Ty::List(&Ty::IdOf(ResourceKind::Subnet))),
+    req("port", PORT),
+    req("listener", Ty::IdOf(ResourceKind::Listener)),
+    opt(
+        "security_groups",
+        Ty::List(&Ty::IdOf(ResourceKind::SecurityGroup)),
+    ),
+    opt("health_check", Ty::Object(HEALTH_CHECK)),
+    opt(
+        "strategy",
+        Ty::OneOf(&[Ty::Enum(&["blue_green"]), Ty::Object(CANARY)]),
+    ),
+    opt("retire_after", Ty::Duration),
+    // How long a new colour may take to become healthy before it is torn down.
+    opt("health_timeout", Ty::Duration),
+    secret("user_data", Ty::Str),
+];
+
+/// The attributes whose change needs new instances (a new colour).
+const FLEET: &[&str] = &[
+    "image",
+    "count",
+    "instance_type",
+    "subnets",
+    "security_groups",
+    "port",
+    "user_data",
+];
+
+impl Kind for Service {
+    fn fields(&self) -> &'static [Field] {
+        FIELDS
+    }
+
+    fn exports(&self) -> &'static [(&'static str, ValueType)] {
+        &[
+            ("live_color", ValueType::Str),
+            ("target_group_arn", ValueType::Str),
+            ("ids", ValueType::List),
+        ]
+    }
+
+    fn defaults(&self) -> Vec<(&'static str, Value)> {
+        // No `security_groups` means "AWS's default group", which is not
+        // ours to manage: the key stays unset.
+        vec![
+            ("user_data", Value::Str(String::new())),
+            ("health_check", Value::Table(Default::default())),
+            ("strategy", Value::Str("blue_green".into())),
+            ("retire_after", Value::Str(RETIRE_AFTER_DEFAULT.into())),
+            ("health_timeout", Value::Str(HEALTH_TIMEOUT_DEFAULT.into())),
+        ]
+    }
+
+    fn normalize_attr(&self, key: &str, value: Value) -> Value {
+        match key {
+            "security_groups" => sorted(value),
+            "health_check" => normal_health_check(value),
+            _ => value,
+        }
+    }
+
+    fn delete_rank(&self) -> u8 {
+        // Before the listener it names and the subnets its fleets use.
+        0
+    }
+
+    fn takes_traffic(&self) -> bool {
+        true
+    }
+
+    fn plan_itself(&self, input: &crate::plan::OwnPlanInput<'_>) -> Option<crate::plan::OwnPlan> {
+        Some(plan::plan(input))
+    }
+
+    fn check(&self, resource: &Resource, base: &str, problems: &mut Problems<'_>) {
+        if let Some(steps) = resource.attr("strategy").and_then(|s| s.get("canary")) {
+            if let ExprKind::List(items) = &steps.kind {
+                let values: Vec<i64> = items
+                    .iter()
+                    .filter_map(|i| match i.kind {
+                        ExprKind::Int(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                let increasing = values.windows(2).all(|w| w[0] < w[1]);
+                if values.len() == items.len() && (!increasing || values.last() != Some(&100)) {
+                    problems.error(
+                        steps.pos,
+                        &format!("{base}.strategy.canary"),
+                        format!("canary steps {values:?} must increase and end at 100"),
+                    )
+                    .with_hint("e.g. canary = [10, 50, 100]");
+                }
+            }
+        }
+    }
+
+    fn observe<'a>(
+        &'a self,
+        aws: &'a crate::cloud::aws::AwsProvider,
+        pass: &'a crate::cloud::aws::Discovery,
+    ) -> super::Op<'a, Vec<crate::world::ObservedResource>> {
+        Box::pin(colours::observe(aws, pass))
+    }
+
+    fn create<'a>(
+        &'a self,
+        aws: &'a crate::cloud::aws::AwsProvider,
+        request: &'a crate::cloud::provider::CreateRequest<'a>,
+    ) -> super::Op<'a, crate::world::ObservedResource> {
+        Box::pin(steps::run(aws, request.address, request.attrs, request.tags, request.client_token))
+    }
+
+    fn update<'a>(
+        &'a self,
+        aws: &'a crate::cloud::aws::AwsProvider,
+        current: &'a crate::world::ObservedResource,
+        attrs: &'a Attrs,
+        tags: &'a crate::world::Tags,
+    ) -> super::Op<'a, crate::world::ObservedResource> {
+        Box::pin(steps::run(aws, &current.address, attrs, tags, ""))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a crate::cloud::aws::AwsProvider,
+        current: &'a crate::world::ObservedResource,
+    ) -> super::Op<'a, ()> {
+        Box::pin(steps::delete(aws, current))
+    }
+}
+
+/// The hash of what a colour's fleet is made of: equal hashes, no new
+/// colour needed. `None` while any input is unknown (pending on a step).
+pub(crate) fn fleet_hash(attrs: &Attrs) -> Option<String> {
+    let mut inputs = serde_json::Map::new();
+    inputs.insert("format".into(), 1.into());
+    for key in FLEET {
+        let value = match attrs.get(*key) {
+            Some(v) => serde_json::to_value(v).ok()?,
+            None if *key == "security_groups" => serde_json::Value::Null,
+            None => return None,
+        };
+        inputs.insert((*key).into(), value);
+    }
+    Some(crate::plan::hash_json(&serde_json::Value::Object(inputs))[..16].to_string())
+}
+
+/// `blue` ↔ `green`.
+fn other_colour(colour: &str) -> &'static str {
+    if colour == "blue" {
+        "green"
+    } else {
+        "blue"
+    }
+}
+
+/// A duration attribute (validated at load time).
+fn duration_of(attrs: &Attrs, key: &str, default: &str) -> std::time::Duration {
+    let text = attrs.get(key).and_then(Value::as_str).unwrap_or(default);
+    humantime::parse_duration(text)
+        .or_else(|_| humantime::parse_duration(default))
+        .unwrap_or_default()
+}
+
+/// The canary steps (percent of traffic on the new colour) and the wait
+/// after each; blue/green is one step of 100.
+fn canary_of(attrs: &Attrs) -> (Vec<i64>, std::time::Duration) {
+    match attrs.get("strategy").and_then(Value::as_table) {
+        Some(t) => {
+            let steps = t
+                .get("canary")
+                .and_then(Value::as_list)
+                .map(|l| l.iter().filter_map(Value::as_int).collect())
+                .unwrap_or_else(|| vec![100]);
+            let wait = t
+                .get("wait")
+                .and_then(Value::as_str)
+                .and_then(|w| humantime::parse_duration(w).ok())
+                .unwrap_or_default();
+            (steps, wait)
+        }
+        None => (vec![100], std::time::Duration::ZERO),
+    }
+}

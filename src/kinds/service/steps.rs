@@ -1,0 +1,294 @@
+//! A service's steps against AWS, each an idempotent ensure starting from the
+//! service as it is now ([`colours::read`]):
+//!
+//! - `colour`: remove stale idle colours, create the new colour (target
+//!   group, fleet, registration), wait until every target is healthy or tear
+//!   it down, and cut over at once when the runbook has no cutover phase;
+//! - `cutover`: move the listener ([`traffic::cutover`]);
+//! - `maintain` / `retire`: health checks in place; old colours deregistered,
+//!   drained for the target group's deregistration delay, and deleted.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::colours::{self, colours_of, Colour};
+use super::{duration_of, fleet_hash, traffic, FLEET_TAG, HEALTH_TIMEOUT_DEFAULT};
+use crate::cloud::aws::AwsProvider;
+use crate::cloud::ec2::{Ec2, Select};
+use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetGroupSpec};
+use crate::cloud::wait::{self, Probe};
+use crate::cloud::{names, tags, CloudError};
+use crate::kinds::common::{gone_ok, identity_tags, Want};
+use crate::kinds::instances;
+use crate::world::{Address, Attrs, ObservedResource, Tags};
+
+/// Runs the step the plan put in `attrs` (`operation`).
+pub(super) async fn run(
+    aws: &AwsProvider,
+    address: &Address,
+    attrs: &Attrs,
+    tags: &Tags,
+    token: &str,
+) -> Result<ObservedResource, CloudError> {
+    let want = Want::new(address, attrs);
+    let env = tags
+        .get(tags::ENV)
+        .cloned()
+        .ok_or_else(|| want.bad("drctl:env", "the environment's tag"))?;
+    let names_of = |key: &str| want.strs(key);
+    match want.opt_str("operation")?.unwrap_or("colour") {
+        "colour" => {
+            let colours = current(aws, address, &env).await?;
+            for name in names_of("replace")? {
+                if let Some(stale) = colours.iter().find(|c| c.name == name) {
+                    refuse_live(address, stale, "remove")?;
+                    remove(aws, address, stale, false).await?;
+                }
+            }
+            let colour = want.str("color")?;
+            create_colour(aws, address, attrs, tags, token, colour).await?;
+            if want.bool("cut_over", false)? {
+                traffic::cutover(aws, address, &env, attrs).await?;
+            }
+        }
+        "cutover" => traffic::cutover(aws, address, &env, attrs).await?,
+        "maintain" | "retire" => {
+            let colours = current(aws, address, &env).await?;
+            if want.opt_str("operation")? == Some("maintain") {
+                update_health_checks(aws, &want, &colours).await?;
+            }
+            for name in names_of("retire")? {
+                if let Some(old) = colours.iter().find(|c| c.name == name) {
+                    refuse_live(address, old, "retire")?;
+                    remove(aws, address, old, true).await?;
+                }
+            }
+        }
+        _ => return Err(want.bad("operation", "colour, cutover, maintain or retire")),
+    }
+    colours::read(aws, address, &env)
+        .await?
+        .ok_or_else(|| CloudError::Failed {
+            what: address.to_string(),
+            state: "gone".into(),
+            reason: "no colour of the service is left".into(),
+        })
+}
+
+async fn current(aws: &AwsProvider, address: &Address, env: &str) -> Result<Vec<Colour>, CloudError> {
+    Ok(colours::read(aws, address, env)
+        .await?
+        .map(|s| colours_of(&s))
+        .unwrap_or_default())
+}
+
+/// Traffic never goes to nowhere: a colour taking any is not removed.
+fn refuse_live(address: &Address, colour: &Colour, doing: &str) -> Result<(), CloudError> {
+    if colour.traffic > 0 {
+        return Err(CloudError::Failed {
+            what: format!("{address} colour {}", colour.name),
+            state: format!("taking {}% of the traffic", colour.traffic),
+            reason: format!("a colour that takes traffic is not {doing}d; re-plan"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates `colour`: its target group, its fleet registered with it, and
+/// waits until every target is healthy. A colour that does not become
+/// healthy is torn down, and the listener was never touched.
+async fn create_colour(
+    aws: &AwsProvider,
+    address: &Address,
+    attrs: &Attrs,
+    tags: &Tags,
+    token: &str,
+    colour: &str,
+) -> Result<(), CloudError> {
+    let want = Want::new(address, attrs);
+    let fleet = fleet_hash(attrs).ok_or_else(|| want.bad("image", "known fleet attributes"))?;
+    let env = tags.get(tags::ENV).map_or("", String::as_str);
+    let mut base: Tags = tags.clone();
+    base.remove(tags::SPEC);
+    base.insert(tags::COLOR.into(), colour.into());
+    if let Some(name) = base.get_mut(tags::NAME) {
+        name.push_str(&format!("/{colour}"));
+    }
+    let mut group_tags = base.clone();
+    group_tags.insert(FLEET_TAG.into(), fleet.clone());
+
+    let subnets = want.strs("subnets")?;
+    let first = subnets.first().ok_or_else(|| want.bad("subnets", "a non-empty list"))?;
+    let vpc = aws
+        .ec2
+        .describe_subnets(Select::Ids(std::slice::from_ref(first)))
+        .await?
+        .first()
+        .and_then(|s| s.vpc_id().map(str::to_string))
+        .ok_or_else(|| want.bad("subnets", "existing subnet ids"))?;
+    let name = names::colour_name(env, &address.stack, &address.resource(), colour, &fleet);
+    let health_check = want.health_check()?;
+    let port = want.i32("port")?;
+    let spec = TargetGroupSpec {
+        name: &name,
+        protocol: "HTTP",
+        port,
+        vpc: &vpc,
+        health_check: &health_check,
+    };
+    let group = match aws.elbv2.create_target_group(&spec, &group_tags).await {
+        Ok(group) => group,
+        Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
+            // A resumed create: adopt the group only if it is this colour's.
+            let group = aws.elbv2.target_group_by_name(&name).await?.ok_or(e)?;
+            let arn = group.target_group_arn().unwrap_or_default();
+            if identity_tags(&aws.elbv2_tags(arn).await?) != identity_tags(&group_tags) {
+                return Err(CloudError::Failed {
+                    what: format!("target group {name}"),
+                    state: "exists".into(),
+                    reason: "it belongs to something else".into(),
+                });
+            }
+            group
+        }
+        Err(e) => return Err(e),
+    };
+    let arn = group.target_group_arn().unwrap_or_default().to_string();
+    let mut made = Colour {
+        name: colour.into(),
+        target_group: arn.clone(),
+        port: port.into(),
+        ..Colour::default()
+    };
+    let result = async {
+        let count = usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
+        let ids = instances::launch_fleet(aws, &want, &base, &BTreeMap::new(), count, token).await?;
+        made.instances = ids.clone();
+        let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
+        aws.elbv2.register_targets(&arn, &targets).await?;
+        let deadline = duration_of(attrs, "health_timeout", HEALTH_TIMEOUT_DEFAULT);
+        traffic::wait_healthy(aws, &format!("{address} {colour}"), &arn, &ids, deadline).await
+    }
+    .await;
+    if let Err(e) = result {
+        // Never healthy (or never made): torn down, nothing else touched.
+        let torn = remove(aws, address, &made, false).await;
+        let outcome = match torn {
+            Ok(()) => "it was torn down".to_string(),
+            Err(t) => format!("tearing it down failed too ({t}); the next plan removes it"),
+        };
+        return Err(CloudError::Failed {
+            what: format!("{address} {colour} colour"),
+            state: "not healthy".into(),
+            reason: format!("{e}; {outcome} and the listener was not touched"),
+        });
+    }
+    // Finished: the spec tag goes last, so a colour cut short reads unfinished.
+    let spec = tags.get(tags::SPEC).cloned().unwrap_or_default();
+    aws.elbv2
+        .add_tags(&arn, &BTreeMap::from([(tags::SPEC.to_string(), spec)]))
+        .await
+}
+
+/// Health checks of finished colours, in place.
+async fn update_health_checks(aws: &AwsProvider, want: &Want<'_>, colours: &[Colour]) -> Result<(), CloudError> {
+    let check = want.health_check()?;
+    let wanted = want.attrs.get("health_check");
+    for colour in colours.iter().filter(|c| !c.target_group.is_empty()) {
+        if colour.health_check.as_ref() != wanted {
+            aws.elbv2
+                .modify_health_check(&colour.target_group, "HTTP", &check)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a colour: targets deregistered (and drained, if `drain`: the
+/// group's deregistration delay, so connections in flight finish), instances
+/// terminated, target group deleted.
+pub(super) async fn remove(
+    aws: &AwsProvider,
+    address: &Address,
+    colour: &Colour,
+    drain: bool,
+) -> Result<(), CloudError> {
+    let what = format!("{address} {}", colour.name);
+    let arn = colour.target_group.as_str();
+    if !arn.is_empty() && drain {
+        let registered = aws.elbv2.target_health(arn).await?;
+        let targets: Vec<(String, i32)> = registered
+            .iter()
+            .map(|t| (t.id.clone(), t.port.unwrap_or(colour.port as i32)))
+            .collect();
+        gone_ok(aws.elbv2.deregister_targets(arn, &targets).await)?;
+        let delay = aws.elbv2.deregistration_delay(arn).await?;
+        wait_drained(aws, &what, arn, delay).await?;
+    }
+    if !colour.instances.is_empty() {
+        instances::terminate(aws, &what, &colour.instances).await?;
+    }
+    if !arn.is_empty() {
+        aws.patiently(&format!("delete {arn}"), || aws.elbv2.delete_target_group(arn))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Until no target of the group is `draining`, for at most the group's
+/// deregistration delay (and a margin for AWS's bookkeeping).
+async fn wait_drained(aws: &AwsProvider, what: &str, arn: &str, delay: Duration) -> Result<(), CloudError> {
+    wait::until(
+        &format!("{what}: deregistered targets drained"),
+        delay + Duration::from_secs(30),
+        aws.waits.backoff,
+        || async {
+            let draining = aws
+                .elbv2
+                .target_health(arn)
+                .await?
+                .into_iter()
+                .filter(|t| t.state == "draining")
+                .count();
+            Ok(if draining == 0 {
+                Probe::Done(())
+            } else {
+                Probe::Waiting(format!("{draining} target(s) draining"))
+            })
+        },
+    )
+    .await
+}
+
+/// Deletes the whole service (destroy, a drill's teardown): the listener
+/// is first pointed away from it (a fixed 503), as its target groups cannot
+/// be deleted while it forwards to them.
+pub(super) async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
+    let env = current.tags.get(tags::ENV).cloned().unwrap_or_default();
+    let colours = match colours::read(aws, &current.address, &env).await? {
+        Some(service) => colours_of(&service),
+        None => colours_of(current),
+    };
+    let mut listeners: Vec<&str> = colours
+        .iter()
+        .filter(|c| c.traffic > 0 && !c.listener.is_empty())
+        .map(|c| c.listener.as_str())
+        .collect();
+    listeners.dedup();
+    for listener in listeners {
+        let moved = aws
+            .elbv2
+            .set_default_action(listener, DefaultAction::Unavailable)
+            .await;
+        // The listener may be gone already.
+        if let Err(e) = moved {
+            if !e.code().is_some_and(|c| c.ends_with("NotFound")) {
+                return Err(e);
+            }
+        }
+    }
+    for colour in &colours {
+        remove(aws, &current.address, colour, false).await?;
+    }
+    Ok(())
+}

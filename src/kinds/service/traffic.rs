@@ -1,0 +1,201 @@
+//! Moving a service's traffic: health first, then the listener's default
+//! action in one ModifyListener call (blue/green, rollback) or one per
+//! canary weight, each weight watched before the next.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::colours::{self, colours_of, live};
+use super::{canary_of, LIVE_SINCE_TAG, REPLACED_AT_TAG};
+use crate::cloud::aws::AwsProvider;
+use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetHealth};
+use crate::cloud::wait::{self, Probe};
+use crate::cloud::{tags, CloudError};
+use crate::kinds::common::Want;
+use crate::world::{Address, Attrs};
+
+/// Until every one of `ids` is a healthy target of the group, or `deadline`.
+/// A target AWS reports as not running (stopped, terminated) ends the wait
+/// at once: it will not become healthy.
+pub(super) async fn wait_healthy(
+    aws: &AwsProvider,
+    what: &str,
+    arn: &str,
+    ids: &[String],
+    deadline: Duration,
+) -> Result<(), CloudError> {
+    wait::until(
+        &format!("{what}: every target healthy"),
+        deadline,
+        aws.waits.backoff,
+        || async {
+            let health = aws.elbv2.target_health(arn).await?;
+            match verdict(&health, ids) {
+                Verdict::Healthy => Ok(Probe::Done(())),
+                Verdict::Waiting(state) => Ok(Probe::Waiting(state)),
+                Verdict::Never(reason) => Err(CloudError::Failed {
+                    what: what.to_string(),
+                    state: "unhealthy".into(),
+                    reason,
+                }),
+            }
+        },
+    )
+    .await
+}
+
+enum Verdict {
+    Healthy,
+    Waiting(String),
+    Never(String),
+}
+
+fn verdict(health: &[TargetHealth], ids: &[String]) -> Verdict {
+    let mut not_yet = Vec::new();
+    for id in ids {
+        match health.iter().find(|t| &t.id == id) {
+            Some(t) if t.state == "healthy" => {}
+            Some(t) if t.state == "unused" && t.reason.as_deref() == Some("Target.InvalidState") => {
+                return Verdict::Never(format!("{id} is not running (stopped or terminated)"));
+            }
+            Some(t) => not_yet.push(format!(
+                "{id} {}{}",
+                t.state,
+                t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            )),
+            None => not_yet.push(format!("{id} not registered")),
+        }
+    }
+    if ids.is_empty() {
+        return Verdict::Never("no targets (count is 0): nothing to be healthy".into());
+    }
+    if not_yet.is_empty() {
+        Verdict::Healthy
+    } else {
+        Verdict::Waiting(format!(
+            "{} of {} healthy; {}",
+            ids.len() - not_yet.len(),
+            ids.len(),
+            not_yet.join("; ")
+        ))
+    }
+}
+
+/// Every target healthy right now (one DescribeTargetHealth), or why not.
+async fn healthy_now(aws: &AwsProvider, arn: &str, ids: &[String]) -> Result<(), String> {
+    let health = aws.elbv2.target_health(arn).await.map_err(|e| e.to_string())?;
+    match verdict(&health, ids) {
+        Verdict::Healthy => Ok(()),
+        Verdict::Waiting(why) | Verdict::Never(why) => Err(why),
+    }
+}
+
+/// Moves the listener from colour `from` to colour `to` (both in `attrs`),
+/// after re-checking `to`'s health. Done already (resumed): nothing to do.
+/// A listener found elsewhere than planned is left alone.
+pub(super) async fn cutover(
+    aws: &AwsProvider,
+    address: &Address,
+    env: &str,
+    attrs: &Attrs,
+) -> Result<(), CloudError> {
+    let want = Want::new(address, attrs);
+    let to = want.str("to")?;
+    let from = want.opt_str("from")?.unwrap_or("");
+    let listener = want.str("listener")?;
+    let colours = colours::read(aws, address, env)
+        .await?
+        .map(|s| colours_of(&s))
+        .unwrap_or_default();
+    let failed = |state: &str, reason: String| CloudError::Failed {
+        what: format!("cutover of {address} to {to}"),
+        state: state.to_string(),
+        reason,
+    };
+    let Some(target) = colours
+        .iter()
+        .find(|c| c.name == to && c.complete && !c.target_group.is_empty())
+    else {
+        return Err(failed(
+            "missing",
+            format!("the {to} colour does not exist or never finished; the listener was not touched"),
+        ));
+    };
+    let live_now = live(&colours);
+    if live_now.is_some_and(|l| l.name == to && l.traffic == 100) {
+        return Ok(());
+    }
+    let old = colours.iter().find(|c| c.name == from && !from.is_empty());
+    let moved_from = live_now.map(|l| l.name.as_str()).unwrap_or("");
+    if moved_from != from && moved_from != to {
+        return Err(failed(
+            "moved",
+            format!(
+                "the listener forwards to {}, not to {} as planned; re-plan",
+                if moved_from.is_empty() { "no colour" } else { moved_from },
+                if from.is_empty() { "no colour" } else { from }
+            ),
+        ));
+    }
+    if let Err(why) = healthy_now(aws, &target.target_group, &target.instances).await {
+        return Err(failed(
+            "unhealthy",
+            format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
+        ));
+    }
+    let (steps, wait) = canary_of(attrs);
+    let canary = steps.len() > 1 && old.is_some();
+    if let (true, Some(old)) = (canary, old) {
+        for share in steps.iter().copied().filter(|p| *p < 100) {
+            let weights = [
+                (target.target_group.clone(), share as i32),
+                (old.target_group.clone(), 100 - share as i32),
+            ];
+            aws.elbv2
+                .set_default_action(listener, DefaultAction::Weighted(&weights))
+                .await?;
+            if let Err(why) = watch(aws, &target.target_group, &target.instances, wait).await {
+                aws.elbv2
+                    .set_default_action(listener, DefaultAction::Forward(&old.target_group))
+                    .await?;
+                return Err(failed(
+                    "aborted",
+                    format!("canary at {share}%: {why}; all traffic is back on {}", old.name),
+                ));
+            }
+        }
+    }
+    aws.elbv2
+        .set_default_action(listener, DefaultAction::Forward(&target.target_group))
+        .await?;
+    let now = jiff::Timestamp::now().as_millisecond().to_string();
+    aws.elbv2
+        .add_tags(&target.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now.clone())]))
+        .await?;
+    aws.elbv2
+        .remove_tags(&target.target_group, &[REPLACED_AT_TAG.to_string()])
+        .await?;
+    if let Some(old) = old {
+        aws.elbv2
+            .add_tags(&old.target_group, &BTreeMap::from([(REPLACED_AT_TAG.to_string(), now)]))
+            .await?;
+    }
+    // From its first cutover on, the listener's traffic is the service's.
+    aws.elbv2
+        .add_tags(listener, &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]))
+        .await
+}
+
+/// Watches a canary weight for `wait`: every target must stay healthy.
+async fn watch(aws: &AwsProvider, arn: &str, ids: &[String], wait: Duration) -> Result<(), String> {
+    let start = tokio::time::Instant::now();
+    let mut pauses = aws.waits.backoff.delays();
+    loop {
+        healthy_now(aws, arn, ids).await?;
+        let left = wait.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return Ok(());
+        }
+        tokio::time::sleep(pauses.next().unwrap_or(left).min(left)).await;
+    }
+}

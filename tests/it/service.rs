@@ -1,0 +1,331 @@
+//! Blue/green and canary services against moto: the first apply makes blue
+//! and points the listener at it; a new image makes green, and the cutover
+//! is one ModifyListener call (also across a kill -9 and resume); rollback
+//! is one call; retirement waits for `retire_after` (clock injected) and
+//! drains; a colour that never turns healthy never takes traffic.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use drctl::app::{self, Context, TrafficRequest, TrafficResult};
+use drctl::clock::ManualClock;
+use drctl::cloud::aws::AwsProvider;
+use drctl::cloud::provider::Provider;
+use drctl::cloud::AwsSettings;
+use drctl::events::Collect;
+use drctl::run::RunEnd;
+use drctl::world::ObservedResource;
+
+use crate::proxy::{Fault, FaultProxy, Faults};
+use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
+
+const REGION: &str = "us-east-1";
+
+/// A network, a load balancer and listener, and a service of `image`,
+/// with `strategy`; the cutover in its own gated phase.
+fn repo(env: &str, octet: u8, image: &str, strategy: &str) -> Repo {
+    let stack = format!(
+        r#"[resources.vpc.main]
+cidr_block = "10.{octet}.0.0/16"
+
+[resources.subnet.a]
+vpc = "${{vpc.main.id}}"
+cidr_block = "10.{octet}.1.0/24"
+availability_zone = "${{env.region}}a"
+
+[resources.subnet.b]
+vpc = "${{vpc.main.id}}"
+cidr_block = "10.{octet}.2.0/24"
+availability_zone = "${{env.region}}b"
+
+[resources.load_balancer.lb]
+subnets = ["${{subnet.a.id}}", "${{subnet.b.id}}"]
+
+[resources.listener.http]
+load_balancer = "${{load_balancer.lb.arn}}"
+protocol = "HTTP"
+port = 80
+
+[resources.service.web]
+image = "{image}"
+count = 2
+instance_type = "t3.micro"
+subnets = ["${{subnet.a.id}}", "${{subnet.b.id}}"]
+port = 80
+health_check = {{ path = "/health", healthy_threshold = 2 }}
+listener = "${{listener.http.arn}}"
+strategy = {strategy}
+retire_after = "1h"
+health_timeout = "20s"
+"#
+    );
+    let runbook = format!(
+        r#"environment = "{env}"
+region = "{REGION}"
+stacks = ["app"]
+
+[[phases]]
+name = "build"
+stacks = ["app"]
+
+[[phases]]
+name = "cutover"
+cutover = ["app.service.web"]
+gate = "manual"
+"#
+    );
+    Repo::with(&[
+        ("stacks/app.toml", &stack),
+        ("stacks/net.toml", ""),
+        ("runbooks/rb.toml", &runbook),
+    ])
+}
+
+fn set_image(repo: &Repo, from: &str, to: &str) {
+    let path = repo.path("stacks/app.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    repo.write("stacks/app.toml", &text.replace(from, to));
+}
+
+async fn provider() -> AwsProvider {
+    AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await)
+}
+
+/// The service object and its colours' (name, traffic, instance count).
+async fn service(env: &str) -> Option<ObservedResource> {
+    provider()
+        .await
+        .discover(env)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.address.to_string() == "app.service.web")
+}
+
+async fn colours(env: &str) -> Vec<(String, i64, usize)> {
+    let Some(s) = service(env).await else {
+        return Vec::new();
+    };
+    let table = s.attrs["colors"].as_table().unwrap().clone();
+    table
+        .into_iter()
+        .map(|(name, c)| {
+            let t = c.as_table().unwrap();
+            (
+                name,
+                t["traffic"].as_int().unwrap(),
+                t["instances"].as_list().unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+async fn live(env: &str) -> String {
+    match service(env).await {
+        Some(s) => s.exports["live_color"].as_str().unwrap().to_string(),
+        None => String::new(),
+    }
+}
+
+/// Connects the application layer through the fault proxy.
+struct Via(String);
+
+impl drctl::app::Connect for Via {
+    async fn connect(&self, region: &str) -> Result<AwsProvider, drctl::Error> {
+        Ok(AwsProvider::new(
+            &AwsSettings::sandbox(&self.0, region).load().await,
+        ))
+    }
+
+    fn target(&self, region: &str, state_dir: &Path) -> drctl::journal::RunTarget {
+        drctl::journal::RunTarget {
+            endpoint_url: Some(self.0.clone()),
+            sandbox: false,
+            profile: None,
+            region: region.to_string(),
+            state_dir: state_dir.to_path_buf(),
+        }
+    }
+}
+
+async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> TrafficResult {
+    let clock = ManualClock::at(at);
+    let sink = Collect::default();
+    let ctx = Context {
+        state_dir: state,
+        clock: &clock,
+        sink: &sink,
+    };
+    let request = TrafficRequest {
+        root: Some(repo.root().to_path_buf()),
+        runbook: "rb".into(),
+        service: None,
+        parallelism: 4,
+    };
+    app::retire(
+        &ctx,
+        &Via(proxy.url().to_string()),
+        &request,
+        &AtomicBool::new(false),
+    )
+    .await
+    .expect("retire")
+}
+
+#[tokio::test]
+async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour() {
+    let env = "svc-bg";
+    let repo = repo(env, 71, "ami-1e749f67", "\"blue_green\"");
+    let state = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::moto(Faults::none());
+    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
+    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
+
+    // The first apply makes blue and points the listener at it.
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("create blue colour of app.service.web (2 × t3.micro, ami-1e749f67)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover listener http: 503 (no colour) → blue (after gate \"cutover\")"),
+        "{text}"
+    );
+    assert_eq!(live(env).await, "blue");
+    assert_eq!(modify_listener(), 1);
+    // Converged: the listener the service owns is not drift.
+    let (code, text) = run(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    // A new image: green, killed after it is built and before the cutover.
+    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    proxy.reset_counts();
+    let (code, text) = outcome(
+        drctl_at(repo.root(), state.path(), proxy.url())
+            .args(["apply", "rb", "--auto-approve"])
+            .env("DRCTL_CRASH_AFTER_EVENT", "phase_finished"),
+    );
+    assert_eq!(code, None, "killed: {text}");
+    assert!(
+        text.contains("create green colour of app.service.web"),
+        "{text}"
+    );
+    assert_eq!(live(env).await, "blue", "no cutover before the kill");
+    assert_eq!(modify_listener(), 0);
+    // Resumed: the green made before the kill is cut over; no third colour.
+    let (code, text) = run(&["resume", &latest_run(state.path())]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(live(env).await, "green");
+    assert_eq!(
+        modify_listener(),
+        1,
+        "exactly one ModifyListener for the cutover"
+    );
+    let now = colours(env).await;
+    assert_eq!(now.len(), 2, "{now:?}");
+
+    // Rollback is one call each way while the other colour exists.
+    proxy.reset_counts();
+    let (code, text) = run(&["rollback", "rb", "web"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        (live(env).await, modify_listener()),
+        ("blue".to_string(), 1)
+    );
+    let (code, text) = run(&["rollback", "rb", "app.service.web"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        (live(env).await, modify_listener()),
+        ("green".to_string(), 2)
+    );
+
+    // Retirement: not before retire_after (1h) has passed since the cutover.
+    let wall = jiff::Timestamp::now().as_millisecond();
+    match retire_at(&repo, state.path(), &proxy, wall).await {
+        TrafficResult::Nothing(why) => {
+            assert!(why.contains("blue kept for rollback: retire due"), "{why}")
+        }
+        TrafficResult::Run(r) => panic!("retired early: {:?}", r.end),
+    }
+    proxy.reset_counts();
+    let later = wall + Duration::from_secs(61 * 60).as_millis() as i64;
+    match retire_at(&repo, state.path(), &proxy, later).await {
+        TrafficResult::Run(r) => assert!(matches!(r.end, RunEnd::Succeeded(_)), "{:?}", r.end),
+        TrafficResult::Nothing(why) => panic!("nothing retired: {why}"),
+    }
+    assert_eq!(colours(env).await, [("green".to_string(), 100, 2)]);
+    // Drained: deregistered, the group's delay read, waited until none drains.
+    assert_eq!(proxy.counts("elbv2:DeregisterTargets").calls(), 1);
+    assert_eq!(
+        proxy.counts("elbv2:DescribeTargetGroupAttributes").calls(),
+        1
+    );
+    assert_eq!(modify_listener(), 0, "retiring never moves traffic");
+    let (code, text) = run(&["rollback", "rb", "web"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("nothing to roll back to"), "{text}");
+
+    // A colour that never turns healthy is torn down; traffic stays.
+    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    proxy.set_faults(Faults::none().chance(
+        &["DescribeTargetHealth"],
+        1.0,
+        Fault::Error("InvalidTarget".into()),
+    ));
+    proxy.reset_counts();
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("torn down") && text.contains("listener was not touched"),
+        "{text}"
+    );
+    assert_eq!(modify_listener(), 0);
+    assert_eq!(colours(env).await, [("green".to_string(), 100, 2)]);
+    proxy.set_faults(Faults::none());
+
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(service(env).await.is_none());
+}
+
+/// The run id of the newest run in the state directory (the crashed one).
+fn latest_run(state: &Path) -> String {
+    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids.pop().expect("a run")
+}
+
+#[tokio::test]
+async fn a_canary_steps_through_its_weights() {
+    let env = "svc-canary";
+    let repo = repo(env, 72, "ami-1e749f67", "{ canary = [10, 50, 100] }");
+    let state = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::moto(Faults::none());
+    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    proxy.reset_counts();
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("blue → green in steps 10% → 50% → 100%"),
+        "{text}"
+    );
+    assert_eq!(
+        proxy.counts("elbv2:ModifyListener").calls(),
+        3,
+        "10/90, 50/50, 100/0"
+    );
+    assert_eq!(live(env).await, "green");
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
