@@ -523,7 +523,7 @@ async fn retention_deletes_old_images_and_snapshots_but_never_one_in_use() {
 }
 
 /// Copies the repository's own stacks, runbooks and check scripts.
-fn example_repo() -> tempfile::TempDir {
+pub(crate) fn example_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = std::process::Command::new("cp")

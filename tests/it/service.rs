@@ -329,3 +329,55 @@ async fn a_canary_steps_through_its_weights() {
     let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[tokio::test]
+async fn the_readmes_web_drill_bakes_cuts_over_checks_and_tears_down() {
+    let repo = crate::bake::example_repo();
+    let state = tempfile::tempdir().unwrap();
+    let (code, text) = outcome(
+        drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("create blue colour of web.service.web (2 × t3.micro"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover listener http: 503 (no colour) → blue (after gate \"cutover\")"),
+        "{text}"
+    );
+    let dir = state.path().join("reports/web-dr-drill");
+    let report = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(report["verdict"], "passed", "{report:#}");
+    assert_eq!(report["images"][0]["how"], "baked", "{report:#}");
+    let checks = report["checks"].as_array().unwrap();
+    let status = |kind: &str| {
+        checks
+            .iter()
+            .find(|c| c["kind"] == kind)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        status("target_health").as_deref(),
+        Some("passed"),
+        "{report:#}"
+    );
+    assert_eq!(
+        status("listener_forwards_to").as_deref(),
+        Some("passed"),
+        "{report:#}"
+    );
+    assert_eq!(status("http").as_deref(), Some("skipped"), "{report:#}");
+    assert!(
+        report["leak_check"]["leaks"]
+            .as_array()
+            .is_some_and(|l| l.is_empty()),
+        "{report:#}"
+    );
+}
