@@ -156,33 +156,9 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
                 });
             }
         }
-        let summary = phase_plan.summary();
-        ctx.journal.append(&Event::PhasePlanned {
-            at: ctx.now(),
-            phase: phase.name.clone(),
-            summary: summary.to_string(),
-            changes: summary.total(),
-        })?;
-        ctx.journal.append(&Event::PhaseStarted {
-            at: ctx.now(),
-            phase: phase.name.clone(),
-        })?;
-        let report = execute::apply_phase(
-            provider,
-            &plan,
-            index,
-            &mut execute::Applied::observed_before(&plan, index),
-            &ctx.options,
-            ctx.cancel,
-            &|event| journaled(ctx, event),
-        )
-        .await;
+        let mut applied = execute::Applied::observed_before(&plan, index);
+        let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
         let failed = report.failures().count();
-        ctx.journal.append(&Event::PhaseFinished {
-            at: ctx.now(),
-            phase: phase.name.clone(),
-            failed,
-        })?;
         total.outcomes.extend(report.outcomes);
         total.elapsed += report.elapsed;
         if ctx.cancel.load(Ordering::SeqCst) {
@@ -250,15 +226,15 @@ async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan,
     ))
 }
 
-/// Runs `plan`'s one phase as planned, with no gate and no re-planning: a
-/// command's single step (`drctl rollback`, `drctl retire`), journaled like
-/// every run.
-pub async fn drive_steps<P: Provider>(
+/// Applies phase `index` of `plan`, its start and end journaled around it.
+pub(crate) async fn journaled_phase<P: Provider>(
     provider: &P,
     ctx: &RunContext<'_>,
     plan: &Plan,
-) -> Result<RunEnd, Error> {
-    let phase = &plan.phases[0];
+    index: usize,
+    applied: &mut execute::Applied,
+) -> Result<Report, Error> {
+    let phase = &plan.phases[index];
     let summary = phase.summary();
     ctx.journal.append(&Event::PhasePlanned {
         at: ctx.now(),
@@ -273,33 +249,19 @@ pub async fn drive_steps<P: Provider>(
     let report = execute::apply_phase(
         provider,
         plan,
-        0,
-        &mut execute::Applied::default(),
+        index,
+        applied,
         &ctx.options,
         ctx.cancel,
         &|event| journaled(ctx, event),
     )
     .await;
-    let failed = report.failures().count();
     ctx.journal.append(&Event::PhaseFinished {
         at: ctx.now(),
         phase: phase.name.clone(),
-        failed,
+        failed: report.failures().count(),
     })?;
-    let status = if failed == 0 {
-        RunStatus::Succeeded
-    } else {
-        RunStatus::Failed
-    };
-    ctx.journal.append(&Event::RunFinished {
-        at: ctx.now(),
-        status,
-    })?;
-    Ok(if failed == 0 {
-        RunEnd::Succeeded(report)
-    } else {
-        RunEnd::Failed(report)
-    })
+    Ok(report)
 }
 
 /// Writes intents before their calls and outcomes after, then reports progress.

@@ -189,13 +189,46 @@ async fn one_step<C: Connect>(
         clock: ctx.clock,
         sink: ctx.sink,
     };
-    let end = run::drive_steps(&provider, &run, &plan).await?;
+    let end = drive_steps(&provider, &run, &plan).await?;
     drop(lock);
     Ok(TrafficResult::Run(RunResult {
         run_id,
         end,
         outputs: Vec::new(),
     }))
+}
+
+/// Runs `plan`'s one phase as planned, with no gate and no re-planning: a
+/// command's single step (`drctl rollback`, `drctl retire`), journaled like
+/// every run.
+async fn drive_steps(
+    provider: &crate::cloud::aws::AwsProvider,
+    ctx: &RunContext<'_>,
+    plan: &Plan,
+) -> Result<run::RunEnd, Error> {
+    let report = run::journaled_phase(
+        provider,
+        ctx,
+        plan,
+        0,
+        &mut crate::execute::Applied::default(),
+    )
+    .await?;
+    let failed = report.failures().count();
+    let status = if failed == 0 {
+        crate::journal::RunStatus::Succeeded
+    } else {
+        crate::journal::RunStatus::Failed
+    };
+    ctx.journal.append(&crate::journal::Event::RunFinished {
+        at: ctx.clock.now(),
+        status,
+    })?;
+    Ok(if failed == 0 {
+        run::RunEnd::Succeeded(report)
+    } else {
+        run::RunEnd::Failed(report)
+    })
 }
 
 /// The runbook's services `wanted` names (all of them if `None`).

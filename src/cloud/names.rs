@@ -20,17 +20,7 @@ const HASH_LEN: usize = 8;
 pub fn elbv2_name(env: &str, stack: &str, resource: &str, spec: &str) -> String {
     let name = resource.split_once('.').map_or(resource, |(_, n)| n);
     let hash = hash_hex(&[env, stack, resource, spec]);
-    let room = ELBV2_MAX - HASH_LEN - 1;
-    let mut prefix = sanitize(&format!("{env}-{name}"));
-    if format!("{prefix}-")
-        .to_ascii_lowercase()
-        .starts_with("internal-")
-    {
-        // AWS reserves the prefix for internal load balancers' DNS names.
-        prefix.insert_str(0, "d-");
-    }
-    prefix.truncate(room);
-    let prefix = prefix.trim_end_matches('-');
+    let prefix = readable_prefix(env, name, ELBV2_MAX - HASH_LEN - 1);
     if prefix.is_empty() {
         format!("drctl-{hash}")
     } else {
@@ -46,21 +36,26 @@ pub fn colour_name(env: &str, stack: &str, resource: &str, colour: &str, fleet: 
     let name = resource.split_once('.').map_or(resource, |(_, n)| n);
     let hash = hash_hex(&[env, stack, resource, colour, fleet]);
     let colour = sanitize(colour);
-    let room = ELBV2_MAX - HASH_LEN - colour.len() - 2;
-    let mut prefix = sanitize(&format!("{env}-{name}"));
-    if format!("{prefix}-")
-        .to_ascii_lowercase()
-        .starts_with("internal-")
-    {
-        prefix.insert_str(0, "d-");
-    }
-    prefix.truncate(room);
-    let prefix = prefix.trim_end_matches('-');
+    let prefix = readable_prefix(env, name, ELBV2_MAX - HASH_LEN - colour.len() - 2);
     if prefix.is_empty() {
         format!("{colour}-{hash}")
     } else {
         format!("{prefix}-{colour}-{hash}")
     }
+}
+
+/// `<env>-<name>`, sanitised, cut to `room` characters.
+fn readable_prefix(env: &str, name: &str, room: usize) -> String {
+    let mut prefix = sanitize(&format!("{env}-{name}"));
+    if format!("{prefix}-")
+        .to_ascii_lowercase()
+        .starts_with("internal-")
+    {
+        // AWS reserves the prefix for internal load balancers' DNS names.
+        prefix.insert_str(0, "d-");
+    }
+    prefix.truncate(room);
+    prefix.trim_end_matches('-').to_string()
 }
 
 /// A security group's `GroupName` (unique per VPC, at most 255 characters):

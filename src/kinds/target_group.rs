@@ -97,20 +97,7 @@ async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), Clo
 
 fn seen(group: &AwsTargetGroup, tags: Tags) -> Option<Seen> {
     let arn = group.target_group_arn()?;
-    let health_check = BTreeMap::from([
-        (
-            "path".to_string(),
-            Value::Str(group.health_check_path().unwrap_or("/").into()),
-        ),
-        (
-            "interval".to_string(),
-            Value::Int(group.health_check_interval_seconds().unwrap_or(30).into()),
-        ),
-        (
-            "healthy_threshold".to_string(),
-            Value::Int(group.healthy_threshold_count().unwrap_or(5).into()),
-        ),
-    ]);
+    let health_check = health_check_of(group);
     Some(
         Seen::new(arn, tags)
             .attr("vpc", Value::Str(group.vpc_id().unwrap_or_default().into()))
@@ -125,9 +112,27 @@ fn seen(group: &AwsTargetGroup, tags: Tags) -> Option<Seen> {
                 ),
             )
             .attr("port", Value::Int(group.port().unwrap_or_default().into()))
-            .attr("health_check", Value::Table(health_check))
+            .attr("health_check", health_check)
             .export("arn", Value::Str(arn.into())),
     )
+}
+
+/// A target group's health check as drctl models it (AWS's defaults filled in).
+pub(crate) fn health_check_of(group: &AwsTargetGroup) -> Value {
+    Value::Table(BTreeMap::from([
+        (
+            "path".to_string(),
+            Value::Str(group.health_check_path().unwrap_or("/").into()),
+        ),
+        (
+            "interval".to_string(),
+            Value::Int(group.health_check_interval_seconds().unwrap_or(30).into()),
+        ),
+        (
+            "healthy_threshold".to_string(),
+            Value::Int(group.healthy_threshold_count().unwrap_or(5).into()),
+        ),
+    ]))
 }
 
 async fn create(

@@ -175,20 +175,7 @@ fn assemble(
         let arn = group.target_group_arn().unwrap_or("").to_string();
         let (listener, share) = traffic.get(&arn).cloned().unwrap_or_default();
         let millis = |k: &str| t.get(k).and_then(|v| v.parse::<i64>().ok());
-        let health_check = crate::kinds::common::normal_health_check(Value::Table(BTreeMap::from([
-            (
-                "path".to_string(),
-                Value::Str(group.health_check_path().unwrap_or("/").into()),
-            ),
-            (
-                "interval".to_string(),
-                Value::Int(group.health_check_interval_seconds().unwrap_or(30).into()),
-            ),
-            (
-                "healthy_threshold".to_string(),
-                Value::Int(group.healthy_threshold_count().unwrap_or(5).into()),
-            ),
-        ])));
+        let health_check = crate::kinds::target_group::health_check_of(group);
         let entry = Colour {
             name: colour.clone(),
             target_group: arn,
