@@ -46,7 +46,7 @@ pub struct Colour {
 }
 
 impl Colour {
-    fn to_value(&self) -> Value {
+    pub(super) fn to_value(&self) -> Value {
         let mut t = BTreeMap::new();
         let mut put = |k: &str, v: Value| {
             t.insert(k.to_string(), v);

@@ -1,1 +1,173 @@
-//! The service planner, pure: which colour to make, when to cut over, when to retire.
+//! The service planner on hand-made snapshots: the first colour, a new
+//! colour and its cutover in the cutover phase, an idle colour reused after
+//! an interrupted run, and retirement against the injected clock.
+
+use std::collections::BTreeMap;
+
+use super::colours::Colour;
+use super::fleet_hash;
+use crate::model::{Project, ResourceKind};
+use crate::plan::{plan, Action, Change, Plan};
+use crate::world::{Address, Attrs, ObservedResource, Snapshot, Value};
+
+const STACK: &str = r#"[resources.service.web]
+image = "ami-new"
+count = 2
+instance_type = "t3.micro"
+subnets = ["subnet-1"]
+port = 80
+listener = "arn:listener/1"
+retire_after = "1h"
+"#;
+
+const RUNBOOK: &str = r#"environment = "prod"
+region = "us-east-1"
+stacks = ["app"]
+
+[[phases]]
+name = "build"
+stacks = ["app"]
+
+[[phases]]
+name = "cutover"
+cutover = ["app.service.web"]
+gate = "manual"
+"#;
+
+const HOUR: i64 = 3_600_000;
+
+fn project(dir: &tempfile::TempDir) -> Project {
+    for (rel, text) in [("stacks/app.toml", STACK), ("runbooks/rb.toml", RUNBOOK)] {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let (project, diags) = crate::model::validate::load_project(dir.path(), &[]);
+    assert!(diags.is_empty(), "{:?}", diags.sorted());
+    project
+}
+
+fn run(project: &Project, snapshot: Snapshot) -> Plan {
+    plan(project, &project.runbooks[0], &snapshot, String::new())
+}
+
+fn address() -> Address {
+    Address::new("app", ResourceKind::Service, "web")
+}
+
+/// The fleet hash of what the stack declares (read off a plan of nothing).
+fn declared_fleet(project: &Project) -> String {
+    let plan = run(project, Snapshot::default());
+    let attrs: Attrs = plan.phases[0].changes[0]
+        .desired
+        .iter()
+        .map(|(k, v)| (k.clone(), v.known().unwrap().clone()))
+        .collect();
+    fleet_hash(&attrs).unwrap()
+}
+
+fn colour(name: &str, fleet: &str, traffic: i64, replaced_at: Option<i64>) -> Colour {
+    Colour {
+        name: name.into(),
+        target_group: format!("arn:tg/{name}"),
+        fleet: fleet.into(),
+        complete: true,
+        traffic,
+        listener: "arn:listener/1".into(),
+        instances: vec![format!("i-{name}1"), format!("i-{name}2")],
+        running: 2,
+        image: "ami-old".into(),
+        instance_type: "t3.micro".into(),
+        health_check: Some(crate::kinds::common::normal_health_check(Value::Table(BTreeMap::new()))),
+        port: 80,
+        replaced_at,
+        ..Colour::default()
+    }
+}
+
+fn world(at: i64, colours: &[Colour]) -> Snapshot {
+    let service = ObservedResource {
+        address: address(),
+        id: colours[0].target_group.clone(),
+        attrs: Attrs::from([(
+            "colors".to_string(),
+            Value::Table(colours.iter().map(|c| (c.name.clone(), c.to_value())).collect()),
+        )]),
+        exports: Attrs::new(),
+        tags: BTreeMap::from([(crate::cloud::tags::ENV.to_string(), "prod".to_string())]),
+    };
+    Snapshot::new(at, vec![service])
+}
+
+fn steps(plan: &Plan) -> (&Change, Option<&Change>) {
+    (&plan.phases[0].changes[0], plan.phases[1].changes.first())
+}
+
+#[test]
+fn nothing_yet_makes_blue_and_cuts_over_in_the_cutover_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(&dir);
+    let plan = run(&project, Snapshot::default());
+    let (make, cutover) = steps(&plan);
+    assert_eq!(make.action, Action::Create);
+    assert_eq!(
+        make.headline.as_deref(),
+        Some("create blue colour of app.service.web (2 × t3.micro, ami-new)")
+    );
+    let cutover = cutover.expect("a cutover step");
+    assert_eq!(cutover.action, Action::Update);
+    assert_eq!(
+        cutover.headline.as_deref(),
+        Some("cutover listener of the service: 503 (no colour) → blue (after gate \"cutover\")")
+    );
+}
+
+#[test]
+fn a_new_image_makes_the_other_colour_and_an_idle_finished_one_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(&dir);
+    let fleet = declared_fleet(&project);
+    let plan = run(&project, world(10 * HOUR, &[colour("blue", "old", 100, None)]));
+    let (make, cutover) = steps(&plan);
+    assert_eq!(make.action, Action::Create);
+    assert!(make.headline.as_deref().unwrap().starts_with("create green colour"));
+    assert!(make.attrs.iter().any(|a| a.name == "image"), "{:?}", make.attrs);
+    assert!(cutover.unwrap().headline.as_deref().unwrap().contains("blue → green"));
+
+    // Killed between making green and the cutover: green is reused, not remade.
+    let plan = run(
+        &project,
+        world(10 * HOUR, &[colour("blue", "old", 100, None), colour("green", &fleet, 0, None)]),
+    );
+    let (make, cutover) = steps(&plan);
+    assert_eq!(make.action, Action::NoOp);
+    assert!(make.headline.as_deref().unwrap().contains("green colour of app.service.web is ready"));
+    assert!(cutover.unwrap().headline.as_deref().unwrap().contains("blue → green"));
+}
+
+#[test]
+fn the_old_colour_is_retired_only_once_retire_after_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(&dir);
+    let fleet = declared_fleet(&project);
+    let colours = [
+        colour("green", &fleet, 100, None),
+        colour("blue", "old", 0, Some(10 * HOUR)),
+    ];
+    let plan = run(&project, world(10 * HOUR + HOUR / 2, &colours));
+    let (keep, cutover) = steps(&plan);
+    assert_eq!(keep.action, Action::NoOp);
+    assert!(cutover.is_none(), "green is live: nothing to cut over");
+    assert!(
+        keep.steps.iter().any(|s| s.contains("blue kept for rollback: retire due")),
+        "{:?}",
+        keep.steps
+    );
+    assert!(super::retirement_step(keep).is_none());
+
+    let plan = run(&project, world(11 * HOUR, &colours));
+    let (retire, _) = steps(&plan);
+    assert_eq!(retire.action, Action::Update);
+    assert!(retire.steps.iter().any(|s| s.starts_with("- retire blue (due")), "{:?}", retire.steps);
+    assert!(super::retirement_step(retire).is_some());
+}
