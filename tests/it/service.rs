@@ -355,7 +355,9 @@ async fn the_readmes_web_drill_bakes_cuts_over_checks_and_tears_down() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     assert_eq!(report["verdict"], "passed", "{report:#}");
-    assert_eq!(report["images"][0]["how"], "baked", "{report:#}");
+    // Baked, or reused if another test's bake of the same recipe is in the region.
+    let how = report["images"][0]["how"].as_str().unwrap_or_default();
+    assert!(how == "baked" || how == "reused", "{report:#}");
     let checks = report["checks"].as_array().unwrap();
     let status = |kind: &str| {
         checks
