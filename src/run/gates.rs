@@ -1,0 +1,307 @@
+//! Gates: what passes a run into its next phase. A manual gate counts the
+//! approvals recorded for the plan that was shown (a different plan needs
+//! new ones), heeds its approvers and its timeout; every decision lands in
+//! the journal first, then the sink.
+
+use super::{Recorder, RunContext};
+use crate::error::Error;
+use crate::events::{Answer, Event as Shown, Question};
+use crate::graph::PhaseSpec;
+use crate::journal::{current_user, run_state, Decision, Event, GateSpec, RunStatus};
+use crate::model::{Gate, ManualGate, OnTimeout};
+
+pub(super) enum GateResult {
+    Pass,
+    Paused { approvals: usize, needed: u32 },
+    Rejected { by: String },
+}
+
+pub fn gate_spec(gate: &ManualGate) -> GateSpec {
+    GateSpec {
+        approvals: gate.approvals,
+        approvers: gate.approvers.clone(),
+        timeout_secs: gate.timeout.map(|t| t.as_secs()),
+        reject_on_timeout: gate.on_timeout == OnTimeout::Reject,
+    }
+}
+
+/// Everything about one gate decision, as the journal and the sink get it.
+struct Decided<'a> {
+    phase: &'a str,
+    decision: Decision,
+    by: &'a str,
+    reason: Option<String>,
+    waited_ms: i64,
+    plan_hash: &'a str,
+}
+
+pub(super) fn pass_gate(
+    ctx: &RunContext<'_>,
+    phase: &PhaseSpec,
+    plan_hash: &str,
+    auto_approve: Option<&str>,
+) -> Result<GateResult, Error> {
+    let journal = ctx.journal;
+    let decide = |decision, by: &str, reason, waited_ms| {
+        record(
+            &ctx.recorder(),
+            Decided {
+                phase: &phase.name,
+                decision,
+                by,
+                reason,
+                waited_ms,
+                plan_hash,
+            },
+        )
+    };
+    let manual = match &phase.gate {
+        Gate::Auto => {
+            decide(Decision::Auto, "policy", Some("auto gate".into()), 0)?;
+            return Ok(GateResult::Pass);
+        }
+        Gate::Manual(m) => m,
+    };
+    let spec = gate_spec(manual);
+    let state = run_state(&journal.events()?);
+    let shown_before = state.waiting.as_ref().filter(|w| w.phase == phase.name);
+    if shown_before.is_none_or(|w| w.plan_hash != plan_hash) {
+        if let Some(w) = shown_before {
+            // Approved (or shown) another plan: this one needs its own approvals.
+            ctx.sink.event(&Shown::PlanChangedAtGate {
+                phase: phase.name.clone(),
+                set_aside: w.approved_by.clone(),
+            });
+        }
+        journal.append(&Event::GateWaiting {
+            at: ctx.now(),
+            phase: phase.name.clone(),
+            gate: spec.clone(),
+            plan_hash: plan_hash.to_string(),
+        })?;
+    }
+    let waiting = run_state(&journal.events()?)
+        .waiting
+        .expect("just recorded");
+    let waited = ctx.now() - waiting.since;
+    if let Some(reason) = auto_approve {
+        decide(
+            Decision::Auto,
+            &current_user(),
+            Some(reason.to_string()),
+            waited,
+        )?;
+        return Ok(GateResult::Pass);
+    }
+    if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
+        return Ok(end);
+    }
+    let mut approved = waiting.approved_by;
+    loop {
+        if approved.len() >= spec.approvals as usize {
+            return Ok(GateResult::Pass);
+        }
+        let paused = |approved: &Vec<String>| GateResult::Paused {
+            approvals: approved.len(),
+            needed: spec.approvals,
+        };
+        let user = current_user();
+        let may_approve = (spec.approvers.is_empty() || spec.approvers.contains(&user))
+            && !approved.contains(&user);
+        if !may_approve {
+            return Ok(paused(&approved));
+        }
+        let question = Question::Gate {
+            phase: phase.name.clone(),
+            approvals: approved.len(),
+            needed: spec.approvals,
+            approved_by: approved.clone(),
+            user: user.clone(),
+        };
+        let answer = ctx.sink.ask(&question);
+        let waited = ctx.now() - waiting.since;
+        match answer {
+            Some(Answer::Approve) => {
+                decide(Decision::Approve, &user, None, waited)?;
+                approved.push(user);
+            }
+            Some(Answer::Reject) => {
+                decide(Decision::Reject, &user, None, waited)?;
+                return Ok(GateResult::Rejected { by: user });
+            }
+            Some(Answer::Defer) | None => return Ok(paused(&approved)),
+        }
+    }
+}
+
+/// Rejects the run when the gate's timeout ran out and it says so.
+fn check_timeout(
+    rec: &Recorder<'_>,
+    phase: &str,
+    spec: &GateSpec,
+    waiting: &crate::journal::WaitingGate,
+) -> Result<Option<GateResult>, Error> {
+    let Some(limit) = spec.timeout_secs else {
+        return Ok(None);
+    };
+    let waited = rec.clock.now() - waiting.since;
+    if spec.reject_on_timeout && waited >= limit as i64 * 1000 {
+        record(
+            rec,
+            Decided {
+                phase,
+                decision: Decision::Timeout,
+                by: "policy",
+                reason: Some(format!("no approval within {limit}s")),
+                waited_ms: waited,
+                plan_hash: &waiting.plan_hash,
+            },
+        )?;
+        return Ok(Some(GateResult::Rejected {
+            by: "timeout".into(),
+        }));
+    }
+    Ok(None)
+}
+
+fn record(rec: &Recorder<'_>, d: Decided<'_>) -> Result<(), Error> {
+    rec.journal.append(&Event::GateDecision {
+        at: rec.clock.now(),
+        phase: d.phase.to_string(),
+        decision: d.decision,
+        by: d.by.to_string(),
+        reason: d.reason.clone(),
+        waited_ms: d.waited_ms,
+        plan_hash: d.plan_hash.to_string(),
+    })?;
+    rec.sink.event(&Shown::GateDecided {
+        phase: d.phase.to_string(),
+        decision: d.decision,
+        by: d.by.to_string(),
+        reason: d.reason,
+    });
+    Ok(())
+}
+
+/// `drctl approve`: one person's approval of the gate a run waits at.
+pub fn approve(
+    rec: &Recorder<'_>,
+    gate: Option<&str>,
+    by: &str,
+    reason: Option<String>,
+) -> Result<(usize, u32), Error> {
+    let journal = rec.journal;
+    let state = run_state(&journal.events()?);
+    if state.status.is_final() {
+        return Err(Error::usage(
+            format!(
+                "run {} is {}; there is nothing to approve",
+                journal.run_id, state.status
+            ),
+            None,
+        ));
+    }
+    let Some(waiting) = state.waiting else {
+        return Err(Error::usage(
+            format!("run {} is not waiting at a gate", journal.run_id),
+            None,
+        ));
+    };
+    if let Some(name) = gate {
+        if name != waiting.phase {
+            return Err(Error::usage(
+                format!(
+                    "run {} waits at the gate before phase `{}`, not `{name}`",
+                    journal.run_id, waiting.phase
+                ),
+                None,
+            ));
+        }
+    }
+    if !waiting.gate.approvers.is_empty() && !waiting.gate.approvers.iter().any(|a| a == by) {
+        return Err(Error::usage(
+            format!(
+                "`{by}` may not approve the gate before phase `{}`",
+                waiting.phase
+            ),
+            Some(format!(
+                "its approvers are: {}",
+                waiting.gate.approvers.join(", ")
+            )),
+        ));
+    }
+    if waiting.approved_by.iter().any(|a| a == by) {
+        return Err(Error::usage(
+            format!("`{by}` already approved the gate before phase `{}`; approvals must come from different people", waiting.phase),
+            None,
+        ));
+    }
+    if let Some(GateResult::Rejected { .. }) =
+        check_timeout(rec, &waiting.phase, &waiting.gate, &waiting)?
+    {
+        journal.append(&Event::RunFinished {
+            at: rec.clock.now(),
+            status: RunStatus::Rejected,
+        })?;
+        return Err(Error::usage(
+            format!(
+                "the gate before phase `{}` timed out; the run is rejected",
+                waiting.phase
+            ),
+            Some("start a new run with `drctl apply`".into()),
+        ));
+    }
+    // The approval is for the plan the gate shows now (its hash).
+    record(
+        rec,
+        Decided {
+            phase: &waiting.phase,
+            decision: Decision::Approve,
+            by,
+            reason,
+            waited_ms: rec.clock.now() - waiting.since,
+            plan_hash: &waiting.plan_hash,
+        },
+    )?;
+    Ok((waiting.approved_by.len() + 1, waiting.gate.approvals))
+}
+
+/// `drctl reject`: ends the run at its gate.
+pub fn reject(rec: &Recorder<'_>, by: &str, reason: Option<String>) -> Result<String, Error> {
+    let journal = rec.journal;
+    let state = run_state(&journal.events()?);
+    if state.status.is_final() {
+        return Err(Error::usage(
+            format!("run {} is already {}", journal.run_id, state.status),
+            None,
+        ));
+    }
+    let phase = state
+        .waiting
+        .as_ref()
+        .map(|w| w.phase.clone())
+        .unwrap_or_default();
+    let now = rec.clock.now();
+    let since = state.waiting.as_ref().map_or(now, |w| w.since);
+    let plan_hash = state
+        .waiting
+        .as_ref()
+        .map(|w| w.plan_hash.clone())
+        .unwrap_or_default();
+    record(
+        rec,
+        Decided {
+            phase: &phase,
+            decision: Decision::Reject,
+            by,
+            reason,
+            waited_ms: now - since,
+            plan_hash: &plan_hash,
+        },
+    )?;
+    journal.append(&Event::RunFinished {
+        at: rec.clock.now(),
+        status: RunStatus::Rejected,
+    })?;
+    Ok(phase)
+}
