@@ -276,6 +276,12 @@ impl KnownImage {
 
     /// Available and finished: its last tag (`drctl:spec`) is written.
     pub fn usable(&self) -> bool {
-        self.state == "available" && self.tags.contains_key(crate::cloud::tags::SPEC)
+        image_finished(&self.state, &self.tags)
     }
+}
+
+/// Whether an image drctl made is finished: available, with its
+/// `drctl:spec` tag (written last, so a bake or copy cut short has none).
+pub fn image_finished(state: &str, tags: &Tags) -> bool {
+    state == "available" && tags.contains_key(crate::cloud::tags::SPEC)
 }

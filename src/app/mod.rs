@@ -138,6 +138,14 @@ impl Loaded {
             .expect("a loaded project holds its runbook")
     }
 
+    /// Points the runbook at the region the cloud is reached in (`--region`
+    /// wins over the file): the region its runs are journaled and locked under.
+    pub fn reached_through<C: Connect>(&mut self, connect: &C, state_dir: &Path) {
+        let region = connect.target(&self.runbook().region, state_dir).region;
+        let environment = self.runbook().environment.clone();
+        self.retarget(&environment, &region);
+    }
+
     /// Points the runbook at another environment and region: a drill's
     /// isolated copy, or a run continuing where it started.
     pub fn retarget(&mut self, environment: &str, region: &str) {

@@ -31,12 +31,7 @@ pub async fn plan<C: Connect>(
     request: &PlanRequest,
 ) -> Result<Plan, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    // As in apply: the region the cloud is reached in is the plan's.
-    let region = connect
-        .target(&loaded.runbook().region, ctx.state_dir)
-        .region;
-    let environment = loaded.runbook().environment.clone();
-    loaded.retarget(&environment, &region);
+    loaded.reached_through(connect, ctx.state_dir);
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let plan = make_plan(ctx, &provider, &loaded).await?;
@@ -198,13 +193,7 @@ pub async fn apply<C: Connect>(
         Some(saved) => load_file(&saved.root, &saved.runbook_file)?,
         None => load(request.root.as_deref(), &request.target)?,
     };
-    // The region the cloud is reached in (`--region` wins) is the one the
-    // run is journaled and locked under.
-    let region = connect
-        .target(&loaded.runbook().region, ctx.state_dir)
-        .region;
-    let environment = loaded.runbook().environment.clone();
-    loaded.retarget(&environment, &region);
+    loaded.reached_through(connect, ctx.state_dir);
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let run_id = new_run_id(ctx.clock);

@@ -107,11 +107,7 @@ async fn one_step<C: Connect>(
     wanted: Option<&str>,
 ) -> Result<TrafficResult, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    let region = connect
-        .target(&loaded.runbook().region, ctx.state_dir)
-        .region;
-    let environment = loaded.runbook().environment.clone();
-    loaded.retarget(&environment, &region);
+    loaded.reached_through(connect, ctx.state_dir);
     let services = services_named(&loaded, wanted)?;
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
@@ -214,21 +210,15 @@ async fn drive_steps(
         &mut crate::execute::Applied::default(),
     )
     .await?;
-    let failed = report.failures().count();
-    let status = if failed == 0 {
-        crate::journal::RunStatus::Succeeded
-    } else {
-        crate::journal::RunStatus::Failed
+    let report = match run::stopped_after_phase(ctx, report)? {
+        Ok(report) => report,
+        Err(end) => return Ok(end),
     };
     ctx.journal.append(&crate::journal::Event::RunFinished {
         at: ctx.clock.now(),
-        status,
+        status: crate::journal::RunStatus::Succeeded,
     })?;
-    Ok(if failed == 0 {
-        run::RunEnd::Succeeded(report)
-    } else {
-        run::RunEnd::Failed(report)
-    })
+    Ok(run::RunEnd::Succeeded(report))
 }
 
 /// The runbook's services `wanted` names (all of them if `None`).

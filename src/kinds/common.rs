@@ -150,8 +150,9 @@ pub(crate) fn identity_tags(tags: &Tags) -> Option<Tags> {
         .collect()
 }
 
-/// Tags to add or overwrite, and keys to remove (never `aws:*`), to go from
-/// `current` to exactly `desired`.
+/// Tags to add or overwrite, and keys to remove, to go from `current` to
+/// exactly `desired`. Never removed: `aws:*` (AWS's), and the marks another
+/// resource keeps on this one (`drctl:traffic`, a service's on its listener).
 pub(crate) fn tag_changes(current: &Tags, desired: &Tags) -> (Tags, Vec<String>) {
     let set = desired
         .iter()
@@ -160,7 +161,9 @@ pub(crate) fn tag_changes(current: &Tags, desired: &Tags) -> (Tags, Vec<String>)
         .collect();
     let remove = current
         .keys()
-        .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+        .filter(|k| {
+            !desired.contains_key(*k) && !k.starts_with("aws:") && k.as_str() != tags::TRAFFIC
+        })
         .cloned()
         .collect();
     (set, remove)

@@ -77,12 +77,7 @@ async fn update(
 ) -> Result<ObservedResource, CloudError> {
     let (address, id) = (&current.address, current.id.as_str());
     modify(aws, current, attrs).await?;
-    // The service's ownership mark stays: it is not the listener's to drop.
-    let mut tags = tags.clone();
-    if let Some(owner) = current.tags.get(tags::TRAFFIC) {
-        tags.insert(tags::TRAFFIC.into(), owner.clone());
-    }
-    aws.retag_elbv2(id, &current.tags, &tags).await?;
+    aws.retag_elbv2(id, &current.tags, tags).await?;
     let listener = aws.elbv2.listener(id).await?;
     let tags = aws.elbv2_tags(id).await?;
     listener

@@ -149,23 +149,7 @@ async fn create(
         vpc: want.str("vpc")?,
         health_check: &health_check,
     };
-    let (group, tags) = match aws.elbv2.create_target_group(&spec, req.tags).await {
-        Ok(group) => (group, req.tags.clone()),
-        // AWS returns the existing group for an identical create; moto
-        // refuses. Either way: adopt it only if it is ours.
-        Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
-            let Some(group) = aws.elbv2.target_group_by_name(&name).await? else {
-                return Err(e);
-            };
-            let arn = group.target_group_arn().unwrap_or_default().to_string();
-            let tags = aws.elbv2_tags(&arn).await?;
-            if identity_tags(&tags) != identity_tags(req.tags) {
-                return Err(e);
-            }
-            (group, tags)
-        }
-        Err(e) => return Err(e),
-    };
+    let (group, tags) = create_or_adopt(aws, &spec, req.tags).await?;
     seen(&group, tags)
         .map(|s| s.at(req.address))
         .ok_or(CloudError::MissingField {
@@ -173,6 +157,32 @@ async fn create(
             operation: "CreateTargetGroup",
             field: "TargetGroupArn",
         })
+}
+
+/// Creates the target group, or adopts the one of that name left by a create
+/// cut short, if it is the same resource (its identity tags): AWS returns
+/// the existing group for an identical create, moto refuses. Returns it
+/// with its tags.
+pub(crate) async fn create_or_adopt(
+    aws: &AwsProvider,
+    spec: &TargetGroupSpec<'_>,
+    tags: &Tags,
+) -> Result<(AwsTargetGroup, Tags), CloudError> {
+    match aws.elbv2.create_target_group(spec, tags).await {
+        Ok(group) => Ok((group, tags.clone())),
+        Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
+            let Some(group) = aws.elbv2.target_group_by_name(spec.name).await? else {
+                return Err(e);
+            };
+            let arn = group.target_group_arn().unwrap_or_default().to_string();
+            let found = aws.elbv2_tags(&arn).await?;
+            if identity_tags(&found) != identity_tags(tags) {
+                return Err(e);
+            }
+            Ok((group, found))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn modify(

@@ -246,7 +246,7 @@ pub fn plan(
                     resource,
                     objects: &copies,
                     lookups: &snapshot.lookups,
-                    skeleton: skeleton(&scope, stack, resource, address.clone()),
+                    address: &address,
                     now: snapshot.taken_at,
                     cutover_phase: cut_over_in
                         .get(&address)
@@ -426,9 +426,7 @@ pub struct OwnPlanInput<'a> {
     /// What the environment has at the resource's address.
     pub objects: &'a [&'a ObservedResource],
     pub lookups: &'a crate::world::Lookups,
-    /// The resource as a create: desired values, tags, what it reads,
-    /// which attributes are sensitive.
-    pub skeleton: Change,
+    pub address: &'a Address,
     /// When the world was observed (the injected clock): what is due by then.
     pub now: crate::clock::Millis,
     /// The later phase that cuts this service over, and whether a gate
@@ -444,9 +442,19 @@ pub struct OwnPlan {
     pub cutover: Option<Change>,
 }
 
-/// The resource as a create step.
-fn skeleton(scope: &Scope<'_>, stack: &Stack, resource: &Resource, address: Address) -> Change {
-    diff(scope, stack, resource, address, None)
+impl OwnPlanInput<'_> {
+    /// The resource as a create: desired values, tags, what it reads,
+    /// which attributes are sensitive (made on demand: only kinds that plan
+    /// themselves need it).
+    pub fn skeleton(&self) -> Change {
+        diff(
+            self.scope,
+            self.stack,
+            self.resource,
+            self.address.clone(),
+            None,
+        )
+    }
 }
 
 fn diff(

@@ -164,20 +164,12 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         }
         let mut applied = execute::Applied::observed_before(&plan, index);
         let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
-        let failed = report.failures().count();
         total.outcomes.extend(report.outcomes);
         total.elapsed += report.elapsed;
-        if ctx.cancel.load(Ordering::SeqCst) {
-            ctx.journal.append(&Event::Interrupted { at: ctx.now() })?;
-            return Ok(RunEnd::Interrupted(total));
-        }
-        if failed > 0 {
-            ctx.journal.append(&Event::RunFinished {
-                at: ctx.now(),
-                status: RunStatus::Failed,
-            })?;
-            return Ok(RunEnd::Failed(total));
-        }
+        total = match stopped_after_phase(ctx, total)? {
+            Ok(go_on) => go_on,
+            Err(end) => return Ok(end),
+        };
     }
     // Cleanup, re-planned: old copies and removed resources, dependents first;
     // only what was approved with the run's plan, or duplicates this run made.
@@ -230,6 +222,26 @@ async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan,
         &snapshot,
         String::new(),
     ))
+}
+
+/// After a phase: the run's end if it was stopped (Ctrl-C) or a step failed
+/// (journaled), else the report to go on with.
+pub(crate) fn stopped_after_phase(
+    ctx: &RunContext<'_>,
+    total: Report,
+) -> Result<Result<Report, RunEnd>, Error> {
+    if ctx.cancel.load(Ordering::SeqCst) {
+        ctx.journal.append(&Event::Interrupted { at: ctx.now() })?;
+        return Ok(Err(RunEnd::Interrupted(total)));
+    }
+    if !total.succeeded() {
+        ctx.journal.append(&Event::RunFinished {
+            at: ctx.now(),
+            status: RunStatus::Failed,
+        })?;
+        return Ok(Err(RunEnd::Failed(total)));
+    }
+    Ok(Ok(total))
 }
 
 /// Applies phase `index` of `plan`, its start and end journaled around it.

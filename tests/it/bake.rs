@@ -11,7 +11,7 @@ use std::path::Path;
 use aws_sdk_ec2::types::Filter;
 
 use crate::proxy::{FaultProxy, Faults};
-use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
+use crate::support::{drctl_at, json_reports, moto_endpoint, outcome, Repo};
 use drctl::cloud::AwsSettings;
 
 pub(crate) const REGION: &str = "us-east-1";
@@ -352,22 +352,19 @@ async fn a_drill_reuses_another_environments_image_and_leaves_it_unless_it_rebak
 
 /// The JSON report of the drill in environment `env`.
 fn read_report(state: &Path, env: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(report_of(state, env)).unwrap();
-    serde_json::from_str(&text).unwrap()
+    drill_report(state, env).1
 }
 
 /// The JSON report file of the drill in environment `env` (run ids have
 /// whole seconds: two drills may share one).
 fn report_of(state: &Path, env: &str) -> std::path::PathBuf {
-    std::fs::read_dir(state.join("reports/bake"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .find(|p| {
-            let text = std::fs::read_to_string(p).unwrap();
-            let report: serde_json::Value = serde_json::from_str(&text).unwrap();
-            report["environment"] == env
-        })
+    drill_report(state, env).0
+}
+
+fn drill_report(state: &Path, env: &str) -> (std::path::PathBuf, serde_json::Value) {
+    json_reports(state, "bake")
+        .into_iter()
+        .find(|(_, report)| report["environment"] == env)
         .expect("a report of the drill")
 }
 
@@ -553,14 +550,7 @@ async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(&format!("= reuse {copy} (recipe ")), "{text}");
     assert!(text.contains("baked by images on "), "{text}");
-    let dir = state.path().join("reports/fleet-rehearsal");
-    let report = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    let (_, report) = json_reports(state.path(), "fleet-rehearsal").pop().unwrap();
     assert_eq!(report["verdict"], "passed", "{report:#}");
     assert_eq!(report["images"][0]["image_id"], copy.as_str(), "{report:#}");
     assert_eq!(report["images"][0]["how"], "reused");

@@ -68,6 +68,11 @@ impl Drill {
         cmd
     }
 
+    /// `drctl drill rb`, killed (SIGKILL) right after the journal's `point`.
+    fn drill_killed_after(&self, point: &str) {
+        crate::support::killed_after(&mut self.command(&["drill", "rb"]), point);
+    }
+
     fn run(&self, args: &[&str]) -> (Option<i32>, String) {
         outcome(&mut self.command(args))
     }
@@ -334,18 +339,7 @@ async fn a_failing_check_fails_the_drill_and_still_tears_down() {
 #[tokio::test]
 async fn a_drill_killed_mid_way_is_finished_by_resume() {
     let d = Drill::new("drill-crash", 133, None);
-    let out = d
-        .command(&["drill", "rb"])
-        .env("DRCTL_CRASH_AFTER_EVENT", "8")
-        .output()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.drill_killed_after("8");
     let run_id = crate::support::first_run_id(d.state.path());
     let (code, text) = d.run(&["resume", &run_id]);
     assert_eq!(code, Some(0), "{text}");
@@ -365,18 +359,7 @@ async fn a_drill_killed_mid_way_is_finished_by_resume() {
 #[tokio::test]
 async fn a_drill_killed_after_its_checks_keeps_their_results_on_resume() {
     let d = Drill::new("drill-checked", 143, None);
-    let out = d
-        .command(&["drill", "rb"])
-        .env("DRCTL_CRASH_AFTER_EVENT", "drill_checked")
-        .output()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    d.drill_killed_after("drill_checked");
     // A check that would fail now: the resumed drill must not run it again
     // (on AWS its teardown may already have removed half the environment).
     write_script(&d.repo, "checks/fleet-smoke.sh", "#!/bin/sh\nexit 1\n");

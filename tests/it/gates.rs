@@ -291,16 +291,9 @@ async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
 
     for (i, kill_after) in [1, 5, total - 1, total].into_iter().enumerate() {
         let s = Setup::new(&format!("crash-{kill_after}"), 86 + i as u8, "\"manual\"");
-        let status = s
-            .command(&["apply", "rb", "--auto-approve"])
-            .env("DRCTL_CRASH_AFTER_EVENT", kill_after.to_string())
-            .output()
-            .expect("run drctl");
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(
-            status.status.signal(),
-            Some(9),
-            "killed after event {kill_after}"
+        crate::support::killed_after(
+            &mut s.command(&["apply", "rb", "--auto-approve"]),
+            &kill_after.to_string(),
         );
         let id = s.run_id();
         assert_eq!(s.events(&id), kill_after);

@@ -279,3 +279,39 @@ pub fn first_run_id(state_dir: &Path) -> String {
         .into_string()
         .expect("a UTF-8 run id")
 }
+
+/// The drills' JSON reports of `runbook` under `state_dir`, oldest first,
+/// with their paths.
+pub fn json_reports(state_dir: &Path, runbook: &str) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(state_dir.join("reports").join(runbook))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    paths.retain(|p| p.extension().is_some_and(|x| x == "json"));
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let report = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            (p, report)
+        })
+        .collect()
+}
+
+/// Runs `command` with a SIGKILL right after the journal's `event` (a
+/// number, or an event's name), asserts it was killed, and returns what it
+/// printed.
+pub fn killed_after(command: &mut std::process::Command, event: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let out = command
+        .env("DRCTL_CRASH_AFTER_EVENT", event)
+        .output()
+        .expect("run drctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "killed after event {event}: {text}"
+    );
+    text
+}

@@ -94,17 +94,6 @@ impl SdkEc2 {
             .await
     }
 
-    /// Images this account owns named exactly `name`.
-    pub async fn images_named(&self, name: &str) -> Result<Vec<Image>, CloudError> {
-        let request = self
-            .client
-            .describe_images()
-            .owners("self")
-            .filters(filter("name", &[name.to_string()]));
-        EC2.call(request.into_paginator().items().send().try_collect())
-            .await
-    }
-
     pub async fn deregister_image(&self, id: &str) -> Result<(), CloudError> {
         EC2.call(self.client.deregister_image().image_id(id).send())
             .await

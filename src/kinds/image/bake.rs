@@ -212,9 +212,7 @@ async fn make_image(
     timeout: Duration,
 ) -> Result<SdkImage, CloudError> {
     wait_stopped(aws, address, builder, timeout).await?;
-    let mut of_builder = identity_tags(image_tags).unwrap_or_default();
-    of_builder.insert(BUILDER_TAG.into(), builder.to_string());
-    let existing = aws.ec2.images_tagged(&of_builder).await?;
+    let existing = aws.ec2.images_tagged(&of_builder(image_tags, builder)).await?;
     let id = match existing.iter().filter_map(|i| i.image_id()).min() {
         Some(id) => id.to_string(),
         None => {
@@ -338,13 +336,19 @@ pub(super) async fn terminate(
     crate::kinds::instances::terminate(aws, &what, &[builder.to_string()]).await
 }
 
+/// The tags that select the images made from `builder` for the resource
+/// `identity` names.
+fn of_builder(identity: &BTreeMap<String, String>, builder: &str) -> BTreeMap<String, String> {
+    let mut selector = identity_tags(identity).unwrap_or_default();
+    selector.insert(BUILDER_TAG.into(), builder.to_string());
+    selector
+}
+
 /// After a failed bake: the builder's image, unless finished, is
 /// deregistered and its snapshots deleted (best effort: what is left is
 /// listed for cleanup by the next plan).
 async fn discard_unfinished(aws: &AwsProvider, identity: &BTreeMap<String, String>, builder: &str) {
-    let mut of_builder = identity_tags(identity).unwrap_or_default();
-    of_builder.insert(BUILDER_TAG.into(), builder.to_string());
-    let Ok(images) = aws.ec2.images_tagged(&of_builder).await else {
+    let Ok(images) = aws.ec2.images_tagged(&of_builder(identity, builder)).await else {
         return;
     };
     for image in images.iter().filter(|i| !finished(i)) {

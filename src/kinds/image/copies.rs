@@ -89,7 +89,7 @@ async fn copy_to(
         .and_then(|v| v.as_str())
         .unwrap_or(&source.id)
         .to_string();
-    let started = ec2.images_named(&name).await?;
+    let started = ec2.describe_images(&["self".to_string()], &name).await?;
     let id = match started.iter().filter_map(|i| i.image_id()).min() {
         Some(id) => id.to_string(),
         None => {

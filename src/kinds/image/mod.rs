@@ -255,8 +255,8 @@ fn seen_of(image: &KnownImage) -> Seen {
 
 /// Available, and its last tag (`drctl:spec`) written: an image to use.
 fn finished(image: &SdkImage) -> bool {
-    image.state().is_some_and(|s| s.as_str() == "available")
-        && tag_map(image.tags()).contains_key(tags::SPEC)
+    let state = image.state().map_or("", |s| s.as_str());
+    crate::world::image_finished(state, &tag_map(image.tags()))
 }
 
 /// The last steps of a bake and of a copy: wait until image `id` (in

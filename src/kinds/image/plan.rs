@@ -28,7 +28,7 @@ const SHOWN: &[&str] = &[
 ];
 
 pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
-    let mut change = input.skeleton.clone();
+    let mut change = input.skeleton();
     let runbook = input.scope.runbook;
     let region = runbook.region.clone();
     let env = runbook.environment.clone();
@@ -92,8 +92,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     set(&mut change, "recipe", hash.clone());
 
     let finished = |o: &&ObservedResource| {
-        o.attrs.get("state").and_then(Value::as_str) == Some("available")
-            && o.tags.contains_key(tags::SPEC)
+        crate::world::image_finished(o.attrs.get("state").and_then(Value::as_str).unwrap_or(""), &o.tags)
     };
     let ours_of_recipe = images
         .iter()

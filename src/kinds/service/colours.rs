@@ -19,13 +19,15 @@ use crate::cloud::{tags, CloudError};
 use crate::model::ResourceKind;
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 
-/// One colour of a service, as observed.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// One colour of a service, as observed (in the service's `colors`
+/// attribute, by name).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Colour {
+    #[serde(skip)]
     pub name: String,
     /// Its target group's ARN ("" if an interrupted create made none yet).
     pub target_group: String,
-    pub group_name: String,
     /// [`super::fleet_hash`] of what it runs ("" if unknown).
     pub fleet: String,
     /// Its create finished (healthy, `drctl:spec` written last).
@@ -39,67 +41,27 @@ pub struct Colour {
     pub running: i64,
     pub image: String,
     pub instance_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<Value>,
     pub port: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub live_since: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub replaced_at: Option<i64>,
 }
 
 impl Colour {
     pub(super) fn to_value(&self) -> Value {
-        let mut t = BTreeMap::new();
-        let mut put = |k: &str, v: Value| {
-            t.insert(k.to_string(), v);
-        };
-        put("target_group", Value::Str(self.target_group.clone()));
-        put("group_name", Value::Str(self.group_name.clone()));
-        put("fleet", Value::Str(self.fleet.clone()));
-        put("complete", Value::Bool(self.complete));
-        put("traffic", Value::Int(self.traffic));
-        put("listener", Value::Str(self.listener.clone()));
-        put("instances", Value::str_list(self.instances.iter().cloned()));
-        put("running", Value::Int(self.running));
-        put("image", Value::Str(self.image.clone()));
-        put("instance_type", Value::Str(self.instance_type.clone()));
-        put("port", Value::Int(self.port));
-        if let Some(h) = &self.health_check {
-            put("health_check", h.clone());
-        }
-        if let Some(at) = self.live_since {
-            put("live_since", Value::Int(at));
-        }
-        if let Some(at) = self.replaced_at {
-            put("replaced_at", Value::Int(at));
-        }
-        Value::Table(t)
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .expect("a colour is a table of plain values")
     }
 
     fn from_value(name: &str, value: &Value) -> Option<Colour> {
-        let t = value.as_table()?;
-        let s = |k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let i = |k: &str| t.get(k).and_then(Value::as_int);
+        let colour: Colour = serde_json::from_value(serde_json::to_value(value).ok()?).ok()?;
         Some(Colour {
             name: name.to_string(),
-            target_group: s("target_group"),
-            group_name: s("group_name"),
-            fleet: s("fleet"),
-            complete: t.get("complete").and_then(Value::as_bool).unwrap_or(false),
-            traffic: i("traffic").unwrap_or(0),
-            listener: s("listener"),
-            instances: t
-                .get("instances")
-                .and_then(Value::as_str_list)
-                .unwrap_or_default()
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            running: i("running").unwrap_or(0),
-            image: s("image"),
-            instance_type: s("instance_type"),
-            health_check: t.get("health_check").cloned(),
-            port: i("port").unwrap_or(0),
-            live_since: i("live_since"),
-            replaced_at: i("replaced_at"),
+            ..colour
         })
     }
 }
@@ -179,7 +141,6 @@ fn assemble(
         let entry = Colour {
             name: colour.clone(),
             target_group: arn,
-            group_name: group.target_group_name().unwrap_or("").into(),
             fleet: t.get(FLEET_TAG).cloned().unwrap_or_default(),
             complete: t.contains_key(tags::SPEC),
             traffic: share.into(),
@@ -253,9 +214,11 @@ fn service_object(address: Address, colours: BTreeMap<String, (Colour, Tags)>) -
         c.instances.sort();
     }
     let all: Vec<Colour> = list.iter().map(|(c, _)| c.clone()).collect();
+    let live_colour = live(&all);
+    let is_live = live_colour.is_some();
     // What the service exports and is named by: the live colour, else the
     // newest finished one, else any.
-    let main = live(&all)
+    let main = live_colour
         .or_else(|| {
             all.iter()
                 .filter(|c| c.complete)
@@ -269,7 +232,6 @@ fn service_object(address: Address, colours: BTreeMap<String, (Colour, Tags)>) -
         .find(|(c, _)| c.name == main.name)
         .map(|(_, t)| t.clone())
         .unwrap_or_default();
-    let is_live = live(&all).is_some();
     let mut attrs = Attrs::new();
     attrs.insert(
         "colors".into(),

@@ -16,7 +16,8 @@ use crate::plan::{Action, AttrDiff, Change, OwnPlan, OwnPlanInput};
 use crate::world::{Attrs, ObservedResource, Value};
 
 pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
-    let mut change = input.skeleton.clone();
+    let skeleton = input.skeleton();
+    let mut change = skeleton.clone();
     let service = input.objects.first().copied();
     change.current = service.cloned();
     let colours = service.map(colours_of).unwrap_or_default();
@@ -96,10 +97,14 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 .filter(|c| Some(&c.name) != from.as_ref())
                 .collect();
             for c in &stale {
-                let why = if !c.complete {
-                    "its create never finished"
-                } else {
-                    "it runs another fleet and takes no traffic"
+                let why = match (c.complete, c.replaced_at) {
+                    (false, _) => "its create never finished".to_string(),
+                    // A new colour needs its name: the rollback target goes early.
+                    (true, Some(at)) => format!(
+                        "the rollback colour, kept until {}: a new colour needs its name",
+                        clock_time(at + retire_after.as_millis() as i64)
+                    ),
+                    (true, None) => "it runs another fleet and takes no traffic".to_string(),
                 };
                 change.steps.push(format!("- remove idle {} first ({why})", c.name));
             }
@@ -128,7 +133,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         } else {
             format!("in phase \"{phase}\"")
         };
-        let mut step = input.skeleton.clone();
+        let mut step = skeleton;
         step.action = Action::Update;
         step.current = service.cloned();
         step.attrs.clear();
@@ -293,7 +298,7 @@ fn standalone(planned: &Change) -> Change {
     step.steps.clear();
     step.reasons.clear();
     step.depends_on.clear();
-    step.desired.retain(|k, _| k == "health_timeout");
+    step.desired.clear();
     step.tags.clear();
     step.sensitive.clear();
     step

@@ -18,8 +18,8 @@ use crate::cloud::ec2::{Ec2, Select};
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetGroupSpec};
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, tags, CloudError};
-use crate::kinds::common::{gone_ok, identity_tags, Want};
-use crate::kinds::instances;
+use crate::kinds::common::{gone_ok, Want};
+use crate::kinds::{instances, target_group};
 use crate::world::{Address, Attrs, ObservedResource, Tags};
 
 /// Runs the step the plan put in `attrs` (`operation`).
@@ -35,29 +35,29 @@ pub(super) async fn run(
         .get(tags::ENV)
         .cloned()
         .ok_or_else(|| want.bad("drctl:env", "the environment's tag"))?;
-    let names_of = |key: &str| want.strs(key);
-    match want.opt_str("operation")?.unwrap_or("colour") {
+    let operation = want.str("operation")?;
+    // The service as it is now, read once: each operation starts from it.
+    let mut colours = current(aws, address, &env).await?;
+    match operation {
         "colour" => {
-            let colours = current(aws, address, &env).await?;
-            for name in names_of("replace")? {
-                if let Some(stale) = colours.iter().find(|c| c.name == name) {
-                    refuse_live(address, stale, "remove")?;
-                    remove(aws, address, stale, false).await?;
-                }
+            let replaced = want.strs("replace")?;
+            for stale in colours.iter().filter(|c| replaced.contains(&c.name)) {
+                refuse_live(address, stale, "remove")?;
+                remove(aws, address, stale, false).await?;
             }
             let colour = want.str("color")?;
-            create_colour(aws, address, attrs, tags, token, colour).await?;
+            colours.retain(|c| c.name != colour && !replaced.contains(&c.name));
+            colours.push(create_colour(aws, address, attrs, tags, token, colour).await?);
             if want.bool("cut_over", false)? {
-                traffic::cutover(aws, address, &env, attrs).await?;
+                traffic::cutover(aws, address, attrs, &colours).await?;
             }
         }
-        "cutover" => traffic::cutover(aws, address, &env, attrs).await?,
+        "cutover" => traffic::cutover(aws, address, attrs, &colours).await?,
         "maintain" | "retire" => {
-            let colours = current(aws, address, &env).await?;
-            if want.opt_str("operation")? == Some("maintain") {
+            if operation == "maintain" {
                 update_health_checks(aws, &want, &colours).await?;
             }
-            for name in names_of("retire")? {
+            for name in want.strs("retire")? {
                 if let Some(old) = colours.iter().find(|c| c.name == name) {
                     refuse_live(address, old, "retire")?;
                     remove(aws, address, old, true).await?;
@@ -104,7 +104,7 @@ async fn create_colour(
     tags: &Tags,
     token: &str,
     colour: &str,
-) -> Result<(), CloudError> {
+) -> Result<Colour, CloudError> {
     let want = Want::new(address, attrs);
     let fleet = fleet_hash(attrs).ok_or_else(|| want.bad("image", "known fleet attributes"))?;
     let env = tags.get(tags::ENV).map_or("", String::as_str);
@@ -136,27 +136,13 @@ async fn create_colour(
         vpc: &vpc,
         health_check: &health_check,
     };
-    let group = match aws.elbv2.create_target_group(&spec, &group_tags).await {
-        Ok(group) => group,
-        Err(e) if e.code() == Some("DuplicateTargetGroupName") => {
-            // A resumed create: adopt the group only if it is this colour's.
-            let group = aws.elbv2.target_group_by_name(&name).await?.ok_or(e)?;
-            let arn = group.target_group_arn().unwrap_or_default();
-            if identity_tags(&aws.elbv2_tags(arn).await?) != identity_tags(&group_tags) {
-                return Err(CloudError::Failed {
-                    what: format!("target group {name}"),
-                    state: "exists".into(),
-                    reason: "it belongs to something else".into(),
-                });
-            }
-            group
-        }
-        Err(e) => return Err(e),
-    };
+    // A resumed create adopts its group, if it is this colour's.
+    let (group, _) = target_group::create_or_adopt(aws, &spec, &group_tags).await?;
     let arn = group.target_group_arn().unwrap_or_default().to_string();
     let mut made = Colour {
         name: colour.into(),
         target_group: arn.clone(),
+        fleet: fleet.clone(),
         port: port.into(),
         ..Colour::default()
     };
@@ -187,7 +173,10 @@ async fn create_colour(
     let spec = tags.get(tags::SPEC).cloned().unwrap_or_default();
     aws.elbv2
         .add_tags(&arn, &BTreeMap::from([(tags::SPEC.to_string(), spec)]))
-        .await
+        .await?;
+    made.complete = true;
+    made.running = made.instances.len() as i64;
+    Ok(made)
 }
 
 /// Health checks of finished colours, in place.
@@ -276,16 +265,18 @@ pub(super) async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Res
         .collect();
     listeners.dedup();
     for listener in listeners {
-        let moved = aws
-            .elbv2
-            .set_default_action(listener, DefaultAction::Unavailable)
-            .await;
-        // The listener may be gone already.
-        if let Err(e) = moved {
-            if !e.code().is_some_and(|c| c.ends_with("NotFound")) {
-                return Err(e);
-            }
-        }
+        // The listener may be gone already. Once it answers 503 it is no
+        // longer the service's: its own default action counts again.
+        gone_ok(
+            aws.elbv2
+                .set_default_action(listener, DefaultAction::Unavailable)
+                .await,
+        )?;
+        gone_ok(
+            aws.elbv2
+                .remove_tags(listener, &[tags::TRAFFIC.to_string()])
+                .await,
+        )?;
     }
     for colour in &colours {
         remove(aws, &current.address, colour, false).await?;

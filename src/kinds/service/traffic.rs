@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::colours::{self, colours_of, live};
+use super::colours::{live, Colour};
 use super::{canary_of, LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetHealth};
@@ -91,22 +91,20 @@ async fn healthy_now(aws: &AwsProvider, arn: &str, ids: &[String]) -> Result<(),
 }
 
 /// Moves the listener from colour `from` to colour `to` (both in `attrs`),
-/// after re-checking `to`'s health. Done already (resumed): nothing to do.
-/// A listener found elsewhere than planned is left alone.
+/// after re-checking `to`'s health. A resumed cutover goes on from where
+/// the traffic is (no move if `to` has it all); the colours' and the
+/// listener's tags are written either way. A listener found elsewhere than
+/// planned is left alone.
 pub(super) async fn cutover(
     aws: &AwsProvider,
     address: &Address,
-    env: &str,
     attrs: &Attrs,
+    colours: &[Colour],
 ) -> Result<(), CloudError> {
     let want = Want::new(address, attrs);
     let to = want.str("to")?;
     let from = want.opt_str("from")?.unwrap_or("");
     let listener = want.str("listener")?;
-    let colours = colours::read(aws, address, env)
-        .await?
-        .map(|s| colours_of(&s))
-        .unwrap_or_default();
     let failed = |state: &str, reason: String| CloudError::Failed {
         what: format!("cutover of {address} to {to}"),
         state: state.to_string(),
@@ -121,10 +119,7 @@ pub(super) async fn cutover(
             format!("the {to} colour does not exist or never finished; the listener was not touched"),
         ));
     };
-    let live_now = live(&colours);
-    if live_now.is_some_and(|l| l.name == to && l.traffic == 100) {
-        return Ok(());
-    }
+    let live_now = live(colours);
     let old = colours.iter().find(|c| c.name == from && !from.is_empty());
     let moved_from = live_now.map(|l| l.name.as_str()).unwrap_or("");
     if moved_from != from && moved_from != to {
@@ -137,45 +132,22 @@ pub(super) async fn cutover(
             ),
         ));
     }
-    if let Err(why) = healthy_now(aws, &target.target_group, &target.instances).await {
-        return Err(failed(
-            "unhealthy",
-            format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
-        ));
+    let moved = target.traffic < 100;
+    if moved {
+        move_traffic(aws, listener, target, old, attrs).await.map_err(|(state, why)| failed(state, why))?;
     }
-    let (steps, wait) = canary_of(attrs);
-    let canary = steps.len() > 1 && old.is_some();
-    if let (true, Some(old)) = (canary, old) {
-        for share in steps.iter().copied().filter(|p| *p < 100) {
-            let weights = [
-                (target.target_group.clone(), share as i32),
-                (old.target_group.clone(), 100 - share as i32),
-            ];
-            aws.elbv2
-                .set_default_action(listener, DefaultAction::Weighted(&weights))
-                .await?;
-            if let Err(why) = watch(aws, &target.target_group, &target.instances, wait).await {
-                aws.elbv2
-                    .set_default_action(listener, DefaultAction::Forward(&old.target_group))
-                    .await?;
-                return Err(failed(
-                    "aborted",
-                    format!("canary at {share}%: {why}; all traffic is back on {}", old.name),
-                ));
-            }
-        }
-    }
-    aws.elbv2
-        .set_default_action(listener, DefaultAction::Forward(&target.target_group))
-        .await?;
+    // Stamped when the traffic moves, or missing after a run cut short
+    // between the move and the stamps (a resume must not restart the clock).
     let now = jiff::Timestamp::now().as_millisecond().to_string();
-    aws.elbv2
-        .add_tags(&target.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now.clone())]))
-        .await?;
-    aws.elbv2
-        .remove_tags(&target.target_group, &[REPLACED_AT_TAG.to_string()])
-        .await?;
-    if let Some(old) = old {
+    if moved || target.live_since.is_none() {
+        aws.elbv2
+            .add_tags(&target.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now.clone())]))
+            .await?;
+        aws.elbv2
+            .remove_tags(&target.target_group, &[REPLACED_AT_TAG.to_string()])
+            .await?;
+    }
+    if let Some(old) = old.filter(|o| moved || o.replaced_at.is_none()) {
         aws.elbv2
             .add_tags(&old.target_group, &BTreeMap::from([(REPLACED_AT_TAG.to_string(), now)]))
             .await?;
@@ -184,6 +156,53 @@ pub(super) async fn cutover(
     aws.elbv2
         .add_tags(listener, &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]))
         .await
+}
+
+/// The listener from `old` (if any) to `target`: one call, or one per
+/// canary weight above the share `target` already has, each watched.
+async fn move_traffic(
+    aws: &AwsProvider,
+    listener: &str,
+    target: &Colour,
+    old: Option<&Colour>,
+    attrs: &Attrs,
+) -> Result<(), (&'static str, String)> {
+    let to = &target.name;
+    if let Err(why) = healthy_now(aws, &target.target_group, &target.instances).await {
+        return Err((
+            "unhealthy",
+            format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
+        ));
+    }
+    let call = |e: CloudError| ("failed", e.to_string());
+    let (steps, wait) = canary_of(attrs);
+    if let (true, Some(old)) = (steps.len() > 1, old) {
+        for share in steps.iter().copied().filter(|p| *p < 100 && *p > target.traffic) {
+            let weights = [
+                (target.target_group.clone(), share as i32),
+                (old.target_group.clone(), 100 - share as i32),
+            ];
+            aws.elbv2
+                .set_default_action(listener, DefaultAction::Weighted(&weights))
+                .await
+                .map_err(call)?;
+            if let Err(why) = watch(aws, &target.target_group, &target.instances, wait).await {
+                let back = aws
+                    .elbv2
+                    .set_default_action(listener, DefaultAction::Forward(&old.target_group))
+                    .await;
+                let after = match back {
+                    Ok(()) => format!("all traffic is back on {}", old.name),
+                    Err(e) => format!("moving all traffic back to {} failed too: {e}", old.name),
+                };
+                return Err(("aborted", format!("canary at {share}%: {why}; {after}")));
+            }
+        }
+    }
+    aws.elbv2
+        .set_default_action(listener, DefaultAction::Forward(&target.target_group))
+        .await
+        .map_err(call)
 }
 
 /// Watches a canary weight for `wait`: every target must stay healthy.
