@@ -95,6 +95,10 @@ pub enum Event {
     DrillCheck {
         result: crate::drill::report::CheckResult,
     },
+    /// Post-cutover checks failed: what the automatic rollback did.
+    RolledBack {
+        services: Vec<crate::app::RolledBack>,
+    },
 }
 
 /// A question for a person.

@@ -294,6 +294,19 @@ pub fn render_event(event: &Event) -> String {
                 result.detail
             )
         }
+        Event::RolledBack { services } => {
+            let mut out = String::from("Automatic rollback after failed checks:\n");
+            for service in services {
+                let run = service
+                    .run_id
+                    .as_ref()
+                    .map(|id| format!(" (run {id})"))
+                    .unwrap_or_default();
+                let mark = if service.ok { "↩" } else { "✗" };
+                out.push_str(&format!("  {mark} {}: {}{run}\n", service.service, service.note));
+            }
+            out
+        }
         Event::LeftBuilt {
             environment,
             resources,

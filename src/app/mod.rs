@@ -4,9 +4,10 @@
 //! sinks; drills, rebuilds and schedules call the same functions.
 
 mod destroy;
+mod post_cutover;
 pub(crate) mod runs;
 mod saved;
-mod traffic;
+pub(crate) mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
+pub(crate) use post_cutover::{cut_over_in, live_colours, roll_back_after_failed_checks};
+pub use post_cutover::{AfterCutover, RolledBack};
 pub use runs::{
     apply, approve, outputs, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest,
     Approved, OutputRequest, PlanRequest, RejectRequest, RunResult,

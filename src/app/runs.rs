@@ -151,20 +151,37 @@ pub struct RunResult {
     pub end: RunEnd,
     /// The root stacks' outputs, after a run that succeeded.
     pub outputs: Vec<plan::OutputValue>,
+    /// The runbook's checks after a cutover, and any automatic rollback.
+    pub after_cutover: Option<super::AfterCutover>,
 }
 
 /// What a run's end means besides itself: outputs after success, what is
 /// left built after a rejection.
-async fn finish(
+#[allow(clippy::too_many_arguments)]
+async fn finish<C: Connect>(
     ctx: &Context<'_>,
+    connect: &C,
     provider: &AwsProvider,
     loaded: &Loaded,
-    run_id: &str,
+    journal: &Journal,
     end: RunEnd,
+    parallelism: usize,
+    cancel: &AtomicBool,
 ) -> Result<RunResult, Error> {
     let mut outputs = Vec::new();
+    let mut after_cutover = None;
     match &end {
         RunEnd::Succeeded(_) => {
+            after_cutover = super::post_cutover::check_after_cutover(
+                ctx,
+                connect,
+                provider,
+                loaded,
+                journal,
+                parallelism,
+                cancel,
+            )
+            .await?;
             let runbook = loaded.runbook();
             let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
             let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
@@ -174,9 +191,10 @@ async fn finish(
         _ => {}
     }
     Ok(RunResult {
-        run_id: run_id.to_string(),
+        run_id: journal.run_id.clone(),
         end,
         outputs,
+        after_cutover,
     })
 }
 
@@ -285,10 +303,20 @@ pub async fn apply<C: Connect>(
         cancel,
     )
     .await?;
+    // Held through the post-cutover checks: a rollback moves the listener.
+    let result = finish(
+        ctx,
+        connect,
+        &provider,
+        &loaded,
+        &journal,
+        end,
+        request.parallelism,
+        cancel,
+    )
+    .await?;
     drop(lock);
-    Ok(ApplyResult::Run(
-        finish(ctx, &provider, &loaded, &run_id, end).await?,
-    ))
+    Ok(ApplyResult::Run(result))
 }
 
 /// Creates the run's journal with its start record, indexes it, and says so.
@@ -421,7 +449,6 @@ pub async fn resume<C: Connect>(
         });
     }
     let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await?;
-    drop(lock);
     // The summary is of the whole run, not only of this continuation.
     let whole = |report| {
         whole_run(
@@ -436,7 +463,19 @@ pub async fn resume<C: Connect>(
         RunEnd::Interrupted(report) => RunEnd::Interrupted(whole(report)),
         other => other,
     };
-    finish(ctx, &provider, &loaded, run_id, end).await
+    let result = finish(
+        ctx,
+        connect,
+        &provider,
+        &loaded,
+        &journal,
+        end,
+        parallelism,
+        cancel,
+    )
+    .await;
+    drop(lock);
+    result
 }
 
 /// A continuation's report widened to the whole run: every step the

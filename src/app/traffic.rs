@@ -150,9 +150,51 @@ async fn one_step<C: Connect>(
         };
         return Ok(TrafficResult::Nothing(why));
     }
+    let command = Command {
+        run_id: &run_id,
+        phase,
+        approval: format!("{phase} (command)"),
+        parallelism: request.parallelism,
+    };
+    let end = run_command(
+        ctx, connect, &provider, &loaded, planned, steps, &command, cancel,
+    )
+    .await?;
+    drop(lock);
+    Ok(TrafficResult::Run(RunResult {
+        run_id,
+        end,
+        outputs: Vec::new(),
+        after_cutover: None,
+    }))
+}
+
+/// A command's run: which, under what approval.
+pub(super) struct Command<'a> {
+    pub run_id: &'a str,
+    pub phase: &'a str,
+    /// Recorded as the run's approval (the command, or the failed checks).
+    pub approval: String,
+    pub parallelism: usize,
+}
+
+/// Shows `steps` as a one-phase plan and runs it, journaled as its own run.
+/// The caller holds the environment's lock.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_command<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    provider: &crate::cloud::aws::AwsProvider,
+    loaded: &Loaded,
+    planned: Plan,
+    steps: Vec<Change>,
+    command: &Command<'_>,
+    cancel: &AtomicBool,
+) -> Result<run::RunEnd, Error> {
+    let runbook = loaded.runbook();
     let plan = Plan {
         phases: vec![PhasePlan {
-            name: phase.to_string(),
+            name: command.phase.to_string(),
             gate: "none (the command is the approval)".into(),
             changes: steps,
             cutover: Vec::new(),
@@ -166,11 +208,11 @@ async fn one_step<C: Connect>(
     let journal = start_run(
         ctx,
         connect,
-        &loaded,
+        loaded,
         &plan,
         sources(&loaded.project, runbook)?,
-        &run_id,
-        Some(format!("{phase} (command)")),
+        command.run_id,
+        Some(command.approval.clone()),
         None,
     )?;
     let run = RunContext {
@@ -178,20 +220,14 @@ async fn one_step<C: Connect>(
         runbook,
         journal: &journal,
         options: ApplyOptions {
-            parallelism: request.parallelism,
-            run_id: run_id.clone(),
+            parallelism: command.parallelism,
+            run_id: command.run_id.to_string(),
         },
         cancel,
         clock: ctx.clock,
         sink: ctx.sink,
     };
-    let end = drive_steps(&provider, &run, &plan).await?;
-    drop(lock);
-    Ok(TrafficResult::Run(RunResult {
-        run_id,
-        end,
-        outputs: Vec::new(),
-    }))
+    drive_steps(provider, &run, &plan).await
 }
 
 /// Runs `plan`'s one phase as planned, with no gate and no re-planning: a
@@ -222,7 +258,7 @@ async fn drive_steps(
 }
 
 /// The runbook's services `wanted` names (all of them if `None`).
-fn services_named(loaded: &Loaded, wanted: Option<&str>) -> Result<Vec<Address>, Error> {
+pub(crate) fn services_named(loaded: &Loaded, wanted: Option<&str>) -> Result<Vec<Address>, Error> {
     let all: Vec<Address> = crate::graph::runbook_phases(&loaded.project, loaded.runbook())
         .iter()
         .flat_map(|p| &p.stacks)

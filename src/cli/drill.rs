@@ -70,6 +70,7 @@ pub fn print_drill_end(global: &GlobalArgs, outcome: DrillOutcome) -> u8 {
                         needed,
                     },
                     outputs: Vec::new(),
+                    after_cutover: None,
                 },
             )
         }

@@ -23,7 +23,13 @@ pub(crate) fn print_end(global: &GlobalArgs, result: app::RunResult) -> u8 {
         RunEnd::Succeeded(report) => {
             print_summary("Apply", &report);
             print!("{}", crate::terminal::render_outputs(&result.outputs));
-            exit::OK
+            match &result.after_cutover {
+                Some(after) if after.failed() => {
+                    println!("{}", checks_failed_sentence(after));
+                    exit::FAILURE
+                }
+                _ => exit::OK,
+            }
         }
         RunEnd::Failed(report) => {
             print_summary("Apply", &report);
@@ -68,7 +74,11 @@ fn print_end_json(result: app::RunResult) -> u8 {
             "not_done": report.failures().map(|o| o.address.to_string()).collect::<Vec<_>>(),
         })
     };
+    let checks_failed = result.after_cutover.as_ref().filter(|a| a.failed());
     let (status, detail, next, code) = match &result.end {
+        RunEnd::Succeeded(report) if checks_failed.is_some() => {
+            ("checks_failed", counts(report), None, exit::FAILURE)
+        }
         RunEnd::Succeeded(report) => ("succeeded", counts(report), None, exit::OK),
         RunEnd::Failed(report) => (
             "failed",
@@ -106,9 +116,39 @@ fn print_end_json(result: app::RunResult) -> u8 {
         "detail": detail,
         "next": next,
         "outputs": result.outputs,
+        "checks": result.after_cutover.as_ref().map(|a| &a.checks),
+        "rolled_back": result.after_cutover.as_ref().map(|a| &a.rolled_back),
     });
     println!("{line}");
     code
+}
+
+/// Every step was applied, but a check after the cutover failed.
+fn checks_failed_sentence(after: &app::AfterCutover) -> String {
+    let failed: Vec<&str> = after
+        .checks
+        .iter()
+        .filter(|c| c.status == crate::drill::report::CheckStatus::Failed)
+        .map(|c| c.name.as_str())
+        .collect();
+    let back: Vec<String> = after
+        .rolled_back
+        .iter()
+        .map(|r| match (&r.to, r.ok) {
+            (Some(to), true) if r.run_id.is_some() => format!("{} is back on {to}", r.service),
+            _ => format!("{}: {}", r.service, r.note),
+        })
+        .collect();
+    format!(
+        "\nThe changes were applied, but {} check(s) failed after the cutover ({}). {}",
+        failed.len(),
+        failed.join("; "),
+        if back.is_empty() {
+            "Nothing was rolled back.".to_string()
+        } else {
+            format!("Rolled back automatically: {}.", back.join("; "))
+        }
+    )
 }
 
 /// First Ctrl-C: start nothing new. Second: record it and abort.

@@ -15,12 +15,10 @@ use crate::cloud::CloudError;
 use crate::model::{Check, EnvField, Part, RefTarget, ResourceKind, ResourceRef, Template};
 use crate::world::{Address, Snapshot};
 
-use super::rehearse::DrillRequest;
 use super::report::{CheckResult, CheckStatus};
 use crate::app::{Context, Loaded};
 use crate::error::Error;
 use crate::events::Event as Shown;
-use crate::journal::Journal;
 use crate::model::Named;
 use crate::plan::{self, Plan};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -306,21 +304,19 @@ fn last_line(bytes: &[u8]) -> Option<String> {
     })
 }
 
-/// The runbook's drill checks against the rebuilt environment, all at once.
+/// The runbook's checks against the environment as observed, all at once:
+/// after a drill's rebuild, and after an apply's cutover.
 pub(crate) async fn run_all(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
     (snapshot, plan): &(Snapshot, Plan),
-    journal: &Journal,
-    request: &DrillRequest,
+    run_id: &str,
+    health_deadline: Duration,
     cancel: &AtomicBool,
 ) -> Result<Vec<CheckResult>, Error> {
     let runbook = loaded.runbook();
     let checks = &runbook.drill.checks;
-    ctx.sink.event(&Shown::DrillStage {
-        message: format!("Rebuilt. Running {} check(s) …", checks.len()),
-    });
     // Every stack's outputs, not only the roots': a check may read any.
     let mut every_stack = runbook.clone();
     let stacks: std::collections::BTreeSet<&String> = plan
@@ -351,9 +347,9 @@ pub(crate) async fn run_all(
         outputs: &outputs,
         environment: &runbook.environment,
         region: &runbook.region,
-        run_id: &journal.run_id,
+        run_id,
         root: &loaded.project.root,
-        health_deadline: request.settings.health_deadline,
+        health_deadline,
         clock: ctx.clock,
     };
     // The checks are independent: all at once, so one waiting out its

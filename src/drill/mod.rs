@@ -8,6 +8,7 @@
 //! - [`checks`], [`http`]: the checks run after the last phase.
 //! - `teardown`, [`leaks`]: the teardown, and the leak check after it,
 //!   independent of discovery.
+//! - `services`: the colours made, the cutover, and any automatic rollback.
 //! - [`timing`]: phases, steps, gates and the critical path from the journal.
 //! - [`report`], [`render`], [`junit`], [`history`]: the report, its
 //!   Markdown and JUnit forms, and past drills.
@@ -21,5 +22,6 @@ pub mod leaks;
 pub mod rehearse;
 pub mod render;
 pub mod report;
+mod services;
 mod teardown;
 pub mod timing;

@@ -4,11 +4,13 @@
 //! killed anywhere is continued by `drctl resume`, which ends in the same
 //! [`conclude`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::app::runs::{absolute, drive, plan_observed, start_run};
+use crate::app::{self as app_layer, traffic};
 use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -25,7 +27,7 @@ use super::report::{
     CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
     REPORT_FORMAT,
 };
-use super::{checks, history, leaks, teardown, timing};
+use super::{checks, history, leaks, services, teardown, timing};
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -176,7 +178,7 @@ pub async fn drill<C: Connect>(
     // Boxed: the drill's whole future (rebuild, checks, teardown, report)
     // is otherwise one type too deep for the compiler's layout query.
     let outcome = Box::pin(conclude(
-        ctx, &provider, &loaded, &journal, end, request, cancel,
+        ctx, connect, &provider, &loaded, &journal, end, request, cancel,
     ))
     .await;
     drop(lock);
@@ -247,7 +249,7 @@ pub async fn resume<C: Connect>(
         settings: DrillSettings::default(),
     };
     let outcome = Box::pin(conclude(
-        ctx, &provider, &loaded, &journal, end, &request, cancel,
+        ctx, connect, &provider, &loaded, &journal, end, &request, cancel,
     ))
     .await;
     drop(lock);
@@ -275,9 +277,12 @@ async fn observe_rebuilt(
     Ok((snapshot, plan))
 }
 
-/// After the phases: checks, teardown per policy, leak check, report.
-async fn conclude(
+/// After the phases: checks (and a rollback of what was cut over if they
+/// fail), teardown per policy, leak check, report.
+#[allow(clippy::too_many_arguments)]
+async fn conclude<C: Connect>(
     ctx: &Context<'_>,
+    connect: &C,
     provider: &AwsProvider,
     loaded: &Loaded,
     journal: &Journal,
@@ -326,26 +331,32 @@ async fn conclude(
     };
     let mut results: Vec<CheckResult> = Vec::new();
     let mut recovered_at = None;
+    // Each service the rebuild cut over, with its live colour when checked.
+    let mut live = BTreeMap::new();
     let checked = started.iter().find_map(|e| match e {
         Event::DrillChecked {
             results,
             recovered_at,
+            live,
             ..
-        } => Some((results.clone(), *recovered_at)),
+        } => Some((results.clone(), *recovered_at, live.clone())),
         _ => None,
     });
+    let phases = crate::graph::runbook_phases(&loaded.project, runbook);
+    let has_services = !traffic::services_named(loaded, None)?.is_empty();
     // What the rebuild left, observed and planned once: the checks read its
     // outputs, the report its images.
     let checks_began = ctx.clock.now();
     let to_check = matches!(end, RunEnd::Succeeded(_)) && checked.is_none();
     let has_images = !crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty();
-    let rebuilt = match to_check || has_images {
+    let rebuilt = match to_check || has_images || has_services {
         true => Some(observe_rebuilt(ctx, provider, loaded).await),
         false => None,
     };
     match &end {
         RunEnd::Succeeded(_) => {
-            if let Some((recorded, at)) = checked {
+            if let Some((recorded, at, recorded_live)) = checked {
+                live = recorded_live;
                 // Checked before the drill was stopped: the environment may
                 // be half torn down now, so the results stand as recorded.
                 ctx.sink.event(&Shown::DrillStage {
@@ -365,11 +376,26 @@ async fn conclude(
                 }
             } else {
                 let mut ran = true;
+                ctx.sink.event(&Shown::DrillStage {
+                    message: format!("Rebuilt. Running {} check(s) …", runbook.drill.checks.len()),
+                });
                 let run = match &rebuilt {
                     Some(Ok(rebuilt)) => {
-                        checks::run_all(ctx, provider, loaded, rebuilt, journal, request, cancel)
-                            .await
-                            .map_err(|e| e.to_string())
+                        live = app_layer::live_colours(
+                            &rebuilt.0,
+                            &app_layer::cut_over_in(&started, &phases),
+                        );
+                        checks::run_all(
+                            ctx,
+                            provider,
+                            loaded,
+                            rebuilt,
+                            &journal.run_id,
+                            request.settings.health_deadline,
+                            cancel,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())
                     }
                     Some(Err(e)) => Err(e.to_string()),
                     None => unreachable!("observed for the checks"),
@@ -397,6 +423,7 @@ async fn conclude(
                         at: ctx.clock.now(),
                         results: serde_json::to_value(&results).unwrap_or_default(),
                         recovered_at,
+                        live: live.clone(),
                     })?;
                 }
             }
@@ -423,6 +450,18 @@ async fn conclude(
             failures.push("interrupted (Ctrl-C) before the rebuild finished".into())
         }
         RunEnd::Paused { .. } => unreachable!("returned above"),
+    }
+    // Failed checks after a cutover: traffic goes back before anything is
+    // torn down (once: a resumed drill finds it done in the journal).
+    let rolled_back = services::roll_back_if_checks_failed(
+        ctx, connect, provider, loaded, journal, &started, &results, &live, request, cancel,
+    )
+    .await?;
+    for failed in rolled_back.iter().filter(|r| !r.ok && r.run_id.is_some()) {
+        failures.push(format!(
+            "the rollback of {} failed: {}",
+            failed.service, failed.note
+        ));
     }
     let images = match &rebuilt {
         Some(Ok((_, plan))) => super::images::images_used(plan, &started),
@@ -505,6 +544,13 @@ async fn conclude(
     let events = journal.events()?;
     let measured = recovered_at.map(|at| at - started_at);
     let target = runbook.rto_target.map(|d| d.as_millis() as i64);
+    let phase_timings = timing::phases(&events);
+    let services = match &rebuilt {
+        Some(Ok((snapshot, _))) => {
+            services::services_used(snapshot, &phases, &phase_timings, &rolled_back)
+        }
+        _ => Vec::new(),
+    };
     let mut critical_path: CriticalPath = timing::critical_path(&events);
     critical_path.rto_ratio =
         measured.and_then(|rto| timing::rto_ratio(rto, critical_path.bound_ms));
@@ -531,10 +577,11 @@ async fn conclude(
             met: measured.zip(target).map(|(m, t)| m <= t),
         },
         critical_path,
-        phases: timing::phases(&events),
+        phases: phase_timings,
         gates: timing::gates(&events),
         checks: results,
         images,
+        services,
         resources_created: timing::resources_created(&events),
         teardown,
         leak_check,

@@ -124,6 +124,39 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     });
     table(out, &["image", "id", "how", "recipe", "bake time"], rows)?;
 
+    writeln!(out, "## Services\n")?;
+    let rows = r.services.iter().map(|s| {
+        let colours = s
+            .colours
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({} × {}, {}, {}%)",
+                    c.name, c.instances, c.instance_type, c.image, c.traffic
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let cutover = match &s.cutover {
+            Some(c) if c.ok => format!(
+                "to {} in phase {} at {}, took {}",
+                s.live.clone().unwrap_or_default(),
+                c.phase,
+                when(r, c.started_at),
+                duration(c.duration_ms)
+            ),
+            Some(c) => format!("failed in phase {}", c.phase),
+            None => "none".into(),
+        };
+        let rollback = s
+            .rollback
+            .as_ref()
+            .map(|b| b.note.clone())
+            .unwrap_or_else(|| "not needed".into());
+        vec![s.address.clone(), colours, cutover, rollback]
+    });
+    table(out, &["service", "colours", "cutover", "rollback"], rows)?;
+
     writeln!(out, "## Resources created\n")?;
     let created = r.resources_created.iter();
     let rows = created.map(|c| vec![c.address.clone(), c.id.clone()]);

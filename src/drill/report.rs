@@ -36,6 +36,9 @@ pub struct DrillReport {
     pub checks: Vec<CheckResult>,
     /// Machine images used: reused by recipe or baked (filled by image kinds).
     pub images: Vec<ImageUse>,
+    /// Services: the colours made, the cutover, any automatic rollback.
+    #[serde(default)]
+    pub services: Vec<ServiceUse>,
     pub resources_created: Vec<CreatedResource>,
     pub teardown: Teardown,
     pub leak_check: LeakCheck,
@@ -155,6 +158,40 @@ pub struct ImageUse {
     /// The environment that baked a reused image.
     #[serde(default)]
     pub baked_by: Option<String>,
+}
+
+/// A service as the drill left it before its checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceUse {
+    /// `stack.service.name`
+    pub address: String,
+    pub colours: Vec<ColourUse>,
+    /// The colour taking the traffic when checked (`None`: none did).
+    pub live: Option<String>,
+    /// The step that moved the listener to it, in the runbook's cutover
+    /// phase (`None`: the runbook has none for this service, or it never ran).
+    pub cutover: Option<CutoverStep>,
+    /// What the automatic rollback did after failed checks.
+    pub rollback: Option<crate::app::RolledBack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColourUse {
+    pub name: String,
+    pub target_group: String,
+    pub instances: usize,
+    pub image: String,
+    pub instance_type: String,
+    /// Its share of the listener's traffic, in percent.
+    pub traffic: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CutoverStep {
+    pub phase: String,
+    pub started_at: Millis,
+    pub duration_ms: Millis,
+    pub ok: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

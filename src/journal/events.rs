@@ -182,6 +182,16 @@ pub enum Event {
         at: Millis,
         results: serde_json::Value,
         recovered_at: Option<Millis>,
+        /// The live colour of each service the run cut over, as checked: a
+        /// rollback after failed checks moves only what is still on it.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        live: BTreeMap<String, String>,
+    },
+    /// Post-cutover checks failed and the services the run cut over were
+    /// rolled back (each in a run of its own, as `drctl rollback`).
+    RolledBack {
+        at: Millis,
+        services: Vec<crate::app::RolledBack>,
     },
     /// A drill's end: checked, torn down, leak-checked and reported.
     DrillFinished {
@@ -207,6 +217,7 @@ impl Event {
             | Event::Resumed { at, .. }
             | Event::RunFinished { at, .. }
             | Event::DrillChecked { at, .. }
+            | Event::RolledBack { at, .. }
             | Event::DrillFinished { at, .. } => *at,
         }
     }

@@ -47,6 +47,14 @@ pub fn timeline(events: &[Event]) -> String {
                 Some(_) => "drill checks passed".to_string(),
                 None => "drill checks done, not all passed".to_string(),
             },
+            Event::RolledBack { services, .. } => format!(
+                "post-cutover checks failed; rolled back: {}",
+                services
+                    .iter()
+                    .map(|s| format!("{}: {}", s.service, s.note))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             Event::DrillFinished { passed, report, .. } => format!(
                 "drill {}; report {}",
                 if *passed { "passed" } else { "failed" },

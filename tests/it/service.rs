@@ -302,14 +302,26 @@ fn latest_run(state: &Path) -> String {
 }
 
 #[tokio::test]
-async fn a_canary_steps_through_its_weights() {
+async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     let env = "svc-canary";
     let repo = repo(env, 72, "ami-1e749f67", "{ canary = [10, 50, 100] }");
+    // The runbook's checks run after each cutover; this one fails once the
+    // file `checks-fail` exists in the project.
+    let runbook = std::fs::read_to_string(repo.path("runbooks/rb.toml")).unwrap();
+    repo.write(
+        "runbooks/rb.toml",
+        &format!("{runbook}\n[drill]\nchecks = [{{ command = [\"test\", \"!\", \"-e\", \"checks-fail\"] }}]\n"),
+    );
     let state = tempfile::tempdir().unwrap();
     let proxy = FaultProxy::moto(Faults::none());
     let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
+    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("check command test ! -e checks-fail: ✓ passed"),
+        "{text}"
+    );
     set_image(&repo, "ami-1e749f67", "ami-2e749f68");
     proxy.reset_counts();
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
@@ -318,12 +330,51 @@ async fn a_canary_steps_through_its_weights() {
         text.contains("blue → green in steps 10% → 50% → 100%"),
         "{text}"
     );
+    assert_eq!(modify_listener(), 3, "10/90, 50/50, 100/0");
+    assert_eq!(live(env).await, "green");
+
+    // A third image replaces the idle blue; its checks fail after the
+    // canary reaches 100%: traffic goes back to green in one call, and the
+    // run says so and fails.
+    repo.write("checks-fail", "");
+    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    proxy.reset_counts();
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("rolled back: traffic moved from blue to green in one call"),
+        "{text}"
+    );
+    assert!(
+        text.contains("check(s) failed after the cutover")
+            && text.contains("app.service.web is back on green"),
+        "{text}"
+    );
     assert_eq!(
-        proxy.counts("elbv2:ModifyListener").calls(),
-        3,
-        "10/90, 50/50, 100/0"
+        modify_listener(),
+        3 + 1,
+        "the canary's three steps, one rollback"
     );
     assert_eq!(live(env).await, "green");
+    // Journaled twice over: the apply records what it rolled back, and the
+    // rollback is a run of its own, approved by the failed checks.
+    let journals: Vec<String> = std::fs::read_dir(state.path().join("runs"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("events.jsonl")).ok())
+        .collect();
+    assert!(
+        journals
+            .iter()
+            .any(|j| j.contains("\"event\":\"rolled_back\"")),
+        "{journals:#?}"
+    );
+    assert!(
+        journals
+            .iter()
+            .any(|j| j.contains("automatic: post-cutover checks failed")),
+        "{journals:#?}"
+    );
+
     let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
@@ -369,10 +420,56 @@ async fn the_readmes_web_drill_bakes_cuts_over_checks_and_tears_down() {
         "{report:#}"
     );
     assert_eq!(status("http").as_deref(), Some("skipped"), "{report:#}");
+    // The colour made and the cutover to it; checks passed, so no rollback.
+    let service = &report["services"][0];
+    assert_eq!(service["address"], "web.service.web", "{report:#}");
+    assert_eq!(service["live"], "blue", "{report:#}");
+    assert_eq!(service["colours"][0]["name"], "blue", "{report:#}");
+    assert_eq!(service["colours"][0]["instances"], 2, "{report:#}");
+    assert_eq!(service["cutover"]["phase"], "cutover", "{report:#}");
+    assert_eq!(service["cutover"]["ok"], true, "{report:#}");
+    assert!(service["rollback"].is_null(), "{report:#}");
     assert!(
         report["leak_check"]["leaks"]
             .as_array()
             .is_some_and(|l| l.is_empty()),
         "{report:#}"
     );
+}
+
+#[tokio::test]
+async fn a_drill_whose_checks_fail_after_its_cutover_says_what_it_rolled_back() {
+    let repo = crate::bake::example_repo();
+    let runbook = repo.path().join("runbooks/web-dr-drill.toml");
+    let text = std::fs::read_to_string(&runbook).unwrap();
+    let failing = text.replace("checks = [\n", "checks = [\n  { command = [\"false\"] },\n");
+    assert_ne!(failing, text);
+    std::fs::write(&runbook, failing).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let (code, text) = outcome(
+        drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
+    );
+    assert_eq!(code, Some(1), "{text}");
+    let (_, report) = crate::support::json_reports(state.path(), "web-dr-drill")
+        .pop()
+        .unwrap();
+    assert_eq!(report["verdict"], "failed", "{report:#}");
+    // A fresh drill's first colour has nothing before it: said, not hidden,
+    // and not a failure of its own (the failed check is the failure).
+    let rollback = &report["services"][0]["rollback"];
+    assert_eq!(rollback["from"], "blue", "{report:#}");
+    assert!(
+        rollback["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("nothing to roll back to")),
+        "{report:#}"
+    );
+    assert!(rollback["run_id"].is_null(), "{report:#}");
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{report:#}");
+    assert!(
+        text.contains("Automatic rollback after failed checks"),
+        "{text}"
+    );
+    assert_eq!(report["teardown"]["performed"], true, "{report:#}");
 }

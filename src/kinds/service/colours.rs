@@ -67,7 +67,7 @@ impl Colour {
 }
 
 /// The colours of an observed service, by name.
-pub(super) fn colours_of(service: &ObservedResource) -> Vec<Colour> {
+pub fn colours_of(service: &ObservedResource) -> Vec<Colour> {
     service
         .attrs
         .get("colors")

@@ -1,0 +1,117 @@
+//! The report's services section: the colours a drill made, the step that
+//! cut the listener over, and what an automatic rollback did after failed
+//! checks. Built from the rebuilt environment and the journal's timings.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::rehearse::DrillRequest;
+use super::report::{CheckResult, CheckStatus, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
+use crate::app::{Connect, Context, Loaded, RolledBack};
+use crate::cloud::aws::AwsProvider;
+use crate::error::Error;
+use crate::graph::PhaseSpec;
+use crate::journal::{Event, Journal};
+use crate::kinds::service;
+use crate::model::ResourceKind;
+use crate::world::Snapshot;
+
+pub fn services_used(
+    rebuilt: &Snapshot,
+    phases: &[PhaseSpec],
+    timings: &[PhaseTiming],
+    rolled_back: &[RolledBack],
+) -> Vec<ServiceUse> {
+    rebuilt
+        .objects()
+        .filter(|o| o.address.kind == ResourceKind::Service)
+        .map(|found| {
+            let address = found.address.to_string();
+            let colours: Vec<ColourUse> = service::colours_of(found)
+                .into_iter()
+                .map(|c| ColourUse {
+                    name: c.name,
+                    target_group: c.target_group,
+                    instances: c.instances.len(),
+                    image: c.image,
+                    instance_type: c.instance_type,
+                    traffic: c.traffic,
+                })
+                .collect();
+            let live = found
+                .exports
+                .get("live_color")
+                .and_then(|v| v.as_str())
+                .filter(|_| colours.iter().any(|c| c.traffic > 0))
+                .map(str::to_string);
+            ServiceUse {
+                cutover: cutover_step(&address, phases, timings),
+                rollback: rolled_back.iter().find(|r| r.service == address).cloned(),
+                address,
+                colours,
+                live,
+            }
+        })
+        .collect()
+}
+
+/// The service's step in the phase that names it in its `cutover` list.
+fn cutover_step(
+    address: &str,
+    phases: &[PhaseSpec],
+    timings: &[PhaseTiming],
+) -> Option<CutoverStep> {
+    let phase = phases
+        .iter()
+        .find(|p| p.cutover.iter().any(|s| s.to_string() == address))?;
+    let timing = timings.iter().find(|t| t.name == phase.name)?;
+    let step = timing.steps.iter().find(|s| s.address == address)?;
+    Some(CutoverStep {
+        phase: phase.name.clone(),
+        started_at: step.started_at,
+        duration_ms: step.duration_ms,
+        ok: step.ok,
+    })
+}
+
+/// After checks that failed: the services the drill cut over go back to
+/// their previous colours, unless the journal says that was done already.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn roll_back_if_checks_failed<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    journal: &Journal,
+    started: &[Event],
+    results: &[CheckResult],
+    live: &BTreeMap<String, String>,
+    request: &DrillRequest,
+    cancel: &AtomicBool,
+) -> Result<Vec<RolledBack>, Error> {
+    if let Some(done) = started.iter().find_map(|e| match e {
+        Event::RolledBack { services, .. } => Some(services.clone()),
+        _ => None,
+    }) {
+        return Ok(done);
+    }
+    let failed = results.iter().any(|c| c.status == CheckStatus::Failed);
+    if !failed || live.is_empty() || cancel.load(Ordering::SeqCst) {
+        return Ok(Vec::new());
+    }
+    let rolled_back = crate::app::roll_back_after_failed_checks(
+        ctx,
+        connect,
+        provider,
+        loaded,
+        live,
+        request.parallelism,
+        cancel,
+    )
+    .await;
+    journal.append(&Event::RolledBack {
+        at: ctx.clock.now(),
+        services: rolled_back.clone(),
+    })?;
+    Ok(rolled_back)
+}
