@@ -20,7 +20,7 @@ use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
-pub(crate) use post_cutover::{cut_over_in, live_colours, roll_back_after_failed_checks};
+pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_after_failed_checks};
 pub use post_cutover::{AfterCutover, RolledBack};
 pub use runs::{
     apply, approve, outputs, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest,

@@ -3,7 +3,7 @@
 //! automatic rollback). Drills and applies both end through here.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +35,10 @@ pub struct RolledBack {
 
 /// After post-cutover checks failed: every service the run cut over goes
 /// back to its previous colour, in one run journaled like `drctl rollback`.
-/// `cut_over` holds each service with the colour the checks saw live; a
-/// service no longer on that colour (rolled back before a kill, say) is left
-/// alone, so doing this twice never sends traffic back to the failed colour.
+/// `cut_over` holds each service with the colour the run moved it to; a
+/// service no longer on that colour (rolled back already, by hand or before
+/// a kill) is left alone, so traffic never goes back to a colour someone
+/// rolled away from.
 /// The caller holds the environment's lock.
 pub(crate) async fn roll_back_after_failed_checks<C: Connect>(
     ctx: &Context<'_>,
@@ -205,13 +206,19 @@ pub(crate) async fn check_after_cutover<C: Connect>(
         Some(Event::RunStarted { drill: Some(_), .. })
     );
     let phases = crate::graph::runbook_phases(&loaded.project, runbook);
-    let services = cut_over_in(&events, &phases);
-    if is_drill || services.is_empty() || runbook.drill.checks.is_empty() {
+    let cut_over = cut_over_in(&events, &phases);
+    // Ctrl-C: nothing new starts, and no check is failed by the interruption.
+    if is_drill
+        || cut_over.is_empty()
+        || runbook.drill.checks.is_empty()
+        || cancel.load(Ordering::SeqCst)
+    {
         return Ok(None);
     }
+    let services: Vec<String> = cut_over.iter().map(|c| c.service.clone()).collect();
     let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
     let plan = plan_observed(loaded, &snapshot)?;
-    let live = live_colours(&snapshot, &services);
+    let live = cut_over_colours(&snapshot, &cut_over);
     ctx.sink.event(&Shown::DrillStage {
         message: format!(
             "Cut over {}. Running the runbook's {} check(s) …",
@@ -235,7 +242,7 @@ pub(crate) async fn check_after_cutover<C: Connect>(
         checks,
         rolled_back: Vec::new(),
     };
-    if after.failed() && !live.is_empty() {
+    if after.failed() && !live.is_empty() && !cancel.load(Ordering::SeqCst) {
         after.rolled_back = roll_back_after_failed_checks(
             ctx,
             connect,
@@ -254,43 +261,65 @@ pub(crate) async fn check_after_cutover<C: Connect>(
     Ok(Some(after))
 }
 
-/// Each of `services` with the colour taking its traffic in `snapshot`.
-pub(crate) fn live_colours(
+/// Each cut-over service with the colour the run moved its traffic to:
+/// the colour whose target group the cutover step returned. A service whose
+/// colour is gone is left out (there is nothing to move traffic away from).
+pub(crate) fn cut_over_colours(
     snapshot: &crate::world::Snapshot,
-    services: &[String],
+    cut_over: &[CutOver],
 ) -> BTreeMap<String, String> {
-    snapshot
-        .objects()
-        .filter(|o| services.contains(&o.address.to_string()))
-        .filter_map(|o| {
-            let live = o.exports.get("live_color")?.as_str()?;
-            Some((o.address.to_string(), live.to_string()))
+    cut_over
+        .iter()
+        .filter_map(|c| {
+            let found = snapshot
+                .objects()
+                .find(|o| o.address.to_string() == c.service)?;
+            let colour = service::colours_of(found)
+                .into_iter()
+                .find(|colour| colour.target_group == c.target_group)?;
+            Some((c.service.clone(), colour.name))
         })
         .collect()
 }
 
+/// A service a run cut over, and the target group its cutover step left
+/// live (the step's journaled id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CutOver {
+    pub service: String,
+    pub target_group: String,
+}
+
 /// The services the journaled run cut over: those a runbook phase names in
-/// its `cutover` list whose step in that phase succeeded.
+/// its `cutover` list whose step in that phase succeeded (the last such
+/// step of each, after a resume).
 pub(crate) fn cut_over_in(
     events: &[crate::journal::Event],
     phases: &[crate::graph::PhaseSpec],
-) -> Vec<String> {
+) -> Vec<CutOver> {
     use crate::journal::Event;
     let mut phase: Option<&crate::graph::PhaseSpec> = None;
-    let mut found: Vec<String> = Vec::new();
+    let mut found: Vec<CutOver> = Vec::new();
     for event in events {
         match event {
             Event::PhaseStarted { phase: name, .. } => {
                 phase = phases.iter().find(|p| &p.name == name);
             }
             Event::Outcome {
-                address, ok: true, ..
+                address,
+                ok: true,
+                id,
+                ..
             } => {
                 let service = address.to_string();
                 let named =
                     phase.is_some_and(|p| p.cutover.iter().any(|s| s.to_string() == service));
-                if named && !found.contains(&service) {
-                    found.push(service);
+                if named {
+                    found.retain(|c| c.service != service);
+                    found.push(CutOver {
+                        service,
+                        target_group: id.clone(),
+                    });
                 }
             }
             _ => {}
@@ -312,7 +341,7 @@ mod tests {
             address: crate::world::Address::new("web", crate::model::ResourceKind::Service, name),
             action: Action::Update,
             ok,
-            id: String::new(),
+            id: format!("tg-{name}"),
             error: None,
         }
     }
@@ -360,7 +389,60 @@ mod tests {
             outcome("web", true),
             outcome("api", false),
         ];
-        assert_eq!(cut_over_in(&events, &phases), vec!["web.service.web"]);
+        assert_eq!(
+            cut_over_in(&events, &phases),
+            vec![CutOver {
+                service: "web.service.web".into(),
+                target_group: "tg-web".into()
+            }]
+        );
         assert!(cut_over_in(&events[..3], &phases).is_empty());
+    }
+
+    /// A service whose colours are `(name, traffic)`, target groups `tg-<name>`.
+    fn world(colours: &[(&str, i64)]) -> crate::world::Snapshot {
+        use crate::world::{Attrs, ObservedResource, Value};
+        let table = colours
+            .iter()
+            .map(|(name, traffic)| {
+                let colour = service::Colour {
+                    target_group: format!("tg-{name}"),
+                    traffic: *traffic,
+                    complete: true,
+                    ..service::Colour::default()
+                };
+                let value: Value =
+                    serde_json::from_value(serde_json::to_value(colour).unwrap()).unwrap();
+                (name.to_string(), value)
+            })
+            .collect();
+        let found = ObservedResource {
+            address: crate::world::Address::new("web", crate::model::ResourceKind::Service, "web"),
+            id: "tg-blue".into(),
+            attrs: Attrs::from([("colors".to_string(), Value::Table(table))]),
+            exports: Attrs::new(),
+            tags: BTreeMap::new(),
+        };
+        crate::world::Snapshot::new(0, vec![found])
+    }
+
+    #[test]
+    fn what_is_rolled_back_is_the_colour_the_run_cut_over_to_not_whatever_is_live() {
+        let cut = |tg: &str| {
+            vec![CutOver {
+                service: "web.service.web".into(),
+                target_group: tg.into(),
+            }]
+        };
+        // The run moved traffic to green; someone rolled it back to blue by
+        // hand since. The failed checks must not send traffic to green again:
+        // the rollback is from green, which is no longer live, so nothing moves.
+        let rolled_back_by_hand = world(&[("blue", 100), ("green", 0)]);
+        assert_eq!(
+            cut_over_colours(&rolled_back_by_hand, &cut("tg-green")),
+            BTreeMap::from([("web.service.web".to_string(), "green".to_string())])
+        );
+        // The colour it moved to is gone: nothing to move traffic away from.
+        assert!(cut_over_colours(&rolled_back_by_hand, &cut("tg-red")).is_empty());
     }
 }

@@ -381,7 +381,7 @@ async fn conclude<C: Connect>(
                 });
                 let run = match &rebuilt {
                     Some(Ok(rebuilt)) => {
-                        live = app_layer::live_colours(
+                        live = app_layer::cut_over_colours(
                             &rebuilt.0,
                             &app_layer::cut_over_in(&started, &phases),
                         );

@@ -182,7 +182,7 @@ pub enum Event {
         at: Millis,
         results: serde_json::Value,
         recovered_at: Option<Millis>,
-        /// The live colour of each service the run cut over, as checked: a
+        /// Each service the run cut over, with the colour it moved it to: a
         /// rollback after failed checks moves only what is still on it.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         live: BTreeMap<String, String>,
