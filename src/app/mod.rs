@@ -3,7 +3,9 @@
 //! event [`Sink`]. The CLI parses arguments into these requests and picks
 //! sinks; drills, rebuilds and schedules call the same functions.
 
+mod decisions;
 mod destroy;
+mod planning;
 mod post_cutover;
 pub(crate) mod runs;
 mod saved;
@@ -19,15 +21,21 @@ use crate::events::Sink;
 use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 
+pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest};
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
+pub(crate) use planning::{make_plan, plan_observed};
+pub use planning::{outputs, plan, OutputRequest, PlanRequest};
 pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_after_failed_checks};
 pub use post_cutover::{AfterCutover, RolledBack};
-pub use runs::{
-    apply, approve, outputs, plan, reject, resume, ApplyRequest, ApplyResult, ApproveRequest,
-    Approved, OutputRequest, PlanRequest, RejectRequest, RunResult,
-};
+pub use runs::{apply, resume, ApplyRequest, ApplyResult, RunResult};
 pub use saved::SavedPlan;
 pub use traffic::{retire, rollback, TrafficRequest, TrafficResult};
+
+/// `path` made absolute (as given if that fails): what journals and saved
+/// plans record, so a run continues from any directory.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
 
 /// Where AWS is for a region: the CLI resolves `--sandbox`,
 /// `--endpoint-url`, `--profile`; tests point at their moto server.

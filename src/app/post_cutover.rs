@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::runs::plan_observed;
+use super::plan_observed;
 use super::traffic::{run_command, Command, ROLLBACK_PHASE};
 use super::{Connect, Context, Loaded};
 use crate::drill::report::{CheckResult, CheckStatus};

@@ -1,10 +1,12 @@
-//! plan, apply, resume, approve and reject.
+//! apply and resume: a run from its plan to its end, journaled, with what
+//! its end means besides (outputs, the checks after a cutover, what a
+//! rejection left built).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use super::{absolute, make_plan, Loaded, SavedPlan};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
-use super::{Loaded, SavedPlan};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
@@ -12,98 +14,10 @@ use crate::execute::{ApplyOptions, Outcome, OutcomeKind, Report};
 use crate::journal::{current_user, host_name, run_state, Event, Journal};
 use crate::lock::EnvLock;
 use crate::plan::{self, Plan};
-use crate::run::{self, Recorder, RunContext, RunEnd};
-use crate::world::Snapshot;
-
-pub struct PlanRequest {
-    /// `--root`; otherwise found from the runbook's path.
-    pub root: Option<PathBuf>,
-    /// A runbook path or name.
-    pub runbook: String,
-    /// Save the plan here for `apply FILE`.
-    pub out: Option<PathBuf>,
-}
-
-/// Observes the environment and plans the runbook against it.
-pub async fn plan<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    request: &PlanRequest,
-) -> Result<Plan, Error> {
-    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    loaded.reached_through(connect, ctx.state_dir);
-    let runbook = loaded.runbook();
-    let provider = connect.connect(&runbook.region).await?;
-    let plan = make_plan(ctx, &provider, &loaded).await?;
-    let shown = plan::redacted(&plan);
-    ctx.sink.event(&Shown::Planned {
-        plan: Box::new(shown.clone()),
-    });
-    if let Some(out) = &request.out {
-        // Saved without its secrets: `apply FILE` plans again from the same
-        // files and world and runs that plan if it is this one.
-        let saved = SavedPlan {
-            drctl_plan: plan::PLAN_FORMAT,
-            root: absolute(&loaded.project.root),
-            runbook_file: absolute(&runbook.file),
-            target: Some(connect.target(&runbook.region, ctx.state_dir)),
-            plan: shown,
-        };
-        saved.write(out)?;
-        ctx.sink.event(&Shown::PlanSaved {
-            path: out.clone(),
-            apply_with: format!("drctl apply {}", out.display()),
-        });
-    }
-    Ok(plan)
-}
-
-pub(crate) fn absolute(path: &std::path::Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Plans, and refuses a plan with steps that cannot be executed yet: at
-/// plan time, before any phase changes the cloud.
-pub(crate) async fn make_plan(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    loaded: &Loaded,
-) -> Result<Plan, Error> {
-    let runbook = loaded.runbook();
-    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-    plan_observed(loaded, &snapshot)
-}
-
-/// [`make_plan`] of a world already observed.
-pub(crate) fn plan_observed(loaded: &Loaded, snapshot: &Snapshot) -> Result<Plan, Error> {
-    let runbook = loaded.runbook();
-    let hash = source_hash(&sources(&loaded.project, runbook)?);
-    Ok(plan::plan(&loaded.project, runbook, snapshot, hash))
-}
-
-pub struct OutputRequest {
-    pub root: Option<PathBuf>,
-    /// A runbook path or name.
-    pub runbook: String,
-}
-
-/// The runbook's root stacks' outputs, read from what exists (by tags):
-/// no state file.
-pub async fn outputs<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    request: &OutputRequest,
-) -> Result<Vec<plan::OutputValue>, Error> {
-    let loaded = load(request.root.as_deref(), &request.runbook)?;
-    let runbook = loaded.runbook();
-    let provider = connect.connect(&runbook.region).await?;
-    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
-    Ok(plan::outputs(&loaded.project, runbook, &plan))
-}
+use crate::run::{self, RunContext, RunEnd};
 
 /// After a rejection: what the phases before the gate left built.
-async fn say_what_is_left(
+pub(super) async fn say_what_is_left(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
@@ -530,78 +444,4 @@ fn whole_run(report: Report, events: &[Event], now: crate::clock::Millis) -> Rep
         outcomes,
         elapsed: std::time::Duration::from_millis((now - start).max(0) as u64),
     }
-}
-
-pub struct ApproveRequest {
-    pub run_id: String,
-    /// The phase whose gate (default: the one the run waits at).
-    pub gate: Option<String>,
-    pub by: String,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct Approved {
-    pub by: String,
-    pub have: usize,
-    pub need: u32,
-}
-
-/// One person's approval of the plan the run's gate shows.
-pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, Error> {
-    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
-    let recorder = Recorder {
-        journal: &journal,
-        clock: ctx.clock,
-        sink: ctx.sink,
-    };
-    let (have, need) = run::approve(
-        &recorder,
-        request.gate.as_deref(),
-        &request.by,
-        request.reason.clone(),
-    )?;
-    Ok(Approved {
-        by: request.by.clone(),
-        have,
-        need,
-    })
-}
-
-pub struct RejectRequest {
-    pub run_id: String,
-    pub by: String,
-    pub reason: Option<String>,
-}
-
-/// Ends a run at its gate; returns the phase it waited before ("" if none).
-/// Then says what the phases before the gate left built, and how to remove it.
-pub async fn reject<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    request: &RejectRequest,
-) -> Result<String, Error> {
-    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
-    let recorder = Recorder {
-        journal: &journal,
-        clock: ctx.clock,
-        sink: ctx.sink,
-    };
-    let phase = run::reject(&recorder, &request.by, request.reason.clone())?;
-    if let Some(Event::RunStarted {
-        root,
-        runbook_file,
-        environment,
-        region,
-        drill: None,
-        ..
-    }) = journal.events()?.first()
-    {
-        // A drill's rejection ends in its teardown instead (the caller).
-        let mut loaded = load_file(root, runbook_file)?;
-        loaded.retarget(environment, region);
-        let provider = connect.connect(&loaded.runbook().region).await?;
-        say_what_is_left(ctx, &provider, &loaded).await?;
-    }
-    Ok(phase)
 }

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use super::runs::{plan_observed, start_run, RunResult};
+use super::plan_observed;
+use super::runs::{start_run, RunResult};
 use super::{load, sources, Connect, Context, Loaded};
 use crate::error::Error;
 use crate::events::Event as Shown;

@@ -1,7 +1,7 @@
 //! `drctl schedule list|run|export|due`: arguments, and the printing of
 //! fire times, daemon events and exported files.
 
-use crate::app::runs::absolute;
+use crate::app::absolute;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

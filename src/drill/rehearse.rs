@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::app::runs::{absolute, drive, plan_observed, start_run};
+use crate::app::runs::{drive, start_run};
 use crate::app::{self as app_layer, traffic};
+use crate::app::{absolute, plan_observed};
 use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -24,10 +25,9 @@ use crate::run::{self, RunEnd};
 use crate::world::Snapshot;
 
 use super::report::{
-    CheckResult, CheckStatus, CriticalPath, DrillReport, LeakCheck, Rto, Teardown, Verdict,
-    REPORT_FORMAT,
+    CheckResult, CheckStatus, CriticalPath, DrillReport, Rto, Verdict, REPORT_FORMAT,
 };
-use super::{checks, history, leaks, services, teardown, timing};
+use super::{checks, history, services, teardown, timing};
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -472,74 +472,15 @@ async fn conclude<C: Connect>(
         None => Vec::new(),
     };
 
-    let policy = runbook.drill.teardown;
-    let teardown = match policy {
-        Policy::Never => teardown::skipped(
-            &start.teardown,
-            "teardown = \"never\": left built",
-            ctx.clock.now(),
-        ),
-        Policy::OnSuccess if !failures.is_empty() => teardown::skipped(
-            &start.teardown,
-            "teardown = \"on_success\" and the drill failed: left built for inspection",
-            ctx.clock.now(),
-        ),
-        _ => {
-            let began = ctx.clock.now();
-            teardown::tear_down(ctx, provider, &env, &start.teardown, request.parallelism)
-                .await
-                .unwrap_or_else(|e| Teardown {
-                    policy: start.teardown.clone(),
-                    started_at: began,
-                    performed: true,
-                    note: "stopped by an error".into(),
-                    ok: false,
-                    duration_ms: ctx.clock.now() - began,
-                    errors: vec![e.to_string()],
-                })
-        }
-    };
-    if !teardown.ok {
-        failures.push(format!("teardown failed: {}", teardown.errors.join("; ")));
-    }
-    let leak_check = if teardown.performed {
-        ctx.sink.event(&Shown::DrillStage {
-            message: format!("Leak check: everything tagged drctl:env={env}, through the tagging API and the services' describes …"),
-        });
-        let began = ctx.clock.now();
-        let mut found = leaks::leak_check(provider, &env, &request.settings.leak_settle)
-            .await
-            .unwrap_or_else(|e| {
-                failures.push(format!("the leak check could not run: {e}"));
-                LeakCheck {
-                    started_at: began,
-                    performed: false,
-                    sources: Vec::new(),
-                    leaks: Vec::new(),
-                }
-            });
-        found.started_at = began;
-        if !found.leaks.is_empty() {
-            failures.push(format!(
-                "leak check: {} resource(s) still carry drctl:env={env}: {}",
-                found.leaks.len(),
-                found
-                    .leaks
-                    .iter()
-                    .map(|l| format!("{} ({})", l.resource, l.resource_type))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        found
-    } else {
-        LeakCheck {
-            started_at: ctx.clock.now(),
-            performed: false,
-            sources: Vec::new(),
-            leaks: Vec::new(),
-        }
-    };
+    let (teardown, leak_check) = teardown::per_policy(
+        ctx,
+        provider,
+        &env,
+        (runbook.drill.teardown, &start.teardown),
+        request,
+        &mut failures,
+    )
+    .await;
 
     let events = journal.events()?;
     let measured = recovered_at.map(|at| at - started_at);

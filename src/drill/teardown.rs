@@ -1,12 +1,16 @@
 //! A drill's teardown: everything tagged with the drill's environment,
-//! deleted dependents first, through the same executor as `destroy`.
+//! deleted dependents first, through the same executor as `destroy`; then
+//! the leak check ([`super::leaks`]).
 
-use super::report::Teardown;
+use super::leaks;
+use super::rehearse::DrillRequest;
+use super::report::{LeakCheck, Teardown};
 use crate::app::Context;
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::execute;
+use crate::model::Teardown as Policy;
 use crate::run;
 
 /// A teardown the policy decided against, and why.
@@ -56,4 +60,84 @@ pub(crate) async fn tear_down(
         duration_ms: ctx.clock.now() - begun,
         errors,
     })
+}
+
+/// The teardown the runbook's policy asks for, then (if it ran) the leak
+/// check; what went wrong is added to `failures`.
+pub(crate) async fn per_policy(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    env: &str,
+    (policy, policy_name): (Policy, &str),
+    request: &DrillRequest,
+    failures: &mut Vec<String>,
+) -> (Teardown, LeakCheck) {
+    let teardown = match policy {
+        Policy::Never => skipped(
+            policy_name,
+            "teardown = \"never\": left built",
+            ctx.clock.now(),
+        ),
+        Policy::OnSuccess if !failures.is_empty() => skipped(
+            policy_name,
+            "teardown = \"on_success\" and the drill failed: left built for inspection",
+            ctx.clock.now(),
+        ),
+        _ => {
+            let began = ctx.clock.now();
+            tear_down(ctx, provider, env, policy_name, request.parallelism)
+                .await
+                .unwrap_or_else(|e| Teardown {
+                    policy: policy_name.to_string(),
+                    started_at: began,
+                    performed: true,
+                    note: "stopped by an error".into(),
+                    ok: false,
+                    duration_ms: ctx.clock.now() - began,
+                    errors: vec![e.to_string()],
+                })
+        }
+    };
+    if !teardown.ok {
+        failures.push(format!("teardown failed: {}", teardown.errors.join("; ")));
+    }
+    let leak_check = if teardown.performed {
+        ctx.sink.event(&Shown::DrillStage {
+            message: format!("Leak check: everything tagged drctl:env={env}, through the tagging API and the services' describes …"),
+        });
+        let began = ctx.clock.now();
+        let mut found = leaks::leak_check(provider, env, &request.settings.leak_settle)
+            .await
+            .unwrap_or_else(|e| {
+                failures.push(format!("the leak check could not run: {e}"));
+                LeakCheck {
+                    started_at: began,
+                    performed: false,
+                    sources: Vec::new(),
+                    leaks: Vec::new(),
+                }
+            });
+        found.started_at = began;
+        if !found.leaks.is_empty() {
+            failures.push(format!(
+                "leak check: {} resource(s) still carry drctl:env={env}: {}",
+                found.leaks.len(),
+                found
+                    .leaks
+                    .iter()
+                    .map(|l| format!("{} ({})", l.resource, l.resource_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        found
+    } else {
+        LeakCheck {
+            started_at: ctx.clock.now(),
+            performed: false,
+            sources: Vec::new(),
+            leaks: Vec::new(),
+        }
+    };
+    (teardown, leak_check)
 }

@@ -1,0 +1,94 @@
+//! plan and outputs: the environment observed by its tags and the runbook
+//! planned against it; no state file, nothing changed.
+
+use std::path::PathBuf;
+
+use super::{absolute, load, source_hash, sources, Connect, Context, Loaded, SavedPlan};
+use crate::cloud::aws::AwsProvider;
+use crate::error::Error;
+use crate::events::Event as Shown;
+use crate::plan::{self, Plan};
+use crate::run;
+use crate::world::Snapshot;
+
+pub struct PlanRequest {
+    /// `--root`; otherwise found from the runbook's path.
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+    /// Save the plan here for `apply FILE`.
+    pub out: Option<PathBuf>,
+}
+
+/// Observes the environment and plans the runbook against it.
+pub async fn plan<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &PlanRequest,
+) -> Result<Plan, Error> {
+    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
+    loaded.reached_through(connect, ctx.state_dir);
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let plan = make_plan(ctx, &provider, &loaded).await?;
+    let shown = plan::redacted(&plan);
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(shown.clone()),
+    });
+    if let Some(out) = &request.out {
+        // Saved without its secrets: `apply FILE` plans again from the same
+        // files and world and runs that plan if it is this one.
+        let saved = SavedPlan {
+            drctl_plan: plan::PLAN_FORMAT,
+            root: absolute(&loaded.project.root),
+            runbook_file: absolute(&runbook.file),
+            target: Some(connect.target(&runbook.region, ctx.state_dir)),
+            plan: shown,
+        };
+        saved.write(out)?;
+        ctx.sink.event(&Shown::PlanSaved {
+            path: out.clone(),
+            apply_with: format!("drctl apply {}", out.display()),
+        });
+    }
+    Ok(plan)
+}
+
+/// Observes the runbook's environment (and its image lookups) and plans it.
+pub(crate) async fn make_plan(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+) -> Result<Plan, Error> {
+    let runbook = loaded.runbook();
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+    plan_observed(loaded, &snapshot)
+}
+
+/// [`make_plan`] of a world already observed.
+pub(crate) fn plan_observed(loaded: &Loaded, snapshot: &Snapshot) -> Result<Plan, Error> {
+    let runbook = loaded.runbook();
+    let hash = source_hash(&sources(&loaded.project, runbook)?);
+    Ok(plan::plan(&loaded.project, runbook, snapshot, hash))
+}
+
+pub struct OutputRequest {
+    pub root: Option<PathBuf>,
+    /// A runbook path or name.
+    pub runbook: String,
+}
+
+/// The runbook's root stacks' outputs, read from what exists (by tags):
+/// no state file.
+pub async fn outputs<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    request: &OutputRequest,
+) -> Result<Vec<plan::OutputValue>, Error> {
+    let loaded = load(request.root.as_deref(), &request.runbook)?;
+    let runbook = loaded.runbook();
+    let provider = connect.connect(&runbook.region).await?;
+    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    Ok(plan::outputs(&loaded.project, runbook, &plan))
+}
