@@ -23,9 +23,9 @@ use crate::model::{Project, Runbook};
 
 pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest};
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
-pub(crate) use planning::{make_plan, plan_observed};
+pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
 pub use planning::{outputs, plan, OutputRequest, PlanRequest};
-pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_after_failed_checks};
+pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_if_failed};
 pub use post_cutover::{AfterCutover, RolledBack};
 pub use runs::{apply, resume, ApplyRequest, ApplyResult, RunResult};
 pub use saved::SavedPlan;

@@ -88,7 +88,20 @@ pub async fn outputs<C: Connect>(
     let loaded = load(request.root.as_deref(), &request.runbook)?;
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
-    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    let (_, plan) = observe_and_plan(ctx, &provider, &loaded).await?;
     Ok(plan::outputs(&loaded.project, runbook, &plan))
+}
+
+/// The runbook's environment observed (with its image lookups) and planned,
+/// to read what the world holds (outputs, exports, images), not to apply:
+/// no source hash.
+pub(crate) async fn observe_and_plan(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+) -> Result<(Snapshot, Plan), Error> {
+    let runbook = loaded.runbook();
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    Ok((snapshot, plan))
 }

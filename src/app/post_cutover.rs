@@ -8,14 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::plan_observed;
-use super::traffic::{run_command, Command, ROLLBACK_PHASE};
+use super::traffic::{rollback_of, run_command, Command, ROLLBACK_PHASE};
 use super::{Connect, Context, Loaded};
+use crate::cloud::aws::AwsProvider;
 use crate::drill::report::{CheckResult, CheckStatus};
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
 use crate::kinds::service;
+use crate::plan::{Change, Plan};
 use crate::run;
+use crate::world::Snapshot;
 
 /// What an automatic rollback did for one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +43,10 @@ pub struct RolledBack {
 /// a kill) is left alone, so traffic never goes back to a colour someone
 /// rolled away from.
 /// The caller holds the environment's lock.
-pub(crate) async fn roll_back_after_failed_checks<C: Connect>(
+async fn roll_back_after_failed_checks<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
-    provider: &crate::cloud::aws::AwsProvider,
+    provider: &AwsProvider,
     loaded: &Loaded,
     cut_over: &BTreeMap<String, String>,
     parallelism: usize,
@@ -53,6 +56,7 @@ pub(crate) async fn roll_back_after_failed_checks<C: Connect>(
         let runbook = loaded.runbook();
         let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
         let planned = plan_observed(loaded, &snapshot)?;
+        let changes: Vec<&Change> = planned.phases.iter().flat_map(|p| &p.changes).collect();
         let mut notes = Vec::new();
         let mut steps = Vec::new();
         for (service, was_live) in cut_over {
@@ -64,26 +68,24 @@ pub(crate) async fn roll_back_after_failed_checks<C: Connect>(
                 ok: false,
                 note: String::new(),
             };
-            let found = snapshot
+            let Some(found) = snapshot
                 .objects()
-                .find(|o| &o.address.to_string() == service);
-            let live =
-                found.and_then(|o| o.exports.get("live_color")?.as_str().map(str::to_string));
-            let step = planned
-                .phases
-                .iter()
-                .flat_map(|p| &p.changes)
-                .find(|c| &c.address.to_string() == service);
-            match (found, step) {
-                _ if live.as_deref() != Some(was_live.as_str()) => {
-                    note.ok = true;
-                    note.to = live.clone();
-                    note.note = match live {
-                        Some(now) => format!("not moved: {now} is already live, not {was_live}"),
-                        None => "not moved: the service takes no traffic now".into(),
-                    };
-                }
-                (Some(found), Some(step)) => match service::rollback_step(found, step) {
+                .find(|o| &o.address.to_string() == service)
+            else {
+                note.note = format!("{service} does not exist any more: nothing to roll back");
+                notes.push(note);
+                continue;
+            };
+            let live = service::live_colour(found);
+            if live.as_deref() != Some(was_live.as_str()) {
+                note.ok = true;
+                note.note = match &live {
+                    Some(now) => format!("not moved: {now} is already live, not {was_live}"),
+                    None => "not moved: the service takes no traffic now".into(),
+                };
+                note.to = live;
+            } else {
+                match rollback_of(&snapshot, &changes, &found.address) {
                     Ok(back) => {
                         note.to = back
                             .desired
@@ -92,8 +94,7 @@ pub(crate) async fn roll_back_after_failed_checks<C: Connect>(
                         steps.push(back);
                     }
                     Err(why) => note.note = why,
-                },
-                _ => note.note = format!("{service} is not in the runbook's plan"),
+                }
             }
             notes.push(note);
         }
@@ -184,41 +185,37 @@ impl AfterCutover {
     pub fn failed(&self) -> bool {
         self.checks.iter().any(|c| c.status == CheckStatus::Failed)
     }
+
+    /// A rollback run moved a listener (the world differs from the checked one).
+    pub fn moved_traffic(&self) -> bool {
+        self.rolled_back.iter().any(|r| r.run_id.is_some())
+    }
 }
 
-/// After an apply (not a drill: it checks in its own stage) that cut a
-/// service over: the runbook's checks against the environment as it is now,
-/// and the automatic rollback if one fails. `None` when the run cut nothing
-/// over or the runbook has no checks. The caller holds the lock.
+/// After an apply or resume that cut a service over: the runbook's checks
+/// against `observed` (the environment as the run left it), and the
+/// automatic rollback if one fails. `None` when the run cut nothing over or
+/// the runbook has no checks. The caller holds the lock.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn check_after_cutover<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
-    provider: &crate::cloud::aws::AwsProvider,
+    provider: &AwsProvider,
     loaded: &Loaded,
     journal: &Journal,
+    observed: &(Snapshot, Plan),
     parallelism: usize,
     cancel: &AtomicBool,
 ) -> Result<Option<AfterCutover>, Error> {
     let runbook = loaded.runbook();
-    let events = journal.events()?;
-    let is_drill = matches!(
-        events.first(),
-        Some(Event::RunStarted { drill: Some(_), .. })
-    );
     let phases = crate::graph::runbook_phases(&loaded.project, runbook);
-    let cut_over = cut_over_in(&events, &phases);
+    let cut_over = cut_over_in(&journal.events()?, &phases);
     // Ctrl-C: nothing new starts, and no check is failed by the interruption.
-    if is_drill
-        || cut_over.is_empty()
-        || runbook.drill.checks.is_empty()
-        || cancel.load(Ordering::SeqCst)
-    {
+    if cut_over.is_empty() || runbook.drill.checks.is_empty() || cancel.load(Ordering::SeqCst) {
         return Ok(None);
     }
     let services: Vec<String> = cut_over.iter().map(|c| c.service.clone()).collect();
-    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan_observed(loaded, &snapshot)?;
-    let live = cut_over_colours(&snapshot, &cut_over);
+    let live = cut_over_colours(&observed.0, &cut_over);
     ctx.sink.event(&Shown::DrillStage {
         message: format!(
             "Cut over {}. Running the runbook's {} check(s) …",
@@ -226,39 +223,65 @@ pub(crate) async fn check_after_cutover<C: Connect>(
             runbook.drill.checks.len()
         ),
     });
-    let rebuilt = (snapshot, plan);
     let checks = crate::drill::checks::run_all(
         ctx,
         provider,
         loaded,
-        &rebuilt,
+        observed,
         &journal.run_id,
         crate::drill::rehearse::DrillSettings::default().health_deadline,
         cancel,
     )
     .await?;
-    let mut after = AfterCutover {
+    let rolled_back = roll_back_if_failed(
+        ctx,
+        connect,
+        (provider, loaded, journal),
+        &checks,
+        &live,
+        parallelism,
+        cancel,
+    )
+    .await?;
+    Ok(Some(AfterCutover {
         services,
         checks,
-        rolled_back: Vec::new(),
-    };
-    if after.failed() && !live.is_empty() && !cancel.load(Ordering::SeqCst) {
-        after.rolled_back = roll_back_after_failed_checks(
-            ctx,
-            connect,
-            provider,
-            loaded,
-            &live,
-            parallelism,
-            cancel,
-        )
-        .await;
-        journal.append(&Event::RolledBack {
-            at: ctx.clock.now(),
-            services: after.rolled_back.clone(),
-        })?;
+        rolled_back,
+    }))
+}
+
+/// If a check failed: the rollback of every service in `cut_over` (see
+/// [`roll_back_after_failed_checks`]), journaled in the run that cut them
+/// over. Nothing when every check passed, nothing was cut over, or Ctrl-C
+/// was pressed.
+pub(crate) async fn roll_back_if_failed<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    (provider, loaded, journal): (&AwsProvider, &Loaded, &Journal),
+    checks: &[CheckResult],
+    cut_over: &BTreeMap<String, String>,
+    parallelism: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<RolledBack>, Error> {
+    let failed = checks.iter().any(|c| c.status == CheckStatus::Failed);
+    if !failed || cut_over.is_empty() || cancel.load(Ordering::SeqCst) {
+        return Ok(Vec::new());
     }
-    Ok(Some(after))
+    let rolled_back = roll_back_after_failed_checks(
+        ctx,
+        connect,
+        provider,
+        loaded,
+        cut_over,
+        parallelism,
+        cancel,
+    )
+    .await;
+    journal.append(&Event::RolledBack {
+        at: ctx.clock.now(),
+        services: rolled_back.clone(),
+    })?;
+    Ok(rolled_back)
 }
 
 /// Each cut-over service with the colour the run moved its traffic to:

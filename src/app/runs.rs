@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use super::{absolute, make_plan, Loaded, SavedPlan};
+use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -86,20 +86,24 @@ async fn finish<C: Connect>(
     let mut after_cutover = None;
     match &end {
         RunEnd::Succeeded(_) => {
+            // Observed once: the checks and the outputs read the same world,
+            // unless a rollback has moved a listener since.
+            let mut observed = observe_and_plan(ctx, provider, loaded).await?;
             after_cutover = super::post_cutover::check_after_cutover(
                 ctx,
                 connect,
                 provider,
                 loaded,
                 journal,
+                &observed,
                 parallelism,
                 cancel,
             )
             .await?;
-            let runbook = loaded.runbook();
-            let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-            let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
-            outputs = plan::outputs(&loaded.project, runbook, &plan);
+            if after_cutover.as_ref().is_some_and(|a| a.moved_traffic()) {
+                observed = observe_and_plan(ctx, provider, loaded).await?;
+            }
+            outputs = plan::outputs(&loaded.project, loaded.runbook(), &observed.1);
         }
         RunEnd::Rejected { .. } => say_what_is_left(ctx, provider, loaded).await?,
         _ => {}
@@ -309,6 +313,41 @@ pub async fn resume<C: Connect>(
     parallelism: usize,
     cancel: &AtomicBool,
 ) -> Result<RunResult, Error> {
+    let run = continue_run(ctx, connect, run_id, parallelism, cancel).await?;
+    let result = finish(
+        ctx,
+        connect,
+        &run.provider,
+        &run.loaded,
+        &run.journal,
+        run.end,
+        parallelism,
+        cancel,
+    )
+    .await;
+    drop(run.lock);
+    result
+}
+
+/// A run continued to its end or its next pause, with what it ran against;
+/// the environment's lock is still held.
+pub(crate) struct Continued {
+    pub end: RunEnd,
+    pub loaded: Loaded,
+    pub provider: AwsProvider,
+    pub journal: Journal,
+    pub lock: EnvLock,
+}
+
+/// [`resume`]'s run, without what its end means to an apply (outputs, the
+/// checks after a cutover): a drill's resume concludes in its own way.
+pub(crate) async fn continue_run<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    run_id: &str,
+    parallelism: usize,
+    cancel: &AtomicBool,
+) -> Result<Continued, Error> {
     let journal = Journal::open(ctx.state_dir, run_id)?;
     let events = journal.events()?;
     let state = run_state(&events);
@@ -377,19 +416,13 @@ pub async fn resume<C: Connect>(
         RunEnd::Interrupted(report) => RunEnd::Interrupted(whole(report)),
         other => other,
     };
-    let result = finish(
-        ctx,
-        connect,
-        &provider,
-        &loaded,
-        &journal,
+    Ok(Continued {
         end,
-        parallelism,
-        cancel,
-    )
-    .await;
-    drop(lock);
-    result
+        loaded,
+        provider,
+        journal,
+        lock,
+    })
 }
 
 /// A continuation's report widened to the whole run: every step the

@@ -56,21 +56,29 @@ pub async fn rollback<C: Connect>(
         request,
         cancel,
         ROLLBACK_PHASE,
-        |planned, snapshot, address| {
-            let Some(service) = snapshot.objects().find(|o| &o.address == address) else {
-                return Err(format!(
-                    "{address} does not exist in this environment: nothing to roll back"
-                ));
-            };
-            let step = planned
-                .iter()
-                .find(|c| &c.address == address)
-                .ok_or_else(|| format!("{address} is not planned"))?;
-            service::rollback_step(service, step).map(|s| vec![s])
-        },
+        |planned, snapshot, address| rollback_of(snapshot, planned, address).map(|s| vec![s]),
         Some(wanted),
     )
     .await
+}
+
+/// The step pointing `address`'s listener back at its previous colour, from
+/// the service as observed and its planned change (the step's template).
+pub(super) fn rollback_of(
+    snapshot: &crate::world::Snapshot,
+    planned: &[&Change],
+    address: &Address,
+) -> Result<Change, String> {
+    let Some(service) = snapshot.objects().find(|o| &o.address == address) else {
+        return Err(format!(
+            "{address} does not exist in this environment: nothing to roll back"
+        ));
+    };
+    let step = planned
+        .iter()
+        .find(|c| &c.address == address)
+        .ok_or_else(|| format!("{address} is not planned"))?;
+    service::rollback_step(service, step)
 }
 
 /// Retires old colours whose `retire_after` has passed (after draining).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::app::runs::{drive, start_run};
 use crate::app::{self as app_layer, traffic};
-use crate::app::{absolute, plan_observed};
+use crate::app::{absolute, observe_and_plan, plan_observed};
 use crate::app::{load, load_file, new_run_id, sources, Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -20,9 +20,8 @@ use crate::execute::{self, Report};
 use crate::journal::{run_state, DrillStart, Event, Journal, RunStatus, DRILL_POLICY};
 use crate::lock::EnvLock;
 use crate::model::Teardown as Policy;
-use crate::plan::{self, Plan};
+use crate::plan;
 use crate::run::{self, RunEnd};
-use crate::world::Snapshot;
 
 use super::report::{
     CheckResult, CheckStatus, CriticalPath, DrillReport, Rto, Verdict, REPORT_FORMAT,
@@ -226,7 +225,8 @@ pub async fn resume<C: Connect>(
             by: "a person".into(),
         },
         _ => {
-            crate::app::resume(ctx, connect, run_id, parallelism, cancel)
+            // The run's own continuation; the drill concludes in its own way.
+            crate::app::runs::continue_run(ctx, connect, run_id, parallelism, cancel)
                 .await?
                 .end
         }
@@ -262,19 +262,6 @@ fn check_failures(results: &[CheckResult]) -> Vec<String> {
         .filter(|c| c.status == CheckStatus::Failed)
         .map(|c| format!("check {} failed: {}", c.name, c.detail))
         .collect()
-}
-
-/// The drill environment as the rebuild left it, and its plan (outputs,
-/// images).
-async fn observe_rebuilt(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    loaded: &Loaded,
-) -> Result<(Snapshot, Plan), Error> {
-    let runbook = loaded.runbook();
-    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
-    Ok((snapshot, plan))
 }
 
 /// After the phases: checks (and a rollback of what was cut over if they
@@ -350,7 +337,8 @@ async fn conclude<C: Connect>(
     let to_check = matches!(end, RunEnd::Succeeded(_)) && checked.is_none();
     let has_images = !crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty();
     let rebuilt = match to_check || has_images || has_services {
-        true => Some(observe_rebuilt(ctx, provider, loaded).await),
+        // The drill environment as the rebuild left it, and its plan.
+        true => Some(observe_and_plan(ctx, provider, loaded).await),
         false => None,
     };
     match &end {

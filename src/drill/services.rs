@@ -3,10 +3,10 @@
 //! checks. Built from the rebuilt environment and the journal's timings.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use super::rehearse::DrillRequest;
-use super::report::{CheckResult, CheckStatus, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
+use super::report::{CheckResult, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
 use crate::app::{Connect, Context, Loaded, RolledBack};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -38,12 +38,7 @@ pub fn services_used(
                     traffic: c.traffic,
                 })
                 .collect();
-            let live = found
-                .exports
-                .get("live_color")
-                .and_then(|v| v.as_str())
-                .filter(|_| colours.iter().any(|c| c.traffic > 0))
-                .map(str::to_string);
+            let live = service::live_colour(found);
             ServiceUse {
                 cutover: cutover_step(&address, phases, timings),
                 rollback: rolled_back.iter().find(|r| r.service == address).cloned(),
@@ -95,23 +90,14 @@ pub(super) async fn roll_back_if_checks_failed<C: Connect>(
     }) {
         return Ok(done);
     }
-    let failed = results.iter().any(|c| c.status == CheckStatus::Failed);
-    if !failed || live.is_empty() || cancel.load(Ordering::SeqCst) {
-        return Ok(Vec::new());
-    }
-    let rolled_back = crate::app::roll_back_after_failed_checks(
+    crate::app::roll_back_if_failed(
         ctx,
         connect,
-        provider,
-        loaded,
+        (provider, loaded, journal),
+        results,
         live,
         request.parallelism,
         cancel,
     )
-    .await;
-    journal.append(&Event::RolledBack {
-        at: ctx.clock.now(),
-        services: rolled_back.clone(),
-    })?;
-    Ok(rolled_back)
+    .await
 }

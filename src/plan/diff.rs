@@ -34,13 +34,16 @@ impl Desired {
 
     /// Everything, when nothing is pending any more.
     pub fn known(&self) -> Option<(Attrs, Tags)> {
-        let attrs = self
-            .attrs
-            .iter()
-            .map(|(k, v)| Some((k.clone(), v.known()?.clone())))
-            .collect::<Option<Attrs>>()?;
-        Some((attrs, known_tags(&self.tags)?))
+        Some((known_attrs(&self.attrs)?, known_tags(&self.tags)?))
     }
+}
+
+/// Attributes whose values are all known; `None` while any is pending.
+pub fn known_attrs(attrs: &BTreeMap<String, Resolved>) -> Option<Attrs> {
+    attrs
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.known()?.clone())))
+        .collect()
 }
 
 /// Tags whose values are all known, as tag strings; `None` while any is pending.

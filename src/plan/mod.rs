@@ -13,7 +13,7 @@ pub mod resolve;
 mod verify;
 
 use diff::diff;
-pub use diff::{known_tags, user_tags, Desired};
+pub use diff::{known_attrs, known_tags, user_tags, Desired};
 pub use outputs::{outputs, OutputValue};
 pub use verify::{cleanup_hash, hash_json, phase_hash, world_changes};
 

@@ -90,14 +90,7 @@ async fn a_bake_killed_mid_way_resumes_on_the_same_builder() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let builder = loop {
-        if let Some(b) = live_builders("bake-kill").await.pop() {
-            break b;
-        }
-        assert!(Instant::now() < deadline, "no builder appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let builder = first_builder("bake-kill").await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -138,11 +131,7 @@ async fn ctrl_c_during_a_bake_terminates_its_builder() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while live_builders("bake-ctrl-c").await.is_empty() {
-        assert!(Instant::now() < deadline, "no builder appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    first_builder("bake-ctrl-c").await;
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -158,4 +147,16 @@ async fn ctrl_c_during_a_bake_terminates_its_builder() {
     );
     assert!(live_builders("bake-ctrl-c").await.is_empty(), "{text}");
     assert!(images("bake-ctrl-c", REGION).await.is_empty());
+}
+
+/// The first builder instance of `env`'s bake, once one runs (60 s at most).
+async fn first_builder(env: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(builder) = live_builders(env).await.pop() {
+            return builder;
+        }
+        assert!(Instant::now() < deadline, "no builder appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

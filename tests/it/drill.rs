@@ -492,21 +492,9 @@ async fn rebuild_restores_a_partial_wreck_with_break_glass_recorded() {
         text.contains("2 added, 0 changed"),
         "only what is missing is rebuilt: {text}"
     );
-    // Newest by start time: two runs in one second do not sort by id.
-    let mut runs: Vec<(i64, String)> = std::fs::read_dir(d.state.path().join("runs"))
-        .unwrap()
-        .map(|e| {
-            let dir = e.unwrap().path();
-            let journal = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
-            let first: serde_json::Value =
-                serde_json::from_str(journal.lines().next().unwrap()).unwrap();
-            let id = dir.file_name().unwrap().to_string_lossy().to_string();
-            (first["at"].as_i64().unwrap(), id)
-        })
-        .collect();
-    runs.sort();
+    let runs = crate::support::runs_by_start(d.state.path());
     assert_eq!(runs.len(), 2, "{runs:?}");
-    let (code, text) = d.run(&["runs", "show", &runs.last().unwrap().1]);
+    let (code, text) = d.run(&["runs", "show", runs.last().unwrap()]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("passed by --auto-approve (tester, reason: INC-4522: LB deleted)"),

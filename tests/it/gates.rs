@@ -15,7 +15,7 @@ use drctl::cloud::AwsSettings;
 use drctl::events::Collect;
 use drctl::run::RunEnd;
 
-use crate::support::{drctl_at, moto_endpoint, outcome, MotoConnect, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, ConnectTo, Repo};
 
 const REGION: &str = "us-west-2";
 
@@ -215,7 +215,7 @@ async fn a_gate_that_times_out_rejects_the_run() {
         clock: &clock,
         sink: &sink,
     };
-    let connect = MotoConnect;
+    let connect = ConnectTo::moto();
     let request = ApplyRequest {
         root: Some(s.repo.root().to_path_buf()),
         target: "rb".into(),

@@ -18,7 +18,7 @@ use drctl::run::RunEnd;
 use drctl::world::ObservedResource;
 
 use crate::proxy::{Fault, FaultProxy, Faults};
-use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, ConnectTo, Repo};
 
 const REGION: &str = "us-east-1";
 
@@ -128,27 +128,6 @@ async fn live(env: &str) -> String {
     }
 }
 
-/// Connects the application layer through the fault proxy.
-struct Via(String);
-
-impl drctl::app::Connect for Via {
-    async fn connect(&self, region: &str) -> Result<AwsProvider, drctl::Error> {
-        Ok(AwsProvider::new(
-            &AwsSettings::sandbox(&self.0, region).load().await,
-        ))
-    }
-
-    fn target(&self, region: &str, state_dir: &Path) -> drctl::journal::RunTarget {
-        drctl::journal::RunTarget {
-            endpoint_url: Some(self.0.clone()),
-            sandbox: false,
-            profile: None,
-            region: region.to_string(),
-            state_dir: state_dir.to_path_buf(),
-        }
-    }
-}
-
 async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> TrafficResult {
     let clock = ManualClock::at(at);
     let sink = Collect::default();
@@ -165,7 +144,7 @@ async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> Tr
     };
     app::retire(
         &ctx,
-        &Via(proxy.url().to_string()),
+        &ConnectTo(proxy.url().to_string()),
         &request,
         &AtomicBool::new(false),
     )
@@ -213,7 +192,11 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     assert_eq!(live(env).await, "blue", "no cutover before the kill");
     assert_eq!(modify_listener(), 0);
     // Resumed: the green made before the kill is cut over; no third colour.
-    let (code, text) = run(&["resume", &latest_run(state.path())]);
+    // The newest run is the one killed.
+    let killed = crate::support::runs_by_start(state.path())
+        .pop()
+        .expect("a run");
+    let (code, text) = run(&["resume", &killed]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(live(env).await, "green");
     assert_eq!(
@@ -288,19 +271,6 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     assert!(service(env).await.is_none());
 }
 
-/// The run id of the newest run in the state directory (the crashed one).
-fn latest_run(state: &Path) -> String {
-    let mut ids: Vec<String> = std::fs::read_dir(state.join("runs"))
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids.pop().expect("a run")
-}
-
 #[tokio::test]
 async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     let env = "svc-canary";
@@ -358,9 +328,9 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     assert_eq!(live(env).await, "green");
     // Journaled twice over: the apply records what it rolled back, and the
     // rollback is a run of its own, approved by the failed checks.
-    let journals: Vec<String> = std::fs::read_dir(state.path().join("runs"))
-        .unwrap()
-        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("events.jsonl")).ok())
+    let journals: Vec<String> = crate::support::journals(state.path())
+        .into_iter()
+        .map(|(_, journal)| journal)
         .collect();
     assert!(
         journals
@@ -382,10 +352,7 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
 #[tokio::test]
 async fn the_readmes_web_drill_bakes_cuts_over_checks_and_tears_down() {
     let repo = crate::bake::example_repo();
-    let state = tempfile::tempdir().unwrap();
-    let (code, text) = outcome(
-        drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
-    );
+    let (code, text, report) = web_drill(&repo);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("create blue colour of web.service.web (2 × t3.micro"),
@@ -395,9 +362,6 @@ async fn the_readmes_web_drill_bakes_cuts_over_checks_and_tears_down() {
         text.contains("cutover listener http: 503 (no colour) → blue (after gate \"cutover\")"),
         "{text}"
     );
-    let (_, report) = crate::support::json_reports(state.path(), "web-dr-drill")
-        .pop()
-        .unwrap();
     assert_eq!(report["verdict"], "passed", "{report:#}");
     // Baked, or reused if another test's bake of the same recipe is in the region.
     let how = report["images"][0]["how"].as_str().unwrap_or_default();
@@ -448,14 +412,8 @@ fn a_drill_whose_checks_fail_after_its_cutover_says_what_it_rolled_back(repo: &t
     let failing = text.replace("checks = [\n", "checks = [\n  { command = [\"false\"] },\n");
     assert_ne!(failing, text);
     std::fs::write(&runbook, failing).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let (code, text) = outcome(
-        drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
-    );
+    let (code, text, report) = web_drill(repo);
     assert_eq!(code, Some(1), "{text}");
-    let (_, report) = crate::support::json_reports(state.path(), "web-dr-drill")
-        .pop()
-        .unwrap();
     assert_eq!(report["verdict"], "failed", "{report:#}");
     // A fresh drill's first colour has nothing before it: said, not hidden,
     // and not a failure of its own (the failed check is the failure).
@@ -475,4 +433,18 @@ fn a_drill_whose_checks_fail_after_its_cutover_says_what_it_rolled_back(repo: &t
         "{text}"
     );
     assert_eq!(report["teardown"]["performed"], true, "{report:#}");
+}
+
+/// `drctl drill web-dr-drill` in `repo` with a state directory of its own:
+/// (exit code, output, the JSON report).
+fn web_drill(repo: &tempfile::TempDir) -> (Option<i32>, String, serde_json::Value) {
+    let state = tempfile::tempdir().unwrap();
+    let (code, text) = outcome(
+        drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
+    );
+    let report = crate::support::json_reports(state.path(), "web-dr-drill")
+        .pop()
+        .map(|(_, report)| report)
+        .unwrap_or_else(|| panic!("no report: {text}"));
+    (code, text, report)
 }

@@ -228,18 +228,25 @@ pub fn verbatim(cwd: &Path, printed: &str) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
-/// Connects the application layer to the tests' moto server.
-pub struct MotoConnect;
+/// Connects the application layer to an endpoint: the tests' moto server,
+/// or a fault proxy in front of it.
+pub struct ConnectTo(pub String);
 
-impl drctl::app::Connect for MotoConnect {
+impl ConnectTo {
+    pub fn moto() -> Self {
+        ConnectTo(moto_endpoint().to_string())
+    }
+}
+
+impl drctl::app::Connect for ConnectTo {
     async fn connect(&self, region: &str) -> Result<drctl::cloud::aws::AwsProvider, drctl::Error> {
-        let settings = drctl::cloud::AwsSettings::sandbox(moto_endpoint(), region);
+        let settings = drctl::cloud::AwsSettings::sandbox(&self.0, region);
         Ok(drctl::cloud::aws::AwsProvider::new(&settings.load().await))
     }
 
     fn target(&self, region: &str, state_dir: &Path) -> drctl::journal::RunTarget {
         drctl::journal::RunTarget {
-            endpoint_url: Some(moto_endpoint().to_string()),
+            endpoint_url: Some(self.0.clone()),
             sandbox: false,
             profile: None,
             region: region.to_string(),
@@ -278,6 +285,34 @@ pub fn first_run_id(state_dir: &Path) -> String {
         .file_name()
         .into_string()
         .expect("a UTF-8 run id")
+}
+
+/// Every run's journal (`events.jsonl`) under `state_dir`, by run id.
+pub fn journals(state_dir: &Path) -> Vec<(String, String)> {
+    let Ok(runs) = std::fs::read_dir(state_dir.join("runs")) else {
+        return Vec::new();
+    };
+    runs.filter_map(|e| {
+        let dir = e.ok()?.path();
+        let journal = std::fs::read_to_string(dir.join("events.jsonl")).ok()?;
+        Some((dir.file_name()?.to_string_lossy().to_string(), journal))
+    })
+    .collect()
+}
+
+/// The run ids under `state_dir`, oldest first by their journals' start
+/// (two runs started in one second do not sort by id).
+pub fn runs_by_start(state_dir: &Path) -> Vec<String> {
+    let mut runs: Vec<(i64, String)> = journals(state_dir)
+        .into_iter()
+        .map(|(id, journal)| {
+            let first: serde_json::Value =
+                serde_json::from_str(journal.lines().next().expect("a start record")).unwrap();
+            (first["at"].as_i64().expect("a start time"), id)
+        })
+        .collect();
+    runs.sort();
+    runs.into_iter().map(|(_, id)| id).collect()
 }
 
 /// The drills' JSON reports of `runbook` under `state_dir`, oldest first,

@@ -118,7 +118,7 @@ impl Kind for Image {
                 let Some(name) = region.as_literal_str() else {
                     continue;
                 };
-                if !looks_like_region(name) {
+                if !crate::model::decode::is_region_name(name) {
                     problems
                         .error(
                             region.pos,
@@ -141,18 +141,6 @@ impl Kind for Image {
     }
 
     aws_operations!();
-}
-
-/// `us-west-2`, `eu-central-1`, `ap-southeast-4`, `us-gov-west-1`: letters
-/// and dashes, then a number.
-fn looks_like_region(name: &str) -> bool {
-    let Some((head, number)) = name.rsplit_once('-') else {
-        return false;
-    };
-    !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit())
-        && head.contains('-')
-        && head.chars().all(|c| c.is_ascii_lowercase() || c == '-')
 }
 
 /// A `base_image = { owners, name }` filter's owners and name pattern.

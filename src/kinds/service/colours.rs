@@ -88,6 +88,11 @@ pub(super) fn live(colours: &[Colour]) -> Option<&Colour> {
         .max_by_key(|c| (c.traffic, c.live_since))
 }
 
+/// The name of the colour taking (most of) an observed service's traffic.
+pub fn live_colour(service: &ObservedResource) -> Option<String> {
+    live(&colours_of(service)).map(|c| c.name.clone())
+}
+
 /// Every service of the discovery's environment.
 pub(super) async fn observe(
     aws: &AwsProvider,

@@ -27,7 +27,7 @@ mod traffic;
 #[cfg(test)]
 mod tests;
 
-pub use colours::{colours_of, Colour};
+pub use colours::{colours_of, live_colour, Colour};
 pub use plan::{retirement_step, rollback_step};
 
 pub struct Service;

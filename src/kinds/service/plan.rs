@@ -13,7 +13,7 @@ use crate::clock::Millis;
 use crate::model::ResourceKind;
 use crate::plan::resolve::Resolved;
 use crate::plan::{Action, AttrDiff, Change, OwnPlan, OwnPlanInput};
-use crate::world::{Attrs, ObservedResource, Value};
+use crate::world::{ObservedResource, Value};
 
 pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     let skeleton = input.skeleton();
@@ -21,11 +21,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     let service = input.objects.first().copied();
     change.current = service.cloned();
     let colours = service.map(colours_of).unwrap_or_default();
-    let known: Option<Attrs> = change
-        .desired
-        .iter()
-        .map(|(k, v)| Some((k.clone(), v.known()?.clone())))
-        .collect();
+    let known = crate::plan::known_attrs(&change.desired);
     let fleet = known.as_ref().and_then(fleet_hash);
     let retire_after = known
         .as_ref()

@@ -22,7 +22,7 @@ mod stack;
 mod value;
 
 pub use drill::is_http_start;
-pub use runbook::parse_runbook;
+pub use runbook::{is_region_name, parse_runbook};
 pub use stack::parse_stack;
 pub use value::check_literal_str;
 

@@ -129,7 +129,7 @@ pub(super) fn ref_shapes(kinds: &[ResourceKind]) -> String {
 }
 
 /// `us-west-2`, `eu-central-1`, `us-gov-west-1`, …
-fn is_region_name(s: &str) -> bool {
+pub fn is_region_name(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
@@ -355,9 +355,19 @@ mod tests {
             "us-gov-west-1",
             "ap-southeast-4",
         ] {
+            // The runbook's region, and an image's copy regions, both.
             assert!(is_region_name(ok), "{ok}");
         }
-        for bad in ["us-west", "uswest2", "US-WEST-2", "us-west-", "west-2"] {
+        for bad in [
+            "us-west",
+            "uswest2",
+            "US-WEST-2",
+            "us-west-",
+            "west-2",
+            "us-west-2a",
+            "-1",
+            "",
+        ] {
             assert!(!is_region_name(bad), "{bad}");
         }
     }
