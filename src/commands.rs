@@ -165,7 +165,7 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let by = args.as_name.clone().unwrap_or_else(current_user);
-    let phase = app::reject(
+    let rejected = app::reject(
         &ctx,
         &CliConnect::new(global),
         &app::RejectRequest {
@@ -175,6 +175,7 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
         },
     )
     .await?;
+    let phase = &rejected.gate;
     println!(
         "Run {} rejected by {by}{}.",
         args.run_id,
@@ -184,6 +185,10 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
             format!(" at the gate before `{phase}`")
         }
     );
+    if let Some(back) = rejected.canary_back {
+        println!("The canary under way goes back whole to the colour live before it:");
+        return Ok(print_end(global, back));
+    }
     if is_drill(global, &args.run_id) {
         // A rejected drill still tears down what it built and reports.
         let code = Box::pin(crate::cli::resume_drill(global, &args.run_id)).await?;

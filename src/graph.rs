@@ -145,6 +145,36 @@ pub struct PhaseSpec {
     pub gate: Gate,
 }
 
+/// The gate a cutover phase goes on behind when a canary stopped below
+/// 100%: the phase and the weight it moves to next, e.g. `cutover@50%`
+/// (`drctl approve RUN --gate cutover@50%`).
+pub fn canary_gate_name(phase: &str, weight: i64) -> String {
+    format!("{phase}@{weight}%")
+}
+
+/// Whether a gate's name is a canary gate's ([`canary_gate_name`]).
+pub fn is_canary_gate(name: &str) -> bool {
+    name.rsplit_once('@')
+        .and_then(|(_, weight)| weight.strip_suffix('%'))
+        .is_some_and(|w| w.parse::<u8>().is_ok())
+}
+
+/// The gate between the canary weights of the services `phase` cuts over:
+/// the first such service's `strategy.gate`, else the phase's own gate.
+pub fn canary_gate(project: &Project, phase: &PhaseSpec) -> Gate {
+    phase
+        .cutover
+        .iter()
+        .find_map(|service| {
+            let stack = project.stacks.get(&service.stack)?;
+            let resource = stack.resources.iter().find(|r| {
+                r.kind == crate::model::ResourceKind::Service && r.name == service.name
+            })?;
+            crate::kinds::service::canary_gate(resource)
+        })
+        .unwrap_or_else(|| phase.gate.clone())
+}
+
 /// The phases of a valid runbook: as written, or the graph's layers (no gates)
 /// when the runbook has no `[[phases]]`.
 pub fn runbook_phases(project: &Project, runbook: &Runbook) -> Vec<PhaseSpec> {

@@ -1,6 +1,9 @@
 //! approve and reject: a person's decision at a run's gate, journaled.
 
-use super::runs::say_what_is_left;
+use std::sync::atomic::AtomicBool;
+
+use super::runs::{say_what_is_left, RunResult};
+use super::traffic::{abort_canaries, TrafficResult};
 use super::{load_file, Connect, Context};
 use crate::error::Error;
 use crate::journal::{Event, Journal};
@@ -48,20 +51,31 @@ pub struct RejectRequest {
     pub reason: Option<String>,
 }
 
-/// Ends a run at its gate; returns the phase it waited before ("" if none).
-/// Then says what the phases before the gate left built, and how to remove it.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The gate the run waited at ("" if none).
+    pub gate: String,
+    /// Rejected between canary weights: the run sending the canary's
+    /// traffic back to the live colour.
+    pub canary_back: Option<RunResult>,
+}
+
+/// Ends a run at its gate. Then says what the phases before the gate left
+/// built, and how to remove it; rejected between canary weights, the canary
+/// goes back whole to the live colour (a run of its own).
 pub async fn reject<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &RejectRequest,
-) -> Result<String, Error> {
+) -> Result<Rejected, Error> {
     let journal = Journal::open(ctx.state_dir, &request.run_id)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
         sink: ctx.sink,
     };
-    let phase = run::reject(&recorder, &request.by, request.reason.clone())?;
+    let gate = run::reject(&recorder, &request.by, request.reason.clone())?;
+    let mut canary_back = None;
     if let Some(Event::RunStarted {
         root,
         runbook_file,
@@ -75,7 +89,16 @@ pub async fn reject<C: Connect>(
         let mut loaded = load_file(root, runbook_file)?;
         loaded.retarget(environment, region);
         let provider = connect.connect(&loaded.runbook().region).await?;
+        if crate::graph::is_canary_gate(&gate) {
+            let approval = format!("{} rejected the canary at gate {gate}", request.by);
+            let cancel = AtomicBool::new(false);
+            if let TrafficResult::Run(back) =
+                abort_canaries(ctx, connect, &loaded, approval, &cancel).await?
+            {
+                canary_back = Some(back);
+            }
+        }
         say_what_is_left(ctx, &provider, &loaded).await?;
     }
-    Ok(phase)
+    Ok(Rejected { gate, canary_back })
 }

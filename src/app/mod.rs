@@ -21,7 +21,7 @@ use crate::events::Sink;
 use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 
-pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest};
+pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest, Rejected};
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
 pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
 pub use planning::{outputs, plan, OutputRequest, PlanRequest};

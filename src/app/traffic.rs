@@ -118,6 +118,69 @@ async fn one_step<C: Connect>(
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     loaded.reached_through(connect, ctx.state_dir);
     let services = services_named(&loaded, wanted)?;
+    let command = StepsOf {
+        phase,
+        approval: format!("{phase} (command)"),
+        parallelism: request.parallelism,
+        // Asked for by name: why it cannot be done is the answer.
+        refuse: wanted.map(|_| request.runbook.as_str()),
+    };
+    run_steps(ctx, connect, &loaded, &services, &command, steps_of, cancel).await
+}
+
+/// Sends every canary under way in the runbook's environment back whole to
+/// its live colour (a run rejected at a gate between canary weights).
+pub(super) async fn abort_canaries<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    approval: String,
+    cancel: &AtomicBool,
+) -> Result<TrafficResult, Error> {
+    let services = services_named(loaded, None)?;
+    let command = StepsOf {
+        phase: ROLLBACK_PHASE,
+        approval,
+        parallelism: 1,
+        refuse: None,
+    };
+    let steps_of = |planned: &[&Change], snapshot: &crate::world::Snapshot, address: &Address| {
+        let service = snapshot
+            .objects()
+            .find(|o| &o.address == address)
+            .ok_or("gone")?;
+        let template = planned
+            .iter()
+            .find(|c| &c.address == address)
+            .ok_or("not planned")?;
+        Ok(service::canary_rollback_step(service, template)
+            .into_iter()
+            .collect())
+    };
+    run_steps(ctx, connect, loaded, &services, &command, steps_of, cancel).await
+}
+
+/// What [`run_steps`] runs, and how it is recorded.
+struct StepsOf<'a> {
+    phase: &'a str,
+    approval: String,
+    parallelism: usize,
+    /// The runbook asked for by name, when one service was: a service whose
+    /// step cannot be made is then an error, not skipped.
+    refuse: Option<&'a str>,
+}
+
+/// Plans the steps `steps_of` makes for `services` from the world as it is
+/// and runs them as a run of their own, under the environment's lock.
+async fn run_steps<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    services: &[Address],
+    what: &StepsOf<'_>,
+    steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
+    cancel: &AtomicBool,
+) -> Result<TrafficResult, Error> {
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let run_id = super::new_run_id(ctx.clock);
@@ -128,22 +191,20 @@ async fn one_step<C: Connect>(
         &run_id,
     )?;
     let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
-    let planned = plan_observed(&loaded, &snapshot)?;
+    let planned = plan_observed(loaded, &snapshot)?;
     let changes: Vec<&Change> = planned.phases.iter().flat_map(|p| &p.changes).collect();
     let mut steps = Vec::new();
-    for address in &services {
+    for address in services {
         match steps_of(&changes, &snapshot, address) {
             Ok(found) => steps.extend(found),
-            Err(why) if wanted.is_some() => {
-                return Err(Error::usage(
-                    why,
-                    Some(format!(
-                        "drctl plan {} shows the service's colours",
-                        request.runbook
-                    )),
-                ))
+            Err(why) => {
+                if let Some(named) = what.refuse {
+                    return Err(Error::usage(
+                        why,
+                        Some(format!("drctl plan {named} shows the service's colours")),
+                    ));
+                }
             }
-            Err(_) => {}
         }
     }
     if steps.is_empty() {
@@ -161,12 +222,12 @@ async fn one_step<C: Connect>(
     }
     let command = Command {
         run_id: &run_id,
-        phase,
-        approval: format!("{phase} (command)"),
-        parallelism: request.parallelism,
+        phase: what.phase,
+        approval: what.approval.clone(),
+        parallelism: what.parallelism,
     };
     let end = run_command(
-        ctx, connect, &provider, &loaded, planned, steps, &command, cancel,
+        ctx, connect, &provider, loaded, planned, steps, &command, cancel,
     )
     .await?;
     drop(lock);
@@ -207,6 +268,7 @@ pub(super) async fn run_command<C: Connect>(
             gate: "none (the command is the approval)".into(),
             changes: steps,
             cutover: Vec::new(),
+            canary_gates: Default::default(),
         }],
         cleanup: Vec::new(),
         ..planned

@@ -118,6 +118,10 @@ pub enum Event {
         at: Millis,
         phase: String,
         failed: usize,
+        /// A canary stopped at a weight below 100%: the phase is not done
+        /// and goes on behind this gate (`cutover@50%`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hold: Option<String>,
     },
     /// Written before the API call.
     Intent {

@@ -35,9 +35,13 @@ pub fn run_state(events: &[Event]) -> RunState {
     let mut in_flight: Vec<(Address, Action)> = Vec::new();
     for event in events {
         match event {
-            Event::PhaseFinished { phase, failed, .. } if *failed == 0 => {
-                finished.push(phase.clone());
-            }
+            // Stopped at a canary weight below 100% (`hold`), the phase goes on.
+            Event::PhaseFinished {
+                phase,
+                failed: 0,
+                hold: None,
+                ..
+            } => finished.push(phase.clone()),
             Event::Intent {
                 address, action, ..
             } => in_flight.push((address.clone(), *action)),
@@ -87,7 +91,12 @@ pub fn run_state(events: &[Event]) -> RunState {
                 Decision::Reject | Decision::Timeout => status = RunStatus::Rejected,
             },
             Event::PhaseStarted { phase, .. } => {
-                if waiting.as_ref().map(|w| &w.phase) == Some(phase) {
+                // Its gate, or a canary gate of its own (`cutover@50%`), passed.
+                let canary_gate = format!("{phase}@");
+                if waiting
+                    .as_ref()
+                    .is_some_and(|w| &w.phase == phase || w.phase.starts_with(&canary_gate))
+                {
                     waiting = None;
                 }
                 if status != RunStatus::Rejected {
@@ -185,6 +194,7 @@ mod tests {
                 at: 4,
                 phase: "one".into(),
                 failed: 0,
+                hold: None,
             },
             Event::GateWaiting {
                 at: 5,
@@ -224,5 +234,39 @@ mod tests {
             plan_hash: "p1".into(),
         });
         assert_eq!(run_state(&more).status, RunStatus::Rejected);
+    }
+
+    #[test]
+    fn a_phase_stopped_at_a_canary_weight_is_not_finished_and_its_gate_clears_on_start() {
+        let started = |at| Event::PhaseStarted {
+            at,
+            phase: "cutover".into(),
+        };
+        let finished = |at, hold: Option<&str>| Event::PhaseFinished {
+            at,
+            phase: "cutover".into(),
+            failed: 0,
+            hold: hold.map(str::to_string),
+        };
+        let mut events = vec![
+            started(1),
+            finished(2, Some("cutover@50%")),
+            Event::GateWaiting {
+                at: 3,
+                phase: "cutover@50%".into(),
+                gate: gate(),
+                plan_hash: "p".into(),
+            },
+        ];
+        let state = run_state(&events);
+        assert!(state.finished_phases.is_empty(), "the canary is at 10%");
+        assert_eq!(state.waiting.unwrap().phase, "cutover@50%");
+        events.push(started(4));
+        assert!(
+            run_state(&events).waiting.is_none(),
+            "its canary gate was passed"
+        );
+        events.push(finished(5, None));
+        assert_eq!(run_state(&events).finished_phases, ["cutover"]);
     }
 }

@@ -22,9 +22,15 @@ pub fn timeline(events: &[Event]) -> String {
                 phase_start.insert(phase, at);
                 format!("phase {phase} started")
             }
-            Event::PhaseFinished { phase, failed, .. } => {
+            Event::PhaseFinished { phase, failed, hold, .. } => {
                 let took = phase_start.get(phase.as_str()).map(|s| (at - s) as f64 / 1000.0).unwrap_or(0.0);
-                format!("phase {phase} finished in {took:.1}s{}", if *failed > 0 { format!(", {failed} failed") } else { String::new() })
+                let after = match (failed, hold) {
+                    (0, Some(gate)) => format!(", goes on behind gate {gate}"),
+                    (0, None) => String::new(),
+                    (n, _) => format!(", {n} failed"),
+                };
+                let verb = if hold.is_some() && *failed == 0 { "stopped" } else { "finished" };
+                format!("phase {phase} {verb} in {took:.1}s{after}")
             }
             Event::Intent { address, action, .. } => format!("  {} {address} …", action.symbol()),
             Event::Outcome { address, action, ok: true, id, .. } => format!("  {} {address} done {id}", action.symbol()),

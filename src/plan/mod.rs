@@ -62,6 +62,11 @@ pub struct PhasePlan {
     pub changes: Vec<Change>,
     /// Services whose traffic switches in this phase.
     pub cutover: Vec<String>,
+    /// A canary this phase cuts over is under way or stops short of 100%:
+    /// the gate before the phase is the canary's (`cutover@50%`), and after
+    /// its steps the phase goes on behind another, not on to the next phase.
+    #[serde(default, flatten)]
+    pub canary_gates: CanaryGates,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +236,8 @@ pub fn plan(
     }
     // Cutover steps planned with their service, run in their own phase.
     let mut deferred: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    // Phases whose canaries stop at gates between weights.
+    let mut holds: BTreeMap<String, CanaryGates> = BTreeMap::new();
     for phase in all_phases {
         let mut changes = Vec::new();
         for stack_name in &phase.stacks {
@@ -265,6 +272,9 @@ pub fn plan(
                     if let (Some(step), Some((later, _))) = (own.cutover, cut_over_in.get(&address))
                     {
                         deferred.entry(later.clone()).or_default().push(step);
+                        let gates = holds.entry(later.clone()).or_default();
+                        gates.before = gates.before.take().or(own.canary_gates.before);
+                        gates.after = gates.after.take().or(own.canary_gates.after);
                     }
                     exports.insert(address, exported);
                     cleanup.extend(own.cleanup);
@@ -297,11 +307,19 @@ pub fn plan(
             }
         }
         changes.extend(deferred.remove(&phase.name).unwrap_or_default());
+        let gates = holds.remove(&phase.name).unwrap_or_default();
         phases.push(PhasePlan {
             name: phase.name.clone(),
-            gate: crate::graph::gate_label(&phase.gate),
+            gate: match &gates.before {
+                Some(name) => format!(
+                    "{name}, {}",
+                    crate::graph::gate_label(&crate::graph::canary_gate(project, &phase))
+                ),
+                None => crate::graph::gate_label(&phase.gate),
+            },
             changes,
             cutover: phase.cutover.iter().map(|s| s.to_string()).collect(),
+            canary_gates: gates,
         });
     }
     for o in by_address.into_values().flatten() {
@@ -387,6 +405,21 @@ pub struct OwnPlan {
     pub cleanup: Vec<Change>,
     /// A step for the phase in [`OwnPlanInput::cutover_phase`].
     pub cutover: Option<Change>,
+    /// The canary gate the step waits behind instead of its phase's own (a
+    /// gated canary that stopped at a weight below 100%), and the one its
+    /// phase goes on behind after it, when it stops short again.
+    pub canary_gates: CanaryGates,
+}
+
+/// The gates between a gated canary's weights ([`crate::graph::canary_gate_name`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CanaryGates {
+    /// Passed before this step (a canary under way), instead of the phase's gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    /// Passed after it, before the next weight: the step stops short of 100%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 impl OwnPlanInput<'_> {

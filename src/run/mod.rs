@@ -17,7 +17,7 @@ use crate::cloud::provider::Provider;
 use crate::error::Error;
 use crate::events::{Event as Shown, Sink};
 use crate::execute::{self, ApplyOptions, Event as Progress, OutcomeKind, Report};
-use crate::graph::runbook_phases;
+use crate::graph::{runbook_phases, PhaseSpec};
 use crate::journal::{run_state, Event, Journal, RunStatus};
 use crate::model::{Project, Runbook};
 use crate::plan::{self, Plan};
@@ -124,52 +124,70 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         .unwrap_or_default();
     let mut total = Report::default();
     for (index, phase) in phases.iter().enumerate() {
-        let state = run_state(&ctx.journal.events()?);
-        if state.finished_phases.contains(&phase.name) {
-            continue;
-        }
-        // Re-plan with what the earlier phases really produced.
-        let plan = replan(provider, ctx).await?;
-        let phase_plan = &plan.phases[index];
-        let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
-        ctx.sink.event(&Shown::PhasePlanned {
-            number: index + 1,
-            total: phases.len(),
-            phase: Box::new(plan::redacted_phase(phase_plan)),
-            plan_hash: plan_hash.clone(),
-        });
-        match pass_gate(ctx, phase, &plan_hash, auto_approve.as_deref())? {
-            GateResult::Pass => {}
-            GateResult::Paused { approvals, needed } => {
-                ctx.journal.append(&Event::Paused {
-                    at: ctx.now(),
-                    phase: phase.name.clone(),
-                })?;
-                return Ok(RunEnd::Paused {
-                    phase: phase.name.clone(),
-                    approvals,
-                    needed,
-                });
+        // A phase runs again behind a canary gate while a canary it cuts
+        // over stops short of 100%.
+        let mut previous_gate: Option<String> = None;
+        loop {
+            let state = run_state(&ctx.journal.events()?);
+            if state.finished_phases.contains(&phase.name) {
+                break;
             }
-            GateResult::Rejected { by } => {
-                ctx.journal.append(&Event::RunFinished {
-                    at: ctx.now(),
-                    status: RunStatus::Rejected,
-                })?;
-                return Ok(RunEnd::Rejected {
-                    phase: phase.name.clone(),
-                    by,
-                });
+            // Re-plan with what the earlier phases really produced.
+            let plan = replan(provider, ctx).await?;
+            let phase_plan = &plan.phases[index];
+            let gate = gate_before(ctx, phase, phase_plan);
+            if previous_gate.as_ref() == Some(&gate.name) {
+                // The last pass moved no traffic: going round again would not either.
+                return Err(Error::Cloud(crate::cloud::CloudError::Failed {
+                    what: format!("phase {}", phase.name),
+                    state: "stuck".into(),
+                    reason: format!(
+                        "its canary is where it was before gate {}; see `drctl plan`",
+                        gate.name
+                    ),
+                }));
             }
+            previous_gate = Some(gate.name.clone());
+            let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
+            ctx.sink.event(&Shown::PhasePlanned {
+                number: index + 1,
+                total: phases.len(),
+                phase: Box::new(plan::redacted_phase(phase_plan)),
+                plan_hash: plan_hash.clone(),
+            });
+            match pass_gate(ctx, &gate, &plan_hash, auto_approve.as_deref())? {
+                GateResult::Pass => {}
+                GateResult::Paused { approvals, needed } => {
+                    ctx.journal.append(&Event::Paused {
+                        at: ctx.now(),
+                        phase: gate.name.clone(),
+                    })?;
+                    return Ok(RunEnd::Paused {
+                        phase: gate.name,
+                        approvals,
+                        needed,
+                    });
+                }
+                GateResult::Rejected { by } => {
+                    ctx.journal.append(&Event::RunFinished {
+                        at: ctx.now(),
+                        status: RunStatus::Rejected,
+                    })?;
+                    return Ok(RunEnd::Rejected {
+                        phase: gate.name,
+                        by,
+                    });
+                }
+            }
+            let mut applied = execute::Applied::observed_before(&plan, index);
+            let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
+            total.outcomes.extend(report.outcomes);
+            total.elapsed += report.elapsed;
+            total = match stopped_after_phase(ctx, total)? {
+                Ok(go_on) => go_on,
+                Err(end) => return Ok(end),
+            };
         }
-        let mut applied = execute::Applied::observed_before(&plan, index);
-        let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
-        total.outcomes.extend(report.outcomes);
-        total.elapsed += report.elapsed;
-        total = match stopped_after_phase(ctx, total)? {
-            Ok(go_on) => go_on,
-            Err(end) => return Ok(end),
-        };
     }
     // Cleanup, re-planned: old copies and removed resources, dependents first;
     // only what was approved with the run's plan, or duplicates this run made.
@@ -212,6 +230,19 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
     } else {
         RunEnd::Failed(total)
     })
+}
+
+/// The gate before a phase: its own, or, while a canary it cuts over is
+/// under way, the canary's (named for the next weight).
+fn gate_before(ctx: &RunContext<'_>, phase: &PhaseSpec, planned: &plan::PhasePlan) -> PhaseSpec {
+    match planned.canary_gates.before.clone() {
+        Some(name) => PhaseSpec {
+            name,
+            gate: crate::graph::canary_gate(ctx.project, phase),
+            ..phase.clone()
+        },
+        None => phase.clone(),
+    }
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
@@ -278,6 +309,7 @@ pub(crate) async fn journaled_phase<P: Provider>(
         at: ctx.now(),
         phase: phase.name.clone(),
         failed: report.failures().count(),
+        hold: phase.canary_gates.after.clone(),
     })?;
     Ok(report)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::support::{drctl, moto_endpoint, verbatim, Repo};
+use crate::support::{drctl, moto_endpoint, printed_after, verbatim, Repo};
 
 const REGION: &str = "ap-southeast-2";
 
@@ -31,15 +31,6 @@ fn run_in(cwd: &Path, state: &Path, args: &[&str]) -> (Option<i32>, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code(), text)
-}
-
-/// The command drctl printed after `prefix`, up to the end of its line.
-fn printed_after<'a>(text: &'a str, prefix: &str) -> &'a str {
-    let at = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no `{prefix}` in: {text}"))
-        + prefix.len();
-    text[at..].lines().next().unwrap().trim()
 }
 
 #[tokio::test]

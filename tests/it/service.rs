@@ -18,7 +18,7 @@ use drctl::run::RunEnd;
 use drctl::world::ObservedResource;
 
 use crate::proxy::{Fault, FaultProxy, Faults};
-use crate::support::{drctl_at, moto_endpoint, outcome, ConnectTo, Repo};
+use crate::support::{drctl_at, moto_endpoint, outcome, printed_after, verbatim, ConnectTo, Repo};
 
 const REGION: &str = "us-east-1";
 
@@ -119,6 +119,12 @@ async fn colours(env: &str) -> Vec<(String, i64, usize)> {
             )
         })
         .collect()
+}
+
+/// The percent of the traffic colour `name` takes.
+async fn share(env: &str, name: &str) -> i64 {
+    let colours = colours(env).await;
+    colours.iter().find(|c| c.0 == name).map_or(0, |c| c.1)
 }
 
 async fn live(env: &str) -> String {
@@ -447,4 +453,112 @@ fn web_drill(repo: &tempfile::TempDir) -> (Option<i32>, String, serde_json::Valu
         .map(|(_, report)| report)
         .unwrap_or_else(|| panic!("no report: {text}"));
     (code, text, report)
+}
+
+#[tokio::test]
+async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole() {
+    let env = "svc-canary-gate";
+    let strategy = "{ canary = [10, 50, 100], gate = \"manual\" }";
+    let repo = repo(env, 73, "ami-1e749f67", strategy);
+    let state = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::moto(Faults::none());
+    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
+    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // Approves the gate the run printed, as alice, and resumes as printed.
+    let approve_and_resume = |text: &str, gate: &str| {
+        let approve = printed_after(text, "Approve with:  ");
+        assert!(approve.ends_with(&format!("--gate {gate}")), "{text}");
+        let (code, out) = verbatim(elsewhere.path(), &format!("{approve} --as alice"));
+        assert_eq!(code, Some(0), "{out}");
+        verbatim(elsewhere.path(), printed_after(text, "then continue: "))
+    };
+    // The first colour takes all the traffic at once: there is none to share.
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+
+    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    proxy.reset_counts();
+    let (code, mut text) = run(&["apply", "rb"]);
+    assert_eq!(code, Some(3), "{text}");
+    for (gate, share) in [("cutover", 10), ("cutover@50%", 50)] {
+        let (code, next) = approve_and_resume(&text, gate);
+        assert_eq!(code, Some(3), "stops at {share}%: {next}");
+        assert!(
+            next.contains(&format!("now {share}% → ")),
+            "the next step is shown at the gate: {next}"
+        );
+        let mut now = colours(env).await;
+        now.sort();
+        assert_eq!(
+            now,
+            [
+                ("blue".to_string(), 100 - share, 2),
+                ("green".to_string(), share, 2)
+            ]
+        );
+        assert_eq!(
+            live(env).await,
+            "blue",
+            "blue stays live until green has it all"
+        );
+        text = next;
+    }
+    assert_eq!(modify_listener(), 2, "one call per weight so far");
+    let (code, plan) = run(&["plan", "rb"]);
+    assert_eq!(code, Some(0), "{plan}");
+    assert!(
+        plan.contains("green colour of app.service.web takes 50% of the traffic")
+            && plan.contains("(gate before it: cutover@100%, manual, 1 approval)"),
+        "{plan}"
+    );
+    let (code, text) = approve_and_resume(&text, "cutover@100%");
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(modify_listener(), 3, "10/90, 50/50, 100/0");
+    assert_eq!(live(env).await, "green");
+
+    // A canary stopped at 10% goes back whole in one call: when its run is
+    // rejected at the gate, and with `drctl rollback`.
+    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    let at_ten_percent = || {
+        let (code, text) = run(&["apply", "rb"]);
+        assert_eq!(code, Some(3), "{text}");
+        let (code, text) = approve_and_resume(&text, "cutover");
+        assert_eq!(code, Some(3), "{text}");
+        assert!(text.contains("--gate cutover@50%"), "{text}");
+        printed_after(&text, "or end it:     ").to_string()
+    };
+    let reject = at_ten_percent();
+    proxy.reset_counts();
+    let (code, out) = verbatim(elsewhere.path(), &reject);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("at the gate before `cutover@50%`")
+            && out.contains("the canary of blue stops at 10%, all traffic back to green"),
+        "{out}"
+    );
+    // The run sending it back records why: the rejection.
+    assert!(
+        crate::support::journals(state.path())
+            .iter()
+            .any(|(_, j)| j.contains("tester rejected the canary at gate cutover@50%")),
+        "no rollback run approved by the rejection"
+    );
+    assert_eq!(modify_listener(), 1);
+    assert_eq!(share(env, "green").await, 100);
+
+    at_ten_percent();
+    proxy.reset_counts();
+    let (code, out) = run(&["rollback", "rb", "app.service.web"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("the canary of blue stops at 10%, all traffic back to green"),
+        "{out}"
+    );
+    assert_eq!(modify_listener(), 1);
+    assert_eq!(live(env).await, "green");
+    assert_eq!(share(env, "green").await, 100);
+
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -208,6 +208,15 @@ pub fn outcome(cmd: &mut std::process::Command) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
+/// The command drctl printed after `prefix`, up to the end of its line.
+pub fn printed_after<'a>(text: &'a str, prefix: &str) -> &'a str {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no `{prefix}` in: {text}"))
+        + prefix.len();
+    text[at..].lines().next().unwrap().trim()
+}
+
 /// Runs a command exactly as drctl printed it, in `cwd`, with nothing but
 /// credentials in the environment.
 pub fn verbatim(cwd: &Path, printed: &str) -> (Option<i32>, String) {

@@ -127,6 +127,11 @@ fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
             "resources.security_group.web.ingress[0]: a rule needs `port`, or both `from_port` and `to_port`"),
         ("canary steps", "stacks/app.toml", format!("{APP}strategy = {{ canary = [50, 10] }}\n"),
             "resources.service.web.strategy.canary: canary steps [50, 10] must increase and end at 100"),
+        ("a canary gate nobody may pass", "stacks/app.toml",
+            format!("{APP}strategy = {{ canary = [10, 100], gate = {{ manual = {{ approvals = 2, approvers = [\"alice\"] }} }} }}\n"),
+            "resources.service.web.strategy.gate.manual.approvals: 2 approvals needed but only 1 approver(s) listed"),
+        ("an unknown canary gate", "stacks/app.toml", format!("{APP}strategy = {{ canary = [10, 100], gate = \"sometimes\" }}\n"),
+            "resources.service.web.strategy.gate: expected one of `auto`, `manual`, found `sometimes`"),
         ("missing provision file", "stacks/app.toml", app_with("[resources.image.app]\nbase_image = \"ami-1e749f67\"\ninstance_type = \"t3.micro\"\nsubnet = \"subnet-1\"\nprovision = \"files/nope.sh\"\n"),
             "resources.image.app.provision: file `files/nope.sh` not found"),
         ("reserved tag", "stacks/app.toml", format!("{APP}tags = {{ \"drctl:env\" = \"x\" }}\n"),
@@ -147,6 +152,36 @@ fn each_broken_input_reports_its_problem() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_gated_canary_needs_a_cutover_phase_after_its_stack() {
+    let stack = format!("{APP}strategy = {{ canary = [10, 50, 100], gate = \"manual\" }}\n");
+    assert_eq!(
+        Repo::with(&[("stacks/app.toml", &stack)]).problems(),
+        Vec::<String>::new()
+    );
+    // Cut over in the phase that applies its stack: the traffic would move
+    // as soon as the colour is healthy, with no gate between the weights.
+    let same_phase = RUNBOOK.replace(
+        "stacks = [\"app\"]\ngate = \"manual\"",
+        "stacks = [\"app\"]\ncutover = [\"app.service.web\"]\ngate = \"manual\"",
+    );
+    let same_phase = same_phase.replace(
+        "[[phases]]\nname = \"switch\"\ncutover = [\"app.service.web\"]\n",
+        "[[phases]]\nname = \"switch\"\n",
+    );
+    let problems = Repo::with(&[
+        ("stacks/app.toml", &stack),
+        ("runbooks/rb.toml", &same_phase),
+    ])
+    .problems();
+    assert!(
+        problems.iter().any(|p| p.contains(
+            "resources.service.web.strategy.gate: runbook `rb` has no cutover phase for `app.service.web`"
+        ) && p.contains("hint: add a phase after the one applying stack `app`")),
+        "{problems:#?}"
+    );
 }
 
 #[test]

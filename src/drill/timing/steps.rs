@@ -86,7 +86,9 @@ pub(super) fn read<'a>(events: &'a [Event]) -> Read<'a> {
                     failed: None,
                 });
             }
-            Event::PhaseFinished { at, phase, failed } => {
+            Event::PhaseFinished {
+                at, phase, failed, ..
+            } => {
                 if let Some(attempt) = open.as_mut().filter(|a| a.phase == phase) {
                     attempt.failed = Some(*failed);
                     close(&mut open, Some(*at));

@@ -86,7 +86,12 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         for b in builders {
             cleanup.push(stale_builder(b, &change.address.to_string()));
         }
-        return OwnPlan { change, cleanup, cutover: None };
+        return OwnPlan {
+        change,
+        cleanup,
+        cutover: None,
+        canary_gates: Default::default(),
+    };
     };
     let hash = recipe.hash();
     set(&mut change, "recipe", hash.clone());
@@ -230,7 +235,12 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             }
         }
     }
-    OwnPlan { change, cleanup, cutover: None }
+    OwnPlan {
+        change,
+        cleanup,
+        cutover: None,
+        canary_gates: Default::default(),
+    }
 }
 
 /// `base_image` as the id the bake launches from, and its identity for the

@@ -80,15 +80,24 @@ pub fn colours_of(service: &ObservedResource) -> Vec<Colour> {
         .unwrap_or_default()
 }
 
-/// The colour taking (most of) the traffic.
+/// The live colour: of those taking traffic, the one that took it all
+/// last (a canary on its way has a share but not that), else the one
+/// taking the most.
 pub(super) fn live(colours: &[Colour]) -> Option<&Colour> {
     colours
         .iter()
         .filter(|c| c.traffic > 0)
-        .max_by_key(|c| (c.traffic, c.live_since))
+        .max_by_key(|c| (c.live_since, c.traffic))
 }
 
-/// The name of the colour taking (most of) an observed service's traffic.
+/// A canary on its way: a colour with a share of the traffic that is not
+/// the live one.
+pub(super) fn canary_under_way(colours: &[Colour]) -> Option<&Colour> {
+    let live = live(colours)?;
+    colours.iter().find(|c| c.traffic > 0 && c.name != live.name)
+}
+
+/// The name of an observed service's live colour ([`live`]).
 pub fn live_colour(service: &ObservedResource) -> Option<String> {
     live(&colours_of(service)).map(|c| c.name.clone())
 }

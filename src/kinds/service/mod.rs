@@ -17,9 +17,10 @@
 use super::common::{normal_health_check, sorted, HEALTH_CHECK};
 use super::{Kind, Problems, ResourceKind};
 use crate::model::schema::{opt, req, secret, Field, Ty, ValueType, COUNT, PORT};
-use crate::model::{ExprKind, Resource};
+use crate::model::Resource;
 use crate::world::{Attrs, Value};
 
+mod canary;
 mod colours;
 mod plan;
 mod steps;
@@ -27,8 +28,9 @@ mod traffic;
 #[cfg(test)]
 mod tests;
 
+pub use canary::canary_gate;
 pub use colours::{colours_of, live_colour, Colour};
-pub use plan::{retirement_step, rollback_step};
+pub use plan::{canary_rollback_step, retirement_step, rollback_step};
 
 pub struct Service;
 
@@ -42,12 +44,6 @@ const REPLACED_AT_TAG: &str = "drctl:replaced-at";
 
 const RETIRE_AFTER_DEFAULT: &str = "1h";
 const HEALTH_TIMEOUT_DEFAULT: &str = "10m";
-
-const CANARY: &[Field] = &[
-    req("canary", Ty::List(&Ty::Int { min: 1, max: 100 })),
-    // How long each weighted step is watched before the next one.
-    opt("wait", Ty::Duration),
-];
 
 const FIELDS: &[Field] = &[
     req("image", Ty::IdOf(ResourceKind::Image)),
@@ -63,7 +59,7 @@ const FIELDS: &[Field] = &[
     opt("health_check", Ty::Object(HEALTH_CHECK)),
     opt(
         "strategy",
-        Ty::OneOf(&[Ty::Enum(&["blue_green"]), Ty::Object(CANARY)]),
+        Ty::OneOf(&[Ty::Enum(&["blue_green"]), Ty::Object(canary::CANARY)]),
     ),
     opt("retire_after", Ty::Duration),
     // How long a new colour may take to become healthy before it is torn down.
@@ -129,26 +125,7 @@ impl Kind for Service {
     }
 
     fn check(&self, resource: &Resource, base: &str, problems: &mut Problems<'_>) {
-        if let Some(steps) = resource.attr("strategy").and_then(|s| s.get("canary")) {
-            if let ExprKind::List(items) = &steps.kind {
-                let values: Vec<i64> = items
-                    .iter()
-                    .filter_map(|i| match i.kind {
-                        ExprKind::Int(n) => Some(n),
-                        _ => None,
-                    })
-                    .collect();
-                let increasing = values.windows(2).all(|w| w[0] < w[1]);
-                if values.len() == items.len() && (!increasing || values.last() != Some(&100)) {
-                    problems.error(
-                        steps.pos,
-                        &format!("{base}.strategy.canary"),
-                        format!("canary steps {values:?} must increase and end at 100"),
-                    )
-                    .with_hint("e.g. canary = [10, 50, 100]");
-                }
-            }
-        }
+        canary::check(resource, base, problems);
     }
 
     fn observe<'a>(
@@ -217,25 +194,4 @@ fn duration_of(attrs: &Attrs, key: &str, default: &str) -> std::time::Duration {
     humantime::parse_duration(text)
         .or_else(|_| humantime::parse_duration(default))
         .unwrap_or_default()
-}
-
-/// The canary steps (percent of traffic on the new colour) and the wait
-/// after each; blue/green is one step of 100.
-fn canary_of(attrs: &Attrs) -> (Vec<i64>, std::time::Duration) {
-    match attrs.get("strategy").and_then(Value::as_table) {
-        Some(t) => {
-            let steps = t
-                .get("canary")
-                .and_then(Value::as_list)
-                .map(|l| l.iter().filter_map(Value::as_int).collect())
-                .unwrap_or_else(|| vec![100]);
-            let wait = t
-                .get("wait")
-                .and_then(Value::as_str)
-                .and_then(|w| humantime::parse_duration(w).ok())
-                .unwrap_or_default();
-            (steps, wait)
-        }
-        None => (vec![100], std::time::Duration::ZERO),
-    }
 }

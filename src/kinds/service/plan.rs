@@ -7,8 +7,10 @@
 //! Every step carries `operation` and its inputs as computed attributes, so
 //! what was approved is exactly what runs ([`super::steps::run`]).
 
-use super::colours::{colours_of, live, Colour};
-use super::{canary_of, duration_of, fleet_hash, other_colour, RETIRE_AFTER_DEFAULT};
+use super::colours::{canary_under_way, colours_of, live, Colour};
+use super::canary::Canary;
+use super::{duration_of, fleet_hash, other_colour, RETIRE_AFTER_DEFAULT};
+use crate::graph::canary_gate_name;
 use crate::clock::Millis;
 use crate::model::ResourceKind;
 use crate::plan::resolve::Resolved;
@@ -38,6 +40,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             change,
             cleanup: Vec::new(),
             cutover: None,
+            canary_gates: Default::default(),
         };
     }
 
@@ -51,15 +54,38 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         Some(c) => c.name.clone(),
         None => from.as_deref().map_or("blue", other_colour).to_string(),
     };
-    let (steps, wait) = known.as_ref().map(canary_of).unwrap_or((vec![100], Default::default()));
+    let canary = Canary::of(known.as_ref().unwrap_or(&Default::default()));
+    // A canary stopped at a gate between weights has some of the traffic.
+    let share = ready.map_or(0, |c| c.traffic);
+    let stepped = canary.steps.len() > 1 && live.is_some();
+    let until = match input.cutover_phase {
+        Some(_) if stepped => canary.until(share),
+        _ => 100,
+    };
+    // The gate before this step, when it is not the phase's own, and the
+    // one the phase goes on behind after it.
+    let round_gate = input
+        .cutover_phase
+        .filter(|_| stepped && canary.gated && share > 0)
+        .map(|(phase, _)| canary_gate_name(phase, until));
+    let hold = input
+        .cutover_phase
+        .filter(|_| until < 100)
+        .map(|(phase, _)| canary_gate_name(phase, canary.next_after(until)));
     let cutover_line = |when: &str| {
         let from = from.as_deref().unwrap_or("503 (no colour)");
         let mut line = format!("cutover listener {listener}: {from} → {to}");
-        if steps.len() > 1 && live.is_some() {
-            let weights: Vec<String> = steps.iter().map(|p| format!("{p}%")).collect();
+        if stepped {
+            let weights: Vec<String> = canary.steps.iter().map(|p| format!("{p}%")).collect();
             line.push_str(&format!(" in steps {}", weights.join(" → ")));
-            if !wait.is_zero() {
-                line.push_str(&format!(", {} each", humantime::format_duration(wait)));
+            if !canary.wait.is_zero() {
+                line.push_str(&format!(", {} each", humantime::format_duration(canary.wait)));
+            }
+            if canary.gated {
+                line.push_str(", a gate before each");
+            }
+            if canary.gated || share > 0 {
+                line.push_str(&format!(": now {share}% → {until}%"));
             }
         }
         format!("{line} ({when})")
@@ -69,12 +95,21 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     set(&mut change, "from", Value::Str(from.clone().unwrap_or_default()));
     match ready {
         Some(c) => {
-            // An earlier run made it and stopped before the cutover.
+            // An earlier run made it and stopped before the cutover (or
+            // between canary weights).
             change.attrs.clear();
-            change.headline = Some(format!(
-                "{to} colour of {name} is ready (idle, {} instance(s)): no new colour",
-                c.instances.len()
-            ));
+            change.headline = Some(if c.traffic > 0 {
+                format!(
+                    "{to} colour of {name} takes {}% of the traffic (canary, {} instance(s)): no new colour",
+                    c.traffic,
+                    c.instances.len()
+                )
+            } else {
+                format!(
+                    "{to} colour of {name} is ready (idle, {} instance(s)): no new colour",
+                    c.instances.len()
+                )
+            });
             if inline {
                 change.action = Action::Update;
                 set(&mut change, "operation", Value::Str("cutover".into()));
@@ -124,10 +159,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         }
     }
     let cutover = input.cutover_phase.map(|(phase, gated)| {
-        let when = if gated {
-            format!("after gate \"{phase}\"")
-        } else {
-            format!("in phase \"{phase}\"")
+        let when = match round_gate.as_ref() {
+            Some(gate) => format!("after gate \"{gate}\""),
+            None if gated => format!("after gate \"{phase}\""),
+            None => format!("in phase \"{phase}\""),
         };
         let mut step = skeleton;
         step.action = Action::Update;
@@ -136,6 +171,9 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         step.depends_on.insert(step.address.clone());
         step.desired = change.desired.clone();
         set(&mut step, "operation", Value::Str("cutover".into()));
+        if canary.gated {
+            set(&mut step, "until", Value::Int(until));
+        }
         step.headline = Some(cutover_line(&when));
         step.steps.clear();
         step
@@ -144,6 +182,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         change,
         cleanup: Vec::new(),
         cutover,
+        canary_gates: crate::plan::CanaryGates {
+            before: round_gate,
+            after: hold,
+        },
     }
 }
 
@@ -307,6 +349,16 @@ pub fn rollback_step(service: &ObservedResource, template: &Change) -> Result<Ch
     let Some(live) = live(&colours) else {
         return Err(format!("{} takes no traffic: nothing to roll back", service.address));
     };
+    let label = listener_label(template);
+    if let Some(canary) = canary_under_way(&colours) {
+        // Stopped between canary weights: all of it back on the live colour.
+        let mut step = traffic_step(service, template, &live.name, &canary.name, &live.listener);
+        step.headline = Some(format!(
+            "rollback: listener {label}: the canary of {} stops at {}%, all traffic back to {}",
+            canary.name, canary.traffic, live.name
+        ));
+        return Ok(step);
+    }
     let Some(previous) = colours
         .iter()
         .find(|c| c.name != live.name && c.complete && !c.instances.is_empty())
@@ -316,19 +368,31 @@ pub fn rollback_step(service: &ObservedResource, template: &Change) -> Result<Ch
             live.name, service.address
         ));
     };
-    let label = listener_label(template);
-    let mut step = standalone(template);
-    step.current = Some(service.clone());
-    set(&mut step, "operation", Value::Str("cutover".into()));
-    set(&mut step, "to", Value::Str(previous.name.clone()));
-    set(&mut step, "from", Value::Str(live.name.clone()));
-    set(&mut step, "listener", Value::Str(live.listener.clone()));
-    // Going back is one call, whatever the strategy was.
-    set(&mut step, "strategy", Value::Str("blue_green".into()));
+    let mut step = traffic_step(service, template, &previous.name, &live.name, &live.listener);
     step.headline = Some(format!(
         "rollback: listener {label} from {} back to {}",
         live.name,
         previous.name
     ));
     Ok(step)
+}
+
+/// A rejected run's canary: all traffic back to the live colour, if a
+/// canary is under way.
+pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Option<Change> {
+    canary_under_way(&colours_of(service))?;
+    rollback_step(service, template).ok()
+}
+
+/// A step of its own moving all of `listener`'s traffic to colour `to`.
+fn traffic_step(service: &ObservedResource, template: &Change, to: &str, from: &str, listener: &str) -> Change {
+    let mut step = standalone(template);
+    step.current = Some(service.clone());
+    set(&mut step, "operation", Value::Str("cutover".into()));
+    set(&mut step, "to", Value::Str(to.to_string()));
+    set(&mut step, "from", Value::Str(from.to_string()));
+    set(&mut step, "listener", Value::Str(listener.to_string()));
+    // Going back is one call, whatever the strategy was.
+    set(&mut step, "strategy", Value::Str("blue_green".into()));
+    step
 }

@@ -37,7 +37,11 @@ gate = "manual"
 const HOUR: i64 = 3_600_000;
 
 fn project(dir: &tempfile::TempDir) -> Project {
-    for (rel, text) in [("stacks/app.toml", STACK), ("runbooks/rb.toml", RUNBOOK)] {
+    project_of(dir, STACK)
+}
+
+fn project_of(dir: &tempfile::TempDir, stack: &str) -> Project {
+    for (rel, text) in [("stacks/app.toml", stack), ("runbooks/rb.toml", RUNBOOK)] {
         let path = dir.path().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -170,4 +174,58 @@ fn the_old_colour_is_retired_only_once_retire_after_has_passed() {
     assert_eq!(retire.action, Action::Update);
     assert!(retire.steps.iter().any(|s| s.starts_with("- retire blue (due")), "{:?}", retire.steps);
     assert!(super::retirement_step(retire).is_some());
+}
+
+#[test]
+fn a_gated_canary_stops_at_each_weight_behind_a_gate_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = format!("{STACK}strategy = {{ canary = [10, 50, 100], gate = \"manual\" }}\n");
+    let project = project_of(&dir, &stack);
+    let fleet = declared_fleet(&project);
+    let blue = |traffic| Colour {
+        live_since: Some(HOUR),
+        ..colour("blue", "old", traffic, None)
+    };
+    let at = |share: i64| {
+        let plan = run(
+            &project,
+            world(10 * HOUR, &[blue(100 - share), colour("green", &fleet, share, None)]),
+        );
+        let make = plan.phases[0].changes[0].clone();
+        let cutover = plan.phases[1].changes[0].clone();
+        (make, cutover, plan.phases[1].canary_gates.clone())
+    };
+    let (make, cutover, gates) = at(0);
+    assert!(make.headline.unwrap().contains("green colour of app.service.web is ready"));
+    assert_eq!(
+        cutover.headline.as_deref(),
+        Some(
+            "cutover listener of the service: blue → green in steps 10% → 50% → 100%, \
+             a gate before each: now 0% → 10% (after gate \"cutover\")"
+        )
+    );
+    assert_eq!((gates.before, gates.after.as_deref()), (None, Some("cutover@50%")));
+
+    // Stopped at 10%: blue is still the live colour, green the canary.
+    let (make, cutover, gates) = at(10);
+    assert!(
+        make.headline.unwrap().contains("green colour of app.service.web takes 10% of the traffic"),
+    );
+    assert!(
+        cutover.headline.unwrap().ends_with("now 10% → 50% (after gate \"cutover@50%\")"),
+    );
+    assert_eq!(gates.before.as_deref(), Some("cutover@50%"));
+    assert_eq!(gates.after.as_deref(), Some("cutover@100%"));
+
+    let (_, cutover, gates) = at(50);
+    assert!(cutover.headline.unwrap().ends_with("now 50% → 100% (after gate \"cutover@100%\")"));
+    assert_eq!((gates.before.as_deref(), gates.after), (Some("cutover@100%"), None));
+
+    // Rolled back from 10%: all of it to blue, the colour it came from.
+    let plan = run(&project, world(10 * HOUR, &[blue(90), colour("green", &fleet, 10, None)]));
+    let service = plan.phases[0].changes[0].current.clone().unwrap();
+    let back = super::rollback_step(&service, &plan.phases[0].changes[0]).unwrap();
+    let known = |k: &str| back.desired[k].known().unwrap().as_str().unwrap().to_string();
+    assert_eq!((known("to"), known("from")), ("blue".into(), "green".into()));
+    assert!(back.headline.unwrap().contains("the canary of green stops at 10%, all traffic back to blue"));
 }

@@ -1,12 +1,14 @@
 //! Moving a service's traffic: health first, then the listener's default
 //! action in one ModifyListener call (blue/green, rollback) or one per
-//! canary weight, each weight watched before the next.
+//! canary weight, each weight watched before the next. A gated canary's step
+//! stops at its next weight (`until`); the run goes on behind a gate.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::colours::{live, Colour};
-use super::{canary_of, LIVE_SINCE_TAG, REPLACED_AT_TAG};
+use super::canary::Canary;
+use super::{LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetHealth};
 use crate::cloud::wait::{self, Probe};
@@ -91,10 +93,11 @@ async fn healthy_now(aws: &AwsProvider, arn: &str, ids: &[String]) -> Result<(),
 }
 
 /// Moves the listener from colour `from` to colour `to` (both in `attrs`),
-/// after re-checking `to`'s health. A resumed cutover goes on from where
-/// the traffic is (no move if `to` has it all); the colours' and the
-/// listener's tags are written either way. A listener found elsewhere than
-/// planned is left alone.
+/// after re-checking `to`'s health: all the way, or up to the weight
+/// `until` (a gated canary). A resumed cutover goes on from where the
+/// traffic is (no move if `to` has its share already); once `to` has it
+/// all, the colours' and the listener's tags are written. A listener found
+/// elsewhere than planned is left alone.
 pub(super) async fn cutover(
     aws: &AwsProvider,
     address: &Address,
@@ -105,6 +108,10 @@ pub(super) async fn cutover(
     let to = want.str("to")?;
     let from = want.opt_str("from")?.unwrap_or("");
     let listener = want.str("listener")?;
+    let until = match attrs.get("until") {
+        None => 100,
+        Some(_) => i64::from(want.i32("until")?),
+    };
     let failed = |state: &str, reason: String| CloudError::Failed {
         what: format!("cutover of {address} to {to}"),
         state: state.to_string(),
@@ -132,9 +139,19 @@ pub(super) async fn cutover(
             ),
         ));
     }
-    let moved = target.traffic < 100;
+    let moved = target.traffic < until;
     if moved {
-        move_traffic(aws, listener, target, old, attrs).await.map_err(|(state, why)| failed(state, why))?;
+        move_traffic(aws, listener, target, old, attrs, until)
+            .await
+            .map_err(|(state, why)| failed(state, why))?;
+    }
+    // From its first cutover on, the listener's traffic is the service's.
+    aws.elbv2
+        .add_tags(listener, &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]))
+        .await?;
+    if until < 100 {
+        // Part of the way: the colours change hands at the last weight.
+        return Ok(());
     }
     // Stamped when the traffic moves, or missing after a run cut short
     // between the move and the stamps (a resume must not restart the clock).
@@ -152,32 +169,41 @@ pub(super) async fn cutover(
             .add_tags(&old.target_group, &BTreeMap::from([(REPLACED_AT_TAG.to_string(), now)]))
             .await?;
     }
-    // From its first cutover on, the listener's traffic is the service's.
-    aws.elbv2
-        .add_tags(listener, &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]))
-        .await
+    Ok(())
 }
 
-/// The listener from `old` (if any) to `target`: one call, or one per
-/// canary weight above the share `target` already has, each watched.
+/// The listener from `old` (if any) to `target`, up to `until` percent: one
+/// call, or one per canary weight above the share `target` already has,
+/// each watched. A canary whose new colour falls unhealthy goes back to
+/// `old` whole.
 async fn move_traffic(
     aws: &AwsProvider,
     listener: &str,
     target: &Colour,
     old: Option<&Colour>,
     attrs: &Attrs,
+    until: i64,
 ) -> Result<(), (&'static str, String)> {
     let to = &target.name;
+    let canary = Canary::of(attrs);
+    let stepped = canary.steps.len() > 1;
     if let Err(why) = healthy_now(aws, &target.target_group, &target.instances).await {
-        return Err((
-            "unhealthy",
-            format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
-        ));
+        // A canary under way goes back; anything else stays where it is.
+        return Err(match old.filter(|_| stepped && target.traffic > 0) {
+            Some(old) => {
+                let at = format!("{to} is not healthy at {}% ({why})", target.traffic);
+                ("aborted", abort(aws, listener, old, at).await)
+            }
+            None => (
+                "unhealthy",
+                format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
+            ),
+        });
     }
     let call = |e: CloudError| ("failed", e.to_string());
-    let (steps, wait) = canary_of(attrs);
-    if let (true, Some(old)) = (steps.len() > 1, old) {
-        for share in steps.iter().copied().filter(|p| *p < 100 && *p > target.traffic) {
+    if let (true, Some(old)) = (stepped, old) {
+        let weights = canary.steps.iter().copied();
+        for share in weights.filter(|p| *p < 100 && *p > target.traffic && *p <= until) {
             let weights = [
                 (target.target_group.clone(), share as i32),
                 (old.target_group.clone(), 100 - share as i32),
@@ -186,23 +212,31 @@ async fn move_traffic(
                 .set_default_action(listener, DefaultAction::Weighted(&weights))
                 .await
                 .map_err(call)?;
-            if let Err(why) = watch(aws, &target.target_group, &target.instances, wait).await {
-                let back = aws
-                    .elbv2
-                    .set_default_action(listener, DefaultAction::Forward(&old.target_group))
-                    .await;
-                let after = match back {
-                    Ok(()) => format!("all traffic is back on {}", old.name),
-                    Err(e) => format!("moving all traffic back to {} failed too: {e}", old.name),
-                };
-                return Err(("aborted", format!("canary at {share}%: {why}; {after}")));
+            if let Err(why) = watch(aws, &target.target_group, &target.instances, canary.wait).await {
+                return Err(("aborted", abort(aws, listener, old, format!("canary at {share}%: {why}")).await));
             }
         }
+    }
+    if until < 100 {
+        return Ok(());
     }
     aws.elbv2
         .set_default_action(listener, DefaultAction::Forward(&target.target_group))
         .await
         .map_err(call)
+}
+
+/// All the traffic back on `old` after a canary went wrong (`why`): what
+/// happened, in words.
+async fn abort(aws: &AwsProvider, listener: &str, old: &Colour, why: String) -> String {
+    let back = aws
+        .elbv2
+        .set_default_action(listener, DefaultAction::Forward(&old.target_group))
+        .await;
+    match back {
+        Ok(()) => format!("{why}; all traffic is back on {}", old.name),
+        Err(e) => format!("{why}; moving all traffic back to {} failed too: {e}", old.name),
+    }
 }
 
 /// Watches a canary weight for `wait`: every target must stay healthy.

@@ -9,7 +9,7 @@ use crate::graph::StackGraph;
 use crate::model::decode::check_literal_str;
 use crate::model::expr::RefTarget;
 use crate::model::schema::Ty;
-use crate::model::{Project, Runbook, Stack};
+use crate::model::{Project, ResourceKind, Runbook, Stack};
 
 use super::checks::Scope;
 use super::stack::expr_type;
@@ -181,7 +181,60 @@ pub(super) fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Di
             }
         }
     }
+    check_canary_gates(project, runbook, &closure, &phase_of, &cut_over, diags);
     scope.check_drill(diags);
+}
+
+/// A canary with a `gate` between its weights stops in a cutover phase of
+/// its own; without one the traffic would move at once and the gate would
+/// never be asked.
+fn check_canary_gates(
+    project: &Project,
+    runbook: &Runbook,
+    closure: &BTreeSet<String>,
+    phase_of: &BTreeMap<&str, usize>,
+    cut_over: &BTreeMap<String, &str>,
+    diags: &mut Diagnostics,
+) {
+    for stack in closure.iter().filter_map(|s| project.stacks.get(s)) {
+        let services = stack
+            .resources
+            .iter()
+            .filter(|r| r.kind == ResourceKind::Service);
+        for service in services {
+            if crate::kinds::service::canary_gate(service).is_none() {
+                continue;
+            }
+            let address = format!("{}.service.{}", stack.name, service.name);
+            let own_phase = phase_of
+                .get(stack.name.as_str())
+                .map(|&i| runbook.phases[i].name.as_str());
+            let in_a_later_phase = cut_over
+                .get(&address)
+                .is_some_and(|p| Some(*p) != own_phase);
+            if in_a_later_phase {
+                continue;
+            }
+            let gate = service
+                .attr("strategy")
+                .and_then(|s| s.get("gate"))
+                .expect("a canary gate is declared");
+            diags
+                .error(
+                    &stack.file,
+                    gate.pos,
+                    format!("resources.service.{}.strategy.gate", service.name),
+                    format!(
+                        "runbook `{}` has no cutover phase for `{address}`, so nothing would stop between its canary weights",
+                        runbook.name
+                    ),
+                )
+                .with_hint(format!(
+                    "add a phase after the one applying stack `{}` with `cutover = [\"{address}\"]`, or drop `gate`",
+                    stack.name
+                ));
+        }
+    }
 }
 
 /// A runbook's `[vars]` must name variables its stacks declare, with the same
