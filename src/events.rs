@@ -99,6 +99,12 @@ pub enum Event {
     RolledBack {
         services: Vec<crate::app::RolledBack>,
     },
+    /// A run rejected between canary weights could not send the canary's
+    /// traffic back: it still has its share.
+    CanaryLeft {
+        gate: String,
+        why: String,
+    },
 }
 
 /// A question for a person.

@@ -280,6 +280,10 @@ pub fn render_event(event: &Event) -> String {
         ),
         Event::Outputs { outputs } => render_outputs(outputs),
         Event::DrillStage { message } => format!("{message}\n"),
+        Event::CanaryLeft { gate, why } => format!(
+            "\nThe run was rejected at gate {gate}, but its canary could not be sent back: {why}.\n\
+             The canary keeps its share of the traffic: `drctl rollback` the service once that is fixed.\n"
+        ),
         Event::DrillCheck { result } => {
             use crate::drill::report::CheckStatus;
             let mark = match result.status {

@@ -4,8 +4,9 @@ use std::sync::atomic::AtomicBool;
 
 use super::runs::{say_what_is_left, RunResult};
 use super::traffic::{abort_canaries, TrafficResult};
-use super::{load_file, Connect, Context};
+use super::{load_file, Connect, Context, Loaded};
 use crate::error::Error;
+use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
 use crate::run::{self, Recorder};
 
@@ -89,16 +90,38 @@ pub async fn reject<C: Connect>(
         let mut loaded = load_file(root, runbook_file)?;
         loaded.retarget(environment, region);
         let provider = connect.connect(&loaded.runbook().region).await?;
-        if crate::graph::is_canary_gate(&gate) {
-            let approval = format!("{} rejected the canary at gate {gate}", request.by);
-            let cancel = AtomicBool::new(false);
-            if let TrafficResult::Run(back) =
-                abort_canaries(ctx, connect, &loaded, approval, &cancel).await?
-            {
-                canary_back = Some(back);
-            }
-        }
+        canary_back = send_canary_back(ctx, connect, &loaded, (&gate, &request.by), false).await;
         say_what_is_left(ctx, &provider, &loaded).await?;
     }
     Ok(Rejected { gate, canary_back })
+}
+
+/// Rejected at a gate between canary weights (by a person or a timeout):
+/// the canary goes back whole to the live colour, as a run of its own
+/// approved by the rejection. A failure is said, not raised: the
+/// rejection stands either way. `locked`: the caller holds the
+/// environment's lock.
+pub(super) async fn send_canary_back<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    (gate, by): (&str, &str),
+    locked: bool,
+) -> Option<RunResult> {
+    if !crate::graph::is_canary_gate(gate) {
+        return None;
+    }
+    let approval = format!("{by} rejected the canary at gate {gate}");
+    let cancel = AtomicBool::new(false);
+    match abort_canaries(ctx, connect, loaded, (approval, locked), &cancel).await {
+        Ok(TrafficResult::Run(back)) => Some(back),
+        Ok(TrafficResult::Nothing(_)) => None,
+        Err(e) => {
+            ctx.sink.event(&Shown::CanaryLeft {
+                gate: gate.to_string(),
+                why: e.to_string(),
+            });
+            None
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! rejection left built).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
@@ -11,7 +11,7 @@ use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
 use crate::execute::{ApplyOptions, Outcome, OutcomeKind, Report};
-use crate::journal::{current_user, host_name, run_state, Event, Journal};
+use crate::journal::{current_user, host_name, run_state, Event, Journal, RunStatus};
 use crate::lock::EnvLock;
 use crate::plan::{self, Plan};
 use crate::run::{self, RunContext, RunEnd};
@@ -69,8 +69,9 @@ pub struct RunResult {
     pub after_cutover: Option<super::AfterCutover>,
 }
 
-/// What a run's end means besides itself: outputs after success, what is
-/// left built after a rejection.
+/// What a run's end means besides itself: after success, the checks after a
+/// cutover (and the rollback if one fails), then the run's finish in the
+/// journal, and the outputs; what is left built after a rejection.
 #[allow(clippy::too_many_arguments)]
 async fn finish<C: Connect>(
     ctx: &Context<'_>,
@@ -84,8 +85,9 @@ async fn finish<C: Connect>(
 ) -> Result<RunResult, Error> {
     let mut outputs = Vec::new();
     let mut after_cutover = None;
+    let mut interrupted = None;
     match &end {
-        RunEnd::Succeeded(_) => {
+        RunEnd::Succeeded(report) => {
             // Observed once: the checks and the outputs read the same world,
             // unless a rollback has moved a listener since.
             let mut observed = observe_and_plan(ctx, provider, loaded).await?;
@@ -104,10 +106,32 @@ async fn finish<C: Connect>(
                 observed = observe_and_plan(ctx, provider, loaded).await?;
             }
             outputs = plan::outputs(&loaded.project, loaded.runbook(), &observed.1);
+            // The run is done only now (see `RunContext::checks_follow`).
+            if cancel.load(Ordering::SeqCst) {
+                journal.append(&Event::Interrupted {
+                    at: ctx.clock.now(),
+                })?;
+                interrupted = Some(RunEnd::Interrupted(report.clone()));
+            } else {
+                let failed = after_cutover.as_ref().is_some_and(|a| a.failed());
+                journal.append(&Event::RunFinished {
+                    at: ctx.clock.now(),
+                    status: if failed {
+                        RunStatus::Failed
+                    } else {
+                        RunStatus::Succeeded
+                    },
+                })?;
+            }
         }
-        RunEnd::Rejected { .. } => say_what_is_left(ctx, provider, loaded).await?,
+        RunEnd::Rejected { phase, by } => {
+            // Rejected at the prompt, or by its timeout.
+            super::decisions::send_canary_back(ctx, connect, loaded, (phase, by), true).await;
+            say_what_is_left(ctx, provider, loaded).await?;
+        }
         _ => {}
     }
+    let end = interrupted.unwrap_or(end);
     Ok(RunResult {
         run_id: journal.run_id.clone(),
         end,
@@ -217,7 +241,7 @@ pub async fn apply<C: Connect>(
         &provider,
         &loaded,
         &journal,
-        request.parallelism,
+        (request.parallelism, true),
         cancel,
     )
     .await?;
@@ -281,12 +305,14 @@ pub(crate) fn start_run<C: Connect>(
     Ok(journal)
 }
 
+/// Runs the journaled run (see [`run::drive`]); `checks_follow`: the
+/// caller checks the environment after a cutover and journals the finish.
 pub(crate) async fn drive(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     loaded: &Loaded,
     journal: &Journal,
-    parallelism: usize,
+    (parallelism, checks_follow): (usize, bool),
     cancel: &AtomicBool,
 ) -> Result<RunEnd, Error> {
     let run = RunContext {
@@ -300,6 +326,7 @@ pub(crate) async fn drive(
         cancel,
         clock: ctx.clock,
         sink: ctx.sink,
+        checks_follow,
     };
     run::drive(provider, &run).await
 }
@@ -357,6 +384,13 @@ pub(crate) async fn continue_run<C: Connect>(
             None,
         ));
     }
+    let rolled_back = events.iter().any(|e| matches!(e, Event::RolledBack { .. }));
+    if state.status == RunStatus::Failed && rolled_back {
+        return Err(Error::usage(
+            format!("run {run_id} ended when checks failed after its cutover and its traffic went back; nothing to resume"),
+            Some("fix what the checks found, then apply the runbook again: its plan cuts over anew".into()),
+        ));
+    }
     let Some(Event::RunStarted {
         root,
         runbook_file,
@@ -401,7 +435,18 @@ pub(crate) async fn continue_run<C: Connect>(
             action: *action,
         });
     }
-    let end = drive(ctx, &provider, &loaded, &journal, parallelism, cancel).await?;
+    // An apply's run finishes after its post-cutover checks; a drill's
+    // checks are its own.
+    let checks_follow = drill.is_none();
+    let end = drive(
+        ctx,
+        &provider,
+        &loaded,
+        &journal,
+        (parallelism, checks_follow),
+        cancel,
+    )
+    .await?;
     // The summary is of the whole run, not only of this continuation.
     let whole = |report| {
         whole_run(

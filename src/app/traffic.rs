@@ -124,17 +124,19 @@ async fn one_step<C: Connect>(
         parallelism: request.parallelism,
         // Asked for by name: why it cannot be done is the answer.
         refuse: wanted.map(|_| request.runbook.as_str()),
+        lock: true,
     };
     run_steps(ctx, connect, &loaded, &services, &command, steps_of, cancel).await
 }
 
 /// Sends every canary under way in the runbook's environment back whole to
-/// its live colour (a run rejected at a gate between canary weights).
+/// its live colour (a run rejected at a gate between canary weights);
+/// `locked`: the caller holds the environment's lock.
 pub(super) async fn abort_canaries<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     loaded: &Loaded,
-    approval: String,
+    (approval, locked): (String, bool),
     cancel: &AtomicBool,
 ) -> Result<TrafficResult, Error> {
     let services = services_named(loaded, None)?;
@@ -143,6 +145,7 @@ pub(super) async fn abort_canaries<C: Connect>(
         approval,
         parallelism: 1,
         refuse: None,
+        lock: !locked,
     };
     let steps_of = |planned: &[&Change], snapshot: &crate::world::Snapshot, address: &Address| {
         let service = snapshot
@@ -168,6 +171,8 @@ struct StepsOf<'a> {
     /// The runbook asked for by name, when one service was: a service whose
     /// step cannot be made is then an error, not skipped.
     refuse: Option<&'a str>,
+    /// Take the environment's lock (the caller does not hold it).
+    lock: bool,
 }
 
 /// Plans the steps `steps_of` makes for `services` from the world as it is
@@ -184,12 +189,15 @@ async fn run_steps<C: Connect>(
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let run_id = super::new_run_id(ctx.clock);
-    let lock = EnvLock::acquire(
-        ctx.state_dir,
-        &runbook.environment,
-        &runbook.region,
-        &run_id,
-    )?;
+    let lock = match what.lock {
+        true => Some(EnvLock::acquire(
+            ctx.state_dir,
+            &runbook.environment,
+            &runbook.region,
+            &run_id,
+        )?),
+        false => None,
+    };
     let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
     let planned = plan_observed(loaded, &snapshot)?;
     let changes: Vec<&Change> = planned.phases.iter().flat_map(|p| &p.changes).collect();
@@ -297,6 +305,7 @@ pub(super) async fn run_command<C: Connect>(
         cancel,
         clock: ctx.clock,
         sink: ctx.sink,
+        checks_follow: false,
     };
     drive_steps(provider, &run, &plan).await
 }

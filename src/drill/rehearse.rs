@@ -170,7 +170,7 @@ pub async fn drill<C: Connect>(
         &provider,
         &loaded,
         &journal,
-        request.parallelism,
+        (request.parallelism, false),
         cancel,
     )
     .await;

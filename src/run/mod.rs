@@ -57,6 +57,10 @@ pub struct RunContext<'a> {
     pub clock: &'a dyn Clock,
     /// Where the run reports, and asks at manual gates.
     pub sink: &'a dyn Sink,
+    /// The caller checks the environment after a successful end and
+    /// journals the run's finish itself: until then the run is not done,
+    /// so a kill during the checks leaves it to `resume`.
+    pub checks_follow: bool,
 }
 
 impl RunContext<'_> {
@@ -125,29 +129,36 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
     let mut total = Report::default();
     for (index, phase) in phases.iter().enumerate() {
         // A phase runs again behind a canary gate while a canary it cuts
-        // over stops short of 100%.
-        let mut previous_gate: Option<String> = None;
-        loop {
-            let state = run_state(&ctx.journal.events()?);
-            if state.finished_phases.contains(&phase.name) {
+        // over stops short of 100%: each pass moves it to a higher weight
+        // (of at most 100), or fails.
+        for pass in 0.. {
+            if pass > 100 {
+                return Err(Error::Cloud(crate::cloud::CloudError::Failed {
+                    what: format!("phase {}", phase.name),
+                    state: "stuck".into(),
+                    reason: "its canary went round 100 times without reaching 100%".into(),
+                }));
+            }
+            let events = ctx.journal.events()?;
+            if run_state(&events).finished_phases.contains(&phase.name) {
                 break;
             }
             // Re-plan with what the earlier phases really produced.
             let plan = replan(provider, ctx).await?;
             let phase_plan = &plan.phases[index];
-            let gate = gate_before(ctx, phase, phase_plan);
-            if previous_gate.as_ref() == Some(&gate.name) {
-                // The last pass moved no traffic: going round again would not either.
-                return Err(Error::Cloud(crate::cloud::CloudError::Failed {
-                    what: format!("phase {}", phase.name),
-                    state: "stuck".into(),
-                    reason: format!(
-                        "its canary is where it was before gate {}; see `drctl plan`",
-                        gate.name
-                    ),
-                }));
-            }
-            previous_gate = Some(gate.name.clone());
+            // A canary gate only once this run has passed the phase's own:
+            // a canary left under way by another run is not approved by it.
+            let started = events
+                .iter()
+                .any(|e| matches!(e, Event::PhaseStarted { phase: p, .. } if p == &phase.name));
+            let gate = match &phase_plan.canary_gates.before {
+                Some(name) if started => PhaseSpec {
+                    name: name.clone(),
+                    gate: crate::graph::canary_gate(ctx.project, phase),
+                    ..phase.clone()
+                },
+                _ => phase.clone(),
+            };
             let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
             ctx.sink.event(&Shown::PhasePlanned {
                 number: index + 1,
@@ -216,33 +227,22 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
         total.outcomes.extend(report.outcomes);
         total.elapsed += report.elapsed;
     }
-    let status = if total.succeeded() {
-        RunStatus::Succeeded
-    } else {
-        RunStatus::Failed
-    };
-    ctx.journal.append(&Event::RunFinished {
-        at: ctx.now(),
-        status,
-    })?;
+    if !(total.succeeded() && ctx.checks_follow) {
+        let status = if total.succeeded() {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        ctx.journal.append(&Event::RunFinished {
+            at: ctx.now(),
+            status,
+        })?;
+    }
     Ok(if total.succeeded() {
         RunEnd::Succeeded(total)
     } else {
         RunEnd::Failed(total)
     })
-}
-
-/// The gate before a phase: its own, or, while a canary it cuts over is
-/// under way, the canary's (named for the next weight).
-fn gate_before(ctx: &RunContext<'_>, phase: &PhaseSpec, planned: &plan::PhasePlan) -> PhaseSpec {
-    match planned.canary_gates.before.clone() {
-        Some(name) => PhaseSpec {
-            name,
-            gate: crate::graph::canary_gate(ctx.project, phase),
-            ..phase.clone()
-        },
-        None => phase.clone(),
-    }
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {

@@ -350,6 +350,10 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
             .any(|j| j.contains("automatic: post-cutover checks failed")),
         "{journals:#?}"
     );
+    // The apply (the run before its rollback's) ended failed, as it exited.
+    let runs = crate::support::runs_by_start(state.path());
+    let (_, shown) = run(&["runs", "show", &runs[runs.len() - 2]]);
+    assert!(shown.contains("status: failed"), "{shown}");
 
     let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
@@ -559,6 +563,81 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
     assert_eq!(live(env).await, "green");
     assert_eq!(share(env, "green").await, 100);
 
+    // A canary gate that times out rejects the run, and the canary goes back.
+    let text = std::fs::read_to_string(repo.path("stacks/app.toml")).unwrap();
+    let timing_out = "gate = { manual = { timeout = \"1s\", on_timeout = \"reject\" } }";
+    repo.write(
+        "stacks/app.toml",
+        &text.replace("gate = \"manual\"", timing_out),
+    );
+    let resume = at_ten_percent().replace("reject", "resume");
+    std::thread::sleep(Duration::from_millis(1500));
+    proxy.reset_counts();
+    let (code, out) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("rejected by its timeout")
+            && out.contains("the canary of blue stops at 10%, all traffic back to green"),
+        "{out}"
+    );
+    assert_eq!(modify_listener(), 1);
+    assert_eq!(share(env, "green").await, 100);
+
     let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
+    let env = "svc-checks-kill";
+    let repo = repo(env, 74, "ami-1e749f67", "\"blue_green\"");
+    // Once `armed` exists, the check kills drctl (its parent) the first
+    // time and fails after that.
+    let check =
+        "if [ -e armed ]; then if [ -e killed ]; then exit 1; fi; touch killed; kill -9 $PPID; fi";
+    let runbook = std::fs::read_to_string(repo.path("runbooks/rb.toml")).unwrap();
+    repo.write(
+        "runbooks/rb.toml",
+        &format!("{runbook}\n[drill]\nchecks = [{{ command = [\"sh\", \"-c\", \"{check}\"] }}]\n"),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let proxy = FaultProxy::moto(Faults::none());
+    let drctl = || drctl_at(repo.root(), state.path(), proxy.url());
+    let (code, text) = outcome(drctl().args(["apply", "rb", "--auto-approve"]));
+    assert_eq!(code, Some(0), "{text}");
+
+    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    repo.write("armed", "");
+    let out = drctl()
+        .args(["apply", "rb", "--auto-approve"])
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    assert_eq!(
+        live(env).await,
+        "green",
+        "killed after the cutover, in the checks"
+    );
+    let id = crate::support::runs_by_start(state.path()).pop().unwrap();
+    let (_, shown) = outcome(drctl().args(["runs", "show", &id]));
+    assert!(
+        !shown.contains("status: succeeded"),
+        "its checks never finished: {shown}"
+    );
+
+    proxy.reset_counts();
+    let (code, text) = outcome(drctl().args(["resume", &id]));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("app.service.web is back on blue"), "{text}");
+    assert_eq!(proxy.counts("elbv2:ModifyListener").calls(), 1);
+    assert_eq!(live(env).await, "blue");
+    let (_, shown) = outcome(drctl().args(["runs", "show", &id]));
+    assert!(shown.contains("status: failed"), "{shown}");
+    let (code, text) = outcome(drctl().args(["resume", &id]));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("nothing to resume"), "{text}");
+
+    let (code, text) = outcome(drctl().args(["destroy", "rb", "--auto-approve"]));
     assert_eq!(code, Some(0), "{text}");
 }

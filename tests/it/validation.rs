@@ -178,7 +178,7 @@ fn a_gated_canary_needs_a_cutover_phase_after_its_stack() {
     .problems();
     assert!(
         problems.iter().any(|p| p.contains(
-            "resources.service.web.strategy.gate: runbook `rb` has no cutover phase for `app.service.web`"
+            "resources.service.web.strategy.gate: runbook `rb` has no cutover phase for `app.service.web` after the one applying its stack"
         ) && p.contains("hint: add a phase after the one applying stack `app`")),
         "{problems:#?}"
     );

@@ -84,9 +84,15 @@ impl Canary {
     }
 }
 
-/// The gate a service declares between its canary weights, if any.
+/// The gate a service declares between its canary weights, if any (a
+/// canary of one weight has nothing to stop between).
 pub fn canary_gate(resource: &Resource) -> Option<Gate> {
-    let gate = resource.attr("strategy")?.get("gate")?;
+    let strategy = resource.attr("strategy")?;
+    let weights = match &strategy.get("canary")?.kind {
+        ExprKind::List(items) => items.len(),
+        _ => 0,
+    };
+    let gate = strategy.get("gate").filter(|_| weights > 1)?;
     Some(match gate.as_literal_str() {
         Some("manual") => Gate::Manual(ManualGate::default()),
         Some(_) => Gate::Auto,

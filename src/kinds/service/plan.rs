@@ -129,6 +129,11 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 .collect();
             for c in &stale {
                 let why = match (c.complete, c.replaced_at) {
+                    _ if c.traffic > 0 => format!(
+                        "a canary of another fleet with {}% of the traffic, which goes back to {} first",
+                        c.traffic,
+                        from.as_deref().unwrap_or("the live colour")
+                    ),
                     (false, _) => "its create never finished".to_string(),
                     // A new colour needs its name: the rollback target goes early.
                     (true, Some(at)) => format!(
@@ -216,7 +221,15 @@ fn maintain(change: &mut Change, colours: &[Colour], live: &Colour, now: Millis,
             // Unfinished, or never live: nothing to roll back to.
             _ => now,
         };
-        if due <= now {
+        if c.traffic > 0 {
+            // A canary of another fleet (the declaration went back to the
+            // live colour's while it was stopped between weights).
+            retire.push(c.name.clone());
+            change.steps.push(format!(
+                "- retire {}: a canary with {}% of the traffic, which goes back to {} first",
+                c.name, c.traffic, live.name
+            ));
+        } else if due <= now {
             retire.push(c.name.clone());
             change.steps.push(format!("- retire {} (due {})", c.name, clock_time(due)));
         } else {

@@ -42,8 +42,9 @@ pub(super) async fn run(
         "colour" => {
             let replaced = want.strs("replace")?;
             for stale in colours.iter().filter(|c| replaced.contains(&c.name)) {
-                refuse_live(address, stale, "remove")?;
-                remove(aws, address, stale, false).await?;
+                let stale = traffic::canary_sent_back(aws, &colours, stale).await?;
+                refuse_live(address, &stale, "remove")?;
+                remove(aws, address, &stale, false).await?;
             }
             let colour = want.str("color")?;
             colours.retain(|c| c.name != colour && !replaced.contains(&c.name));
@@ -59,8 +60,9 @@ pub(super) async fn run(
             }
             for name in want.strs("retire")? {
                 if let Some(old) = colours.iter().find(|c| c.name == name) {
-                    refuse_live(address, old, "retire")?;
-                    remove(aws, address, old, true).await?;
+                    let old = traffic::canary_sent_back(aws, &colours, old).await?;
+                    refuse_live(address, &old, "retire")?;
+                    remove(aws, address, &old, true).await?;
                 }
             }
         }

@@ -229,3 +229,38 @@ fn a_gated_canary_stops_at_each_weight_behind_a_gate_of_its_own() {
     assert_eq!((known("to"), known("from")), ("blue".into(), "green".into()));
     assert!(back.headline.unwrap().contains("the canary of green stops at 10%, all traffic back to blue"));
 }
+
+#[test]
+fn a_canary_of_a_fleet_no_longer_declared_goes_back_before_its_colour_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = format!("{STACK}strategy = {{ canary = [10, 50, 100], gate = \"manual\" }}\n");
+    let project = project_of(&dir, &stack);
+    let fleet = declared_fleet(&project);
+    let blue = |fleet: &str| Colour {
+        live_since: Some(HOUR),
+        ..colour("blue", fleet, 90, None)
+    };
+    // A new image while green had 10%: green goes (its share back to blue
+    // first), and a new green is made.
+    let plan = run(&project, world(10 * HOUR, &[blue("old"), colour("green", "older", 10, None)]));
+    let (make, _) = steps(&plan);
+    assert_eq!(make.action, Action::Create);
+    assert!(
+        make.steps.iter().any(|s| s.contains(
+            "remove idle green first (a canary of another fleet with 10% of the traffic, which goes back to blue first)"
+        )),
+        "{:?}",
+        make.steps
+    );
+    // The declaration went back to blue's fleet: green is retired at once.
+    let plan = run(&project, world(10 * HOUR, &[blue(&fleet), colour("green", "older", 10, None)]));
+    let (keep, cutover) = steps(&plan);
+    assert_eq!(keep.action, Action::Update);
+    assert!(cutover.is_none());
+    assert!(
+        keep.steps.iter().any(|s| s
+            == "- retire green: a canary with 10% of the traffic, which goes back to blue first"),
+        "{:?}",
+        keep.steps
+    );
+}

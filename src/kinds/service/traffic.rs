@@ -202,6 +202,7 @@ async fn move_traffic(
     }
     let call = |e: CloudError| ("failed", e.to_string());
     if let (true, Some(old)) = (stepped, old) {
+        mark_live(aws, old, target).await.map_err(call)?;
         let weights = canary.steps.iter().copied();
         for share in weights.filter(|p| *p < 100 && *p > target.traffic && *p <= until) {
             let weights = [
@@ -224,6 +225,44 @@ async fn move_traffic(
         .set_default_action(listener, DefaultAction::Forward(&target.target_group))
         .await
         .map_err(call)
+}
+
+/// Before traffic is shared: `old` is the live colour and `canary` is not,
+/// whatever their `live-since` said (a listener moved by hand leaves the
+/// canary with a newer one), so the live colour is known at every weight.
+async fn mark_live(aws: &AwsProvider, old: &Colour, canary: &Colour) -> Result<(), CloudError> {
+    if canary.live_since.is_some() {
+        aws.elbv2
+            .remove_tags(&canary.target_group, &[LIVE_SINCE_TAG.to_string()])
+            .await?;
+    }
+    if old.live_since.is_none() || old.live_since < canary.live_since {
+        let now = jiff::Timestamp::now().as_millisecond().to_string();
+        aws.elbv2
+            .add_tags(&old.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now)]))
+            .await?;
+    }
+    Ok(())
+}
+
+/// `colour` as it is once it takes no traffic: a canary under way (a share,
+/// not the live colour) sends its share back to the live colour first, as
+/// when the declaration changed while it was stopped between weights.
+pub(super) async fn canary_sent_back(
+    aws: &AwsProvider,
+    colours: &[Colour],
+    colour: &Colour,
+) -> Result<Colour, CloudError> {
+    let Some(live) = live(colours).filter(|l| colour.traffic > 0 && l.name != colour.name) else {
+        return Ok(colour.clone());
+    };
+    aws.elbv2
+        .set_default_action(&live.listener, DefaultAction::Forward(&live.target_group))
+        .await?;
+    Ok(Colour {
+        traffic: 0,
+        ..colour.clone()
+    })
 }
 
 /// All the traffic back on `old` after a canary went wrong (`why`): what

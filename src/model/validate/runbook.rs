@@ -225,7 +225,7 @@ fn check_canary_gates(
                     gate.pos,
                     format!("resources.service.{}.strategy.gate", service.name),
                     format!(
-                        "runbook `{}` has no cutover phase for `{address}`, so nothing would stop between its canary weights",
+                        "runbook `{}` has no cutover phase for `{address}` after the one applying its stack, so nothing would stop between its canary weights",
                         runbook.name
                     ),
                 )
