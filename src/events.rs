@@ -104,6 +104,8 @@ pub enum Event {
     CanaryLeft {
         gate: String,
         why: String,
+        /// `drctl rollback` of each service of the runbook, as typed.
+        rollback_with: Vec<String>,
     },
 }
 

@@ -280,9 +280,14 @@ pub fn render_event(event: &Event) -> String {
         ),
         Event::Outputs { outputs } => render_outputs(outputs),
         Event::DrillStage { message } => format!("{message}\n"),
-        Event::CanaryLeft { gate, why } => format!(
+        Event::CanaryLeft {
+            gate,
+            why,
+            rollback_with,
+        } => format!(
             "\nThe run was rejected at gate {gate}, but its canary could not be sent back: {why}.\n\
-             The canary keeps its share of the traffic: `drctl rollback` the service once that is fixed.\n"
+             It keeps its share of the traffic. Once that is fixed, send it back with:\n{}",
+            rollback_with.iter().map(|c| format!("    {c}\n")).collect::<String>()
         ),
         Event::DrillCheck { result } => {
             use crate::drill::report::CheckStatus;

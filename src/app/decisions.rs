@@ -117,9 +117,21 @@ pub(super) async fn send_canary_back<C: Connect>(
         Ok(TrafficResult::Run(back)) => Some(back),
         Ok(TrafficResult::Nothing(_)) => None,
         Err(e) => {
+            let root = super::absolute(&loaded.project.root);
+            let services = super::traffic::services_named(loaded, None).unwrap_or_default();
             ctx.sink.event(&Shown::CanaryLeft {
                 gate: gate.to_string(),
                 why: e.to_string(),
+                rollback_with: services
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "drctl --root {} rollback {} {s}",
+                            root.display(),
+                            loaded.runbook().name
+                        )
+                    })
+                    .collect(),
             });
             None
         }

@@ -209,30 +209,64 @@ pub(crate) async fn check_after_cutover<C: Connect>(
 ) -> Result<Option<AfterCutover>, Error> {
     let runbook = loaded.runbook();
     let phases = crate::graph::runbook_phases(&loaded.project, runbook);
-    let cut_over = cut_over_in(&journal.events()?, &phases);
+    let events = journal.events()?;
+    let cut_over = cut_over_in(&events, &phases);
     // Ctrl-C: nothing new starts, and no check is failed by the interruption.
     if cut_over.is_empty() || runbook.drill.checks.is_empty() || cancel.load(Ordering::SeqCst) {
         return Ok(None);
     }
     let services: Vec<String> = cut_over.iter().map(|c| c.service.clone()).collect();
     let live = cut_over_colours(&observed.0, &cut_over);
-    ctx.sink.event(&Shown::DrillStage {
-        message: format!(
-            "Cut over {}. Running the runbook's {} check(s) …",
-            services.join(", "),
-            runbook.drill.checks.len()
-        ),
+    // Failed before a stop (kill, Ctrl-C in the rollback): the rollback
+    // goes on; checking the half rolled-back world again would not do.
+    let recorded = events.iter().find_map(|e| match e {
+        Event::CutoverChecksFailed { at, failed } => Some((*at, failed.clone())),
+        _ => None,
     });
-    let checks = crate::drill::checks::run_all(
-        ctx,
-        provider,
-        loaded,
-        observed,
-        &journal.run_id,
-        crate::drill::rehearse::DrillSettings::default().health_deadline,
-        cancel,
-    )
-    .await?;
+    let checks = match recorded {
+        Some((at, failed)) => failed
+            .into_iter()
+            .map(|name| CheckResult {
+                name,
+                kind: String::new(),
+                status: CheckStatus::Failed,
+                detail: "failed before drctl stopped; not run again".into(),
+                started_at: at,
+                duration_ms: 0,
+            })
+            .collect(),
+        None => {
+            ctx.sink.event(&Shown::DrillStage {
+                message: format!(
+                    "Cut over {}. Running the runbook's {} check(s) …",
+                    services.join(", "),
+                    runbook.drill.checks.len()
+                ),
+            });
+            let checks: Vec<CheckResult> = crate::drill::checks::run_all(
+                ctx,
+                provider,
+                loaded,
+                observed,
+                &journal.run_id,
+                crate::drill::rehearse::DrillSettings::default().health_deadline,
+                cancel,
+            )
+            .await?;
+            let failed: Vec<String> = checks
+                .iter()
+                .filter(|c| c.status == CheckStatus::Failed)
+                .map(|c| c.name.clone())
+                .collect();
+            if !failed.is_empty() {
+                journal.append(&Event::CutoverChecksFailed {
+                    at: ctx.clock.now(),
+                    failed,
+                })?;
+            }
+            checks
+        }
+    };
     let rolled_back = roll_back_if_failed(
         ctx,
         connect,

@@ -107,13 +107,13 @@ async fn finish<C: Connect>(
             }
             outputs = plan::outputs(&loaded.project, loaded.runbook(), &observed.1);
             // The run is done only now (see `RunContext::checks_follow`).
-            if cancel.load(Ordering::SeqCst) {
+            let failed = after_cutover.as_ref().is_some_and(|a| a.failed());
+            if cancel.load(Ordering::SeqCst) && !failed {
                 journal.append(&Event::Interrupted {
                     at: ctx.clock.now(),
                 })?;
                 interrupted = Some(RunEnd::Interrupted(report.clone()));
             } else {
-                let failed = after_cutover.as_ref().is_some_and(|a| a.failed());
                 journal.append(&Event::RunFinished {
                     at: ctx.clock.now(),
                     status: if failed {
@@ -384,11 +384,27 @@ pub(crate) async fn continue_run<C: Connect>(
             None,
         ));
     }
-    let rolled_back = events.iter().any(|e| matches!(e, Event::RolledBack { .. }));
-    if state.status == RunStatus::Failed && rolled_back {
+    // Rolled back after failed checks: the run ended there (stopped before
+    // saying so, it says so now); resuming would check the rolled-back world.
+    let rolled_back = events.iter().find_map(|e| match e {
+        Event::RolledBack { services, .. } => Some(services),
+        _ => None,
+    });
+    if let Some(services) = rolled_back {
+        if state.status != RunStatus::Failed {
+            journal.append(&Event::RunFinished {
+                at: ctx.clock.now(),
+                status: RunStatus::Failed,
+            })?;
+        }
+        let hint = if services.iter().all(|s| s.ok) {
+            "fix what the checks found, then apply the runbook again: its plan cuts over anew"
+        } else {
+            "the rollback did not finish (see `drctl runs show` for this run): `drctl rollback RUNBOOK SERVICE` moves a service back by hand"
+        };
         return Err(Error::usage(
-            format!("run {run_id} ended when checks failed after its cutover and its traffic went back; nothing to resume"),
-            Some("fix what the checks found, then apply the runbook again: its plan cuts over anew".into()),
+            format!("run {run_id} ended when checks failed after its cutover and it was rolled back; nothing to resume"),
+            Some(hint.into()),
         ));
     }
     let Some(Event::RunStarted {

@@ -188,12 +188,20 @@ pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
                 events.first(),
                 Some(JournalEvent::RunStarted { drill: Some(_), .. })
             );
+            // `drctl rollback` and `retire` runs (an apply's automatic
+            // rollback among them) are re-run, not resumed.
+            let command_run = match events.first() {
+                Some(JournalEvent::RunStarted { phases, .. }) => {
+                    crate::app::traffic::refuse_resume(phases).is_err()
+                }
+                _ => false,
+            };
             if drill {
                 !events
                     .iter()
                     .any(|e| matches!(e, JournalEvent::DrillFinished { .. }))
             } else {
-                !run_state(events).status.is_final()
+                !command_run && !run_state(events).status.is_final()
             }
         };
         let latest = crate::journal::list_runs(&state_dir)

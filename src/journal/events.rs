@@ -191,6 +191,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         live: BTreeMap<String, String>,
     },
+    /// An apply's post-cutover checks failed (their names): the rollback
+    /// comes next, and a resume goes on with it rather than checking again.
+    CutoverChecksFailed {
+        at: Millis,
+        failed: Vec<String>,
+    },
     /// Post-cutover checks failed and the services the run cut over were
     /// rolled back (each in a run of its own, as `drctl rollback`).
     RolledBack {
@@ -222,6 +228,7 @@ impl Event {
             | Event::RunFinished { at, .. }
             | Event::DrillChecked { at, .. }
             | Event::RolledBack { at, .. }
+            | Event::CutoverChecksFailed { at, .. }
             | Event::DrillFinished { at, .. } => *at,
         }
     }

@@ -53,6 +53,9 @@ pub fn timeline(events: &[Event]) -> String {
                 Some(_) => "drill checks passed".to_string(),
                 None => "drill checks done, not all passed".to_string(),
             },
+            Event::CutoverChecksFailed { failed, .. } => {
+                format!("post-cutover checks failed: {}", failed.join(", "))
+            }
             Event::RolledBack { services, .. } => format!(
                 "post-cutover checks failed; rolled back: {}",
                 services

@@ -19,7 +19,7 @@ use crate::events::{Event as Shown, Sink};
 use crate::execute::{self, ApplyOptions, Event as Progress, OutcomeKind, Report};
 use crate::graph::{runbook_phases, PhaseSpec};
 use crate::journal::{run_state, Event, Journal, RunStatus};
-use crate::model::{Project, Runbook};
+use crate::model::{Gate, Project, Runbook};
 use crate::plan::{self, Plan};
 use crate::world::Snapshot;
 
@@ -154,6 +154,11 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
             let gate = match &phase_plan.canary_gates.before {
                 Some(name) if started => PhaseSpec {
                     name: name.clone(),
+                    gate: crate::graph::canary_gate(ctx.project, phase),
+                    ..phase.clone()
+                },
+                // Another run's canary: the phase's gate, manual if either is.
+                Some(_) if phase.gate == Gate::Auto => PhaseSpec {
                     gate: crate::graph::canary_gate(ctx.project, phase),
                     ..phase.clone()
                 },

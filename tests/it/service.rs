@@ -605,6 +605,15 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
     let drctl = || drctl_at(repo.root(), state.path(), proxy.url());
     let (code, text) = outcome(drctl().args(["apply", "rb", "--auto-approve"]));
     assert_eq!(code, Some(0), "{text}");
+    // The resume of run `id`: exit 1, and traffic back on blue in one call.
+    let resume_rolls_back_to_blue = |id: &str| {
+        proxy.reset_counts();
+        let (code, text) = outcome(drctl().args(["resume", id]));
+        assert_eq!(code, Some(1), "{text}");
+        assert!(text.contains("app.service.web is back on blue"), "{text}");
+        assert_eq!(proxy.counts("elbv2:ModifyListener").calls(), 1);
+        live(env)
+    };
 
     set_image(&repo, "ami-1e749f67", "ami-2e749f68");
     repo.write("armed", "");
@@ -626,17 +635,24 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
         "its checks never finished: {shown}"
     );
 
-    proxy.reset_counts();
-    let (code, text) = outcome(drctl().args(["resume", &id]));
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("app.service.web is back on blue"), "{text}");
-    assert_eq!(proxy.counts("elbv2:ModifyListener").calls(), 1);
-    assert_eq!(live(env).await, "blue");
+    assert_eq!(resume_rolls_back_to_blue(&id).await, "blue");
     let (_, shown) = outcome(drctl().args(["runs", "show", &id]));
     assert!(shown.contains("status: failed"), "{shown}");
     let (code, text) = outcome(drctl().args(["resume", &id]));
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("nothing to resume"), "{text}");
+
+    // Killed once the checks failed, before the rollback: the resume rolls
+    // back on what was recorded, without checking again (they would pass).
+    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    crate::support::killed_after(
+        drctl().args(["apply", "rb", "--auto-approve"]),
+        "cutover_checks_failed",
+    );
+    assert_eq!(live(env).await, "green");
+    std::fs::remove_file(repo.path("armed")).unwrap();
+    let id = crate::support::runs_by_start(state.path()).pop().unwrap();
+    assert_eq!(resume_rolls_back_to_blue(&id).await, "blue");
 
     let (code, text) = outcome(drctl().args(["destroy", "rb", "--auto-approve"]));
     assert_eq!(code, Some(0), "{text}");

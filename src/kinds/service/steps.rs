@@ -42,9 +42,10 @@ pub(super) async fn run(
         "colour" => {
             let replaced = want.strs("replace")?;
             for stale in colours.iter().filter(|c| replaced.contains(&c.name)) {
-                let stale = traffic::canary_sent_back(aws, &colours, stale).await?;
-                refuse_live(address, &stale, "remove")?;
-                remove(aws, address, &stale, false).await?;
+                let sent_back = traffic::canary_sent_back(aws, &colours, stale).await?;
+                refuse_live(address, &sent_back, "remove")?;
+                // A canary served requests a moment ago: drained first.
+                remove(aws, address, &sent_back, stale.traffic > 0).await?;
             }
             let colour = want.str("color")?;
             colours.retain(|c| c.name != colour && !replaced.contains(&c.name));
