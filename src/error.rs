@@ -73,6 +73,14 @@ pub enum Error {
     /// The user answered "no" at a prompt.
     #[error("not confirmed; nothing was changed")]
     Declined,
+    /// A started run stopped on an error (its journal says interrupted):
+    /// `drctl resume` continues it where it stopped.
+    #[error("run {run_id} stopped before it was finished")]
+    RunStopped {
+        run_id: String,
+        #[source]
+        source: Box<Error>,
+    },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -92,6 +100,7 @@ impl Error {
             | Error::LockInUse { .. }
             | Error::CorruptJournal { .. } => exit::FAILURE,
             Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
+            Error::RunStopped { .. } => exit::FAILURE,
         }
     }
 
@@ -100,6 +109,9 @@ impl Error {
             Error::Usage { hint, .. } => hint.clone(),
             Error::Cloud(e) => e.hint().map(str::to_string),
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
+            Error::RunStopped { run_id, .. } => Some(format!(
+                "once the cause is fixed, continue it with: drctl resume {run_id}"
+            )),
             Error::Locked { .. } => {
                 Some("wait for that run: its lock goes when its process ends".into())
             }

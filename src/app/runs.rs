@@ -69,6 +69,18 @@ pub struct RunResult {
     pub after_cutover: Option<super::AfterCutover>,
 }
 
+/// An error that stopped the journaled run: the run is marked interrupted
+/// and the error says how to continue it.
+fn stopped(ctx: &Context<'_>, journal: &Journal, error: Error) -> Error {
+    let _ = journal.append(&Event::Interrupted {
+        at: ctx.clock.now(),
+    });
+    Error::RunStopped {
+        run_id: journal.run_id.clone(),
+        source: Box::new(error),
+    }
+}
+
 /// What a run's end means besides itself: after success, the checks after a
 /// cutover (and the rollback if one fails), then the run's finish in the
 /// journal, and the outputs; what is left built after a rejection.
@@ -88,41 +100,47 @@ async fn finish<C: Connect>(
     let mut interrupted = None;
     match &end {
         RunEnd::Succeeded(report) => {
-            // Observed once: the checks and the outputs read the same world,
-            // unless a rollback has moved a listener since.
-            let mut observed = observe_and_plan(ctx, provider, loaded).await?;
-            after_cutover = super::post_cutover::check_after_cutover(
-                ctx,
-                connect,
-                provider,
-                loaded,
-                journal,
-                &observed,
-                parallelism,
-                cancel,
-            )
-            .await?;
-            if after_cutover.as_ref().is_some_and(|a| a.moved_traffic()) {
-                observed = observe_and_plan(ctx, provider, loaded).await?;
-            }
-            outputs = plan::outputs(&loaded.project, loaded.runbook(), &observed.1);
-            // The run is done only now (see `RunContext::checks_follow`).
-            let failed = after_cutover.as_ref().is_some_and(|a| a.failed());
-            if cancel.load(Ordering::SeqCst) && !failed {
-                journal.append(&Event::Interrupted {
-                    at: ctx.clock.now(),
-                })?;
-                interrupted = Some(RunEnd::Interrupted(report.clone()));
-            } else {
-                journal.append(&Event::RunFinished {
-                    at: ctx.clock.now(),
-                    status: if failed {
-                        RunStatus::Failed
-                    } else {
-                        RunStatus::Succeeded
-                    },
-                })?;
-            }
+            let done = async {
+                // Observed once: the checks and the outputs read the same
+                // world, unless a rollback has moved a listener since.
+                let mut observed = observe_and_plan(ctx, provider, loaded).await?;
+                let after = super::post_cutover::check_after_cutover(
+                    ctx,
+                    connect,
+                    provider,
+                    loaded,
+                    journal,
+                    &observed,
+                    parallelism,
+                    cancel,
+                )
+                .await?;
+                if after.as_ref().is_some_and(|a| a.moved_traffic()) {
+                    observed = observe_and_plan(ctx, provider, loaded).await?;
+                }
+                let outputs = plan::outputs(&loaded.project, loaded.runbook(), &observed.1);
+                // The run is done only now (see `RunContext::checks_follow`).
+                let failed = after.as_ref().is_some_and(|a| a.failed());
+                let mut interrupted = None;
+                if cancel.load(Ordering::SeqCst) && !failed {
+                    journal.append(&Event::Interrupted {
+                        at: ctx.clock.now(),
+                    })?;
+                    interrupted = Some(RunEnd::Interrupted(report.clone()));
+                } else {
+                    journal.append(&Event::RunFinished {
+                        at: ctx.clock.now(),
+                        status: if failed {
+                            RunStatus::Failed
+                        } else {
+                            RunStatus::Succeeded
+                        },
+                    })?;
+                }
+                Ok::<_, Error>((after, outputs, interrupted))
+            };
+            (after_cutover, outputs, interrupted) =
+                done.await.map_err(|e| stopped(ctx, journal, e))?;
         }
         RunEnd::Rejected { phase, by } => {
             // Rejected at the prompt, or by its timeout.
@@ -244,7 +262,8 @@ pub async fn apply<C: Connect>(
         (request.parallelism, true),
         cancel,
     )
-    .await?;
+    .await
+    .map_err(|e| stopped(ctx, &journal, e))?;
     // Held through the post-cutover checks: a rollback moves the listener.
     let result = finish(
         ctx,
@@ -462,7 +481,15 @@ pub(crate) async fn continue_run<C: Connect>(
         (parallelism, checks_follow),
         cancel,
     )
-    .await?;
+    .await
+    // A drill concludes its own way (teardown, report) on an error.
+    .map_err(|e| {
+        if checks_follow {
+            stopped(ctx, &journal, e)
+        } else {
+            e
+        }
+    })?;
     // The summary is of the whole run, not only of this continuation.
     let whole = |report| {
         whole_run(

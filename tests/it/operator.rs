@@ -440,3 +440,37 @@ async fn region_given_on_the_command_line_is_the_runs_region() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("ca-central-1"), "{text}");
 }
+
+#[tokio::test]
+async fn a_run_stopped_by_an_error_between_steps_prints_a_resume_that_works() {
+    use crate::proxy::{Fault, FaultProxy, Faults};
+    // The second look at the environment (the re-plan before the first
+    // phase) is refused: the run has started, so it is left to `resume`.
+    let proxy = FaultProxy::moto(Faults::none().nth(
+        "ec2:DescribeVpcs",
+        2,
+        Fault::Error("UnauthorizedOperation".into()),
+    ));
+    let repo = fleet("operator-stopped", 168, "\"auto\"");
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        crate::support::outcome(
+            crate::support::drctl_at(repo.root(), state.path(), proxy.url()).args(args),
+        )
+    };
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("UnauthorizedOperation"), "{text}");
+    let resume = printed_after(&text, "continue it with: ").to_string();
+    let id = resume.split_whitespace().last().unwrap().to_string();
+    let (_, shown) = run(&["runs", "show", &id]);
+    assert!(shown.contains("status: interrupted"), "{shown}");
+
+    proxy.set_faults(Faults::none());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (code, text) = verbatim(elsewhere.path(), &resume);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Apply complete"), "{text}");
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
