@@ -154,9 +154,14 @@ pub fn canary_gate_name(phase: &str, weight: i64) -> String {
 
 /// Whether a gate's name is a canary gate's ([`canary_gate_name`]).
 pub fn is_canary_gate(name: &str) -> bool {
-    name.rsplit_once('@')
-        .and_then(|(_, weight)| weight.strip_suffix('%'))
-        .is_some_and(|w| w.parse::<u8>().is_ok())
+    canary_gate_phase(name).is_some()
+}
+
+/// The phase a canary gate's name ([`canary_gate_name`]) belongs to.
+pub fn canary_gate_phase(name: &str) -> Option<&str> {
+    let (phase, weight) = name.rsplit_once('@')?;
+    let weight = weight.strip_suffix('%')?;
+    weight.parse::<u8>().ok().map(|_| phase)
 }
 
 /// The gate between the canary weights of the services `phase` cuts over:
@@ -167,9 +172,7 @@ pub fn canary_gate(project: &Project, phase: &PhaseSpec) -> Gate {
         .iter()
         .find_map(|service| {
             let stack = project.stacks.get(&service.stack)?;
-            let resource = stack.resources.iter().find(|r| {
-                r.kind == crate::model::ResourceKind::Service && r.name == service.name
-            })?;
+            let resource = stack.resource(crate::model::ResourceKind::Service, &service.name)?;
             crate::kinds::service::canary_gate(resource)
         })
         .unwrap_or_else(|| phase.gate.clone())

@@ -207,6 +207,11 @@ impl Snapshot {
         self.resources.values().flatten()
     }
 
+    /// The object at `address` (the first, when copies share it).
+    pub fn get(&self, address: &Address) -> Option<&ObservedResource> {
+        self.resources.get(address)?.first()
+    }
+
     pub fn len(&self) -> usize {
         self.resources.values().map(Vec::len).sum()
     }

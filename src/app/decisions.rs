@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use super::runs::{say_what_is_left, RunResult};
 use super::traffic::{abort_canaries, TrafficResult};
 use super::{load_file, Connect, Context, Loaded};
+use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
@@ -90,7 +91,8 @@ pub async fn reject<C: Connect>(
         let mut loaded = load_file(root, runbook_file)?;
         loaded.retarget(environment, region);
         let provider = connect.connect(&loaded.runbook().region).await?;
-        canary_back = send_canary_back(ctx, connect, &loaded, (&gate, &request.by), false).await;
+        let at = (&provider, &loaded);
+        canary_back = send_canary_back(ctx, connect, at, (&gate, &request.by), false).await;
         say_what_is_left(ctx, &provider, &loaded).await?;
     }
     Ok(Rejected { gate, canary_back })
@@ -104,7 +106,7 @@ pub async fn reject<C: Connect>(
 pub(super) async fn send_canary_back<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
-    loaded: &Loaded,
+    (provider, loaded): (&AwsProvider, &Loaded),
     (gate, by): (&str, &str),
     locked: bool,
 ) -> Option<RunResult> {
@@ -113,7 +115,8 @@ pub(super) async fn send_canary_back<C: Connect>(
     }
     let approval = format!("{by} rejected the canary at gate {gate}");
     let cancel = AtomicBool::new(false);
-    match abort_canaries(ctx, connect, loaded, (approval, locked), &cancel).await {
+    let at = (provider, loaded);
+    match abort_canaries(ctx, connect, at, (approval, locked), &cancel).await {
         Ok(TrafficResult::Run(back)) => Some(back),
         Ok(TrafficResult::Nothing(_)) => None,
         Err(e) => {

@@ -144,7 +144,8 @@ async fn finish<C: Connect>(
         }
         RunEnd::Rejected { phase, by } => {
             // Rejected at the prompt, or by its timeout.
-            super::decisions::send_canary_back(ctx, connect, loaded, (phase, by), true).await;
+            let at = (provider, loaded);
+            super::decisions::send_canary_back(ctx, connect, at, (phase, by), true).await;
             say_what_is_left(ctx, provider, loaded).await?;
         }
         _ => {}

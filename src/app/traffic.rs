@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use super::plan_observed;
 use super::runs::{start_run, RunResult};
 use super::{load, sources, Connect, Context, Loaded};
+use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::execute::ApplyOptions;
@@ -69,16 +70,27 @@ pub(super) fn rollback_of(
     planned: &[&Change],
     address: &Address,
 ) -> Result<Change, String> {
-    let Some(service) = snapshot.objects().find(|o| &o.address == address) else {
+    back_of(snapshot, planned, address, service::rollback_step)
+}
+
+/// `step` made from the service at `address` as observed and its planned
+/// change (the step's template).
+fn back_of(
+    snapshot: &crate::world::Snapshot,
+    planned: &[&Change],
+    address: &Address,
+    step: impl Fn(&crate::world::ObservedResource, &Change) -> Result<Change, String>,
+) -> Result<Change, String> {
+    let Some(service) = snapshot.get(address) else {
         return Err(format!(
             "{address} does not exist in this environment: nothing to roll back"
         ));
     };
-    let step = planned
+    let template = planned
         .iter()
         .find(|c| &c.address == address)
         .ok_or_else(|| format!("{address} is not planned"))?;
-    service::rollback_step(service, step)
+    step(service, template)
 }
 
 /// Retires old colours whose `retire_after` has passed (after draining).
@@ -126,7 +138,17 @@ async fn one_step<C: Connect>(
         refuse: wanted.map(|_| request.runbook.as_str()),
         lock: true,
     };
-    run_steps(ctx, connect, &loaded, &services, &command, steps_of, cancel).await
+    let provider = connect.connect(&loaded.runbook().region).await?;
+    run_steps(
+        ctx,
+        connect,
+        (&provider, &loaded),
+        &services,
+        &command,
+        steps_of,
+        cancel,
+    )
+    .await
 }
 
 /// Sends every canary under way in the runbook's environment back whole to
@@ -135,7 +157,7 @@ async fn one_step<C: Connect>(
 pub(super) async fn abort_canaries<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
-    loaded: &Loaded,
+    (provider, loaded): (&AwsProvider, &Loaded),
     (approval, locked): (String, bool),
     cancel: &AtomicBool,
 ) -> Result<TrafficResult, Error> {
@@ -148,19 +170,18 @@ pub(super) async fn abort_canaries<C: Connect>(
         lock: !locked,
     };
     let steps_of = |planned: &[&Change], snapshot: &crate::world::Snapshot, address: &Address| {
-        let service = snapshot
-            .objects()
-            .find(|o| &o.address == address)
-            .ok_or("gone")?;
-        let template = planned
-            .iter()
-            .find(|c| &c.address == address)
-            .ok_or("not planned")?;
-        Ok(service::canary_rollback_step(service, template)
-            .into_iter()
-            .collect())
+        back_of(snapshot, planned, address, service::canary_rollback_step).map(|s| vec![s])
     };
-    run_steps(ctx, connect, loaded, &services, &command, steps_of, cancel).await
+    run_steps(
+        ctx,
+        connect,
+        (provider, loaded),
+        &services,
+        &command,
+        steps_of,
+        cancel,
+    )
+    .await
 }
 
 /// What [`run_steps`] runs, and how it is recorded.
@@ -180,14 +201,13 @@ struct StepsOf<'a> {
 async fn run_steps<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
-    loaded: &Loaded,
+    (provider, loaded): (&AwsProvider, &Loaded),
     services: &[Address],
     what: &StepsOf<'_>,
     steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
     cancel: &AtomicBool,
 ) -> Result<TrafficResult, Error> {
     let runbook = loaded.runbook();
-    let provider = connect.connect(&runbook.region).await?;
     let run_id = super::new_run_id(ctx.clock);
     let lock = match what.lock {
         true => Some(EnvLock::acquire(
@@ -198,7 +218,7 @@ async fn run_steps<C: Connect>(
         )?),
         false => None,
     };
-    let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
     let planned = plan_observed(loaded, &snapshot)?;
     let changes: Vec<&Change> = planned.phases.iter().flat_map(|p| &p.changes).collect();
     let mut steps = Vec::new();
@@ -235,7 +255,7 @@ async fn run_steps<C: Connect>(
         parallelism: what.parallelism,
     };
     let end = run_command(
-        ctx, connect, &provider, loaded, planned, steps, &command, cancel,
+        ctx, connect, provider, loaded, planned, steps, &command, cancel,
     )
     .await?;
     drop(lock);

@@ -92,11 +92,10 @@ pub fn run_state(events: &[Event]) -> RunState {
             },
             Event::PhaseStarted { phase, .. } => {
                 // Its gate, or a canary gate of its own (`cutover@50%`), passed.
-                let canary_gate = format!("{phase}@");
-                if waiting
-                    .as_ref()
-                    .is_some_and(|w| &w.phase == phase || w.phase.starts_with(&canary_gate))
-                {
+                if waiting.as_ref().is_some_and(|w| {
+                    &w.phase == phase
+                        || crate::graph::canary_gate_phase(&w.phase) == Some(phase.as_str())
+                }) {
                     waiting = None;
                 }
                 if status != RunStatus::Rejected {

@@ -18,7 +18,10 @@ use drctl::run::RunEnd;
 use drctl::world::ObservedResource;
 
 use crate::proxy::{Fault, FaultProxy, Faults};
-use crate::support::{drctl_at, moto_endpoint, outcome, printed_after, verbatim, ConnectTo, Repo};
+use crate::support::{
+    drctl_at, journals, json_reports, killed_after, moto_endpoint, outcome, printed_after,
+    runs_by_start, verbatim, ConnectTo, Repo,
+};
 
 const REGION: &str = "us-east-1";
 
@@ -83,9 +86,45 @@ gate = "manual"
 }
 
 fn set_image(repo: &Repo, from: &str, to: &str) {
-    let path = repo.path("stacks/app.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    repo.write("stacks/app.toml", &text.replace(from, to));
+    repo.edit("stacks/app.toml", |text| text.replace(from, to));
+}
+
+/// Adds `[drill] checks` (a TOML array) to the runbook: they also run after
+/// each cutover.
+fn with_checks(repo: &Repo, checks: &str) {
+    repo.edit("runbooks/rb.toml", |text| {
+        format!("{text}\n[drill]\nchecks = {checks}\n")
+    });
+}
+
+/// One service test's world: its repository, state directory, and a
+/// counting proxy in front of moto.
+struct Svc {
+    repo: Repo,
+    state: tempfile::TempDir,
+    proxy: FaultProxy,
+}
+
+impl Svc {
+    fn new(repo: Repo) -> Svc {
+        Svc {
+            repo,
+            state: tempfile::tempdir().unwrap(),
+            proxy: FaultProxy::moto(Faults::none()),
+        }
+    }
+
+    fn drctl(&self) -> std::process::Command {
+        drctl_at(self.repo.root(), self.state.path(), self.proxy.url())
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        outcome(self.drctl().args(args))
+    }
+
+    fn modify_listener(&self) -> u32 {
+        self.proxy.counts("elbv2:ModifyListener").calls()
+    }
 }
 
 async fn provider() -> AwsProvider {
@@ -161,11 +200,10 @@ async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> Tr
 #[tokio::test]
 async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour() {
     let env = "svc-bg";
-    let repo = repo(env, 71, "ami-1e749f67", "\"blue_green\"");
-    let state = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::moto(Faults::none());
-    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
-    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
+    let s = Svc::new(repo(env, 71, "ami-1e749f67", "\"blue_green\""));
+    let (repo, state, proxy) = (&s.repo, &s.state, &s.proxy);
+    let run = |args: &[&str]| s.run(args);
+    let modify_listener = || s.modify_listener();
 
     // The first apply makes blue and points the listener at it.
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
@@ -185,10 +223,10 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     assert_eq!(code, Some(0), "{text}");
 
     // A new image: green, killed after it is built and before the cutover.
-    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    set_image(repo, "ami-1e749f67", "ami-2e749f68");
     proxy.reset_counts();
-    let text = crate::support::killed_after(
-        drctl_at(repo.root(), state.path(), proxy.url()).args(["apply", "rb", "--auto-approve"]),
+    let text = killed_after(
+        s.drctl().args(["apply", "rb", "--auto-approve"]),
         "phase_finished",
     );
     assert!(
@@ -199,9 +237,7 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     assert_eq!(modify_listener(), 0);
     // Resumed: the green made before the kill is cut over; no third colour.
     // The newest run is the one killed.
-    let killed = crate::support::runs_by_start(state.path())
-        .pop()
-        .expect("a run");
+    let killed = runs_by_start(state.path()).pop().expect("a run");
     let (code, text) = run(&["resume", &killed]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(live(env).await, "green");
@@ -230,7 +266,7 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
 
     // Retirement: not before retire_after (1h) has passed since the cutover.
     let wall = jiff::Timestamp::now().as_millisecond();
-    match retire_at(&repo, state.path(), &proxy, wall).await {
+    match retire_at(repo, state.path(), proxy, wall).await {
         TrafficResult::Nothing(why) => {
             assert!(why.contains("blue kept for rollback: retire due"), "{why}")
         }
@@ -238,7 +274,7 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     }
     proxy.reset_counts();
     let later = wall + Duration::from_secs(61 * 60).as_millis() as i64;
-    match retire_at(&repo, state.path(), &proxy, later).await {
+    match retire_at(repo, state.path(), proxy, later).await {
         TrafficResult::Run(r) => assert!(matches!(r.end, RunEnd::Succeeded(_)), "{:?}", r.end),
         TrafficResult::Nothing(why) => panic!("nothing retired: {why}"),
     }
@@ -255,7 +291,7 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     assert!(text.contains("nothing to roll back to"), "{text}");
 
     // A colour that never turns healthy is torn down; traffic stays.
-    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    set_image(repo, "ami-2e749f68", "ami-3e749f69");
     proxy.set_faults(Faults::none().chance(
         &["DescribeTargetHealth"],
         1.0,
@@ -280,25 +316,23 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
 #[tokio::test]
 async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     let env = "svc-canary";
-    let repo = repo(env, 72, "ami-1e749f67", "{ canary = [10, 50, 100] }");
+    let s = Svc::new(repo(env, 72, "ami-1e749f67", "{ canary = [10, 50, 100] }"));
+    let (repo, state, proxy) = (&s.repo, &s.state, &s.proxy);
     // The runbook's checks run after each cutover; this one fails once the
     // file `checks-fail` exists in the project.
-    let runbook = std::fs::read_to_string(repo.path("runbooks/rb.toml")).unwrap();
-    repo.write(
-        "runbooks/rb.toml",
-        &format!("{runbook}\n[drill]\nchecks = [{{ command = [\"test\", \"!\", \"-e\", \"checks-fail\"] }}]\n"),
+    with_checks(
+        repo,
+        "[{ command = [\"test\", \"!\", \"-e\", \"checks-fail\"] }]",
     );
-    let state = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::moto(Faults::none());
-    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
-    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
+    let run = |args: &[&str]| s.run(args);
+    let modify_listener = || s.modify_listener();
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("check command test ! -e checks-fail: ✓ passed"),
         "{text}"
     );
-    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    set_image(repo, "ami-1e749f67", "ami-2e749f68");
     proxy.reset_counts();
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
@@ -313,7 +347,7 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     // canary reaches 100%: traffic goes back to green in one call, and the
     // run says so and fails.
     repo.write("checks-fail", "");
-    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    set_image(repo, "ami-2e749f68", "ami-3e749f69");
     proxy.reset_counts();
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(1), "{text}");
@@ -334,7 +368,7 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     assert_eq!(live(env).await, "green");
     // Journaled twice over: the apply records what it rolled back, and the
     // rollback is a run of its own, approved by the failed checks.
-    let journals: Vec<String> = crate::support::journals(state.path())
+    let journals: Vec<String> = journals(state.path())
         .into_iter()
         .map(|(_, journal)| journal)
         .collect();
@@ -351,7 +385,7 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
         "{journals:#?}"
     );
     // The apply (the run before its rollback's) ended failed, as it exited.
-    let runs = crate::support::runs_by_start(state.path());
+    let runs = runs_by_start(state.path());
     let (_, shown) = run(&["runs", "show", &runs[runs.len() - 2]]);
     assert!(shown.contains("status: failed"), "{shown}");
 
@@ -452,7 +486,7 @@ fn web_drill(repo: &tempfile::TempDir) -> (Option<i32>, String, serde_json::Valu
     let (code, text) = outcome(
         drctl_at(repo.path(), state.path(), moto_endpoint()).args(["drill", "web-dr-drill"]),
     );
-    let report = crate::support::json_reports(state.path(), "web-dr-drill")
+    let report = json_reports(state.path(), "web-dr-drill")
         .pop()
         .map(|(_, report)| report)
         .unwrap_or_else(|| panic!("no report: {text}"));
@@ -463,11 +497,10 @@ fn web_drill(repo: &tempfile::TempDir) -> (Option<i32>, String, serde_json::Valu
 async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole() {
     let env = "svc-canary-gate";
     let strategy = "{ canary = [10, 50, 100], gate = \"manual\" }";
-    let repo = repo(env, 73, "ami-1e749f67", strategy);
-    let state = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::moto(Faults::none());
-    let run = |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), proxy.url()).args(args));
-    let modify_listener = || proxy.counts("elbv2:ModifyListener").calls();
+    let s = Svc::new(repo(env, 73, "ami-1e749f67", strategy));
+    let (repo, state, proxy) = (&s.repo, &s.state, &s.proxy);
+    let run = |args: &[&str]| s.run(args);
+    let modify_listener = || s.modify_listener();
     let elsewhere = tempfile::tempdir().unwrap();
     // Approves the gate the run printed, as alice, and resumes as printed.
     let approve_and_resume = |text: &str, gate: &str| {
@@ -481,7 +514,7 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 
-    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    set_image(repo, "ami-1e749f67", "ami-2e749f68");
     proxy.reset_counts();
     let (code, mut text) = run(&["apply", "rb"]);
     assert_eq!(code, Some(3), "{text}");
@@ -523,7 +556,7 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
 
     // A canary stopped at 10% goes back whole in one call: when its run is
     // rejected at the gate, and with `drctl rollback`.
-    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
+    set_image(repo, "ami-2e749f68", "ami-3e749f69");
     let at_ten_percent = || {
         let (code, text) = run(&["apply", "rb"]);
         assert_eq!(code, Some(3), "{text}");
@@ -543,7 +576,7 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
     );
     // The run sending it back records why: the rejection.
     assert!(
-        crate::support::journals(state.path())
+        journals(state.path())
             .iter()
             .any(|(_, j)| j.contains("tester rejected the canary at gate cutover@50%")),
         "no rollback run approved by the rejection"
@@ -564,12 +597,10 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
     assert_eq!(share(env, "green").await, 100);
 
     // A canary gate that times out rejects the run, and the canary goes back.
-    let text = std::fs::read_to_string(repo.path("stacks/app.toml")).unwrap();
     let timing_out = "gate = { manual = { timeout = \"1s\", on_timeout = \"reject\" } }";
-    repo.write(
-        "stacks/app.toml",
-        &text.replace("gate = \"manual\"", timing_out),
-    );
+    repo.edit("stacks/app.toml", |text| {
+        text.replace("gate = \"manual\"", timing_out)
+    });
     let resume = at_ten_percent().replace("reject", "resume");
     std::thread::sleep(Duration::from_millis(1500));
     proxy.reset_counts();
@@ -590,19 +621,17 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
 #[tokio::test]
 async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
     let env = "svc-checks-kill";
-    let repo = repo(env, 74, "ami-1e749f67", "\"blue_green\"");
+    let s = Svc::new(repo(env, 74, "ami-1e749f67", "\"blue_green\""));
+    let (repo, state, proxy) = (&s.repo, &s.state, &s.proxy);
     // Once `armed` exists, the check kills drctl (its parent) the first
     // time and fails after that.
     let check =
         "if [ -e armed ]; then if [ -e killed ]; then exit 1; fi; touch killed; kill -9 $PPID; fi";
-    let runbook = std::fs::read_to_string(repo.path("runbooks/rb.toml")).unwrap();
-    repo.write(
-        "runbooks/rb.toml",
-        &format!("{runbook}\n[drill]\nchecks = [{{ command = [\"sh\", \"-c\", \"{check}\"] }}]\n"),
+    with_checks(
+        repo,
+        &format!("[{{ command = [\"sh\", \"-c\", \"{check}\"] }}]"),
     );
-    let state = tempfile::tempdir().unwrap();
-    let proxy = FaultProxy::moto(Faults::none());
-    let drctl = || drctl_at(repo.root(), state.path(), proxy.url());
+    let drctl = || s.drctl();
     let (code, text) = outcome(drctl().args(["apply", "rb", "--auto-approve"]));
     assert_eq!(code, Some(0), "{text}");
     // The resume of run `id`: exit 1, and traffic back on blue in one call.
@@ -615,7 +644,7 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
         live(env)
     };
 
-    set_image(&repo, "ami-1e749f67", "ami-2e749f68");
+    set_image(repo, "ami-1e749f67", "ami-2e749f68");
     repo.write("armed", "");
     let out = drctl()
         .args(["apply", "rb", "--auto-approve"])
@@ -628,7 +657,7 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
         "green",
         "killed after the cutover, in the checks"
     );
-    let id = crate::support::runs_by_start(state.path()).pop().unwrap();
+    let id = runs_by_start(state.path()).pop().unwrap();
     let (_, shown) = outcome(drctl().args(["runs", "show", &id]));
     assert!(
         !shown.contains("status: succeeded"),
@@ -644,14 +673,14 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
 
     // Killed once the checks failed, before the rollback: the resume rolls
     // back on what was recorded, without checking again (they would pass).
-    set_image(&repo, "ami-2e749f68", "ami-3e749f69");
-    crate::support::killed_after(
+    set_image(repo, "ami-2e749f68", "ami-3e749f69");
+    killed_after(
         drctl().args(["apply", "rb", "--auto-approve"]),
         "cutover_checks_failed",
     );
     assert_eq!(live(env).await, "green");
     std::fs::remove_file(repo.path("armed")).unwrap();
-    let id = crate::support::runs_by_start(state.path()).pop().unwrap();
+    let id = runs_by_start(state.path()).pop().unwrap();
     assert_eq!(resume_rolls_back_to_blue(&id).await, "blue");
 
     let (code, text) = outcome(drctl().args(["destroy", "rb", "--auto-approve"]));

@@ -124,6 +124,12 @@ impl Repo {
         self.dir.path()
     }
 
+    /// Rewrites file `rel` through `change`.
+    pub fn edit(&self, rel: &str, change: impl FnOnce(&str) -> String) {
+        let text = std::fs::read_to_string(self.path(rel)).expect("read fixture");
+        self.write(rel, &change(&text));
+    }
+
     pub fn write(&self, rel: &str, content: &str) {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");

@@ -392,9 +392,11 @@ pub fn rollback_step(service: &ObservedResource, template: &Change) -> Result<Ch
 
 /// A rejected run's canary: all traffic back to the live colour, if a
 /// canary is under way.
-pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Option<Change> {
-    canary_under_way(&colours_of(service))?;
-    rollback_step(service, template).ok()
+pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Result<Change, String> {
+    if canary_under_way(&colours_of(service)).is_none() {
+        return Err(format!("{}: no canary under way", service.address));
+    }
+    rollback_step(service, template)
 }
 
 /// A step of its own moving all of `listener`'s traffic to colour `to`.
