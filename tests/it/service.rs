@@ -234,7 +234,14 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
         "{text}"
     );
     assert_eq!(live(env).await, "blue", "no cutover before the kill");
-    assert_eq!(modify_listener(), 0);
+    // Green is in use (so AWS health-checks it) at weight 0: no traffic.
+    assert_eq!(
+        modify_listener(),
+        1,
+        "green joined the listener at weight 0"
+    );
+    assert_eq!(share(env, "green").await, 0);
+    proxy.reset_counts();
     // Resumed: the green made before the kill is cut over; no third colour.
     // The newest run is the one killed.
     let killed = runs_by_start(state.path()).pop().expect("a run");
@@ -285,7 +292,12 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
         proxy.counts("elbv2:DescribeTargetGroupAttributes").calls(),
         1
     );
-    assert_eq!(modify_listener(), 0, "retiring never moves traffic");
+    assert_eq!(modify_listener(), 1, "blue left the listener's action");
+    assert_eq!(
+        share(env, "green").await,
+        100,
+        "retiring never moves traffic"
+    );
     let (code, text) = run(&["rollback", "rb", "web"]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("nothing to roll back to"), "{text}");
@@ -301,10 +313,10 @@ async fn blue_green_cutover_resume_rollback_retirement_and_an_unhealthy_colour()
     let (code, text) = run(&["apply", "rb", "--auto-approve"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("torn down") && text.contains("listener was not touched"),
+        text.contains("torn down") && text.contains("traffic was not moved"),
         "{text}"
     );
-    assert_eq!(modify_listener(), 0);
+    assert_eq!(modify_listener(), 2, "in use at weight 0, then out again");
     assert_eq!(colours(env).await, [("green".to_string(), 100, 2)]);
     proxy.set_faults(Faults::none());
 
@@ -340,7 +352,11 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
         text.contains("blue → green in steps 10% → 50% → 100%"),
         "{text}"
     );
-    assert_eq!(modify_listener(), 3, "10/90, 50/50, 100/0");
+    assert_eq!(
+        modify_listener(),
+        1 + 3,
+        "green joins at 0, then 10/90, 50/50, 100/0"
+    );
     assert_eq!(live(env).await, "green");
 
     // A third image replaces the idle blue; its checks fail after the
@@ -362,8 +378,8 @@ async fn a_canary_steps_through_its_weights_and_failed_checks_roll_it_back() {
     );
     assert_eq!(
         modify_listener(),
-        3 + 1,
-        "the canary's three steps, one rollback"
+        1 + 1 + 3 + 1,
+        "the idle blue leaves the action, the new one joins at 0, the canary's three steps, one rollback"
     );
     assert_eq!(live(env).await, "green");
     // Journaled twice over: the apply records what it rolled back, and the
@@ -541,7 +557,11 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
         );
         text = next;
     }
-    assert_eq!(modify_listener(), 2, "one call per weight so far");
+    assert_eq!(
+        modify_listener(),
+        1 + 2,
+        "green joins at 0, then one call per weight so far"
+    );
     let (code, plan) = run(&["plan", "rb"]);
     assert_eq!(code, Some(0), "{plan}");
     assert!(
@@ -551,7 +571,11 @@ async fn a_gated_canary_waits_at_each_weight_and_a_rollback_takes_it_back_whole(
     );
     let (code, text) = approve_and_resume(&text, "cutover@100%");
     assert_eq!(code, Some(0), "{text}");
-    assert_eq!(modify_listener(), 3, "10/90, 50/50, 100/0");
+    assert_eq!(
+        modify_listener(),
+        1 + 3,
+        "joined at 0, then 10/90, 50/50, 100/0"
+    );
     assert_eq!(live(env).await, "green");
 
     // A canary stopped at 10% goes back whole in one call: when its run is

@@ -23,7 +23,7 @@ use crate::cloud::CloudError;
 /// [`Elbv2`] over the official SDK.
 #[derive(Clone, Debug)]
 pub struct SdkElbv2 {
-    client: Client,
+    pub(super) client: Client,
 }
 
 impl SdkElbv2 {
@@ -56,7 +56,7 @@ impl SdkElbv2 {
     }
 }
 
-fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+pub(super) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
@@ -85,7 +85,7 @@ where
 
 /// `None` for an error saying the resource is not there (any more): ELBv2
 /// answers Describe by ARN for a deleted resource with a `*NotFound` code.
-fn found<T>(result: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
+pub(super) fn found<T>(result: Result<T, CloudError>) -> Result<Option<T>, CloudError> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(e) if e.code().is_some_and(|c| c.ends_with("NotFound")) => Ok(None),

@@ -86,8 +86,9 @@ pub fn forward_weights(actions: &[Action]) -> Vec<(String, i32)> {
 
 /// The single target group a listener's default actions forward to, if
 /// they forward everything to exactly one (a plain forward, or a forward
-/// config with one group). `None` for fixed responses, redirects and
-/// weighted forwards across several groups.
+/// config in which one group has all the weight: the others, at 0, are
+/// only kept in use). `None` for fixed responses, redirects and traffic
+/// split across several groups.
 pub fn forwarded_target_group(actions: &[Action]) -> Option<String> {
     let [action] = actions else { return None };
     if action.r#type() != Some(&ActionTypeEnum::Forward) {
@@ -96,7 +97,16 @@ pub fn forwarded_target_group(actions: &[Action]) -> Option<String> {
     if let Some(arn) = action.target_group_arn() {
         return Some(arn.to_string());
     }
-    match action.forward_config()?.target_groups() {
+    let groups = action.forward_config()?.target_groups();
+    let weighted: Vec<&TargetGroupTuple> = match groups {
+        [only] => vec![only],
+        // A missing weight is AWS's default, 1.
+        _ => groups
+            .iter()
+            .filter(|g| g.weight().unwrap_or(1) > 0)
+            .collect(),
+    };
+    match weighted[..] {
         [only] => only.target_group_arn().map(str::to_string),
         _ => None,
     }
@@ -144,6 +154,17 @@ mod tests {
         assert_eq!(
             forward_weights(&[weighted]),
             [("b".to_string(), 50), ("c".to_string(), 50)]
+        );
+        let idle = [("g".to_string(), 100), ("b".to_string(), 0)];
+        let idle = default_action(DefaultAction::Weighted(&idle));
+        assert_eq!(
+            forwarded_target_group(std::slice::from_ref(&idle)),
+            Some("g".into()),
+            "a group at weight 0 is in use but takes nothing"
+        );
+        assert_eq!(
+            forward_weights(&[idle]),
+            [("g".to_string(), 100), ("b".to_string(), 0)]
         );
         let canary = [("g".to_string(), 10), ("b".to_string(), 90)];
         assert_eq!(

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use super::{FLEET_TAG, LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::tag_map;
-use crate::cloud::elbv2::forward_weights;
+use crate::cloud::elbv2::{forward_weights, ListenerRule, ListenerRules};
 use crate::cloud::{tags, CloudError};
 use crate::model::ResourceKind;
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
@@ -34,8 +34,13 @@ pub struct Colour {
     pub complete: bool,
     /// Its share of the listener's traffic, in percent.
     pub traffic: i64,
-    /// The listener forwarding to it ("" if none does).
+    /// The listener whose default action forwards to it, at any weight (0
+    /// included: in use, so AWS health-checks it); "" if none does.
     pub listener: String,
+    /// The test-traffic rule forwarding to it while no colour is live
+    /// ([`super::TEST_HEADER`]); "" if none does.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub test_rule: String,
     /// Its instances that are not terminated (running or not).
     pub instances: Vec<String>,
     pub running: i64,
@@ -94,7 +99,9 @@ pub(super) fn live(colours: &[Colour]) -> Option<&Colour> {
 /// the live one.
 pub(super) fn canary_under_way(colours: &[Colour]) -> Option<&Colour> {
     let live = live(colours)?;
-    colours.iter().find(|c| c.traffic > 0 && c.name != live.name)
+    colours
+        .iter()
+        .find(|c| c.traffic > 0 && c.name != live.name)
 }
 
 /// The name of an observed service's live colour ([`live`]).
@@ -116,7 +123,8 @@ pub(super) async fn observe(
         }
     }
     let instances = pass.instances(aws).await?;
-    let serviced = |t: &Tags| Address::from_tags(t).is_some_and(|a| a.kind == ResourceKind::Service);
+    let serviced =
+        |t: &Tags| Address::from_tags(t).is_some_and(|a| a.kind == ResourceKind::Service);
     if !groups.iter().any(|(_, t)| serviced(t))
         && !instances.iter().any(|i| serviced(&tag_map(i.tags())))
     {
@@ -124,7 +132,11 @@ pub(super) async fn observe(
         return Ok(Vec::new());
     }
     let listeners = pass.listeners(aws).await?;
-    Ok(assemble(&groups, instances, listeners))
+    let mut rules = Vec::new();
+    for listener in listeners.iter().filter_map(|l| l.listener_arn()) {
+        rules.extend(aws.elbv2.rules(listener).await?);
+    }
+    Ok(assemble(&groups, instances, listeners, &rules))
 }
 
 /// The service objects from one read of target groups, instances and listeners.
@@ -132,6 +144,7 @@ fn assemble(
     groups: &[(&aws_sdk_elasticloadbalancingv2::types::TargetGroup, Tags)],
     instances: &[Instance],
     listeners: &[aws_sdk_elasticloadbalancingv2::types::Listener],
+    rules: &[ListenerRule],
 ) -> Vec<ObservedResource> {
     let mut traffic: BTreeMap<String, (String, i32)> = BTreeMap::new();
     for listener in listeners {
@@ -139,6 +152,12 @@ fn assemble(
             traffic.insert(group, (listener.listener_arn().unwrap_or("").into(), share));
         }
     }
+    // Target group → the test rule that puts it in use before any traffic.
+    let test_rules: BTreeMap<&str, &str> = rules
+        .iter()
+        .filter(|r| r.matches_header(super::TEST_HEADER))
+        .flat_map(|r| r.forwards_to.iter().map(|g| (g.as_str(), r.arn.as_str())))
+        .collect();
     // (address, colour) → colour, and the tags of its target group.
     let mut found: BTreeMap<Address, BTreeMap<String, (Colour, Tags)>> = BTreeMap::new();
     for (group, t) in groups {
@@ -152,6 +171,9 @@ fn assemble(
         let (listener, share) = traffic.get(&arn).cloned().unwrap_or_default();
         let millis = |k: &str| t.get(k).and_then(|v| v.parse::<i64>().ok());
         let health_check = crate::kinds::target_group::health_check_of(group);
+        let test_rule = test_rules
+            .get(arn.as_str())
+            .map_or_else(String::new, |r| r.to_string());
         let entry = Colour {
             name: colour.clone(),
             target_group: arn,
@@ -159,6 +181,7 @@ fn assemble(
             complete: t.contains_key(tags::SPEC),
             traffic: share.into(),
             listener,
+            test_rule,
             port: group.port().unwrap_or(0).into(),
             health_check: Some(health_check),
             live_since: millis(LIVE_SINCE_TAG),
@@ -254,13 +277,20 @@ fn service_object(address: Address, colours: BTreeMap<String, (Colour, Tags)>) -
     let mut exports = Attrs::new();
     exports.insert(
         "live_color".into(),
-        Value::Str(if is_live { main.name.clone() } else { String::new() }),
+        Value::Str(if is_live {
+            main.name.clone()
+        } else {
+            String::new()
+        }),
     );
     exports.insert(
         "target_group_arn".into(),
         Value::Str(main.target_group.clone()),
     );
-    exports.insert("ids".into(), Value::str_list(main.instances.iter().cloned()));
+    exports.insert(
+        "ids".into(),
+        Value::str_list(main.instances.iter().cloned()),
+    );
     let id = if main.target_group.is_empty() {
         main.instances.first().cloned().unwrap_or_default()
     } else {

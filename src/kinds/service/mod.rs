@@ -12,7 +12,10 @@
 //! - [`colours`]: reading a service back (discovery and after each step);
 //! - [`plan`]: what to do, pure: create a colour, cut over, retire;
 //! - [`steps`]: creating, retiring and deleting colours against AWS;
-//! - [`traffic`]: waiting for health and moving the listener.
+//! - [`in_use`]: a colour's group on the listener (weight 0, or a test
+//!   rule), so AWS health-checks it before it takes traffic;
+//! - [`health`]: the verdict on a colour's targets, and waiting for it;
+//! - [`traffic`]: moving the listener's weights.
 
 use super::common::{normal_health_check, sorted, HEALTH_CHECK};
 use super::{Kind, Problems, ResourceKind};
@@ -22,6 +25,8 @@ use crate::world::{Attrs, Value};
 
 mod canary;
 mod colours;
+mod health;
+mod in_use;
 mod plan;
 mod steps;
 mod traffic;
@@ -41,6 +46,11 @@ const LIVE_SINCE_TAG: &str = "drctl:live-since";
 /// On a colour's target group: when traffic moved away from it (ms); its
 /// retirement is due `retire_after` later.
 const REPLACED_AT_TAG: &str = "drctl:replaced-at";
+
+/// The header of test traffic for a colour not yet live: a listener with no
+/// colour forwards requests carrying `X-Drctl-Colour: <colour>` to it, so
+/// AWS health-checks its group and a drill can reach it before the cutover.
+pub const TEST_HEADER: &str = "X-Drctl-Colour";
 
 const RETIRE_AFTER_DEFAULT: &str = "1h";
 const HEALTH_TIMEOUT_DEFAULT: &str = "10m";

@@ -150,6 +150,17 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 Value::str_list(stale.iter().map(|c| c.name.clone())),
             );
             change.headline = Some(format!("create {to} colour of {name} ({})", fleet_summary(&change)));
+            // AWS health-checks a target group only once the listener uses it.
+            change.steps.push(match &live {
+                Some(live) => format!(
+                    "  {to} joins listener {listener} at weight 0 beside {} (health-checked, no traffic)",
+                    live.name
+                ),
+                None => format!(
+                    "  test traffic reaches {to} on listener {listener} with header {}: {to} until the cutover",
+                    super::TEST_HEADER
+                ),
+            });
             if let Some(live) = &live {
                 change.attrs = fleet_diffs(&change, live);
                 change.steps.push(format!(

@@ -6,98 +6,23 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::colours::{live, Colour};
 use super::canary::Canary;
-use super::{LIVE_SINCE_TAG, REPLACED_AT_TAG};
+use super::colours::{live, Colour};
+use super::health::{healthy_now, wait_healthy};
+use super::in_use;
+use super::{duration_of, HEALTH_TIMEOUT_DEFAULT, LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::cloud::aws::AwsProvider;
-use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetHealth};
-use crate::cloud::wait::{self, Probe};
+use crate::cloud::elbv2::{DefaultAction, Elbv2};
 use crate::cloud::{tags, CloudError};
 use crate::kinds::common::Want;
-use crate::world::{Address, Attrs};
-
-/// Until every one of `ids` is a healthy target of the group, or `deadline`.
-/// A target AWS reports as not running (stopped, terminated) ends the wait
-/// at once: it will not become healthy.
-pub(super) async fn wait_healthy(
-    aws: &AwsProvider,
-    what: &str,
-    arn: &str,
-    ids: &[String],
-    deadline: Duration,
-) -> Result<(), CloudError> {
-    wait::until(
-        &format!("{what}: every target healthy"),
-        deadline,
-        aws.waits.backoff,
-        || async {
-            let health = aws.elbv2.target_health(arn).await?;
-            match verdict(&health, ids) {
-                Verdict::Healthy => Ok(Probe::Done(())),
-                Verdict::Waiting(state) => Ok(Probe::Waiting(state)),
-                Verdict::Never(reason) => Err(CloudError::Failed {
-                    what: what.to_string(),
-                    state: "unhealthy".into(),
-                    reason,
-                }),
-            }
-        },
-    )
-    .await
-}
-
-enum Verdict {
-    Healthy,
-    Waiting(String),
-    Never(String),
-}
-
-fn verdict(health: &[TargetHealth], ids: &[String]) -> Verdict {
-    let mut not_yet = Vec::new();
-    for id in ids {
-        match health.iter().find(|t| &t.id == id) {
-            Some(t) if t.state == "healthy" => {}
-            Some(t) if t.state == "unused" && t.reason.as_deref() == Some("Target.InvalidState") => {
-                return Verdict::Never(format!("{id} is not running (stopped or terminated)"));
-            }
-            Some(t) => not_yet.push(format!(
-                "{id} {}{}",
-                t.state,
-                t.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
-            )),
-            None => not_yet.push(format!("{id} not registered")),
-        }
-    }
-    if ids.is_empty() {
-        return Verdict::Never("no targets (count is 0): nothing to be healthy".into());
-    }
-    if not_yet.is_empty() {
-        Verdict::Healthy
-    } else {
-        Verdict::Waiting(format!(
-            "{} of {} healthy; {}",
-            ids.len() - not_yet.len(),
-            ids.len(),
-            not_yet.join("; ")
-        ))
-    }
-}
-
-/// Every target healthy right now (one DescribeTargetHealth), or why not.
-async fn healthy_now(aws: &AwsProvider, arn: &str, ids: &[String]) -> Result<(), String> {
-    let health = aws.elbv2.target_health(arn).await.map_err(|e| e.to_string())?;
-    match verdict(&health, ids) {
-        Verdict::Healthy => Ok(()),
-        Verdict::Waiting(why) | Verdict::Never(why) => Err(why),
-    }
-}
+use crate::world::{Address, Attrs, Tags};
 
 /// Moves the listener from colour `from` to colour `to` (both in `attrs`),
 /// after re-checking `to`'s health: all the way, or up to the weight
 /// `until` (a gated canary). A resumed cutover goes on from where the
 /// traffic is (no move if `to` has its share already); once `to` has it
-/// all, the colours' and the listener's tags are written. A listener found
-/// elsewhere than planned is left alone.
+/// all, its test rule goes and the colours' and the listener's tags are
+/// written. A listener found elsewhere than planned is left alone.
 pub(super) async fn cutover(
     aws: &AwsProvider,
     address: &Address,
@@ -123,7 +48,9 @@ pub(super) async fn cutover(
     else {
         return Err(failed(
             "missing",
-            format!("the {to} colour does not exist or never finished; the listener was not touched"),
+            format!(
+                "the {to} colour does not exist or never finished; the listener was not touched"
+            ),
         ));
     };
     let live_now = live(colours);
@@ -134,31 +61,50 @@ pub(super) async fn cutover(
             "moved",
             format!(
                 "the listener forwards to {}, not to {} as planned; re-plan",
-                if moved_from.is_empty() { "no colour" } else { moved_from },
+                if moved_from.is_empty() {
+                    "no colour"
+                } else {
+                    moved_from
+                },
                 if from.is_empty() { "no colour" } else { from }
             ),
         ));
     }
     let moved = target.traffic < until;
     if moved {
-        move_traffic(aws, listener, target, old, attrs, until)
+        let traffic = Traffic {
+            listener,
+            colours,
+            target,
+            old,
+        };
+        traffic
+            .move_up_to(aws, attrs, until)
             .await
             .map_err(|(state, why)| failed(state, why))?;
     }
     // From its first cutover on, the listener's traffic is the service's.
     aws.elbv2
-        .add_tags(listener, &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]))
+        .add_tags(
+            listener,
+            &BTreeMap::from([(tags::TRAFFIC.to_string(), address.to_string())]),
+        )
         .await?;
     if until < 100 {
         // Part of the way: the colours change hands at the last weight.
         return Ok(());
     }
+    // Test traffic now reaches it through the default action.
+    in_use::drop_test_rules(aws, listener, target).await?;
     // Stamped when the traffic moves, or missing after a run cut short
     // between the move and the stamps (a resume must not restart the clock).
     let now = jiff::Timestamp::now().as_millisecond().to_string();
     if moved || target.live_since.is_none() {
         aws.elbv2
-            .add_tags(&target.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now.clone())]))
+            .add_tags(
+                &target.target_group,
+                &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now.clone())]),
+            )
             .await?;
         aws.elbv2
             .remove_tags(&target.target_group, &[REPLACED_AT_TAG.to_string()])
@@ -166,65 +112,128 @@ pub(super) async fn cutover(
     }
     if let Some(old) = old.filter(|o| moved || o.replaced_at.is_none()) {
         aws.elbv2
-            .add_tags(&old.target_group, &BTreeMap::from([(REPLACED_AT_TAG.to_string(), now)]))
+            .add_tags(
+                &old.target_group,
+                &BTreeMap::from([(REPLACED_AT_TAG.to_string(), now)]),
+            )
             .await?;
     }
     Ok(())
 }
 
-/// The listener from `old` (if any) to `target`, up to `until` percent: one
-/// call, or one per canary weight above the share `target` already has,
-/// each watched. A canary whose new colour falls unhealthy goes back to
-/// `old` whole.
-async fn move_traffic(
-    aws: &AwsProvider,
-    listener: &str,
-    target: &Colour,
-    old: Option<&Colour>,
-    attrs: &Attrs,
-    until: i64,
-) -> Result<(), (&'static str, String)> {
-    let to = &target.name;
-    let canary = Canary::of(attrs);
-    let stepped = canary.steps.len() > 1;
-    if let Err(why) = healthy_now(aws, &target.target_group, &target.instances).await {
-        // A canary under way goes back; anything else stays where it is.
-        return Err(match old.filter(|_| stepped && target.traffic > 0) {
-            Some(old) => {
-                let at = format!("{to} is not healthy at {}% ({why})", target.traffic);
-                ("aborted", abort(aws, listener, old, at).await)
-            }
-            None => (
-                "unhealthy",
-                format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
-            ),
-        });
-    }
-    let call = |e: CloudError| ("failed", e.to_string());
-    if let (true, Some(old)) = (stepped, old) {
-        mark_live(aws, old, target).await.map_err(call)?;
-        let weights = canary.steps.iter().copied();
-        for share in weights.filter(|p| *p < 100 && *p > target.traffic && *p <= until) {
-            let weights = [
-                (target.target_group.clone(), share as i32),
-                (old.target_group.clone(), 100 - share as i32),
-            ];
-            aws.elbv2
-                .set_default_action(listener, DefaultAction::Weighted(&weights))
-                .await
-                .map_err(call)?;
-            if let Err(why) = watch(aws, &target.target_group, &target.instances, canary.wait).await {
-                return Err(("aborted", abort(aws, listener, old, format!("canary at {share}%: {why}")).await));
+/// One move of a listener's traffic: to `target`, from `old` (if any).
+struct Traffic<'a> {
+    listener: &'a str,
+    /// The service's colours as read when the step began.
+    colours: &'a [Colour],
+    target: &'a Colour,
+    old: Option<&'a Colour>,
+}
+
+impl Traffic<'_> {
+    /// Up to `until` percent on `target`: one call, or one per canary
+    /// weight above the share it already has, each watched. A canary whose
+    /// new colour falls unhealthy goes back to `old` whole, in one call.
+    async fn move_up_to(
+        &self,
+        aws: &AwsProvider,
+        attrs: &Attrs,
+        until: i64,
+    ) -> Result<(), (&'static str, String)> {
+        let (target, old) = (self.target, self.old);
+        let to = &target.name;
+        let canary = Canary::of(attrs);
+        let stepped = canary.steps.len() > 1;
+        if let Err(why) = self.ready(aws, attrs).await {
+            // A canary under way goes back; anything else stays where it is.
+            return Err(match old.filter(|_| stepped && target.traffic > 0) {
+                Some(old) => {
+                    let at = format!("{to} is not healthy at {}% ({why})", target.traffic);
+                    ("aborted", self.abort(aws, old, at).await)
+                }
+                None => (
+                    "unhealthy",
+                    format!("{to} is not healthy just before the cutover ({why}); the listener was not touched"),
+                ),
+            });
+        }
+        let call = |e: CloudError| ("failed", e.to_string());
+        if let (true, Some(old)) = (stepped, old) {
+            mark_live(aws, old, target).await.map_err(call)?;
+            let weights = canary.steps.iter().copied();
+            for share in weights.filter(|p| *p < 100 && *p > target.traffic && *p <= until) {
+                self.set(aws, target, share, Some(old))
+                    .await
+                    .map_err(call)?;
+                if let Err(why) =
+                    watch(aws, &target.target_group, &target.instances, canary.wait).await
+                {
+                    return Err((
+                        "aborted",
+                        self.abort(aws, old, format!("canary at {share}%: {why}"))
+                            .await,
+                    ));
+                }
             }
         }
+        if until < 100 {
+            return Ok(());
+        }
+        self.set(aws, target, 100, old).await.map_err(call)
     }
-    if until < 100 {
-        return Ok(());
+
+    /// `to` at `share` percent, `from` at the rest, the service's other
+    /// members at 0: one ModifyListener call.
+    async fn set(
+        &self,
+        aws: &AwsProvider,
+        to: &Colour,
+        share: i64,
+        from: Option<&Colour>,
+    ) -> Result<(), CloudError> {
+        let weights = in_use::shares(self.colours, self.listener, to, share, from);
+        aws.elbv2
+            .set_default_action(self.listener, DefaultAction::Weighted(&weights))
+            .await
     }
-    aws.elbv2
-        .set_default_action(listener, DefaultAction::Forward(&target.target_group))
+
+    /// `target` healthy just before traffic moves to it. A colour not in
+    /// use on the listener (made before drctl kept idle colours there, or
+    /// beside a listener found in the single-target form) is put in use
+    /// first and given its health timeout, as AWS checks it only then.
+    async fn ready(&self, aws: &AwsProvider, attrs: &Attrs) -> Result<(), String> {
+        let target = self.target;
+        let in_use = target.listener == self.listener || !target.test_rule.is_empty();
+        if in_use {
+            return healthy_now(aws, &target.target_group, &target.instances).await;
+        }
+        in_use::put_in_use(aws, self.listener, target, live(self.colours), &Tags::new())
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = duration_of(attrs, "health_timeout", HEALTH_TIMEOUT_DEFAULT);
+        let what = format!("{} colour", target.name);
+        wait_healthy(
+            aws,
+            &what,
+            &target.target_group,
+            &target.instances,
+            deadline,
+        )
         .await
-        .map_err(call)
+        .map_err(|e| e.to_string())
+    }
+
+    /// All the traffic back on `old` after a canary went wrong (`why`),
+    /// the canary kept in use at weight 0: what happened, in words.
+    async fn abort(&self, aws: &AwsProvider, old: &Colour, why: String) -> String {
+        match self.set(aws, old, 100, Some(self.target)).await {
+            Ok(()) => format!("{why}; all traffic is back on {}", old.name),
+            Err(e) => format!(
+                "{why}; moving all traffic back to {} failed too: {e}",
+                old.name
+            ),
+        }
+    }
 }
 
 /// Before traffic is shared: `old` is the live colour and `canary` is not,
@@ -239,7 +248,10 @@ async fn mark_live(aws: &AwsProvider, old: &Colour, canary: &Colour) -> Result<(
     if old.live_since.is_none() || old.live_since < canary.live_since {
         let now = jiff::Timestamp::now().as_millisecond().to_string();
         aws.elbv2
-            .add_tags(&old.target_group, &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now)]))
+            .add_tags(
+                &old.target_group,
+                &BTreeMap::from([(LIVE_SINCE_TAG.to_string(), now)]),
+            )
             .await?;
     }
     Ok(())
@@ -256,26 +268,17 @@ pub(super) async fn canary_sent_back(
     let Some(live) = live(colours).filter(|l| colour.traffic > 0 && l.name != colour.name) else {
         return Ok(colour.clone());
     };
-    aws.elbv2
-        .set_default_action(&live.listener, DefaultAction::Forward(&live.target_group))
-        .await?;
+    let traffic = Traffic {
+        listener: &live.listener,
+        colours,
+        target: colour,
+        old: Some(live),
+    };
+    traffic.set(aws, live, 100, Some(colour)).await?;
     Ok(Colour {
         traffic: 0,
         ..colour.clone()
     })
-}
-
-/// All the traffic back on `old` after a canary went wrong (`why`): what
-/// happened, in words.
-async fn abort(aws: &AwsProvider, listener: &str, old: &Colour, why: String) -> String {
-    let back = aws
-        .elbv2
-        .set_default_action(listener, DefaultAction::Forward(&old.target_group))
-        .await;
-    match back {
-        Ok(()) => format!("{why}; all traffic is back on {}", old.name),
-        Err(e) => format!("{why}; moving all traffic back to {} failed too: {e}", old.name),
-    }
 }
 
 /// Watches a canary weight for `wait`: every target must stay healthy.
