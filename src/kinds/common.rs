@@ -237,7 +237,7 @@ pub(crate) const HEALTH_CHECK: &[Field] = &[
     opt("healthy_threshold", Ty::Int { min: 2, max: 10 }),
 ];
 
-/// A load balancer's listener and target protocols.
+/// A target group's protocols (listeners have their own: `listener::PROTOCOL`).
 pub(crate) const PROTOCOL: Ty = Ty::Enum(&["HTTP", "HTTPS", "TCP"]);
 
 /// `health_check` with AWS's defaults filled in.

@@ -1,7 +1,21 @@
 //! `drctl validate`'s table: broken input → the exact problem, with file,
 //! line, column and key. Each case changes one file of the minimal valid repo.
 
-use crate::support::{drctl, Repo, APP, NET, RUNBOOK};
+use crate::support::{drctl, drctl_at, moto_endpoint, outcome, Repo, APP, NET, RUNBOOK};
+
+/// A certificate's ARN as AWS writes it.
+const CERTIFICATE: &str =
+    "arn:aws:acm:us-east-1:123456789012:certificate/0f3c7e2a-5b1d-4c8e-9a6f-2d4b8c1e7f90";
+
+/// The app stack with its listener (at line 9) speaking `protocol`, with
+/// `certificate_arn` on line 12 when given.
+fn listener(protocol: &str, certificate: Option<&str>) -> String {
+    let certificate = certificate.map_or(String::new(), |c| format!("certificate_arn = \"{c}\"\n"));
+    APP.replace(
+        "protocol = \"HTTP\"\n",
+        &format!("protocol = \"{protocol}\"\n{certificate}"),
+    )
+}
 
 /// (what is broken, file, its new content, the problem expected).
 /// The expected text must appear in one reported problem (which includes
@@ -38,7 +52,25 @@ fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
         ("integer out of range", "stacks/app.toml", APP.replace("count = 2", "count = -1"),
             "resources.service.web.count: expected an integer ≥ 0, found -1"),
         ("wrong enum value", "stacks/app.toml", APP.replace("protocol = \"HTTP\"", "protocol = \"HTTTP\""),
-            "resources.listener.http.protocol: expected one of `HTTP`, `HTTPS`, `TCP`, found `HTTTP`\n  hint: did you mean `HTTP`?"),
+            "resources.listener.http.protocol: expected one of `HTTP`, `HTTPS`, `TCP`, `TLS`, `UDP`, `TCP_UDP`, found `HTTTP`\n  hint: did you mean `HTTP`?"),
+        // AWS refuses these listeners; moto takes some of them.
+        ("an HTTPS listener without a certificate", "stacks/app.toml", listener("HTTPS", None),
+            "stacks/app.toml:11:12: resources.listener.http.certificate_arn: an HTTPS listener needs `certificate_arn`, the default certificate it presents (AWS refuses HTTPS without one)\n  \
+             hint: add certificate_arn = \"arn:aws:acm:…\""),
+        ("a TCP listener on an Application Load Balancer", "stacks/app.toml", listener("TCP", None),
+            "stacks/app.toml:11:12: resources.listener.http.protocol: an Application Load Balancer takes HTTP or HTTPS listeners, not `TCP`\n  \
+             hint: drctl's load balancers are Application Load Balancers (`TCP` is a Network Load Balancer's protocol)"),
+        ("a UDP listener", "stacks/app.toml", listener("UDP", None),
+            "stacks/app.toml:11:12: resources.listener.http.protocol: an Application Load Balancer takes HTTP or HTTPS listeners, not `UDP`"),
+        ("a TCP_UDP listener", "stacks/app.toml", listener("TCP_UDP", None),
+            "stacks/app.toml:11:12: resources.listener.http.protocol: an Application Load Balancer takes HTTP or HTTPS listeners, not `TCP_UDP`"),
+        ("a TLS listener, even with a certificate", "stacks/app.toml", listener("TLS", Some(CERTIFICATE)),
+            "stacks/app.toml:11:12: resources.listener.http.protocol: an Application Load Balancer takes HTTP or HTTPS listeners, not `TLS`"),
+        ("a certificate on an HTTP listener", "stacks/app.toml", listener("HTTP", Some(CERTIFICATE)),
+            "stacks/app.toml:12:19: resources.listener.http.certificate_arn: `certificate_arn` is for HTTPS listeners; this one is `HTTP`\n  \
+             hint: remove certificate_arn, or write protocol = \"HTTPS\""),
+        ("a certificate that is not a string", "stacks/app.toml", APP.replace("protocol = \"HTTP\"\n", "protocol = \"HTTPS\"\ncertificate_arn = 443\n"),
+            "stacks/app.toml:12:19: resources.listener.http.certificate_arn: expected a string, found an integer"),
         ("unresolved resource reference", "stacks/net.toml", NET.replace("vpc = \"${vpc.main.id}\"", "vpc = \"${vpc.mian.id}\""),
             "stacks/net.toml:10:8: resources.subnet.a.vpc: unknown resource `vpc.mian` in `${vpc.mian.id}`\n  hint: did you mean `main`?"),
         ("unknown exported attribute", "stacks/net.toml", NET.replace("vpc_id = \"${vpc.main.id}\"", "vpc_id = \"${vpc.main.arn}\""),
@@ -325,4 +357,98 @@ fn broken_drill_checks_exit_2_naming_file_line_and_key() {
     ] {
         assert!(stderr.contains(expected), "expected {expected:?} in\n{stderr}");
     }
+}
+
+/// Listeners AWS refuses are refused at load time: exit 2 with file, line
+/// and key, and not one call to AWS.
+#[test]
+fn refused_listeners_exit_2_before_any_aws_call() {
+    // A second listener from line 22, its protocol on line 24.
+    let stack = format!(
+        "{}\n[resources.listener.raw]\nload_balancer = \"${{load_balancer.lb.arn}}\"\nprotocol = \"TCP\"\nport = 8080\n",
+        listener("HTTPS", None)
+    );
+    let repo = Repo::with(&[("stacks/app.toml", &stack)]);
+    let state = tempfile::tempdir().expect("state dir");
+    // Nothing listens on port 9 (discard): a plan that called AWS would get
+    // no answer there (and retry for minutes), not exit 2 with the stack's
+    // problems.
+    let (code, text) =
+        outcome(drctl_at(repo.root(), state.path(), "http://127.0.0.1:9").args(["plan", "rb"]));
+    assert_eq!(code, Some(2), "{text}");
+    for expected in [
+        "stacks/app.toml:11:12: resources.listener.http.certificate_arn: an HTTPS listener needs `certificate_arn`",
+        "stacks/app.toml:24:12: resources.listener.raw.protocol: an Application Load Balancer takes HTTP or HTTPS listeners, not `TCP`",
+        "2 problems found",
+    ] {
+        assert!(text.contains(expected), "expected {expected:?} in\n{text}");
+    }
+}
+
+#[test]
+fn an_https_listener_with_a_certificate_and_a_tcp_target_group_are_valid() {
+    let written = format!(
+        "{}\n[resources.target_group.raw]\nvpc = \"${{stack.net.vpc_id}}\"\nprotocol = \"TCP\"\nport = 8080\n",
+        listener("HTTPS", Some(CERTIFICATE))
+    );
+    let from_a_var = format!(
+        "{}\n[vars]\ncertificate = \"{CERTIFICATE}\"\n",
+        listener("HTTPS", Some("${var.certificate}"))
+    );
+    for stack in [written, from_a_var] {
+        assert_eq!(
+            Repo::with(&[("stacks/app.toml", &stack)]).problems(),
+            Vec::<String>::new(),
+            "{stack}"
+        );
+    }
+}
+
+/// The certificate goes to CreateListener and is read back as written: no
+/// drift, and another certificate is an update in place from the one AWS has.
+#[test]
+fn an_https_listener_plans_applies_and_reads_back_its_certificate() {
+    // moto's CreateListener insists that an ACM certificate exists (drctl
+    // has no ACM client to import one) but takes an IAM certificate's ARN.
+    const FIRST: &str = "arn:aws:iam::123456789012:server-certificate/drctl-it-https-a";
+    const SECOND: &str = "arn:aws:iam::123456789012:server-certificate/drctl-it-https-b";
+    let vars = "cidr = \"10.78.0.0/16\"\nsubnet_a_cidr = \"10.78.1.0/24\"\nsubnet_b_cidr = \"10.78.2.0/24\"";
+    let repo = Repo::fleet_rehearsal("it-https", "us-west-2", vars, "\"auto\"");
+    repo.edit("stacks/fleet.toml", |text| {
+        text.replace(
+            "protocol = \"HTTP\"\nport = 80\ndefault_target_group",
+            &format!("protocol = \"HTTPS\"\nport = 443\ncertificate_arn = \"{FIRST}\"\ndefault_target_group"),
+        )
+    });
+    let state = tempfile::tempdir().expect("state dir");
+    let run =
+        |args: &[&str]| outcome(drctl_at(repo.root(), state.path(), moto_endpoint()).args(args));
+
+    let (code, text) = run(&["validate"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(
+        text.contains("+ listener.http")
+            && text.contains(&format!("certificate_arn      = \"{FIRST}\"")),
+        "{text}"
+    );
+    let (code, text) = run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "no drift once applied: {text}");
+
+    // The change shows the certificate read back from AWS (a spec-hash
+    // difference alone would show no `before`), and updates in place.
+    repo.edit("stacks/fleet.toml", |text| text.replace(FIRST, SECOND));
+    let (code, text) = run(&["plan", "rb", "--detailed-exitcode"]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(
+        text.contains(&format!("certificate_arn : \"{FIRST}\" → \"{SECOND}\""))
+            && text.contains("Plan: 0 to add, 1 to change, 0 to replace, 0 to destroy."),
+        "{text}"
+    );
+
+    let (code, text) = run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -307,6 +307,7 @@ impl Elbv2 for SdkElbv2 {
         load_balancer: &str,
         protocol: &str,
         port: i32,
+        certificate: Option<&str>,
         action: DefaultAction<'_>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Listener, CloudError> {
@@ -316,6 +317,13 @@ impl Elbv2 for SdkElbv2 {
             .load_balancer_arn(load_balancer)
             .protocol(ProtocolEnum::from(protocol))
             .port(port)
+            .set_certificates(certificate.map(|arn| {
+                vec![
+                    aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                        .certificate_arn(arn)
+                        .build(),
+                ]
+            }))
             .default_actions(default_action(action))
             .set_tags(Some(sdk_tags(tags)));
         let out = ELBV2.call(request.send()).await?;
@@ -327,6 +335,7 @@ impl Elbv2 for SdkElbv2 {
         arn: &str,
         protocol: &str,
         port: i32,
+        certificate: Option<&str>,
         action: Option<DefaultAction<'_>>,
     ) -> Result<(), CloudError> {
         let request = self
@@ -335,6 +344,13 @@ impl Elbv2 for SdkElbv2 {
             .listener_arn(arn)
             .protocol(ProtocolEnum::from(protocol))
             .port(port)
+            .set_certificates(certificate.map(|arn| {
+                vec![
+                    aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                        .certificate_arn(arn)
+                        .build(),
+                ]
+            }))
             .set_default_actions(action.map(|a| vec![default_action(a)]));
         ELBV2.call(request.send()).await?;
         Ok(())

@@ -132,20 +132,24 @@ pub trait Elbv2 {
     /// The listeners of one load balancer (paginated).
     async fn listeners(&self, load_balancer: &str) -> Result<Vec<Listener>, CloudError>;
     async fn listener(&self, arn: &str) -> Result<Option<Listener>, CloudError>;
+    /// `certificate`: the default certificate's ARN (HTTPS).
     async fn create_listener(
         &self,
         load_balancer: &str,
         protocol: &str,
         port: i32,
+        certificate: Option<&str>,
         action: DefaultAction<'_>,
         tags: &BTreeMap<String, String>,
     ) -> Result<Listener, CloudError>;
-    /// Changes protocol and port, and the default action unless `None`.
+    /// Changes protocol and port, the default certificate unless `None`
+    /// (the listener keeps its own), and the default action unless `None`.
     async fn modify_listener(
         &self,
         arn: &str,
         protocol: &str,
         port: i32,
+        certificate: Option<&str>,
         action: Option<DefaultAction<'_>>,
     ) -> Result<(), CloudError>;
     /// Moves a listener's traffic: its default action, in one call.
