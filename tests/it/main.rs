@@ -3,6 +3,9 @@
 //! when this process exits) serves every test that needs AWS.
 
 mod apply;
+mod aws_behaviour;
+mod aws_model;
+mod aws_model_tests;
 mod bake;
 mod bake_faults;
 mod cli;

@@ -11,6 +11,10 @@
 //! The service is read from the SigV4 credential scope (`…/ec2/aws4_request`,
 //! `…/elasticloadbalancing/aws4_request`), falling back to the query
 //! protocol's `Version=`; the action from `Action=` in the form body.
+//!
+//! [`FaultProxy::moto_as_aws`] adds a model of AWS's resource states
+//! ([`crate::aws_model`]) behind the faults: a request that meets no fault
+//! is forwarded through the model, which rewrites moto's answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Write};
@@ -19,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::aws_model::{AwsModel, AwsTimes};
 
 /// The AWS API a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +169,8 @@ pub struct FaultProxy {
 
 struct Shared {
     upstream: SocketAddr,
+    /// AWS's state behaviour, for [`FaultProxy::moto_as_aws`].
+    model: Option<AwsModel>,
     state: Mutex<State>,
     stopping: AtomicBool,
     /// Open client connections, to cut on drop.
@@ -191,6 +199,10 @@ struct Plan {
 impl FaultProxy {
     /// A proxy in front of `upstream` (`http://host:port`).
     pub fn start(upstream: &str, faults: Faults) -> FaultProxy {
+        FaultProxy::start_with(upstream, faults, None)
+    }
+
+    fn start_with(upstream: &str, faults: Faults, model: Option<AwsModel>) -> FaultProxy {
         let authority = upstream
             .strip_prefix("http://")
             .unwrap_or(upstream)
@@ -204,6 +216,7 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             upstream,
+            model,
             state: Mutex::new(State {
                 plan: Plan::new(faults),
                 counts: BTreeMap::new(),
@@ -231,6 +244,27 @@ impl FaultProxy {
     /// A proxy in front of the tests' moto server.
     pub fn moto(faults: Faults) -> FaultProxy {
         FaultProxy::start(crate::support::moto_endpoint(), faults)
+    }
+
+    /// A proxy in front of the tests' moto server that shows what AWS would:
+    /// instances `pending` before `running`, images `pending`, load balancers
+    /// `provisioning`, targets `unused` / `initial` / `draining`, on the
+    /// durations of `times`. No faults until [`FaultProxy::set_faults`].
+    pub fn moto_as_aws(times: AwsTimes) -> FaultProxy {
+        FaultProxy::start_with(
+            crate::support::moto_endpoint(),
+            Faults::none(),
+            Some(AwsModel::new(times)),
+        )
+    }
+
+    /// The AWS model of a [`FaultProxy::moto_as_aws`] proxy: its overrides
+    /// and time scale.
+    pub fn aws(&self) -> &AwsModel {
+        self.shared
+            .model
+            .as_ref()
+            .expect("a proxy started with FaultProxy::moto_as_aws")
     }
 
     /// `http://127.0.0.1:PORT`, for `--endpoint-url`.
@@ -437,7 +471,12 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
                 return Ok(());
             }
             Some(fault) => fault_response(&fault, service, &format!("fault-proxy-{n}")),
-            None => forward(&mut upstream, shared.upstream, &request)?,
+            None => match &shared.model {
+                Some(model) => model.exchange(&request, service, &action, &mut |r: &Request| {
+                    forward(&mut upstream, shared.upstream, r)
+                })?,
+                None => forward(&mut upstream, shared.upstream, &request)?,
+            },
         };
         writer.write_all(&response.encode(request.close))?;
         writer.flush()?;
@@ -447,17 +486,20 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
     }
 }
 
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// One HTTP request; the AWS model reads and rewrites it, and sends its own
+/// to moto.
+#[derive(Clone)]
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
     /// The client asked to close after this response.
-    close: bool,
+    pub(crate) close: bool,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
 
@@ -497,11 +539,11 @@ impl Request {
     }
 }
 
-struct Response {
-    status: u16,
-    reason: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
@@ -758,7 +800,7 @@ pub fn read_answer(reader: &mut BufReader<TcpStream>) -> io::Result<(u16, String
 // ---------------------------------------------------------------------------
 // Error bodies, as each API writes them
 
-fn fault_response(fault: &Fault, service: Service, request_id: &str) -> Response {
+pub(crate) fn fault_response(fault: &Fault, service: Service, request_id: &str) -> Response {
     let (status, code, message, receiver) = match (fault, service) {
         (Fault::Throttle, Service::Elbv2) => (400, "Throttling", "Rate exceeded", false),
         (Fault::Throttle, _) => (

@@ -27,7 +27,7 @@ const REGION: &str = "us-east-1";
 
 /// A network, a load balancer and listener, and a service of `image`,
 /// with `strategy`; the cutover in its own gated phase.
-fn repo(env: &str, octet: u8, image: &str, strategy: &str) -> Repo {
+pub(crate) fn repo(env: &str, octet: u8, image: &str, strategy: &str) -> Repo {
     let stack = format!(
         r#"[resources.vpc.main]
 cidr_block = "10.{octet}.0.0/16"
@@ -85,7 +85,7 @@ gate = "manual"
     ])
 }
 
-fn set_image(repo: &Repo, from: &str, to: &str) {
+pub(crate) fn set_image(repo: &Repo, from: &str, to: &str) {
     repo.edit("stacks/app.toml", |text| text.replace(from, to));
 }
 
@@ -127,12 +127,12 @@ impl Svc {
     }
 }
 
-async fn provider() -> AwsProvider {
+pub(crate) async fn provider() -> AwsProvider {
     AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await)
 }
 
 /// The service object and its colours' (name, traffic, instance count).
-async fn service(env: &str) -> Option<ObservedResource> {
+pub(crate) async fn service(env: &str) -> Option<ObservedResource> {
     provider()
         .await
         .discover(env)
@@ -142,7 +142,7 @@ async fn service(env: &str) -> Option<ObservedResource> {
         .find(|o| o.address.to_string() == "app.service.web")
 }
 
-async fn colours(env: &str) -> Vec<(String, i64, usize)> {
+pub(crate) async fn colours(env: &str) -> Vec<(String, i64, usize)> {
     let Some(s) = service(env).await else {
         return Vec::new();
     };
@@ -161,12 +161,12 @@ async fn colours(env: &str) -> Vec<(String, i64, usize)> {
 }
 
 /// The percent of the traffic colour `name` takes.
-async fn share(env: &str, name: &str) -> i64 {
+pub(crate) async fn share(env: &str, name: &str) -> i64 {
     let colours = colours(env).await;
     colours.iter().find(|c| c.0 == name).map_or(0, |c| c.1)
 }
 
-async fn live(env: &str) -> String {
+pub(crate) async fn live(env: &str) -> String {
     match service(env).await {
         Some(s) => s.exports["live_color"].as_str().unwrap().to_string(),
         None => String::new(),
