@@ -107,16 +107,20 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     }
 }
 
-pub async fn resume_command(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
+pub async fn resume_command(
+    global: &GlobalArgs,
+    run_id: &str,
+    parallelism: usize,
+) -> Result<u8, Error> {
     let global = &for_run(global, run_id)?;
     if is_drill(global, run_id) {
-        return Box::pin(crate::cli::resume_drill(global, run_id)).await;
+        return Box::pin(crate::cli::resume_drill(global, run_id, parallelism)).await;
     }
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
-    let result = app::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
+    let result = app::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
     Ok(print_end(global, result?))
@@ -191,7 +195,8 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
     }
     if is_drill(global, &args.run_id) {
         // A rejected drill still tears down what it built and reports.
-        let code = Box::pin(crate::cli::resume_drill(global, &args.run_id)).await?;
+        let parallelism = crate::cli::DEFAULT_PARALLELISM.into();
+        let code = Box::pin(crate::cli::resume_drill(global, &args.run_id, parallelism)).await?;
         return Ok(if code == exit::FAILURE {
             exit::OK
         } else {

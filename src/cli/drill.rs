@@ -30,6 +30,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         rebake: args.rebake,
         parallelism: args.parallelism.into(),
         settings: DrillSettings::default(),
+        run_id: args.run_id.clone(),
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
@@ -40,12 +41,17 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
 }
 
 /// `drctl resume` of a drill run.
-pub async fn resume_drill(global: &GlobalArgs, run_id: &str) -> Result<u8, Error> {
+pub async fn resume_drill(
+    global: &GlobalArgs,
+    run_id: &str,
+    parallelism: usize,
+) -> Result<u8, Error> {
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
-    let outcome = rehearse::resume(&ctx, &CliConnect::new(global), run_id, 10, &cancel).await;
+    let outcome =
+        rehearse::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
     Ok(print_drill_end(global, outcome?))

@@ -246,6 +246,11 @@ pub struct DrillArgs {
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// The drill's run id (default: a new one); its report is
+    /// `reports/<runbook>/<run id>.json`, so a scheduler that names its
+    /// drills knows which report is theirs.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,7 +303,14 @@ pub enum RunsCommand {
 pub struct ResumeArgs {
     /// The run to continue (as `drctl runs` lists it).
     pub run_id: String,
+    /// Most resource operations in flight at once.
+    #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
 }
+
+/// `--parallelism` when not given (also for a drill resumed to tear down
+/// after a rejection).
+pub const DEFAULT_PARALLELISM: u16 = 10;
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -511,7 +523,12 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Approve(args) => crate::commands::approve_command(global, args),
         Command::Reject(args) => crate::commands::reject_command(global, args).await,
         Command::Resume(args) => {
-            Box::pin(crate::commands::resume_command(global, &args.run_id)).await
+            Box::pin(crate::commands::resume_command(
+                global,
+                &args.run_id,
+                args.parallelism.into(),
+            ))
+            .await
         }
         Command::Runs { show } => crate::commands::runs_command(
             global,

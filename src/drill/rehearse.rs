@@ -44,6 +44,9 @@ pub struct DrillRequest {
     pub rebake: bool,
     pub parallelism: usize,
     pub settings: DrillSettings,
+    /// The run id to use (the scheduler names its drills, so it knows which
+    /// report is theirs); default: a new one.
+    pub run_id: Option<String>,
 }
 
 /// How long a drill waits on the cloud after the rebuild.
@@ -100,6 +103,11 @@ pub async fn drill<C: Connect>(
     request: &DrillRequest,
     cancel: &AtomicBool,
 ) -> Result<DrillOutcome, Error> {
+    // Bad input touches nothing: checked before anything is loaded or asked.
+    let given = match &request.run_id {
+        Some(id) => Some(given_run_id(ctx.state_dir, id)?),
+        None => None,
+    };
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     let source = loaded.runbook().clone();
     let region = request.region.clone().unwrap_or(source.region.clone());
@@ -119,7 +127,10 @@ pub async fn drill<C: Connect>(
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();
-    let run_id = new_run_id(ctx.clock);
+    let run_id = match given {
+        Some(id) => id,
+        None => new_run_id(ctx.clock),
+    };
     let lock = EnvLock::acquire(ctx.state_dir, &environment, &region, &run_id)?;
     let snapshot =
         run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
@@ -247,6 +258,8 @@ pub async fn resume<C: Connect>(
         rebake: start.rebake,
         parallelism,
         settings: DrillSettings::default(),
+        // Already named: this is its conclusion.
+        run_id: None,
     };
     let outcome = Box::pin(conclude(
         ctx, connect, &provider, &loaded, &journal, end, &request, cancel,
@@ -254,6 +267,30 @@ pub async fn resume<C: Connect>(
     .await;
     drop(lock);
     outcome
+}
+
+/// A run id given on the command line: a file name of its own (letters,
+/// digits, `-`, `_`, `.`; not `.`-first) that no run has yet.
+fn given_run_id(state_dir: &std::path::Path, id: &str) -> Result<String, Error> {
+    let fine = !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !fine {
+        return Err(Error::usage(
+            format!("--run-id {id:?} is not a run id"),
+            Some("use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'".into()),
+        ));
+    }
+    if crate::journal::runs_dir(state_dir).join(id).exists() {
+        return Err(Error::usage(
+            format!("run {id} exists already"),
+            Some("give a new --run-id, or `drctl resume` that run".into()),
+        ));
+    }
+    Ok(id.to_string())
 }
 
 fn check_failures(results: &[CheckResult]) -> Vec<String> {

@@ -20,7 +20,7 @@ use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, Zoned};
 use serde::Serialize;
@@ -92,6 +92,8 @@ pub enum Event {
         /// How many fires this one drill stands for (missed ones fold in).
         fires: usize,
         pid: u32,
+        /// The drill's run id, given to it: its report is `<run id>.json`.
+        run_id: String,
     },
     DrillFinished {
         runbook: String,
@@ -340,7 +342,10 @@ impl Daemon<'_> {
         let runbook = scheduled.runbook.clone();
         let fire = due.newest.at.to_string();
         let started = (self.now)();
-        let since = SystemTime::now();
+        // The drill is told its run id, so its report is known by name (a
+        // file's modification time may lag the clock on coarse file systems).
+        let run_id =
+            crate::app::new_run_id(&crate::clock::ManualClock::at(started.as_millisecond()));
         self.record(&runbook, |entry| {
             entry.handled_through = due.newest.at.timestamp();
             entry.last_run = Some(LastRun {
@@ -358,6 +363,8 @@ impl Daemon<'_> {
             .args(&drill.args)
             .arg("drill")
             .arg(&runbook)
+            .arg("--run-id")
+            .arg(&run_id)
             .stdin(Stdio::null())
             .process_group(0)
             .spawn();
@@ -378,6 +385,7 @@ impl Daemon<'_> {
                         shift: due.newest.shift,
                         fires: due.count,
                         pid,
+                        run_id: run_id.clone(),
                     },
                 );
                 let status = loop {
@@ -426,7 +434,7 @@ impl Daemon<'_> {
                 exit_code,
                 signal,
                 duration_ms: finished.as_millisecond() - started.as_millisecond(),
-                report: newest_report(&reports, since),
+                report: Some(reports.join(format!("{run_id}.json"))).filter(|p| p.is_file()),
                 error,
             },
         );
@@ -452,25 +460,6 @@ fn forward_term(pid: u32) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
         let _ = kill_process(pid, Signal::TERM);
     }
-}
-
-/// The report the drill wrote: the newest file in `dir` changed since it
-/// started, the JSON one when there are several kinds.
-pub fn newest_report(dir: &Path, since: SystemTime) -> Option<PathBuf> {
-    let mut written: Vec<(bool, SystemTime, PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| {
-            let entry = e.ok()?;
-            let modified = entry.metadata().ok()?.modified().ok()?;
-            let path = entry.path();
-            (modified >= since && path.is_file()).then(|| {
-                let json = path.extension().is_some_and(|x| x == "json");
-                (json, modified, path)
-            })
-        })
-        .collect();
-    written.sort();
-    written.pop().map(|(_, _, path)| path)
 }
 
 /// One daemon per state directory: two would run the same drills twice.

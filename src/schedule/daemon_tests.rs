@@ -120,9 +120,11 @@ async fn missed_fires_run_once_and_the_verdict_is_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let reports = dir.path().join("reports/rb");
     std::fs::create_dir_all(&reports).unwrap();
-    // The stand-in drill writes a report and fails.
+    // The stand-in drill writes its report, named by the run id it was
+    // given, and fails. Another report beside it is not the drill's.
+    std::fs::write(reports.join("99991231T235959-ffff.json"), "{}").unwrap();
     let script = format!(
-        "test \"$1 $2\" = 'drill rb' || exit 9; echo '{{}}' > '{}/r.json'; exit 1",
+        "test \"$1 $2 $3\" = 'drill rb --run-id' || exit 9; echo '{{}}' > '{}/'\"$4\".json; exit 1",
         reports.display()
     );
     let config = config(
@@ -149,7 +151,13 @@ async fn missed_fires_run_once_and_the_verdict_is_the_exit_code() {
             stopped: false
         }
     );
-    let Event::DrillStarted { fires, fire, .. } = &events[1] else {
+    let Event::DrillStarted {
+        fires,
+        fire,
+        run_id,
+        ..
+    } = &events[1]
+    else {
         unreachable!()
     };
     assert_eq!(
@@ -166,7 +174,11 @@ async fn missed_fires_run_once_and_the_verdict_is_the_exit_code() {
         unreachable!()
     };
     assert_eq!((*verdict, *exit_code), (Verdict::Failed, Some(1)));
-    assert_eq!(report.as_deref(), Some(reports.join("r.json").as_path()));
+    assert!(run_id.starts_with("20260604T120000-"), "{run_id}");
+    assert_eq!(
+        report.as_deref(),
+        Some(reports.join(format!("{run_id}.json")).as_path())
+    );
 
     let state = state::load(&state::state_path(dir.path())).unwrap();
     let rb = &state.runbooks["rb"];

@@ -99,6 +99,16 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn a_drill_refuses_a_run_id_that_is_no_file_name_before_anything_else() {
+    let repo = Repo::with(&[]);
+    for bad in ["../escape", "", ".hidden", "a/b"] {
+        let (code, _, err) = run_in(&repo, &["drill", "rb", "--run-id", bad]);
+        assert_eq!(code, Some(2), "{bad:?}: {err}");
+        assert!(err.contains("is not a run id"), "{bad:?}: {err}");
+    }
+}
+
 /// Runs drctl in `repo` with its own state dir, no terminal on stdin, and
 /// moto's credentials (used only by commands given `--endpoint-url`).
 fn run_in(repo: &Repo, args: &[&str]) -> (Option<i32>, String, String) {
