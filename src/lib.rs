@@ -13,13 +13,13 @@
 //! - [`events`]: the typed events every layer reports, and the sinks that consume them.
 //! - [`app`]: plan, apply, resume, approve, reject, destroy as library functions.
 //! - [`drill`]: DR drills (rebuild, check, time, tear down, leak check, report).
-//! - [`cli`], [`commands`], [`terminal`]: the command line, a thin layer over the above.
+//! - [`cli`]: the command line (its commands and terminal/JSON sinks), a
+//!   thin layer over the above.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
-pub mod commands;
 pub mod diag;
 pub mod digest;
 pub mod drill;
@@ -36,7 +36,6 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;
-pub mod terminal;
 pub mod world;
 
 pub use error::Error;

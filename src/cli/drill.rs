@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::{DrillArgs, GlobalArgs, RebuildArgs};
 use crate::app;
-use crate::commands::{context, print_end, sink, watch_ctrl_c};
+use crate::cli::commands::{context, print_end, sink, watch_ctrl_c};
 use crate::drill::rehearse::{self, DrillOutcome, DrillRequest, DrillSettings};
 use crate::drill::render::duration;
 use crate::drill::{history, report::DrillReport};
@@ -222,7 +222,7 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
     let ctx = context(global, sink.as_ref());
     let loaded = app::load(global.root.as_deref(), &args.runbook)?;
     let runbook = loaded.runbook();
-    let started = crate::clock::Clock::now(&crate::commands::CLOCK);
+    let started = crate::clock::Clock::now(&crate::cli::commands::CLOCK);
     if matches!(global.log_format, super::LogFormat::Text) {
         println!(
             "Emergency rebuild of {} ({}) from what exists, started {}.",
@@ -253,7 +253,7 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
-    let elapsed = crate::clock::Clock::now(&crate::commands::CLOCK) - started;
+    let elapsed = crate::clock::Clock::now(&crate::cli::commands::CLOCK) - started;
     let code = match result? {
         app::ApplyResult::NoChanges => {
             println!("Nothing to rebuild: every resource of the runbook exists as specified.");

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
+pub(crate) mod commands;
 mod drill;
 pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
 mod target;
+pub mod terminal;
 mod traffic;
 
 pub use drill::resume_drill;
@@ -514,23 +516,23 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             print!("{}", graph::render(&project, runbook, args.format.into()));
             Ok(exit::OK)
         }
-        Command::Plan(args) => crate::commands::plan_command(global, args).await,
-        Command::Apply(args) => crate::commands::apply_command(global, args).await,
-        Command::Destroy(args) => crate::commands::destroy_command(global, args).await,
+        Command::Plan(args) => crate::cli::commands::plan_command(global, args).await,
+        Command::Apply(args) => crate::cli::commands::apply_command(global, args).await,
+        Command::Destroy(args) => crate::cli::commands::destroy_command(global, args).await,
         Command::Rollback(args) => traffic::rollback_command(global, args).await,
         Command::Retire(args) => traffic::retire_command(global, args).await,
-        Command::Output(args) => crate::commands::output_command(global, args).await,
-        Command::Approve(args) => crate::commands::approve_command(global, args),
-        Command::Reject(args) => crate::commands::reject_command(global, args).await,
+        Command::Output(args) => crate::cli::commands::output_command(global, args).await,
+        Command::Approve(args) => crate::cli::commands::approve_command(global, args),
+        Command::Reject(args) => crate::cli::commands::reject_command(global, args).await,
         Command::Resume(args) => {
-            Box::pin(crate::commands::resume_command(
+            Box::pin(crate::cli::commands::resume_command(
                 global,
                 &args.run_id,
                 args.parallelism.into(),
             ))
             .await
         }
-        Command::Runs { show } => crate::commands::runs_command(
+        Command::Runs { show } => crate::cli::commands::runs_command(
             global,
             show.as_ref()
                 .map(|RunsCommand::Show { run_id }| run_id.as_str()),
@@ -541,7 +543,9 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
             drill::history_command(global, runbook)
         }
         Command::Rebuild(args) => Box::pin(drill::rebuild_command(global, args)).await,
-        Command::Unlock(args) => crate::commands::unlock_command(global, &args.target, args.yes),
+        Command::Unlock(args) => {
+            crate::cli::commands::unlock_command(global, &args.target, args.yes)
+        }
         Command::Schedule(command) => schedule::schedule(global, command).await,
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {

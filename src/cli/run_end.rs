@@ -22,7 +22,7 @@ pub(crate) fn print_end(global: &GlobalArgs, result: app::RunResult) -> u8 {
     match result.end {
         RunEnd::Succeeded(report) => {
             print_summary("Apply", &report);
-            print!("{}", crate::terminal::render_outputs(&result.outputs));
+            print!("{}", crate::cli::terminal::render_outputs(&result.outputs));
             match &result.after_cutover {
                 Some(after) if after.failed() => {
                     println!("{}", checks_failed_sentence(after));

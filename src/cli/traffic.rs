@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{CliConnect, GlobalArgs};
 use crate::app::{self, TrafficRequest, TrafficResult};
-use crate::commands::{context, print_end, sink, watch_ctrl_c};
+use crate::cli::commands::{context, print_end, sink, watch_ctrl_c};
 use crate::error::Error;
 
 #[derive(Debug, Args)]

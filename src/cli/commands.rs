@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::app::{self, Context};
+use crate::cli::terminal::{JsonSink, TerminalSink};
 use crate::cli::{
     for_run, with_target, ApplyArgs, ApproveArgs, CliConnect, DestroyArgs, GlobalArgs, LogFormat,
     OutputArgs, PlanArgs, RejectArgs,
@@ -15,7 +16,6 @@ use crate::clock::SystemClock;
 use crate::error::{exit, Error};
 use crate::events::{Event, Sink};
 use crate::journal::{current_user, format_millis, run_state, Event as JournalEvent, Journal};
-use crate::terminal::{JsonSink, TerminalSink};
 
 pub(crate) use crate::cli::run_end::{print_end, print_summary, watch_ctrl_c};
 
@@ -249,7 +249,7 @@ pub async fn output_command(global: &GlobalArgs, args: &OutputArgs) -> Result<u8
             other => println!("{other}"),
         }
     } else {
-        print!("{}", crate::terminal::render_outputs(&outputs));
+        print!("{}", crate::cli::terminal::render_outputs(&outputs));
     }
     Ok(exit::OK)
 }
