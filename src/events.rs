@@ -93,11 +93,11 @@ pub enum Event {
     },
     /// One drill check, done.
     DrillCheck {
-        result: crate::drill::report::CheckResult,
+        result: crate::outcome::CheckResult,
     },
     /// Post-cutover checks failed: what the automatic rollback did.
     RolledBack {
-        services: Vec<crate::app::RolledBack>,
+        services: Vec<crate::outcome::RolledBack>,
     },
     /// A run rejected between canary weights could not send the canary's
     /// traffic back: it still has its share.

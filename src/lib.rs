@@ -32,10 +32,12 @@ pub mod journal;
 pub mod kinds;
 pub mod lock;
 pub mod model;
+pub mod outcome;
 pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;
+pub mod verify;
 pub mod world;
 
 pub use error::Error;

@@ -21,12 +21,13 @@ use crate::events::Sink;
 use crate::model::validate::load_project;
 use crate::model::{Project, Runbook};
 
+pub use crate::outcome::RolledBack;
 pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest, Rejected};
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
 pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
 pub use planning::{outputs, plan, OutputRequest, PlanRequest};
+pub use post_cutover::AfterCutover;
 pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_if_failed};
-pub use post_cutover::{AfterCutover, RolledBack};
 pub use runs::{apply, resume, ApplyRequest, ApplyResult, RunResult};
 pub use saved::SavedPlan;
 pub use traffic::{retire, rollback, TrafficRequest, TrafficResult};

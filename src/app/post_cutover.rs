@@ -5,36 +5,18 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::{Deserialize, Serialize};
-
 use super::plan_observed;
 use super::traffic::{rollback_of, run_command, Command, ROLLBACK_PHASE};
 use super::{Connect, Context, Loaded};
 use crate::cloud::aws::AwsProvider;
-use crate::drill::report::{CheckResult, CheckStatus};
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
 use crate::kinds::service;
+use crate::outcome::{CheckResult, CheckStatus, RolledBack};
 use crate::plan::{Change, Plan};
 use crate::run;
 use crate::world::Snapshot;
-
-/// What an automatic rollback did for one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RolledBack {
-    /// `stack.service.name`
-    pub service: String,
-    /// The colour that was live when the checks failed.
-    pub from: String,
-    /// The colour traffic went back to (`None`: it did not move).
-    pub to: Option<String>,
-    /// The rollback's own run, journaled like `drctl rollback`.
-    pub run_id: Option<String>,
-    pub ok: bool,
-    /// One sentence: what happened, or why nothing could.
-    pub note: String,
-}
 
 /// After post-cutover checks failed: every service the run cut over goes
 /// back to its previous colour, in one run journaled like `drctl rollback`.
@@ -243,16 +225,16 @@ pub(crate) async fn check_after_cutover<C: Connect>(
                     runbook.drill.checks.len()
                 ),
             });
-            let checks: Vec<CheckResult> = crate::drill::checks::run_all(
-                ctx,
+            let run = crate::verify::CheckRun {
+                clock: ctx.clock,
+                sink: ctx.sink,
                 provider,
-                loaded,
-                observed,
-                &journal.run_id,
-                crate::drill::rehearse::DrillSettings::default().health_deadline,
-                cancel,
-            )
-            .await?;
+                project: &loaded.project,
+                runbook: loaded.runbook(),
+                run_id: &journal.run_id,
+                health_deadline: crate::verify::HEALTH_DEADLINE,
+            };
+            let checks: Vec<CheckResult> = crate::verify::run_all(&run, observed, cancel).await?;
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| c.status == CheckStatus::Failed)

@@ -13,9 +13,7 @@
 //! - [`report`], [`render`], [`junit`], [`history`]: the report, its
 //!   Markdown and JUnit forms, and past drills.
 
-pub mod checks;
 pub mod history;
-pub mod http;
 mod images;
 pub mod junit;
 pub mod leaks;

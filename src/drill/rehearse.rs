@@ -26,7 +26,8 @@ use crate::run::{self, RunEnd};
 use super::report::{
     CheckResult, CheckStatus, CriticalPath, DrillReport, Rto, Verdict, REPORT_FORMAT,
 };
-use super::{checks, history, services, teardown, timing};
+use super::{history, services, teardown, timing};
+use crate::verify::CheckRun;
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -61,7 +62,7 @@ pub struct DrillSettings {
 impl Default for DrillSettings {
     fn default() -> Self {
         DrillSettings {
-            health_deadline: Duration::from_secs(600),
+            health_deadline: crate::verify::HEALTH_DEADLINE,
             leak_settle: vec![Duration::from_secs(5), Duration::from_secs(15)],
         }
     }
@@ -410,17 +411,18 @@ async fn conclude<C: Connect>(
                             &rebuilt.0,
                             &app_layer::cut_over_in(&started, &phases),
                         );
-                        checks::run_all(
-                            ctx,
+                        let run = CheckRun {
+                            clock: ctx.clock,
+                            sink: ctx.sink,
                             provider,
-                            loaded,
-                            rebuilt,
-                            &journal.run_id,
-                            request.settings.health_deadline,
-                            cancel,
-                        )
-                        .await
-                        .map_err(|e| e.to_string())
+                            project: &loaded.project,
+                            runbook: loaded.runbook(),
+                            run_id: &journal.run_id,
+                            health_deadline: request.settings.health_deadline,
+                        };
+                        crate::verify::run_all(&run, rebuilt, cancel)
+                            .await
+                            .map_err(|e| e.to_string())
                     }
                     Some(Err(e)) => Err(e.to_string()),
                     None => unreachable!("observed for the checks"),

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
+pub use crate::outcome::{CheckResult, CheckStatus};
 
 /// Bumped when a field changes meaning or goes away (adding one does not).
 pub const REPORT_FORMAT: u32 = 1;
@@ -117,29 +118,6 @@ pub struct GateRecord {
     pub reason: Option<String>,
     pub at: Millis,
     pub waited_ms: Millis,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckStatus {
-    Passed,
-    Failed,
-    /// Could not be run here (e.g. a name that does not resolve in the
-    /// sandbox); never counted as passed.
-    Skipped,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckResult {
-    /// As written in the runbook, e.g. `target_health fleet.target_group.web`.
-    pub name: String,
-    /// `target_health`, `listener_forwards_to`, `http`, `command`
-    pub kind: String,
-    pub status: CheckStatus,
-    /// What was seen (or why it was skipped).
-    pub detail: String,
-    pub started_at: Millis,
-    pub duration_ms: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -201,7 +201,7 @@ pub enum Event {
     /// rolled back (each in a run of its own, as `drctl rollback`).
     RolledBack {
         at: Millis,
-        services: Vec<crate::app::RolledBack>,
+        services: Vec<crate::outcome::RolledBack>,
     },
     /// A drill's end: checked, torn down, leak-checked and reported.
     DrillFinished {

@@ -1,5 +1,5 @@
-//! A drill's checks, run after its last phase: is what was rebuilt actually
-//! serving? Each check reads the cloud afresh (never the plan), and says
+//! A runbook's checks, run after a drill's last phase and after an apply's
+//! cutover: is what was built actually serving? Each check reads the cloud afresh (never the plan), and says
 //! what it saw. A check that cannot run here is *skipped* with its reason,
 //! never passed.
 
@@ -15,11 +15,10 @@ use crate::cloud::CloudError;
 use crate::model::{Check, EnvField, Part, RefTarget, ResourceKind, ResourceRef, Template};
 use crate::world::{Address, Snapshot};
 
-use super::report::{CheckResult, CheckStatus};
-use crate::app::{Context, Loaded};
 use crate::error::Error;
-use crate::events::Event as Shown;
-use crate::model::Named;
+use crate::events::{Event as Shown, Sink};
+use crate::model::{Named, Project, Runbook};
+use crate::outcome::{CheckResult, CheckStatus};
 use crate::plan::{self, Plan};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -304,18 +303,35 @@ fn last_line(bytes: &[u8]) -> Option<String> {
     })
 }
 
+/// Where and how a runbook's checks run.
+pub struct CheckRun<'a> {
+    pub clock: &'a dyn Clock,
+    /// Each result is shown as it comes.
+    pub sink: &'a dyn Sink,
+    pub provider: &'a AwsProvider,
+    pub project: &'a Project,
+    pub runbook: &'a Runbook,
+    pub run_id: &'a str,
+    /// For every target of a `target_health` check to turn healthy.
+    pub health_deadline: Duration,
+}
+
 /// The runbook's checks against the environment as observed, all at once:
 /// after a drill's rebuild, and after an apply's cutover.
-pub(crate) async fn run_all(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+pub async fn run_all(
+    how: &CheckRun<'_>,
     (snapshot, plan): &(Snapshot, Plan),
-    run_id: &str,
-    health_deadline: Duration,
     cancel: &AtomicBool,
 ) -> Result<Vec<CheckResult>, Error> {
-    let runbook = loaded.runbook();
+    let CheckRun {
+        clock,
+        sink,
+        provider,
+        project,
+        runbook,
+        run_id,
+        health_deadline,
+    } = *how;
     let checks = &runbook.drill.checks;
     // Every stack's outputs, not only the roots': a check may read any.
     let mut every_stack = runbook.clone();
@@ -331,7 +347,7 @@ pub(crate) async fn run_all(
             pos: Default::default(),
         })
         .collect();
-    let outputs = plan::outputs(&loaded.project, &every_stack, plan)
+    let outputs = plan::outputs(project, &every_stack, plan)
         .into_iter()
         .filter_map(|o| {
             let value = match o.value.known()? {
@@ -348,9 +364,9 @@ pub(crate) async fn run_all(
         environment: &runbook.environment,
         region: &runbook.region,
         run_id,
-        root: &loaded.project.root,
+        root: &project.root,
         health_deadline,
-        clock: ctx.clock,
+        clock,
     };
     // The checks are independent: all at once, so one waiting out its
     // deadline (a name not in DNS yet) does not delay the others' verdicts.
@@ -362,7 +378,7 @@ pub(crate) async fn run_all(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
-        let begun = ctx.clock.now();
+        let begun = clock.now();
         let result = tokio::select! {
             result = run(check, scope) => result,
             () = interrupted => CheckResult {
@@ -371,10 +387,10 @@ pub(crate) async fn run_all(
                 status: CheckStatus::Failed,
                 detail: "interrupted (Ctrl-C or SIGTERM)".into(),
                 started_at: begun,
-                duration_ms: ctx.clock.now() - begun,
+                duration_ms: clock.now() - begun,
             },
         };
-        ctx.sink.event(&Shown::DrillCheck {
+        sink.event(&Shown::DrillCheck {
             result: result.clone(),
         });
         result
