@@ -299,6 +299,13 @@ async fn the_readmes_web_drill_passes_on_aws_as_it_behaves() {
         .map(|(_, r)| r)
         .expect("a report");
     assert_eq!(report["verdict"], "passed", "{report:#}");
+    // For a run at DRCTL_TEST_AWS_SCALE=1 with --nocapture: how it went.
+    println!(
+        "README web drill on the model at scale {}: RTO {} ms, critical path {} ms\n{text}",
+        AwsTimes::for_tests().scale,
+        report["rto"]["measured_ms"],
+        report["critical_path"]["bound_ms"]
+    );
     assert_eq!(report["services"][0]["live"], "blue", "{report:#}");
     assert_eq!(report["images"][0]["how"], "baked", "{report:#}");
     assert!(

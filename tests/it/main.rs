@@ -16,6 +16,7 @@ mod engine;
 mod faults;
 mod gates;
 mod graph;
+mod layers;
 mod locks;
 mod operator;
 mod provider;
