@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use drctl::cloud::elbv2::{forward_weights, DefaultAction, Elbv2, ListenerRules};
 
 use crate::aws_model::{AwsTimes, TargetOverride};
-use crate::proxy::FaultProxy;
+use crate::proxy::{Fault, FaultProxy, Faults};
 use crate::service::{colours, live, provider, repo, service, set_image, share};
 use crate::support::{drctl_at, moto_endpoint, outcome, Repo};
 
@@ -99,7 +99,12 @@ impl World {
 #[tokio::test]
 async fn blue_from_nothing_and_green_replacing_it_cut_over_on_aws_as_it_behaves() {
     let w = World::new("aws-bg", 91, "\"blue_green\"");
+    // Another service on the listener took the priority first: drctl reads
+    // the rules again and takes the next.
+    w.proxy
+        .set_faults(Faults::none().nth("CreateRule", 1, Fault::Error("PriorityInUse".into())));
     let (code, text) = w.run(&["apply", "rb", "--auto-approve"]);
+    w.proxy.set_faults(Faults::none());
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(
@@ -114,7 +119,7 @@ async fn blue_from_nothing_and_green_replacing_it_cut_over_on_aws_as_it_behaves(
     );
     assert_eq!(live(w.env).await, "blue");
     // Blue was reached by a test rule until it took the default action.
-    assert_eq!((w.calls("CreateRule"), w.calls("DeleteRule")), (1, 1));
+    assert_eq!((w.calls("CreateRule"), w.calls("DeleteRule")), (2, 1));
     assert_eq!(w.test_rules().await, 0);
     assert_eq!(w.calls("ModifyListener"), 1, "the cutover");
     let blue_group = w.weights().await[0].0.clone();

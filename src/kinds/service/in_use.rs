@@ -49,25 +49,30 @@ pub(super) async fn put_in_use(
             .set_default_action(listener, DefaultAction::Weighted(&weights))
             .await;
     }
-    let rules = aws.elbv2.rules(listener).await?;
-    if rules
-        .iter()
-        .any(|r| r.matches_header(TEST_HEADER) && r.forwards_to.iter().any(|g| g == group))
-    {
-        return Ok(());
-    }
     let mut rule_tags: BTreeMap<String, String> = tags.clone();
     rule_tags.remove(crate::cloud::tags::SPEC);
-    aws.elbv2
-        .create_header_rule(
-            listener,
-            free_priority(&rules),
-            (TEST_HEADER, &colour.name),
-            group,
-            &rule_tags,
-        )
-        .await
-        .map(|_| ())
+    // Two services on one listener may race for the lowest free priority:
+    // the loser reads the rules again and takes the next.
+    let mut attempts = 0;
+    loop {
+        let rules = aws.elbv2.rules(listener).await?;
+        let ours = |r: &crate::cloud::elbv2::ListenerRule| {
+            r.matches_header(TEST_HEADER) && r.forwards_to.iter().any(|g| g == group)
+        };
+        if rules.iter().any(ours) {
+            return Ok(());
+        }
+        let header = (TEST_HEADER, colour.name.as_str());
+        let made = aws
+            .elbv2
+            .create_header_rule(listener, free_priority(&rules), header, group, &rule_tags)
+            .await;
+        attempts += 1;
+        match made {
+            Err(e) if e.code() == Some("PriorityInUse") && attempts < 5 => continue,
+            other => return other.map(|_| ()),
+        }
+    }
 }
 
 /// Takes `colour`'s group out of use: out of the forward action of
