@@ -27,6 +27,7 @@ mod canary;
 mod colours;
 mod health;
 mod in_use;
+mod op;
 mod plan;
 mod steps;
 mod traffic;

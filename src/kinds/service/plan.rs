@@ -9,6 +9,7 @@
 
 use super::colours::{canary_under_way, colours_of, live, Colour};
 use super::canary::Canary;
+use super::op::{Move, ServiceOp};
 use super::{duration_of, fleet_hash, other_colour, RETIRE_AFTER_DEFAULT};
 use crate::graph::canary_gate_name;
 use crate::clock::Millis;
@@ -91,6 +92,12 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         format!("{line} ({when})")
     };
     let inline = input.cutover_phase.is_none();
+    let moved = |until: Option<i64>| Move {
+        to: to.clone(),
+        from: from.clone().unwrap_or_default(),
+        until,
+    };
+    // Shown on every step, as the cutover reads them.
     set(&mut change, "to", Value::Str(to.clone()));
     set(&mut change, "from", Value::Str(from.clone().unwrap_or_default()));
     match ready {
@@ -112,7 +119,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             });
             if inline {
                 change.action = Action::Update;
-                set(&mut change, "operation", Value::Str("cutover".into()));
+                ServiceOp::Cutover(moved(None)).write(&mut change);
                 change.steps.push(format!("~ {}", cutover_line("once every target is healthy")));
             } else {
                 change.action = Action::NoOp;
@@ -120,9 +127,6 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         }
         None => {
             change.action = Action::Create;
-            set(&mut change, "operation", Value::Str("colour".into()));
-            set(&mut change, "color", Value::Str(to.clone()));
-            set(&mut change, "cut_over", Value::Bool(inline));
             let stale: Vec<&Colour> = colours
                 .iter()
                 .filter(|c| Some(&c.name) != from.as_ref())
@@ -144,11 +148,12 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 };
                 change.steps.push(format!("- remove idle {} first ({why})", c.name));
             }
-            set(
-                &mut change,
-                "replace",
-                Value::str_list(stale.iter().map(|c| c.name.clone())),
-            );
+            ServiceOp::Colour {
+                colour: to.clone(),
+                replace: stale.iter().map(|c| c.name.clone()).collect(),
+                then: inline.then(|| moved(None)),
+            }
+            .write(&mut change);
             change.headline = Some(format!("create {to} colour of {name} ({})", fleet_summary(&change)));
             // AWS health-checks a target group only once the listener uses it.
             change.steps.push(match &live {
@@ -186,10 +191,7 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         step.attrs.clear();
         step.depends_on.insert(step.address.clone());
         step.desired = change.desired.clone();
-        set(&mut step, "operation", Value::Str("cutover".into()));
-        if canary.gated {
-            set(&mut step, "until", Value::Int(until));
-        }
+        ServiceOp::Cutover(moved(canary.gated.then_some(until))).write(&mut step);
         step.headline = Some(cutover_line(&when));
         step.steps.clear();
         step
@@ -252,8 +254,10 @@ fn maintain(change: &mut Change, colours: &[Colour], live: &Colour, now: Millis,
     }
     if !change.attrs.is_empty() || !retire.is_empty() {
         change.action = Action::Update;
-        set(change, "operation", Value::Str("maintain".into()));
-        set(change, "retire", Value::str_list(retire.iter().cloned()));
+        ServiceOp::Maintain {
+            retire: retire.clone(),
+        }
+        .write(change);
         let what = if change.attrs.is_empty() {
             "retire old colours".to_string()
         } else {
@@ -346,8 +350,11 @@ pub fn retirement_step(planned: &Change) -> Option<Change> {
     let mut step = standalone(planned);
     step.steps = planned.steps.iter().filter(|s| s.starts_with("- retire")).cloned().collect();
     step.headline = Some(format!("retire old colours of {}", planned.address));
-    set(&mut step, "operation", Value::Str("retire".into()));
-    set(&mut step, "retire", retire.clone());
+    let retire = retire.as_list().unwrap_or_default();
+    ServiceOp::Retire {
+        retire: retire.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+    }
+    .write(&mut step);
     Some(step)
 }
 
@@ -414,9 +421,12 @@ pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Re
 fn traffic_step(service: &ObservedResource, template: &Change, to: &str, from: &str, listener: &str) -> Change {
     let mut step = standalone(template);
     step.current = Some(service.clone());
-    set(&mut step, "operation", Value::Str("cutover".into()));
-    set(&mut step, "to", Value::Str(to.to_string()));
-    set(&mut step, "from", Value::Str(from.to_string()));
+    ServiceOp::Cutover(Move {
+        to: to.to_string(),
+        from: from.to_string(),
+        until: None,
+    })
+    .write(&mut step);
     set(&mut step, "listener", Value::Str(listener.to_string()));
     // Going back is one call, whatever the strategy was.
     set(&mut step, "strategy", Value::Str("blue_green".into()));

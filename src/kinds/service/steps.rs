@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::colours::{self, colours_of, live, Colour};
 use super::{duration_of, fleet_hash, traffic, FLEET_TAG, HEALTH_TIMEOUT_DEFAULT};
+use super::op::ServiceOp;
 use super::{health, in_use};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Select};
@@ -36,22 +37,25 @@ pub(super) async fn run(
         .get(tags::ENV)
         .cloned()
         .ok_or_else(|| want.bad("drctl:env", "the environment's tag"))?;
-    let operation = want.str("operation")?;
+    let operation = ServiceOp::read(&want)?;
     // The service's listener; steps of their own (retire) carry none, and
     // find it on the colours.
     let listener = want.opt_str("listener")?.unwrap_or("");
     // The service as it is now, read once: each operation starts from it.
     let mut colours = current(aws, address, &env).await?;
+    let maintain = matches!(operation, ServiceOp::Maintain { .. });
     match operation {
-        "colour" => {
-            let replaced = want.strs("replace")?;
+        ServiceOp::Colour {
+            colour,
+            replace: replaced,
+            then,
+        } => {
             for stale in colours.iter().filter(|c| replaced.contains(&c.name)) {
                 let sent_back = traffic::canary_sent_back(aws, &colours, stale).await?;
                 refuse_live(address, &sent_back, "remove")?;
                 // A canary served requests a moment ago: drained first.
                 remove(aws, address, &sent_back, stale.traffic > 0, listener).await?;
             }
-            let colour = want.str("color")?;
             colours.retain(|c| c.name != colour && !replaced.contains(&c.name));
             let live = live(&colours).cloned();
             let new = NewColour {
@@ -59,19 +63,21 @@ pub(super) async fn run(
                 attrs,
                 tags,
                 token,
-                name: colour,
+                name: &colour,
             };
             colours.push(new.create(aws, listener, live.as_ref()).await?);
-            if want.bool("cut_over", false)? {
-                traffic::cutover(aws, address, attrs, &colours).await?;
+            if let Some(moved) = then {
+                traffic::cutover(aws, address, attrs, &colours, &moved).await?;
             }
         }
-        "cutover" => traffic::cutover(aws, address, attrs, &colours).await?,
-        "maintain" | "retire" => {
-            if operation == "maintain" {
+        ServiceOp::Cutover(moved) => {
+            traffic::cutover(aws, address, attrs, &colours, &moved).await?
+        }
+        ServiceOp::Maintain { retire } | ServiceOp::Retire { retire } => {
+            if maintain {
                 update_health_checks(aws, &want, &colours).await?;
             }
-            for name in want.strs("retire")? {
+            for name in retire {
                 if let Some(old) = colours.iter().find(|c| c.name == name) {
                     let old = traffic::canary_sent_back(aws, &colours, old).await?;
                     refuse_live(address, &old, "retire")?;
@@ -79,7 +85,6 @@ pub(super) async fn run(
                 }
             }
         }
-        _ => return Err(want.bad("operation", "colour, cutover, maintain or retire")),
     }
     colours::read(aws, address, &env)
         .await?

@@ -10,6 +10,7 @@ use super::canary::Canary;
 use super::colours::{live, Colour};
 use super::health::{healthy_now, wait_healthy};
 use super::in_use;
+use super::op::Move;
 use super::{duration_of, HEALTH_TIMEOUT_DEFAULT, LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::elbv2::{DefaultAction, Elbv2};
@@ -28,15 +29,11 @@ pub(super) async fn cutover(
     address: &Address,
     attrs: &Attrs,
     colours: &[Colour],
+    moved: &Move,
 ) -> Result<(), CloudError> {
     let want = Want::new(address, attrs);
-    let to = want.str("to")?;
-    let from = want.opt_str("from")?.unwrap_or("");
+    let (to, from, until) = (moved.to.as_str(), moved.from.as_str(), moved.up_to());
     let listener = want.str("listener")?;
-    let until = match attrs.get("until") {
-        None => 100,
-        Some(_) => i64::from(want.i32("until")?),
-    };
     let failed = |state: &str, reason: String| CloudError::Failed {
         what: format!("cutover of {address} to {to}"),
         state: state.to_string(),
