@@ -113,45 +113,6 @@ impl Report {
     }
 }
 
-/// Applies every phase of `plan` through `provider`, then its cleanup.
-pub async fn apply<P: Provider>(
-    provider: &P,
-    plan: &Plan,
-    options: &ApplyOptions,
-    progress: &dyn Fn(&Event),
-) -> Report {
-    let started = Instant::now();
-    let mut report = Report::default();
-    let never = AtomicBool::new(false);
-    let mut applied = Applied::default();
-    for index in 0..plan.phases.len() {
-        let phase = apply_phase(
-            provider,
-            plan,
-            index,
-            &mut applied,
-            options,
-            &never,
-            progress,
-        )
-        .await;
-        report.outcomes.extend(phase.outcomes);
-    }
-    let failed = report.failures().count();
-    if failed > 0 {
-        // Deleting old copies or removed resources after a failure could
-        // remove the only working copy; the next apply finishes the job.
-        if !plan.cleanup.is_empty() {
-            progress(&Event::CleanupSkipped { failed });
-        }
-    } else {
-        let cleanup = cleanup(provider, &plan.cleanup, options.parallelism, progress).await;
-        report.outcomes.extend(cleanup.outcomes);
-    }
-    report.elapsed = started.elapsed();
-    report
-}
-
 /// What earlier phases produced: exports dependents read, and what failed.
 #[derive(Debug, Default)]
 pub struct Applied {

@@ -52,7 +52,7 @@ impl Rehearsal {
             parallelism: 4,
             run_id: drctl::app::new_run_id(&SystemClock),
         };
-        execute::apply(&self.provider, &plan, &options, &|_| {}).await
+        apply_every_phase(&self.provider, &plan, &options).await
     }
 
     async fn destroy(&self) {
@@ -97,6 +97,34 @@ fn assert_plan_snapshot(name: &str, rendered: &str) {
     ]}, {
         insta::assert_snapshot!(name, rendered);
     });
+}
+
+/// Every phase of `plan`, then its cleanup, with no journal or gates: the
+/// executor alone (the binary's runs add both around the same calls).
+async fn apply_every_phase(provider: &AwsProvider, plan: &Plan, options: &ApplyOptions) -> Report {
+    let started = std::time::Instant::now();
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let mut applied = execute::Applied::default();
+    let mut report = Report::default();
+    for index in 0..plan.phases.len() {
+        let phase = execute::apply_phase(
+            provider,
+            plan,
+            index,
+            &mut applied,
+            options,
+            &never,
+            &|_| {},
+        )
+        .await;
+        report.outcomes.extend(phase.outcomes);
+    }
+    if report.failures().next().is_none() {
+        let cleanup = execute::cleanup(provider, &plan.cleanup, options.parallelism, &|_| {}).await;
+        report.outcomes.extend(cleanup.outcomes);
+    }
+    report.elapsed = started.elapsed();
+    report
 }
 
 #[tokio::test]
