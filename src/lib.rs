@@ -37,6 +37,7 @@ pub mod plan;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;
+pub mod store;
 pub mod verify;
 pub mod world;
 

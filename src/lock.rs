@@ -60,7 +60,7 @@ pub struct EnvLock {
 }
 
 pub fn lock_path(state_dir: &Path, env: &str, region: &str) -> PathBuf {
-    state_dir.join("locks").join(format!("{env}@{region}.lock"))
+    crate::store::Layout::new(state_dir).lock(env, region)
 }
 
 /// The holder recorded in a lock file. A record being written (or cut off by

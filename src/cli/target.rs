@@ -39,7 +39,7 @@ pub async fn cloud_target(global: &GlobalArgs, default_region: &str) -> Result<C
             sandbox: None,
         });
     }
-    let dir = global.state_dir.join("sandbox");
+    let dir = crate::store::Layout::new(&global.state_dir).sandbox();
     let running = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || Sandbox::new(dir).status())

@@ -18,7 +18,7 @@ const CHART_WIDTH: i64 = 40;
 
 /// Where a runbook's drill reports are written and read back.
 pub fn reports_dir(state_dir: &Path, runbook: &str) -> PathBuf {
-    state_dir.join("reports").join(runbook)
+    crate::store::Layout::new(state_dir).reports(runbook)
 }
 
 /// Every drill report of the runbook (`*.json` in [`reports_dir`]), oldest
@@ -205,9 +205,8 @@ pub(crate) fn write_reports(
     report: DrillReport,
     junit: Option<PathBuf>,
 ) -> Result<Finished, Error> {
-    let dir = reports_dir(ctx.state_dir, &report.runbook);
     // The run id starts with the run's UTC start time: the files sort by time.
-    let json = dir.join(format!("{}.json", report.run_id));
+    let json = crate::store::Layout::new(ctx.state_dir).report(&report.runbook, &report.run_id);
     let markdown = json.with_extension("md");
     let write = |path: &PathBuf, text: String| -> Result<(), Error> {
         if let Some(parent) = path.parent() {

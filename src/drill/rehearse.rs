@@ -285,7 +285,7 @@ fn given_run_id(state_dir: &std::path::Path, id: &str) -> Result<String, Error> 
             Some("use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'".into()),
         ));
     }
-    if crate::journal::runs_dir(state_dir).join(id).exists() {
+    if crate::store::Layout::new(state_dir).run(id).exists() {
         return Err(Error::usage(
             format!("run {id} exists already"),
             Some("give a new --run-id, or `drctl resume` that run".into()),

@@ -4,6 +4,7 @@
 //! why and how long it waited. A run's status is derived from its events, so
 //! a process killed at any point leaves a journal that `resume` can finish.
 
+use crate::store::Layout;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,13 +35,13 @@ pub struct Journal {
 }
 
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("runs")
+    Layout::new(state_dir).runs()
 }
 
 impl Journal {
     /// Creates `runs/<run-id>/` and its log.
     pub fn create(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
-        let dir = runs_dir(state_dir).join(run_id);
+        let dir = Layout::new(state_dir).run(run_id);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
             action: "create run directory",
             path: dir.clone(),
@@ -51,15 +52,15 @@ impl Journal {
 
     /// Opens an existing run for appending.
     pub fn open(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
-        let dir = runs_dir(state_dir).join(run_id);
-        if !dir.join("events.jsonl").is_file() {
+        let dir = Layout::new(state_dir).run(run_id);
+        if !Layout::journal_in(&dir).is_file() {
             return Err(unknown_run(state_dir, run_id));
         }
         Self::open_dir(dir, run_id)
     }
 
     fn open_dir(dir: PathBuf, run_id: &str) -> Result<Journal, Error> {
-        let path = dir.join("events.jsonl");
+        let path = Layout::journal_in(&dir);
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -83,7 +84,7 @@ impl Journal {
     pub fn append(&self, event: &Event) -> Result<(), Error> {
         let mut line = serde_json::to_string(event).expect("events serialise");
         line.push('\n');
-        let path = self.dir.join("events.jsonl");
+        let path = Layout::journal_in(&self.dir);
         let io = |source| Error::Io {
             action: "append to journal",
             path: path.clone(),
@@ -108,7 +109,7 @@ impl Journal {
     }
 
     pub fn events(&self) -> Result<Vec<Event>, Error> {
-        read_events(&self.dir.join("events.jsonl"))
+        read_events(&Layout::journal_in(&self.dir))
     }
 }
 
@@ -234,7 +235,7 @@ pub fn list_runs(state_dir: &Path) -> Vec<(String, Vec<Event>)> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let id = e.file_name().to_str()?.to_string();
-            match read_events(&e.path().join("events.jsonl")) {
+            match read_events(&Layout::journal_in(&e.path())) {
                 Ok(events) => Some((id, events)),
                 Err(err) => {
                     tracing::warn!("run {id} is not listed: {err}");

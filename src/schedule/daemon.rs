@@ -424,7 +424,7 @@ impl Daemon<'_> {
             summary.not_passed += 1;
         }
         summary.stopped |= stopping;
-        let reports = crate::drill::history::reports_dir(&self.config.state_dir, &runbook);
+        let report = crate::store::Layout::new(&self.config.state_dir).report(&runbook, &run_id);
         (self.log)(
             finished,
             &Event::DrillFinished {
@@ -434,7 +434,7 @@ impl Daemon<'_> {
                 exit_code,
                 signal,
                 duration_ms: finished.as_millisecond() - started.as_millisecond(),
-                report: Some(reports.join(format!("{run_id}.json"))).filter(|p| p.is_file()),
+                report: Some(report).filter(|p| p.is_file()),
                 error,
             },
         );
@@ -465,7 +465,7 @@ fn forward_term(pid: u32) {
 /// One daemon per state directory: two would run the same drills twice.
 /// An OS lock, released by the kernel however the daemon ends.
 fn lock(state_dir: &Path) -> Result<File, ScheduleError> {
-    let path = state_dir.join("schedule").join("daemon.lock");
+    let path = crate::store::Layout::new(state_dir).schedule_lock();
     let io = |action| {
         let path = path.clone();
         move |source| ScheduleError::Io {
@@ -474,7 +474,8 @@ fn lock(state_dir: &Path) -> Result<File, ScheduleError> {
             source,
         }
     };
-    std::fs::create_dir_all(state_dir.join("schedule")).map_err(io("create the directory of"))?;
+    std::fs::create_dir_all(crate::store::Layout::new(state_dir).schedule())
+        .map_err(io("create the directory of"))?;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -130,7 +130,7 @@ impl State {
 
 /// `<state-dir>/schedule/state.json`
 pub fn state_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("schedule").join("state.json")
+    crate::store::Layout::new(state_dir).schedule_state()
 }
 
 /// The state at `path`; a missing file is the empty state.

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 /// Bottom up. Modules of one layer may not import each other, but for the
 /// core's known circle.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("vocabulary", &["clock", "diag", "digest", "durable"]),
+    (
+        "vocabulary",
+        &["clock", "diag", "digest", "durable", "store"],
+    ),
     ("outcomes", &["outcome"]),
     ("sandbox", &["sandbox"]),
     (
@@ -73,6 +76,40 @@ fn modules_import_only_from_layers_below_and_form_no_new_circle() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Only `src/store.rs` knows where records live under the state directory.
+#[test]
+fn only_the_store_names_the_state_directorys_layout() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let names = [
+        "\"runs\"",
+        "\"events.jsonl\"",
+        "\"locks\"",
+        "\"reports\"",
+        "\"schedule\"",
+        "\"state.json\"",
+        "\"daemon.lock\"",
+    ];
+    let mut found = Vec::new();
+    for file in rust_files(&src) {
+        let rel = file.strip_prefix(&src).unwrap().display().to_string();
+        if rel == "store.rs" || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]\nmod ").next().unwrap_or("");
+        for name in names {
+            if code.contains(&format!(".join({name})")) {
+                found.push(format!("{rel} joins {name}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "ask crate::store::Layout instead:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
