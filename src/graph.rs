@@ -145,25 +145,6 @@ pub struct PhaseSpec {
     pub gate: Gate,
 }
 
-/// The gate a cutover phase goes on behind when a canary stopped below
-/// 100%: the phase and the weight it moves to next, e.g. `cutover@50%`
-/// (`drctl approve RUN --gate cutover@50%`).
-pub fn canary_gate_name(phase: &str, weight: i64) -> String {
-    format!("{phase}@{weight}%")
-}
-
-/// Whether a gate's name is a canary gate's ([`canary_gate_name`]).
-pub fn is_canary_gate(name: &str) -> bool {
-    canary_gate_phase(name).is_some()
-}
-
-/// The phase a canary gate's name ([`canary_gate_name`]) belongs to.
-pub fn canary_gate_phase(name: &str) -> Option<&str> {
-    let (phase, weight) = name.rsplit_once('@')?;
-    let weight = weight.strip_suffix('%')?;
-    weight.parse::<u8>().ok().map(|_| phase)
-}
-
 /// The gate between the canary weights of the services `phase` cuts over:
 /// the first such service's `strategy.gate`, else the phase's own gate.
 pub fn canary_gate(project: &Project, phase: &PhaseSpec) -> Gate {

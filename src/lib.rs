@@ -38,6 +38,7 @@ pub mod run;
 pub mod sandbox;
 pub mod schedule;
 pub mod store;
+pub mod types;
 pub mod verify;
 pub mod world;
 

@@ -110,7 +110,7 @@ pub(super) async fn send_canary_back<C: Connect>(
     (gate, by): (&str, &str),
     locked: bool,
 ) -> Option<RunResult> {
-    if !crate::graph::is_canary_gate(gate) {
+    if !crate::types::GateId::parse(gate).is_canary() {
         return None;
     }
     let approval = format!("{by} rejected the canary at gate {gate}");

@@ -93,8 +93,7 @@ pub fn run_state(events: &[Event]) -> RunState {
             Event::PhaseStarted { phase, .. } => {
                 // Its gate, or a canary gate of its own (`cutover@50%`), passed.
                 if waiting.as_ref().is_some_and(|w| {
-                    &w.phase == phase
-                        || crate::graph::canary_gate_phase(&w.phase) == Some(phase.as_str())
+                    &w.phase == phase || crate::types::GateId::parse(&w.phase).phase == *phase
                 }) {
                     waiting = None;
                 }

@@ -411,15 +411,15 @@ pub struct OwnPlan {
     pub canary_gates: CanaryGates,
 }
 
-/// The gates between a gated canary's weights ([`crate::graph::canary_gate_name`]).
+/// The gates between a gated canary's weights ([`crate::types::GateId`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CanaryGates {
     /// Passed before this step (a canary under way), instead of the phase's gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<String>,
+    pub before: Option<crate::types::GateId>,
     /// Passed after it, before the next weight: the step stops short of 100%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
+    pub after: Option<crate::types::GateId>,
 }
 
 impl OwnPlanInput<'_> {

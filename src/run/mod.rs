@@ -152,8 +152,8 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
                 .iter()
                 .any(|e| matches!(e, Event::PhaseStarted { phase: p, .. } if p == &phase.name));
             let gate = match &phase_plan.canary_gates.before {
-                Some(name) if started => PhaseSpec {
-                    name: name.clone(),
+                Some(gate) if started => PhaseSpec {
+                    name: gate.to_string(),
                     gate: crate::graph::canary_gate(ctx.project, phase),
                     ..phase.clone()
                 },
@@ -314,7 +314,7 @@ pub(crate) async fn journaled_phase<P: Provider>(
         at: ctx.now(),
         phase: phase.name.clone(),
         failed: report.failures().count(),
-        hold: phase.canary_gates.after.clone(),
+        hold: phase.canary_gates.after.as_ref().map(ToString::to_string),
     })?;
     Ok(report)
 }

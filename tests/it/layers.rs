@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "vocabulary",
-        &["clock", "diag", "digest", "durable", "store"],
+        &["clock", "diag", "digest", "durable", "store", "types"],
     ),
     ("outcomes", &["outcome"]),
     ("sandbox", &["sandbox"]),

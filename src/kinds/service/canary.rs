@@ -2,7 +2,7 @@
 //! Each weight is watched for `wait`; with a `gate`, the cutover phase stops
 //! after each weight below 100% and goes on behind a gate of its own, named
 //! after the phase and the next weight (`cutover@50%`, see
-//! [`crate::graph::canary_gate_name`]), until the new colour has it all.
+//! [`crate::types::GateId`]), until the new colour has it all.
 
 use std::time::Duration;
 

@@ -11,10 +11,10 @@ use super::colours::{canary_under_way, colours_of, live, Colour};
 use super::canary::Canary;
 use super::op::{Move, ServiceOp};
 use super::{duration_of, fleet_hash, other_colour, RETIRE_AFTER_DEFAULT};
-use crate::graph::canary_gate_name;
 use crate::clock::Millis;
 use crate::model::ResourceKind;
 use crate::plan::resolve::Resolved;
+use crate::types::GateId;
 use crate::plan::{Action, AttrDiff, Change, OwnPlan, OwnPlanInput};
 use crate::world::{ObservedResource, Value};
 
@@ -68,11 +68,11 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     let round_gate = input
         .cutover_phase
         .filter(|_| stepped && canary.gated && share > 0)
-        .map(|(phase, _)| canary_gate_name(phase, until));
+        .map(|(phase, _)| GateId::canary(phase, until));
     let hold = input
         .cutover_phase
         .filter(|_| until < 100)
-        .map(|(phase, _)| canary_gate_name(phase, canary.next_after(until)));
+        .map(|(phase, _)| GateId::canary(phase, canary.next_after(until)));
     let cutover_line = |when: &str| {
         let from = from.as_deref().unwrap_or("503 (no colour)");
         let mut line = format!("cutover listener {listener}: {from} → {to}");

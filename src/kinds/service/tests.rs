@@ -2,6 +2,7 @@
 //! colour and its cutover in the cutover phase, an idle colour reused after
 //! an interrupted run, and retirement against the injected clock.
 
+use crate::types::GateId;
 use std::collections::BTreeMap;
 
 use super::colours::Colour;
@@ -204,7 +205,7 @@ fn a_gated_canary_stops_at_each_weight_behind_a_gate_of_its_own() {
              a gate before each: now 0% → 10% (after gate \"cutover\")"
         )
     );
-    assert_eq!((gates.before, gates.after.as_deref()), (None, Some("cutover@50%")));
+    assert_eq!((gates.before, gates.after), (None, Some(GateId::canary("cutover", 50))));
 
     // Stopped at 10%: blue is still the live colour, green the canary.
     let (make, cutover, gates) = at(10);
@@ -214,12 +215,12 @@ fn a_gated_canary_stops_at_each_weight_behind_a_gate_of_its_own() {
     assert!(
         cutover.headline.unwrap().ends_with("now 10% → 50% (after gate \"cutover@50%\")"),
     );
-    assert_eq!(gates.before.as_deref(), Some("cutover@50%"));
-    assert_eq!(gates.after.as_deref(), Some("cutover@100%"));
+    assert_eq!(gates.before, Some(GateId::canary("cutover", 50)));
+    assert_eq!(gates.after, Some(GateId::canary("cutover", 100)));
 
     let (_, cutover, gates) = at(50);
     assert!(cutover.headline.unwrap().ends_with("now 50% → 100% (after gate \"cutover@100%\")"));
-    assert_eq!((gates.before.as_deref(), gates.after), (Some("cutover@100%"), None));
+    assert_eq!((gates.before, gates.after), (Some(GateId::canary("cutover", 100)), None));
 
     // Rolled back from 10%: all of it to blue, the colour it came from.
     let plan = run(&project, world(10 * HOUR, &[blue(90), colour("green", &fleet, 10, None)]));
