@@ -13,6 +13,7 @@
 //! - [`report`], [`render`], [`junit`], [`history`]: the report, its
 //!   Markdown and JUnit forms, and past drills.
 
+mod conclude;
 pub mod history;
 mod images;
 pub mod junit;
