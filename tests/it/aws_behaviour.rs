@@ -325,3 +325,28 @@ async fn the_readmes_web_drill_passes_on_aws_as_it_behaves() {
         Vec::<String>::new()
     );
 }
+
+/// Without a cutover phase a colour takes the traffic as soon as it is
+/// healthy, in the same step: reached first by its test rule, which goes.
+#[tokio::test]
+async fn without_a_cutover_phase_the_new_colour_takes_over_once_healthy() {
+    let w = World::new("aws-inline", 94, "\"blue_green\"");
+    w.repo.edit("runbooks/rb.toml", |text| {
+        text.split("[[phases]]").next().unwrap().to_string()
+    });
+    let (code, text) = w.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "cutover listener http: 503 (no colour) → blue (once every target is healthy)"
+        ),
+        "{text}"
+    );
+    assert_eq!(live(w.env).await, "blue");
+    assert_eq!((w.calls("CreateRule"), w.calls("DeleteRule")), (1, 1));
+    assert_eq!(w.test_rules().await, 0);
+    assert_eq!(w.calls("ModifyListener"), 1, "the cutover");
+
+    let (code, text) = w.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}

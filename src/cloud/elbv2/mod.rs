@@ -18,7 +18,7 @@ mod rules;
 mod wire;
 
 pub use client::SdkElbv2;
-pub use rules::{forwarded_groups, free_priority, ListenerRule, ListenerRules};
+pub use rules::{free_priority, ListenerRule, ListenerRules};
 pub use wire::{default_action, forward_weights, forwarded_target_group, health_check_protocol};
 
 /// DescribeTags and Describe* by ARN take at most 20 ARNs per call.

@@ -22,6 +22,15 @@ use crate::cloud::CloudError;
 use crate::kinds::common::gone_ok;
 use crate::world::Tags;
 
+/// How a colour's group is in use on its listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum InUse {
+    /// A member of the listener's forward action (weight 0 while idle).
+    Member,
+    /// Behind this test rule (its ARN).
+    Rule(String),
+}
+
 /// Puts `colour`'s group in use on `listener`: at weight 0 beside `live`
 /// (the service's live colour there), else by a test rule. Idempotent: a
 /// group already in the action, or already behind a test rule, is left.
@@ -31,7 +40,7 @@ pub(super) async fn put_in_use(
     colour: &Colour,
     live: Option<&Colour>,
     tags: &Tags,
-) -> Result<(), CloudError> {
+) -> Result<InUse, CloudError> {
     let group = colour.target_group.as_str();
     if live.is_some_and(|l| l.listener == listener) {
         let current = aws.elbv2.listener(listener).await?;
@@ -40,14 +49,14 @@ pub(super) async fn put_in_use(
             .map(|l| forward_weights(l.default_actions()))
             .unwrap_or_default();
         if members.iter().any(|(g, _)| g == group) {
-            return Ok(());
+            return Ok(InUse::Member);
         }
         let mut weights = members;
         weights.push((group.to_string(), 0));
-        return aws
-            .elbv2
+        aws.elbv2
             .set_default_action(listener, DefaultAction::Weighted(&weights))
-            .await;
+            .await?;
+        return Ok(InUse::Member);
     }
     let mut rule_tags: BTreeMap<String, String> = tags.clone();
     rule_tags.remove(crate::cloud::tags::SPEC);
@@ -59,8 +68,8 @@ pub(super) async fn put_in_use(
         let ours = |r: &crate::cloud::elbv2::ListenerRule| {
             r.matches_header(TEST_HEADER) && r.forwards_to.iter().any(|g| g == group)
         };
-        if rules.iter().any(ours) {
-            return Ok(());
+        if let Some(rule) = rules.iter().find(|r| ours(r)) {
+            return Ok(InUse::Rule(rule.arn.clone()));
         }
         let header = (TEST_HEADER, colour.name.as_str());
         let made = aws
@@ -70,7 +79,7 @@ pub(super) async fn put_in_use(
         attempts += 1;
         match made {
             Err(e) if e.code() == Some("PriorityInUse") && attempts < 5 => continue,
-            other => return other.map(|_| ()),
+            other => return other.map(|rule| InUse::Rule(rule.arn)),
         }
     }
 }
@@ -117,12 +126,16 @@ pub(super) async fn take_out_of_use(
 }
 
 /// Deletes the test rules that put `colour` in use: once it takes the
-/// default action, test traffic reaches it like any other.
+/// default action, test traffic reaches it like any other. A colour that
+/// was a member of `listener`'s action already never needed one.
 pub(super) async fn drop_test_rules(
     aws: &AwsProvider,
     listener: &str,
     colour: &Colour,
 ) -> Result<(), CloudError> {
+    if colour.listener == listener && colour.test_rule.is_empty() {
+        return Ok(());
+    }
     let mut doomed: std::collections::BTreeSet<String> = aws
         .elbv2
         .rules(listener)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::colours::{self, colours_of, live, Colour};
 use super::{duration_of, fleet_hash, traffic, FLEET_TAG, HEALTH_TIMEOUT_DEFAULT};
 use super::op::ServiceOp;
+use super::in_use::InUse;
 use super::{health, in_use};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Select};
@@ -192,7 +193,10 @@ impl NewColour<'_> {
             made.instances = ids.clone();
             let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
             aws.elbv2.register_targets(&arn, &targets).await?;
-            in_use::put_in_use(aws, listener, &made, live, &base).await?;
+            match in_use::put_in_use(aws, listener, &made, live, &base).await? {
+                InUse::Member => made.listener = listener.to_string(),
+                InUse::Rule(rule) => made.test_rule = rule,
+            }
             let deadline = duration_of(attrs, "health_timeout", HEALTH_TIMEOUT_DEFAULT);
             health::wait_healthy(aws, &format!("{address} {colour}"), &arn, &ids, deadline).await
         }
@@ -218,9 +222,6 @@ impl NewColour<'_> {
             .await?;
         made.complete = true;
         made.running = made.instances.len() as i64;
-        if live.is_some_and(|l| l.listener == listener) {
-            made.listener = listener.to_string();
-        }
         Ok(made)
     }
 }
