@@ -5,12 +5,12 @@
 //! (see `plan::normalize`) into exactly the shape an adapter reports when it
 //! reads a resource back, so diffing is a plain comparison.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ResourceKind;
+use crate::types::ResourceKind;
 
 /// A fully resolved attribute value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -127,8 +127,8 @@ impl Address {
 
     /// Reads an address back from `drctl:stack` and `drctl:resource` tag values.
     pub fn from_tags(tags: &Tags) -> Option<Self> {
-        let stack = tags.get(crate::cloud::tags::STACK)?;
-        let (kind, name) = tags.get(crate::cloud::tags::RESOURCE)?.split_once('.')?;
+        let stack = tags.get(crate::types::tags::STACK)?;
+        let (kind, name) = tags.get(crate::types::tags::RESOURCE)?.split_once('.')?;
         Some(Address::new(stack, ResourceKind::from_name(kind)?, name))
     }
 }
@@ -156,11 +156,11 @@ pub struct ObservedResource {
 
 impl ObservedResource {
     pub fn spec_hash(&self) -> Option<&str> {
-        self.tags.get(crate::cloud::tags::SPEC).map(String::as_str)
+        self.tags.get(crate::types::tags::SPEC).map(String::as_str)
     }
 
     pub fn run_id(&self) -> Option<&str> {
-        self.tags.get(crate::cloud::tags::RUN).map(String::as_str)
+        self.tags.get(crate::types::tags::RUN).map(String::as_str)
     }
 }
 
@@ -224,9 +224,9 @@ impl Snapshot {
     /// of when: a saved plan is refused when this changes.
     pub fn fingerprint(&self) -> String {
         if self.lookups == Lookups::default() {
-            crate::plan::hash_json(&self.objects().collect::<Vec<_>>())
+            crate::digest::hash_json(&self.objects().collect::<Vec<_>>())
         } else {
-            crate::plan::hash_json(&(self.objects().collect::<Vec<_>>(), &self.lookups))
+            crate::digest::hash_json(&(self.objects().collect::<Vec<_>>(), &self.lookups))
         }
     }
 }
@@ -288,5 +288,20 @@ impl KnownImage {
 /// Whether an image drctl made is finished: available, with its
 /// `drctl:spec` tag (written last, so a bake or copy cut short has none).
 pub fn image_finished(state: &str, tags: &Tags) -> bool {
-    state == "available" && tags.contains_key(crate::cloud::tags::SPEC)
+    state == "available" && tags.contains_key(crate::types::tags::SPEC)
+}
+/// What planning needs looked up besides the environment's resources
+/// (built from the runbook by the kinds that need it; empty: no calls).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupRequest {
+    /// Base-image filters to resolve in the provider's region: (owners, name glob).
+    pub base_filters: Vec<(Vec<String>, String)>,
+    /// Regions whose drctl-baked images, and who uses them, to read.
+    pub image_regions: BTreeSet<String>,
+}
+
+impl LookupRequest {
+    pub fn is_empty(&self) -> bool {
+        self.base_filters.is_empty() && self.image_regions.is_empty()
+    }
 }

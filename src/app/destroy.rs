@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
 use crate::execute::{self, Report};
 use crate::lock::EnvLock;
-use crate::plan::normalize::delete_rank;
+use crate::planner::normalize::delete_rank;
 use crate::run;
 use crate::world::Address;
 

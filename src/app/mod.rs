@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::Sink;
-use crate::model::validate::load_project;
+use crate::load::validate::load_project;
 use crate::model::{Project, Runbook};
 
 pub use crate::outcome::RolledBack;
@@ -261,7 +261,7 @@ pub fn sources(project: &Project, runbook: &Runbook) -> Result<BTreeMap<String, 
 
 /// One hash of all the sources.
 pub fn source_hash(sources: &BTreeMap<String, String>) -> String {
-    crate::plan::hash_json(sources)
+    crate::digest::hash_json(sources)
 }
 
 /// The files that differ between two source maps (edited, added, removed).

@@ -69,7 +69,12 @@ pub(crate) async fn make_plan(
 pub(crate) fn plan_observed(loaded: &Loaded, snapshot: &Snapshot) -> Result<Plan, Error> {
     let runbook = loaded.runbook();
     let hash = source_hash(&sources(&loaded.project, runbook)?);
-    Ok(plan::plan(&loaded.project, runbook, snapshot, hash))
+    Ok(crate::planner::plan(
+        &loaded.project,
+        runbook,
+        snapshot,
+        hash,
+    ))
 }
 
 pub struct OutputRequest {
@@ -102,6 +107,6 @@ pub(crate) async fn observe_and_plan(
 ) -> Result<(Snapshot, Plan), Error> {
     let runbook = loaded.runbook();
     let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
-    let plan = plan::plan(&loaded.project, runbook, &snapshot, String::new());
+    let plan = crate::planner::plan(&loaded.project, runbook, &snapshot, String::new());
     Ok((snapshot, plan))
 }

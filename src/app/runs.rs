@@ -201,7 +201,7 @@ pub async fn apply<C: Connect>(
             }
             // The saved file holds no secrets: plan again from the same files
             // and world; that plan is the saved one, with its secrets.
-            let mut fresh = plan::plan(
+            let mut fresh = crate::planner::plan(
                 &loaded.project,
                 runbook,
                 &snapshot,

@@ -23,7 +23,7 @@ pub(crate) use target::{for_run, with_target};
 
 use crate::error::{exit, Error};
 use crate::graph;
-use crate::model::validate::load_project;
+use crate::load::validate::load_project;
 use crate::model::Project;
 
 /// Disaster-recovery orchestrator for AWS infrastructure: plans and applies

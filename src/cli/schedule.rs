@@ -134,7 +134,7 @@ pub(super) async fn schedule(global: &GlobalArgs, command: &ScheduleCommand) -> 
 /// Every runbook of the project, validated.
 fn load_all(global: &GlobalArgs) -> Result<Project, Error> {
     let root = crate::app::project_root(global.root.as_deref(), "");
-    let (project, diags) = crate::model::validate::load_project(&root, &[]);
+    let (project, diags) = crate::load::validate::load_project(&root, &[]);
     if !diags.is_empty() {
         return Err(Error::Invalid(diags));
     }

@@ -21,12 +21,14 @@ use tokio::sync::OnceCell;
 
 use super::ec2::{Ec2, SdkEc2};
 use super::elbv2::{Elbv2, SdkElbv2};
-use super::provider::{CreateRequest, LookupRequest, Provider};
+use super::provider::{CreateRequest, Provider};
 use super::tagging::SdkTagging;
 use super::wait::{self, Backoff, Probe};
-use super::{tags, CloudError};
-use crate::kinds::common::{gone_ok, is_dependency, is_not_found, tag_changes, Seen};
+use super::CloudError;
+use crate::cloud::kinds::common::{gone_ok, is_dependency, is_not_found, tag_changes, Seen};
 use crate::model::ResourceKind;
+use crate::types::tags;
+use crate::world::LookupRequest;
 use crate::world::{Address, Attrs, Lookups, ObservedResource, Tags};
 
 pub use super::calls::{CallCounter, CallStats};
@@ -413,7 +415,7 @@ impl Provider for AwsProvider {
         let found = try_join_all(
             ResourceKind::ALL
                 .iter()
-                .map(|kind| kind.def().observe(self, &pass)),
+                .map(|kind| super::kinds::ops(*kind).observe(self, &pass)),
         )
         .await?;
         let mut found: Vec<ObservedResource> = found.into_iter().flatten().collect();
@@ -426,7 +428,9 @@ impl Provider for AwsProvider {
     }
 
     async fn create(&self, request: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {
-        request.address.kind.def().create(self, request).await
+        super::kinds::ops(request.address.kind)
+            .create(self, request)
+            .await
     }
 
     async fn update(
@@ -435,16 +439,15 @@ impl Provider for AwsProvider {
         attrs: &Attrs,
         tags: &Tags,
     ) -> Result<ObservedResource, CloudError> {
-        current
-            .address
-            .kind
-            .def()
+        super::kinds::ops(current.address.kind)
             .update(self, current, attrs, tags)
             .await
     }
 
     async fn delete(&self, current: &ObservedResource) -> Result<(), CloudError> {
-        current.address.kind.def().delete(self, current).await
+        super::kinds::ops(current.address.kind)
+            .delete(self, current)
+            .await
     }
 }
 

@@ -9,9 +9,9 @@ use futures_util::future::try_join_all;
 
 use super::aws::AwsProvider;
 use super::ec2::{snapshot_ids, tag_map, Ec2};
-use super::provider::LookupRequest;
 use super::CloudError;
 use crate::kinds::image::RECIPE_TAG;
+use crate::world::LookupRequest;
 use crate::world::{base_filter_key, BaseImage, KnownImage, Lookups};
 
 pub(super) async fn look_up(

@@ -6,12 +6,12 @@ pub mod aws;
 pub mod calls;
 pub mod ec2;
 pub mod elbv2;
+pub mod kinds;
 pub(crate) mod lookups;
 pub mod names;
 pub mod provider;
 mod sdk;
 pub mod tagging;
-pub mod tags;
 pub mod wait;
 
 use std::time::Duration;

@@ -4,9 +4,7 @@
 //! Implementations own waiting (a create returns when the resource is usable:
 //! instances running, load balancer active), paging, batching and throttling.
 
-use std::collections::BTreeSet;
-
-use crate::world::{Address, Attrs, Lookups, ObservedResource, Tags};
+use crate::world::{Address, Attrs, LookupRequest, Lookups, ObservedResource, Tags};
 
 use super::CloudError;
 
@@ -20,22 +18,6 @@ pub struct CreateRequest<'a> {
     /// Idempotency token for APIs that take one (RunInstances, CreateVpc…).
     /// moto ignores it; real AWS honours it within a few minutes.
     pub client_token: &'a str,
-}
-
-/// What planning needs looked up besides the environment's resources
-/// (built from the runbook by the kinds that need it; empty: no calls).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LookupRequest {
-    /// Base-image filters to resolve in the provider's region: (owners, name glob).
-    pub base_filters: Vec<(Vec<String>, String)>,
-    /// Regions whose drctl-baked images, and who uses them, to read.
-    pub image_regions: BTreeSet<String>,
-}
-
-impl LookupRequest {
-    pub fn is_empty(&self) -> bool {
-        self.base_filters.is_empty() && self.image_regions.is_empty()
-    }
 }
 
 #[allow(async_fn_in_trait)] // used through generics, never as dyn

@@ -84,7 +84,7 @@ impl<C: Connect> Concluding<'_, C> {
         // its outputs, the report its images.
         let checks_began = ctx.clock.now();
         let to_check = matches!(end, RunEnd::Succeeded(_)) && recorded.is_none();
-        let has_images = !crate::kinds::image::lookups_needed(&loaded.project, runbook).is_empty();
+        let has_images = !crate::planner::lookups_needed(&loaded.project, runbook).is_empty();
         let rebuilt = match to_check || has_images || has_services {
             true => Some(observe_and_plan(ctx, self.provider, loaded).await),
             false => None,

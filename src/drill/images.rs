@@ -2,11 +2,11 @@
 //! recipe) or baked in the drill (and how long the bake took, from the
 //! journal's intent and outcome of the image's step).
 
-use crate::cloud::tags;
 use crate::drill::report::ImageUse;
 use crate::journal::Event;
 use crate::model::ResourceKind;
 use crate::plan::Plan;
+use crate::types::tags;
 
 /// The images of `plan` (made after the rebuild) as the drill used them.
 pub(super) fn images_used(plan: &Plan, events: &[Event]) -> Vec<ImageUse> {

@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::cloud::aws::AwsProvider;
-use crate::cloud::ec2::{Ec2, Select};
-use crate::cloud::{tags, CloudError};
+use crate::cloud::ec2::Ec2;
+use crate::cloud::CloudError;
+use crate::types::tags;
 
 use super::report::{Leak, LeakCheck};
 
@@ -96,7 +97,7 @@ async fn find(aws: &AwsProvider, environment: &str) -> Result<Vec<Leak>, CloudEr
     }
     let mut gone: BTreeSet<String> = BTreeSet::new();
     for (kind, ids) in &by_kind {
-        if let Some(existing) = existing_ec2(aws, kind, ids).await? {
+        if let Some(existing) = crate::cloud::kinds::existing(aws, kind, ids).await? {
             gone.extend(ids.iter().filter(|id| !existing.contains(*id)).cloned());
         }
     }
@@ -119,49 +120,6 @@ async fn find(aws: &AwsProvider, environment: &str) -> Result<Vec<Leak>, CloudEr
             },
         )
         .collect())
-}
-
-/// Which of `ids` (all of one EC2 `kind`) still exist, by the kind's own
-/// Describe; `None` for a kind without one here (then they all count).
-async fn existing_ec2(
-    aws: &AwsProvider,
-    kind: &str,
-    ids: &[String],
-) -> Result<Option<BTreeSet<String>>, CloudError> {
-    let select = Select::Ids(ids);
-    let existing: BTreeSet<String> = match kind {
-        "ec2:vpc" => ids_of(aws.ec2.describe_vpcs(select).await?, |v| v.vpc_id),
-        "ec2:subnet" => ids_of(aws.ec2.describe_subnets(select).await?, |s| s.subnet_id),
-        "ec2:security_group" => ids_of(aws.ec2.describe_security_groups(select).await?, |g| {
-            g.group_id
-        }),
-        "ec2:internet_gateway" => ids_of(aws.ec2.describe_internet_gateways(select).await?, |g| {
-            g.internet_gateway_id
-        }),
-        "ec2:route_table" => ids_of(aws.ec2.describe_route_tables(select).await?, |r| {
-            r.route_table_id
-        }),
-        "ec2:instance" => aws
-            .ec2
-            .describe_instances(select)
-            .await?
-            .into_iter()
-            .filter(|i| {
-                i.state()
-                    .and_then(|s| s.name())
-                    .is_none_or(|s| s.as_str() != "terminated")
-            })
-            .filter_map(|i| i.instance_id)
-            .collect(),
-        "ec2:image" => ids_of(aws.ec2.images_by_id(ids).await?, |i| i.image_id),
-        "ec2:snapshot" => aws.ec2.existing_snapshots(ids).await?.into_iter().collect(),
-        _ => return Ok(None),
-    };
-    Ok(Some(existing))
-}
-
-fn ids_of<T>(items: Vec<T>, id: impl Fn(T) -> Option<String>) -> BTreeSet<String> {
-    items.into_iter().filter_map(id).collect()
 }
 
 /// An ARN's key (EC2 resources by id, so they meet DescribeTags' ids; other

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::cloud::provider::{CreateRequest, Provider};
-use crate::cloud::tags::{tag_set, Identity};
 use crate::cloud::{wait, CloudError};
-use crate::plan::normalize::{delete_rank, normalize, spec_hash};
 use crate::plan::resolve::Resolved;
 use crate::plan::{Action, Change, Plan};
+use crate::planner::normalize::{delete_rank, normalize, spec_hash};
+use crate::types::tags::{tag_set, Identity};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 use serde::Serialize;
 use std::sync::Arc;

@@ -1,34 +1,28 @@
-//! Everything drctl knows about each resource kind, one module per kind: its
-//! schema (attributes and exports), its normal form, which changes update in
-//! place and which replace, its delete rank, the rules the schema cannot say
-//! alone, how its objects are read from what Describe calls return, and how
-//! it is created, updated and deleted against AWS.
+//! Each resource kind's rules, one module per kind: its schema (attributes
+//! and exports), its normal form, which changes update in place and which
+//! replace, the rules the schema cannot say alone, and for some kinds how
+//! they plan themselves. Pure: no AWS here; each kind's AWS half is its
+//! namesake in [`crate::cloud::kinds`].
 //!
-//! Nothing outside this module matches on the kind: the model, the planner
-//! and the provider ask [`ResourceKind::def`]. Adding a kind is one module
-//! here and one line in the `kinds!` list below.
+//! Nothing outside these modules matches on the kind: the validator and the
+//! planner ask `kind.def()` ([`KindDef`]). A kind is registered by one line
+//! in [`crate::types::with_each_kind`].
 
 pub(crate) mod common;
+pub mod schema;
 
 use std::path::Path;
 
-use futures_util::future::BoxFuture;
-use serde::{Deserialize, Serialize};
-
-use crate::cloud::aws::{AwsProvider, Discovery};
-use crate::cloud::provider::CreateRequest;
-use crate::cloud::CloudError;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::model::schema::{Field, ValueType};
+use crate::kinds::schema::{Field, Ty, ValueType};
 use crate::model::Resource;
-use crate::world::{Attrs, ObservedResource, Tags, Value};
+use crate::types::ResourceKind;
+use crate::world::Value;
 
-/// What a kind's cloud operations return (boxed, so [`Kind`] stays object-safe).
-pub type Op<'a, T> = BoxFuture<'a, Result<T, CloudError>>;
-
-/// One resource kind. Pure methods describe it (the model, validator and
-/// planner read them); async ones act on AWS through the provider's clients.
-/// Called through `&'static dyn Kind`, hence the boxed futures.
+/// One resource kind's rules: its schema, normal form, change rules,
+/// validation and (for some) how it plans itself. Pure: the model, the
+/// validator and the planner read them; its AWS half
+/// ([`crate::cloud::kinds::AwsKind`]) acts on AWS.
 pub trait Kind: Send + Sync {
     // --- Schema ---
 
@@ -71,10 +65,6 @@ pub trait Kind: Send + Sync {
         &[]
     }
 
-    /// Deletion order: lower ranks go first. A kind refers only to kinds of a
-    /// higher rank, so deleting rank by rank never hits a dependency violation.
-    fn delete_rank(&self) -> u8;
-
     /// Whether a runbook's `cutover` and `target_health` may name resources
     /// of this kind (they move traffic between fleets).
     fn takes_traffic(&self) -> bool {
@@ -94,38 +84,6 @@ pub trait Kind: Send + Sync {
     fn check(&self, resource: &Resource, base: &str, problems: &mut Problems<'_>) {
         let _ = (resource, base, problems);
     }
-
-    // --- The cloud ---
-
-    /// This kind's resources of the discovery's environment, from batched
-    /// Describe calls (a fixed number, however many resources exist).
-    fn observe<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        pass: &'a Discovery,
-    ) -> Op<'a, Vec<ObservedResource>> {
-        let _ = (aws, pass);
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    /// See [`crate::cloud::provider::Provider::create`].
-    fn create<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        request: &'a CreateRequest<'a>,
-    ) -> Op<'a, ObservedResource>;
-
-    /// See [`crate::cloud::provider::Provider::update`].
-    fn update<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        current: &'a ObservedResource,
-        attrs: &'a Attrs,
-        tags: &'a Tags,
-    ) -> Op<'a, ObservedResource>;
-
-    /// See [`crate::cloud::provider::Provider::delete`].
-    fn delete<'a>(&'a self, aws: &'a AwsProvider, current: &'a ObservedResource) -> Op<'a, ()>;
 }
 
 /// Where a kind's [`Kind::check`] reports problems: the stack file being
@@ -145,141 +103,102 @@ impl<'a> Problems<'a> {
     }
 }
 
-/// The cloud half of a [`Kind`] impl, written inside it. `aws_operations!()`
-/// boxes the kind module's own functions:
-///
-/// ```text
-/// async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError>
-/// async fn create(aws: &AwsProvider, req: &CreateRequest<'_>) -> Result<ObservedResource, CloudError>
-/// async fn update(aws: &AwsProvider, current: &ObservedResource, attrs: &Attrs, tags: &Tags) -> Result<ObservedResource, CloudError>
-/// async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError>
-/// ```
-macro_rules! aws_operations {
-    () => {
-        fn observe<'a>(
-            &'a self,
-            aws: &'a $crate::cloud::aws::AwsProvider,
-            pass: &'a $crate::cloud::aws::Discovery,
-        ) -> $crate::kinds::Op<'a, Vec<$crate::world::ObservedResource>> {
-            Box::pin(observe(aws, pass))
-        }
-
-        fn create<'a>(
-            &'a self,
-            aws: &'a $crate::cloud::aws::AwsProvider,
-            request: &'a $crate::cloud::provider::CreateRequest<'a>,
-        ) -> $crate::kinds::Op<'a, $crate::world::ObservedResource> {
-            Box::pin(create(aws, request))
-        }
-
-        fn update<'a>(
-            &'a self,
-            aws: &'a $crate::cloud::aws::AwsProvider,
-            current: &'a $crate::world::ObservedResource,
-            attrs: &'a $crate::world::Attrs,
-            tags: &'a $crate::world::Tags,
-        ) -> $crate::kinds::Op<'a, $crate::world::ObservedResource> {
-            Box::pin(update(aws, current, attrs, tags))
-        }
-
-        fn delete<'a>(
-            &'a self,
-            aws: &'a $crate::cloud::aws::AwsProvider,
-            current: &'a $crate::world::ObservedResource,
-        ) -> $crate::kinds::Op<'a, ()> {
-            Box::pin(delete(aws, current))
-        }
-    };
-}
-
-/// Declares the kind modules, the [`ResourceKind`] enum (variants in this
-/// order, which is also the order addresses sort in) and each kind's
-/// definition. A module `m` registered as `Variant => m` defines a unit
-/// struct `m::Variant` implementing [`Kind`]; the kind's name is `m`.
+/// Declares the kind modules of [`crate::types::with_each_kind`]'s list and
+/// each kind's definition: a module `m` registered as `Variant => m` defines
+/// a unit struct `m::Variant` implementing [`Kind`].
 macro_rules! kinds {
     ($($variant:ident => $module:ident),+ $(,)?) => {
         $(pub mod $module;)+
 
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum ResourceKind {
-            $($variant),+
-        }
-
-        impl ResourceKind {
-            pub const ALL: [ResourceKind; [$(stringify!($variant)),+].len()] =
-                [$(ResourceKind::$variant),+];
-
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(ResourceKind::$variant => stringify!($module)),+
-                }
-            }
-
-            /// Everything drctl knows about this kind.
-            pub fn def(self) -> &'static dyn Kind {
-                match self {
-                    $(ResourceKind::$variant => &$module::$variant),+
-                }
+        /// Everything drctl knows about a kind, asked of the kind itself.
+        pub fn def(kind: ResourceKind) -> &'static dyn Kind {
+            match kind {
+                $(ResourceKind::$variant => &$module::$variant),+
             }
         }
     };
 }
+crate::types::with_each_kind!(kinds);
 
-kinds! {
-    Vpc => vpc,
-    Subnet => subnet,
-    InternetGateway => internet_gateway,
-    RouteTable => route_table,
-    SecurityGroup => security_group,
-    Image => image,
-    Instances => instances,
-    TargetGroup => target_group,
-    LoadBalancer => load_balancer,
-    Listener => listener,
-    Service => service,
+/// Deletion order, derived from the schemas: a kind's rank is one more than
+/// the highest rank of the kinds whose attributes name it (`${kind.x.id}`),
+/// and 0 when none does. Deleting rank by rank, lowest first, deletes every
+/// resource before what it names, so it never hits a dependency violation;
+/// kinds of one rank do not name each other.
+pub fn delete_rank(kind: ResourceKind) -> u8 {
+    static RANKS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let ranks = RANKS.get_or_init(|| {
+        fn rank(kind: ResourceKind, ranks: &mut [Option<u8>]) -> u8 {
+            if let Some(known) = ranks[kind as usize] {
+                return known;
+            }
+            let referrers = ResourceKind::ALL
+                .into_iter()
+                .filter(|&other| other != kind && names(other).contains(&kind));
+            let found = referrers.map(|r| rank(r, ranks) + 1).max().unwrap_or(0);
+            ranks[kind as usize] = Some(found);
+            found
+        }
+        let mut ranks = vec![None; ResourceKind::ALL.len()];
+        ResourceKind::ALL
+            .into_iter()
+            .map(|kind| rank(kind, &mut ranks))
+            .collect()
+    });
+    ranks[kind as usize]
 }
 
-impl ResourceKind {
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+/// The kinds whose ids `kind`'s attributes may hold.
+pub fn names(kind: ResourceKind) -> Vec<ResourceKind> {
+    fn collect(ty: &Ty, out: &mut Vec<ResourceKind>) {
+        match ty {
+            Ty::IdOf(k) => out.push(*k),
+            Ty::List(inner) => collect(inner, out),
+            Ty::Object(fields) => fields.iter().for_each(|f| collect(&f.ty, out)),
+            Ty::OneOf(tys) => tys.iter().for_each(|t| collect(t, out)),
+            _ => {}
+        }
     }
+    let mut out = Vec::new();
+    for field in kind.fields() {
+        collect(&field.ty, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A kind's definition asked of its [`ResourceKind`] (`kind.def()`).
+pub trait KindDef {
+    /// Everything drctl knows about this kind.
+    fn def(self) -> &'static dyn Kind;
 
     /// The attributes a stack may set on this kind (besides `tags`).
-    pub fn fields(self) -> &'static [Field] {
-        self.def().fields()
-    }
+    fn fields(self) -> &'static [Field];
 
     /// What `${kind.name.<attr>}` may read once the resource exists.
-    pub fn exports(self) -> &'static [(&'static str, ValueType)] {
-        self.def().exports()
+    fn exports(self) -> &'static [(&'static str, ValueType)];
+
+    fn export_type(self, attr: &str) -> Option<ValueType>;
+}
+
+impl KindDef for ResourceKind {
+    fn def(self) -> &'static dyn Kind {
+        def(self)
     }
 
-    pub fn export_type(self, attr: &str) -> Option<ValueType> {
+    fn fields(self) -> &'static [Field] {
+        def(self).fields()
+    }
+
+    fn exports(self) -> &'static [(&'static str, ValueType)] {
+        def(self).exports()
+    }
+
+    fn export_type(self, attr: &str) -> Option<ValueType> {
         self.exports()
             .iter()
             .find(|(name, _)| *name == attr)
             .map(|(_, ty)| *ty)
-    }
-}
-
-impl std::fmt::Display for ResourceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_names_are_the_kind_names() {
-        for kind in ResourceKind::ALL {
-            assert_eq!(
-                serde_json::to_value(kind).unwrap(),
-                serde_json::Value::String(kind.name().to_string())
-            );
-        }
     }
 }

@@ -1,16 +1,10 @@
 //! `subnet`: a subnet of a VPC in one availability zone, and whether
 //! instances launched in it get a public address.
 
-use aws_sdk_ec2::types::Subnet as AwsSubnet;
-
-use super::common::{discovered, Seen, Want};
-use super::{Kind, ResourceKind};
-use crate::cloud::aws::{AwsProvider, Discovery};
-use crate::cloud::ec2::{self, Ec2, Select};
-use crate::cloud::provider::CreateRequest;
-use crate::cloud::CloudError;
-use crate::model::schema::{opt, req, Field, Ty, ValueType};
-use crate::world::{Attrs, ObservedResource, Tags, Value};
+use super::Kind;
+use crate::kinds::schema::{opt, req, Field, Ty, ValueType};
+use crate::types::ResourceKind;
+use crate::world::Value;
 
 pub struct Subnet;
 
@@ -37,91 +31,4 @@ impl Kind for Subnet {
     fn updatable(&self, attr: &str) -> bool {
         attr == "map_public_ip"
     }
-
-    fn delete_rank(&self) -> u8 {
-        9
-    }
-
-    aws_operations!();
-}
-
-async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
-    let subnets = aws.ec2.describe_subnets(Select::Env(pass.env())).await?;
-    Ok(discovered(&subnets, seen, ResourceKind::Subnet))
-}
-
-async fn update(
-    aws: &AwsProvider,
-    current: &ObservedResource,
-    attrs: &Attrs,
-    tags: &Tags,
-) -> Result<ObservedResource, CloudError> {
-    let id = current.id.as_str();
-    modify(aws, current, attrs).await?;
-    aws.retag_and_read_ec2(current, tags, || read(aws, id)).await
-}
-
-async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), CloudError> {
-    let id = current.id.as_str();
-    aws.patiently(&format!("delete {id}"), || aws.ec2.delete_subnet(id))
-        .await
-}
-
-fn seen(subnet: &AwsSubnet) -> Option<Seen> {
-    let s = |v: Option<&str>| Value::Str(v.unwrap_or_default().to_string());
-    Some(
-        Seen::with_id(subnet.subnet_id()?, ec2::tag_map(subnet.tags()))
-            .attr("vpc", s(subnet.vpc_id()))
-            .attr("cidr_block", s(subnet.cidr_block()))
-            .attr("availability_zone", s(subnet.availability_zone()))
-            .attr(
-                "map_public_ip",
-                Value::Bool(subnet.map_public_ip_on_launch().unwrap_or(false)),
-            ),
-    )
-}
-
-async fn read(aws: &AwsProvider, id: &str) -> Result<Option<Seen>, CloudError> {
-    let ids = [id.to_string()];
-    Ok(aws
-        .ec2
-        .describe_subnets(Select::Ids(&ids))
-        .await?
-        .first()
-        .and_then(seen))
-}
-
-async fn create(aws: &AwsProvider, req: &CreateRequest<'_>) -> Result<ObservedResource, CloudError> {
-    let want = Want::new(req.address, req.attrs);
-    let id = aws
-        .ec2
-        .create_subnet(
-            want.str("vpc")?,
-            want.str("cidr_block")?,
-            want.str("availability_zone")?,
-            req.tags,
-        )
-        .await?;
-    if want.bool("map_public_ip", false)? {
-        aws.settle(&format!("subnet {id}"), || {
-            aws.ec2.set_subnet_map_public_ip(&id, true)
-        })
-        .await?;
-    }
-    aws.read_back(req.address, &id, || read(aws, &id)).await
-}
-
-async fn modify(
-    aws: &AwsProvider,
-    current: &ObservedResource,
-    attrs: &Attrs,
-) -> Result<(), CloudError> {
-    let want = Want::new(&current.address, attrs);
-    let wanted = want.bool("map_public_ip", false)?;
-    if current.attrs.get("map_public_ip") != Some(&Value::Bool(wanted)) {
-        aws.ec2
-            .set_subnet_map_public_ip(&current.id, wanted)
-            .await?;
-    }
-    Ok(())
 }

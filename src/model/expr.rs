@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::diag::Pos;
-use crate::model::schema::ResourceKind;
+use crate::types::ResourceKind;
 
 /// A value as written in a stack or runbook, before references are resolved.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,17 +4,14 @@
 //! Pure: this layer reads the files it is given and nothing else (no cloud,
 //! no clock), so `drctl validate` can never touch AWS.
 
-pub mod decode;
 pub mod expr;
-pub mod schema;
-pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::types::ResourceKind;
 pub use expr::{EnvField, Expr, ExprKind, Part, RefTarget, Reference, Template};
-pub use schema::{ResourceKind, Ty, ValueType};
 
 use crate::diag::Pos;
 
@@ -388,5 +385,46 @@ impl Project {
             .and_then(|s| s.to_str())
             .unwrap_or(name_or_path);
         self.runbooks.iter().find(|r| r.name == stem)
+    }
+}
+/// `us-west-2`, `eu-central-1`, `us-gov-west-1`, …
+pub fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-west-2",
+            "eu-central-1",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            // The runbook's region, and an image's copy regions, both.
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in [
+            "us-west",
+            "uswest2",
+            "US-WEST-2",
+            "us-west-",
+            "west-2",
+            "us-west-2a",
+            "-1",
+            "",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
     }
 }

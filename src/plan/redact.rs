@@ -1,7 +1,8 @@
 //! Plans as anyone may see them: secrets replaced by their hash.
 
 use super::resolve::Resolved;
-use super::{hash_json, Change, PhasePlan, Plan};
+use super::{Change, PhasePlan, Plan};
+use crate::digest::hash_json;
 use crate::world::Value;
 
 /// The plan as anyone may see it: every sensitive value replaced by

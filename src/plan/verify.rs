@@ -4,16 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::{Action, Change, PhasePlan, Plan};
 use crate::world::{Address, ObservedResource, Snapshot};
-
-/// A hex SHA-256 of a value's JSON form.
-pub fn hash_json<T: Serialize>(value: &T) -> String {
-    let json = serde_json::to_string(value).expect("plans and observations serialise");
-    crate::digest::sha256_hex(json.as_bytes())
-}
 
 /// What a person approves at a gate: a hash of the phase's steps exactly as
 /// shown (each step's address, action, attribute changes, reasons and the
@@ -42,7 +34,7 @@ fn steps_hash(changes: &[Change], cutover: &[String]) -> String {
             )
         })
         .collect();
-    hash_json(&(steps, cutover))
+    crate::digest::hash_json(&(steps, cutover))
 }
 
 /// What differs between the world a plan saw and the world now, by address.
@@ -55,7 +47,7 @@ pub fn world_changes(planned: &Plan, snapshot: &Snapshot) -> Vec<String> {
         .filter_map(|c| c.current.as_ref())
         // A reused image is another environment's: not observed as ours.
         .filter(|o| {
-            o.tags.get(crate::cloud::tags::ENV).map(String::as_str)
+            o.tags.get(crate::types::tags::ENV).map(String::as_str)
                 == Some(planned.environment.as_str())
         })
         .map(|o| ((o.address.clone(), o.id.clone()), o))

@@ -102,7 +102,7 @@ pub async fn observe_for<P: Provider>(
     runbook: &Runbook,
     clock: &dyn Clock,
 ) -> Result<Snapshot, Error> {
-    let request = crate::kinds::image::lookups_needed(project, runbook);
+    let request = crate::planner::lookups_needed(project, runbook);
     let (observed, lookups) = tokio::try_join!(
         provider.discover(&runbook.environment),
         provider.look_up(&request)
@@ -252,7 +252,7 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
     let snapshot = observe_for(provider, ctx.project, ctx.runbook, ctx.clock).await?;
-    Ok(plan::plan(
+    Ok(crate::planner::plan(
         ctx.project,
         ctx.runbook,
         &snapshot,

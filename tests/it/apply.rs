@@ -8,8 +8,8 @@ use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
 use drctl::cloud::AwsSettings;
 use drctl::execute::{self, ApplyOptions, OutcomeKind, Report};
-use drctl::model::validate::load_project;
-use drctl::plan::{self, render, Action, Plan};
+use drctl::load::validate::load_project;
+use drctl::plan::{render, Action, Plan};
 use drctl::world::Value;
 
 use crate::support::{drctl, moto_endpoint, Repo};
@@ -42,7 +42,7 @@ impl Rehearsal {
         let snapshot = drctl::run::observe(&self.provider, &self.env, &SystemClock)
             .await
             .expect("observe");
-        plan::plan(&project, runbook, &snapshot, "test".into())
+        drctl::planner::plan(&project, runbook, &snapshot, "test".into())
     }
 
     async fn apply(&self) -> Report {

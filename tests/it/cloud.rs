@@ -10,8 +10,8 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use drctl::cloud::ec2::{Ec2, Launch, SdkEc2};
 use drctl::cloud::elbv2::{Elbv2, HealthCheck, SdkElbv2, TargetGroupSpec};
-use drctl::cloud::tags::{self, Identity};
 use drctl::cloud::{AwsSettings, CloudError};
+use drctl::types::tags::{self, Identity};
 
 use crate::proxy::{Fault, FaultProxy, Faults};
 use crate::support::{drctl, moto_endpoint};

@@ -1,7 +1,7 @@
 //! The stack graph: layers, closure, phases and their renderings.
 
 use drctl::graph::{render, runbook_phases, GraphFormat, StackGraph};
-use drctl::model::validate::load_project;
+use drctl::load::validate::load_project;
 use drctl::model::Gate;
 
 use crate::support::{Repo, RUNBOOK};

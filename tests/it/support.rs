@@ -138,7 +138,7 @@ impl Repo {
 
     /// Every problem `validate` finds, one line each, with paths relative to the repo.
     pub fn problems(&self) -> Vec<String> {
-        let (_, diags) = drctl::model::validate::load_project(self.root(), &[]);
+        let (_, diags) = drctl::load::validate::load_project(self.root(), &[]);
         let root = format!("{}/", self.root().display());
         diags
             .sorted()

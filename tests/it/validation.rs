@@ -220,7 +220,7 @@ fn a_gated_canary_needs_a_cutover_phase_after_its_stack() {
 fn the_minimal_repo_and_the_examples_are_valid() {
     assert_eq!(Repo::with(&[]).problems(), Vec::<String>::new());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (project, diags) = drctl::model::validate::load_project(root, &[]);
+    let (project, diags) = drctl::load::validate::load_project(root, &[]);
     assert!(diags.is_empty(), "{diags}");
     assert!(!project.runbooks.is_empty());
     assert!(["network", "app-image", "web"]

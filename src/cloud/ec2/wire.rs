@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use super::Select;
-use crate::cloud::tags;
+use crate::types::tags;
 
 /// EC2 accepts at most 200 values per filter; ids are looked up in batches.
 const FILTER_VALUES: usize = 200;

@@ -5,14 +5,13 @@
 //! and unfinished images left by an interrupted bake are picked up by the
 //! bake of the same recipe, or cleaned up.
 
-
 use super::{
-    is_builder, short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_TAG, COPY_OF_TAG, RECIPE_TAG, SCRIPT_TAG,
-    TYPE_TAG,
+    is_builder, short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_TAG, COPY_OF_TAG, RECIPE_TAG,
+    SCRIPT_TAG, TYPE_TAG,
 };
-use crate::cloud::tags;
 use crate::plan::resolve::Resolved;
 use crate::plan::{deletion, known_tags, user_tags, Action, Change, OwnPlan, OwnPlanInput};
+use crate::types::tags;
 use crate::world::{base_filter_key, KnownImage, ObservedResource, Value};
 
 /// The attributes a person reads in the plan; the rest are computed inputs
@@ -87,17 +86,20 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             cleanup.push(stale_builder(b, &change.address.to_string()));
         }
         return OwnPlan {
-        change,
-        cleanup,
-        cutover: None,
-        canary_gates: Default::default(),
-    };
+            change,
+            cleanup,
+            cutover: None,
+            canary_gates: Default::default(),
+        };
     };
     let hash = recipe.hash();
     set(&mut change, "recipe", hash.clone());
 
     let finished = |o: &&ObservedResource| {
-        crate::world::image_finished(o.attrs.get("state").and_then(Value::as_str).unwrap_or(""), &o.tags)
+        crate::world::image_finished(
+            o.attrs.get("state").and_then(Value::as_str).unwrap_or(""),
+            &o.tags,
+        )
     };
     let ours_of_recipe = images
         .iter()
@@ -134,7 +136,12 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
         Some(as_observed(other, &change.address))
     } else {
         change.action = Action::Create;
-        let why = why_bake(&images, &recipe, script_path.as_deref(), runbook.rebake_images);
+        let why = why_bake(
+            &images,
+            &recipe,
+            script_path.as_deref(),
+            runbook.rebake_images,
+        );
         change.headline = Some(format!(
             "bake image {name} from {} (recipe {hash}, {why})",
             recipe.base_image
@@ -158,7 +165,8 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     if let Some(current) = &current {
         let own = current.tags.get(tags::ENV) == Some(&env);
         let tags_differ = own
-            && known_tags(&change.tags).is_some_and(|k| user_tags(&current.tags, &change.tags) != k);
+            && known_tags(&change.tags)
+                .is_some_and(|k| user_tags(&current.tags, &change.tags) != k);
         if tags_differ {
             change.steps.push("~ tags".into());
         }
@@ -175,9 +183,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     // them; anything else is left over from an interrupted bake.
     for b in &builders {
         if change.action == Action::Create && b.tags.get(RECIPE_TAG) == Some(&hash) {
-            change
-                .reasons
-                .push(format!("continues the interrupted bake on builder {}", b.id));
+            change.reasons.push(format!(
+                "continues the interrupted bake on builder {}",
+                b.id
+            ));
         } else {
             cleanup.push(stale_builder(b, &address));
         }
@@ -194,7 +203,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 .push(format!("continues the interrupted bake of {}", image.id));
         } else {
             let mut d = deletion(image, Some("an unfinished bake".into()));
-            d.headline = Some(format!("deregister unfinished image {} of {address}", image.id));
+            d.headline = Some(format!(
+                "deregister unfinished image {} of {address}",
+                image.id
+            ));
             cleanup.push(d);
         }
     }
@@ -250,7 +262,10 @@ fn resolve_base(input: &OwnPlanInput<'_>, change: &mut Change) -> Option<(String
         Resolved::Known(Value::Str(id)) => Some((id.clone(), format!("id:{id}"))),
         Resolved::Known(Value::Table(filter)) => {
             let (owners, name) = super::base_filter(&filter);
-            let found = input.lookups.base_images.get(&base_filter_key(&owners, &name))?;
+            let found = input
+                .lookups
+                .base_images
+                .get(&base_filter_key(&owners, &name))?;
             let identity = format!("image:{}/{}", found.owner, found.name);
             set(change, "base_image", found.id.clone());
             set(change, "base_identity", identity.clone());
@@ -288,7 +303,11 @@ fn why_bake(
     let mut why = Vec::new();
     let tag = |k: &str| newest.tags.get(k).map(String::as_str).unwrap_or("");
     if tag(BASE_TAG) != recipe.base_image {
-        why.push(format!("base image {} → {}", tag(BASE_TAG), recipe.base_image));
+        why.push(format!(
+            "base image {} → {}",
+            tag(BASE_TAG),
+            recipe.base_image
+        ));
     }
     if tag(SCRIPT_TAG) != short(&recipe.script_sha256) {
         why.push(match script_path {
@@ -336,7 +355,14 @@ fn users_of(lookups: &crate::world::Lookups, region: &str, id: &str) -> Vec<Stri
 
 /// Another environment's image, standing at this address for this run.
 fn as_observed(image: &KnownImage, address: &crate::world::Address) -> ObservedResource {
-    super::seen_of(image).at(address)
+    let (attrs, exports) = super::image_values(image);
+    ObservedResource {
+        address: address.clone(),
+        id: image.id.clone(),
+        attrs,
+        exports,
+        tags: image.tags.clone(),
+    }
 }
 
 /// When it was baked: drctl's own millisecond tag, else EC2's creation date.
@@ -360,7 +386,12 @@ fn set(change: &mut Change, key: &str, value: String) {
 }
 
 fn known_str(change: &Change, key: &str) -> Option<String> {
-    change.desired.get(key)?.known()?.as_str().map(str::to_string)
+    change
+        .desired
+        .get(key)?
+        .known()?
+        .as_str()
+        .map(str::to_string)
 }
 
 fn known_int(change: &Change, key: &str) -> Option<i64> {

@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 
 use super::{BAKED_TAG, BASE_TAG, RECIPE_TAG, ROLE_TAG, SCRIPT_TAG, TYPE_TAG};
-use crate::cloud::tags;
 use crate::model::{Project, ResourceKind};
-use crate::plan::{plan, Action, Change, Plan};
-use crate::world::{base_filter_key, Address, BaseImage, KnownImage, ObservedResource, Snapshot, Value};
+use crate::plan::{Action, Change, Plan};
+use crate::planner::plan;
+use crate::types::tags;
+use crate::world::{
+    base_filter_key, Address, BaseImage, KnownImage, ObservedResource, Snapshot, Value,
+};
 
 const STACK: &str = r#"[resources.image.app]
 base_image = { owners = ["amazon"], name = "amzn2-*" }
@@ -28,7 +31,7 @@ fn project(dir: &tempfile::TempDir) -> Project {
     write("stacks/img.toml", STACK);
     write("stacks/files/app.sh", "#!/bin/sh\necho hi\n");
     write("runbooks/rb.toml", RUNBOOK);
-    let (project, diags) = crate::model::validate::load_project(dir.path(), &[]);
+    let (project, diags) = crate::load::validate::load_project(dir.path(), &[]);
     assert!(diags.is_empty(), "{:?}", diags.sorted());
     project
 }
@@ -119,7 +122,9 @@ fn another_environments_image_of_the_recipe_is_reused_and_says_whose() {
     assert_eq!(change.action, Action::NoOp);
     assert_eq!(
         change.headline.as_deref(),
-        Some(format!("reuse ami-staging (recipe {recipe}, baked by staging on 2026-11-20)").as_str())
+        Some(
+            format!("reuse ami-staging (recipe {recipe}, baked by staging on 2026-11-20)").as_str()
+        )
     );
     assert!(!plan.has_changes());
 }
@@ -144,19 +149,29 @@ fn a_new_script_bakes_and_says_why_and_old_images_past_keep_go_unless_in_use() {
     let change = image_change(&plan);
     assert_eq!(change.action, Action::Create);
     let headline = change.headline.clone().unwrap();
-    assert!(headline.starts_with("bake image app from ami-base (recipe "), "{headline}");
-    assert!(headline.ends_with(", script files/app.sh changed)"), "{headline}");
+    assert!(
+        headline.starts_with("bake image app from ami-base (recipe "),
+        "{headline}"
+    );
+    assert!(
+        headline.ends_with(", script files/app.sh changed)"),
+        "{headline}"
+    );
     // keep = 2: the new one and ami-3 stay; ami-2 goes; ami-1 is in use.
-    let gone: Vec<&str> = plan.cleanup.iter().map(|c| c.current.as_ref().unwrap().id.as_str()).collect();
+    let gone: Vec<&str> = plan
+        .cleanup
+        .iter()
+        .map(|c| c.current.as_ref().unwrap().id.as_str())
+        .collect();
     assert_eq!(gone, ["ami-2"]);
     assert_eq!(
         plan.cleanup[0].headline.as_deref(),
         Some("deregister ami-2 of img.image.app (retention, keep 2)")
     );
     assert!(
-        change
-            .reasons
-            .contains(&"ami-1 is past retention (keep 2) but kept: in use by instance i-9".to_string()),
+        change.reasons.contains(
+            &"ami-1 is past retention (keep 2) but kept: in use by instance i-9".to_string()
+        ),
         "{:?}",
         change.reasons
     );
@@ -178,13 +193,20 @@ fn a_builder_of_the_recipe_is_continued_and_one_of_another_is_terminated() {
             tags,
         }
     };
-    let snapshot = Snapshot::new(0, vec![builder("i-same", &recipe), builder("i-other", "zzz")]);
+    let snapshot = Snapshot::new(
+        0,
+        vec![builder("i-same", &recipe), builder("i-other", "zzz")],
+    );
     let plan = run(&project, snapshot);
     let change = image_change(&plan);
     assert_eq!(change.action, Action::Create);
     assert!(change
         .reasons
         .contains(&"continues the interrupted bake on builder i-same".to_string()));
-    let cleaned: Vec<&str> = plan.cleanup.iter().map(|c| c.current.as_ref().unwrap().id.as_str()).collect();
+    let cleaned: Vec<&str> = plan
+        .cleanup
+        .iter()
+        .map(|c| c.current.as_ref().unwrap().id.as_str())
+        .collect();
     assert_eq!(cleaned, ["i-other"]);
 }

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::kinds::schema::{opt, req, Field, Ty};
 use crate::kinds::Problems;
-use crate::model::schema::{opt, req, Field, Ty};
 use crate::model::{Expr, ExprKind, Gate, ManualGate, OnTimeout, Resource};
 use crate::world::{Attrs, Value};
 
@@ -36,7 +36,7 @@ pub(super) const CANARY: &[Field] = &[
 /// ending at 100), how long each is watched, and whether a gate stands
 /// between them.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Canary {
+pub(crate) struct Canary {
     pub steps: Vec<i64>,
     pub wait: Duration,
     pub gated: bool,
@@ -80,7 +80,11 @@ impl Canary {
 
     /// The first weight above `share` (100 when none is).
     pub fn next_after(&self, share: i64) -> i64 {
-        self.steps.iter().copied().find(|p| *p > share).unwrap_or(100)
+        self.steps
+            .iter()
+            .copied()
+            .find(|p| *p > share)
+            .unwrap_or(100)
     }
 }
 
@@ -171,7 +175,11 @@ pub(super) fn check(resource: &Resource, base: &str, problems: &mut Problems<'_>
     if let (Some(on), None) = (manual.get("on_timeout"), manual.get("timeout")) {
         if on.as_literal_str() == Some("reject") {
             problems
-                .error(on.pos, &format!("{path}.on_timeout"), "`on_timeout` needs a `timeout`")
+                .error(
+                    on.pos,
+                    &format!("{path}.on_timeout"),
+                    "`on_timeout` needs a `timeout`",
+                )
                 .with_hint("add e.g. `timeout = \"4h\"`");
         }
     }

@@ -9,28 +9,25 @@
 //! cutover moves the listener to it in one call (or in weighted canary
 //! steps). The old colour stays for `drctl rollback` until `retire_after`.
 //!
-//! - [`colours`]: reading a service back (discovery and after each step);
-//! - [`plan`]: what to do, pure: create a colour, cut over, retire;
-//! - [`steps`]: creating, retiring and deleting colours against AWS;
-//! - [`in_use`]: a colour's group on the listener (weight 0, or a test
-//!   rule), so AWS health-checks it before it takes traffic;
-//! - [`health`]: the verdict on a colour's targets, and waiting for it;
-//! - [`traffic`]: moving the listener's weights.
+//! - [`colours`]: a service's colours as observed, which is live;
+//! - [`plan`]: what to do: create a colour, cut over, retire;
+//! - [`op`]: a step's operation, as the AWS half reads it;
+//! - [`canary`]: canary weights and the gates between them.
+//!
+//! Its AWS half, [`crate::cloud::kinds::service`], reads services back and
+//! creates, retires and deletes colours, puts a colour's group in use and
+//! moves the listener's weights.
 
 use super::common::{normal_health_check, sorted, HEALTH_CHECK};
 use super::{Kind, Problems, ResourceKind};
-use crate::model::schema::{opt, req, secret, Field, Ty, ValueType, COUNT, PORT};
+use crate::kinds::schema::{opt, req, secret, Field, Ty, ValueType, COUNT, PORT};
 use crate::model::Resource;
 use crate::world::{Attrs, Value};
 
-mod canary;
-mod colours;
-mod health;
-mod in_use;
-mod op;
+pub(crate) mod canary;
+pub(crate) mod colours;
+pub(crate) mod op;
 mod plan;
-mod steps;
-mod traffic;
 #[cfg(test)]
 mod tests;
 
@@ -41,12 +38,12 @@ pub use plan::{canary_rollback_step, retirement_step, rollback_step};
 pub struct Service;
 
 /// On a colour's target group: the hash of the fleet it runs ([`fleet_hash`]).
-const FLEET_TAG: &str = "drctl:fleet";
+pub(crate) const FLEET_TAG: &str = "drctl:fleet";
 /// On a colour's target group: when it started taking all the traffic (ms).
-const LIVE_SINCE_TAG: &str = "drctl:live-since";
+pub(crate) const LIVE_SINCE_TAG: &str = "drctl:live-since";
 /// On a colour's target group: when traffic moved away from it (ms); its
 /// retirement is due `retire_after` later.
-const REPLACED_AT_TAG: &str = "drctl:replaced-at";
+pub(crate) const REPLACED_AT_TAG: &str = "drctl:replaced-at";
 
 /// The header of test traffic for a colour not yet live: a listener with no
 /// colour forwards requests carrying `X-Drctl-Colour: <colour>` to it, so
@@ -54,7 +51,7 @@ const REPLACED_AT_TAG: &str = "drctl:replaced-at";
 pub const TEST_HEADER: &str = "X-Drctl-Colour";
 
 const RETIRE_AFTER_DEFAULT: &str = "1h";
-const HEALTH_TIMEOUT_DEFAULT: &str = "10m";
+pub(crate) const HEALTH_TIMEOUT_DEFAULT: &str = "10m";
 
 const FIELDS: &[Field] = &[
     req("image", Ty::IdOf(ResourceKind::Image)),
@@ -122,11 +119,6 @@ impl Kind for Service {
         }
     }
 
-    fn delete_rank(&self) -> u8 {
-        // Before the listener it names and the subnets its fleets use.
-        0
-    }
-
     fn takes_traffic(&self) -> bool {
         true
     }
@@ -137,40 +129,6 @@ impl Kind for Service {
 
     fn check(&self, resource: &Resource, base: &str, problems: &mut Problems<'_>) {
         canary::check(resource, base, problems);
-    }
-
-    fn observe<'a>(
-        &'a self,
-        aws: &'a crate::cloud::aws::AwsProvider,
-        pass: &'a crate::cloud::aws::Discovery,
-    ) -> super::Op<'a, Vec<crate::world::ObservedResource>> {
-        Box::pin(colours::observe(aws, pass))
-    }
-
-    fn create<'a>(
-        &'a self,
-        aws: &'a crate::cloud::aws::AwsProvider,
-        request: &'a crate::cloud::provider::CreateRequest<'a>,
-    ) -> super::Op<'a, crate::world::ObservedResource> {
-        Box::pin(steps::run(aws, request.address, request.attrs, request.tags, request.client_token))
-    }
-
-    fn update<'a>(
-        &'a self,
-        aws: &'a crate::cloud::aws::AwsProvider,
-        current: &'a crate::world::ObservedResource,
-        attrs: &'a Attrs,
-        tags: &'a crate::world::Tags,
-    ) -> super::Op<'a, crate::world::ObservedResource> {
-        Box::pin(steps::run(aws, &current.address, attrs, tags, ""))
-    }
-
-    fn delete<'a>(
-        &'a self,
-        aws: &'a crate::cloud::aws::AwsProvider,
-        current: &'a crate::world::ObservedResource,
-    ) -> super::Op<'a, ()> {
-        Box::pin(steps::delete(aws, current))
     }
 }
 
@@ -187,7 +145,7 @@ pub(crate) fn fleet_hash(attrs: &Attrs) -> Option<String> {
         };
         inputs.insert((*key).into(), value);
     }
-    Some(crate::plan::hash_json(&serde_json::Value::Object(inputs))[..16].to_string())
+    Some(crate::digest::hash_json(&serde_json::Value::Object(inputs))[..16].to_string())
 }
 
 /// `blue` ↔ `green`.
@@ -200,7 +158,7 @@ fn other_colour(colour: &str) -> &'static str {
 }
 
 /// A duration attribute (validated at load time).
-fn duration_of(attrs: &Attrs, key: &str, default: &str) -> std::time::Duration {
+pub(crate) fn duration_of(attrs: &Attrs, key: &str, default: &str) -> std::time::Duration {
     let text = attrs.get(key).and_then(Value::as_str).unwrap_or(default);
     humantime::parse_duration(text)
         .or_else(|_| humantime::parse_duration(default))

@@ -3,15 +3,17 @@
 //! and an approval cover it, byte for byte as before), written and read
 //! here only (the planner also shows `to` and `from` on a colour's step).
 
-use crate::cloud::CloudError;
-use crate::kinds::common::Want;
 use crate::plan::resolve::Resolved;
 use crate::plan::Change;
-use crate::world::Value;
+use crate::world::{Attrs, Value};
+
+/// A step's attribute that is not as the planner writes it: its key and
+/// what was expected.
+pub(crate) type BadAttr = (&'static str, &'static str);
 
 /// One service step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum ServiceOp {
+pub(crate) enum ServiceOp {
     /// Remove the idle colours `replace`, create `colour`; with `then`,
     /// move the traffic to it as soon as it is healthy (no cutover phase).
     Colour {
@@ -29,7 +31,7 @@ pub(super) enum ServiceOp {
 
 /// The listener's traffic from colour `from` ("" for none) to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Move {
+pub(crate) struct Move {
     pub to: String,
     pub from: String,
     /// Stop at this weight (a gated canary); `None`: all the way.
@@ -47,7 +49,9 @@ impl ServiceOp {
     /// Into `change`'s computed attributes.
     pub fn write(&self, change: &mut Change) {
         let set = |change: &mut Change, key: &str, value: Value| {
-            change.desired.insert(key.to_string(), Resolved::Known(value));
+            change
+                .desired
+                .insert(key.to_string(), Resolved::Known(value));
         };
         let (operation, moved) = match self {
             ServiceOp::Colour {
@@ -81,35 +85,57 @@ impl ServiceOp {
         }
     }
 
-    /// From a step's attributes, as the executor gets them.
-    pub fn read(want: &Want<'_>) -> Result<ServiceOp, CloudError> {
-        let moved = || -> Result<Move, CloudError> {
+    /// From a step's attributes, as the executor gets them; an attribute
+    /// that is not as written is named with what was expected.
+    pub fn read(attrs: &Attrs) -> Result<ServiceOp, BadAttr> {
+        let str = |key: &'static str| {
+            attrs
+                .get(key)
+                .and_then(Value::as_str)
+                .ok_or((key, "a string"))
+        };
+        let strs = |key: &'static str| -> Result<Vec<String>, BadAttr> {
+            match attrs.get(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_str_list()
+                    .map(|l| l.into_iter().map(str::to_string).collect())
+                    .ok_or((key, "a list of strings")),
+            }
+        };
+        let moved = || -> Result<Move, BadAttr> {
             Ok(Move {
-                to: want.str("to")?.to_string(),
-                from: want.opt_str("from")?.unwrap_or("").to_string(),
-                until: match want.attrs.get("until") {
+                to: str("to")?.to_string(),
+                from: match attrs.get("from") {
+                    None => String::new(),
+                    Some(_) => str("from")?.to_string(),
+                },
+                until: match attrs.get("until") {
                     None => None,
-                    Some(_) => Some(i64::from(want.i32("until")?)),
+                    Some(v) => Some(v.as_int().ok_or(("until", "an integer"))?),
                 },
             })
         };
-        Ok(match want.str("operation")? {
+        Ok(match str("operation")? {
             "colour" => ServiceOp::Colour {
-                colour: want.str("color")?.to_string(),
-                replace: want.strs("replace")?,
-                then: match want.bool("cut_over", false)? {
-                    true => Some(moved()?),
-                    false => None,
+                colour: str("color")?.to_string(),
+                replace: strs("replace")?,
+                then: match attrs.get("cut_over") {
+                    None => None,
+                    Some(v) => match v.as_bool().ok_or(("cut_over", "a boolean"))? {
+                        true => Some(moved()?),
+                        false => None,
+                    },
                 },
             },
             "cutover" => ServiceOp::Cutover(moved()?),
             "maintain" => ServiceOp::Maintain {
-                retire: want.strs("retire")?,
+                retire: strs("retire")?,
             },
             "retire" => ServiceOp::Retire {
-                retire: want.strs("retire")?,
+                retire: strs("retire")?,
             },
-            _ => return Err(want.bad("operation", "colour, cutover, maintain or retire")),
+            _ => return Err(("operation", "colour, cutover, maintain or retire")),
         })
     }
 }
@@ -123,9 +149,8 @@ mod tests {
 
     /// What the executor reads back from what the planner wrote.
     fn round_trip(op: &ServiceOp) -> ServiceOp {
-        let address = Address::new("app", ResourceKind::Service, "web");
         let mut change = Change {
-            address: address.clone(),
+            address: Address::new("app", ResourceKind::Service, "web"),
             action: Action::Update,
             attrs: Vec::new(),
             reasons: Vec::new(),
@@ -139,7 +164,7 @@ mod tests {
         };
         op.write(&mut change);
         let attrs = crate::plan::known_attrs(&change.desired).expect("all known");
-        ServiceOp::read(&Want::new(&address, &attrs)).expect("reads back")
+        ServiceOp::read(&attrs).expect("reads back")
     }
 
     #[test]

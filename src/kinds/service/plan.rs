@@ -7,15 +7,15 @@
 //! Every step carries `operation` and its inputs as computed attributes, so
 //! what was approved is exactly what runs ([`super::steps::run`]).
 
-use super::colours::{canary_under_way, colours_of, live, Colour};
 use super::canary::Canary;
+use super::colours::{canary_under_way, colours_of, live, Colour};
 use super::op::{Move, ServiceOp};
 use super::{duration_of, fleet_hash, other_colour, RETIRE_AFTER_DEFAULT};
 use crate::clock::Millis;
 use crate::model::ResourceKind;
 use crate::plan::resolve::Resolved;
-use crate::types::GateId;
 use crate::plan::{Action, AttrDiff, Change, OwnPlan, OwnPlanInput};
+use crate::types::GateId;
 use crate::world::{ObservedResource, Value};
 
 pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
@@ -80,7 +80,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             let weights: Vec<String> = canary.steps.iter().map(|p| format!("{p}%")).collect();
             line.push_str(&format!(" in steps {}", weights.join(" → ")));
             if !canary.wait.is_zero() {
-                line.push_str(&format!(", {} each", humantime::format_duration(canary.wait)));
+                line.push_str(&format!(
+                    ", {} each",
+                    humantime::format_duration(canary.wait)
+                ));
             }
             if canary.gated {
                 line.push_str(", a gate before each");
@@ -99,7 +102,11 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
     };
     // Shown on every step, as the cutover reads them.
     set(&mut change, "to", Value::Str(to.clone()));
-    set(&mut change, "from", Value::Str(from.clone().unwrap_or_default()));
+    set(
+        &mut change,
+        "from",
+        Value::Str(from.clone().unwrap_or_default()),
+    );
     match ready {
         Some(c) => {
             // An earlier run made it and stopped before the cutover (or
@@ -120,7 +127,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
             if inline {
                 change.action = Action::Update;
                 ServiceOp::Cutover(moved(None)).write(&mut change);
-                change.steps.push(format!("~ {}", cutover_line("once every target is healthy")));
+                change.steps.push(format!(
+                    "~ {}",
+                    cutover_line("once every target is healthy")
+                ));
             } else {
                 change.action = Action::NoOp;
             }
@@ -146,7 +156,9 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                     ),
                     (true, None) => "it runs another fleet and takes no traffic".to_string(),
                 };
-                change.steps.push(format!("- remove idle {} first ({why})", c.name));
+                change
+                    .steps
+                    .push(format!("- remove idle {} first ({why})", c.name));
             }
             ServiceOp::Colour {
                 colour: to.clone(),
@@ -154,7 +166,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 then: inline.then(|| moved(None)),
             }
             .write(&mut change);
-            change.headline = Some(format!("create {to} colour of {name} ({})", fleet_summary(&change)));
+            change.headline = Some(format!(
+                "create {to} colour of {name} ({})",
+                fleet_summary(&change)
+            ));
             // AWS health-checks a target group only once the listener uses it.
             change.steps.push(match &live {
                 Some(live) => format!(
@@ -175,7 +190,10 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
                 ));
             }
             if inline {
-                change.steps.push(format!("~ {}", cutover_line("once every target is healthy")));
+                change.steps.push(format!(
+                    "~ {}",
+                    cutover_line("once every target is healthy")
+                ));
             }
         }
     }
@@ -209,16 +227,30 @@ pub(super) fn plan(input: &OwnPlanInput<'_>) -> OwnPlan {
 
 /// The live colour runs what is declared: health checks in place, and old
 /// colours retired once due.
-fn maintain(change: &mut Change, colours: &[Colour], live: &Colour, now: Millis, retire_after: std::time::Duration) {
+fn maintain(
+    change: &mut Change,
+    colours: &[Colour],
+    live: &Colour,
+    now: Millis,
+    retire_after: std::time::Duration,
+) {
     let name = change.address.to_string();
     change.attrs.clear();
     change.action = Action::NoOp;
-    let wanted_check = change.desired.get("health_check").and_then(Resolved::known).cloned();
+    let wanted_check = change
+        .desired
+        .get("health_check")
+        .and_then(Resolved::known)
+        .cloned();
     let stale_checks: Vec<&Colour> = colours
         .iter()
         .filter(|c| c.complete && wanted_check.is_some() && c.health_check != wanted_check)
         .collect();
-    if let Some(before) = stale_checks.iter().find(|c| c.name == live.name).or(stale_checks.first()) {
+    if let Some(before) = stale_checks
+        .iter()
+        .find(|c| c.name == live.name)
+        .or(stale_checks.first())
+    {
         change.attrs.push(AttrDiff {
             name: "health_check".into(),
             before: before.health_check.clone(),
@@ -244,12 +276,16 @@ fn maintain(change: &mut Change, colours: &[Colour], live: &Colour, now: Millis,
             ));
         } else if due <= now {
             retire.push(c.name.clone());
-            change.steps.push(format!("- retire {} (due {})", c.name, clock_time(due)));
-        } else {
-            pending.push(c.name.clone());
             change
                 .steps
-                .push(format!("  {} kept for rollback: retire due {}", c.name, clock_time(due)));
+                .push(format!("- retire {} (due {})", c.name, clock_time(due)));
+        } else {
+            pending.push(c.name.clone());
+            change.steps.push(format!(
+                "  {} kept for rollback: retire due {}",
+                c.name,
+                clock_time(due)
+            ));
         }
     }
     if !change.attrs.is_empty() || !retire.is_empty() {
@@ -272,7 +308,9 @@ fn maintain(change: &mut Change, colours: &[Colour], live: &Colour, now: Millis,
 
 /// A computed attribute of the step.
 fn set(change: &mut Change, key: &str, value: Value) {
-    change.desired.insert(key.to_string(), Resolved::Known(value));
+    change
+        .desired
+        .insert(key.to_string(), Resolved::Known(value));
 }
 
 /// How the listener reads in a plan: its address's name, if the service names
@@ -348,11 +386,19 @@ pub fn retirement_step(planned: &Change) -> Option<Change> {
         return None;
     }
     let mut step = standalone(planned);
-    step.steps = planned.steps.iter().filter(|s| s.starts_with("- retire")).cloned().collect();
+    step.steps = planned
+        .steps
+        .iter()
+        .filter(|s| s.starts_with("- retire"))
+        .cloned()
+        .collect();
     step.headline = Some(format!("retire old colours of {}", planned.address));
     let retire = retire.as_list().unwrap_or_default();
     ServiceOp::Retire {
-        retire: retire.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        retire: retire
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
     }
     .write(&mut step);
     Some(step)
@@ -378,7 +424,10 @@ fn standalone(planned: &Change) -> Change {
 pub fn rollback_step(service: &ObservedResource, template: &Change) -> Result<Change, String> {
     let colours = colours_of(service);
     let Some(live) = live(&colours) else {
-        return Err(format!("{} takes no traffic: nothing to roll back", service.address));
+        return Err(format!(
+            "{} takes no traffic: nothing to roll back",
+            service.address
+        ));
     };
     let label = listener_label(template);
     if let Some(canary) = canary_under_way(&colours) {
@@ -399,18 +448,26 @@ pub fn rollback_step(service: &ObservedResource, template: &Change) -> Result<Ch
             live.name, service.address
         ));
     };
-    let mut step = traffic_step(service, template, &previous.name, &live.name, &live.listener);
+    let mut step = traffic_step(
+        service,
+        template,
+        &previous.name,
+        &live.name,
+        &live.listener,
+    );
     step.headline = Some(format!(
         "rollback: listener {label} from {} back to {}",
-        live.name,
-        previous.name
+        live.name, previous.name
     ));
     Ok(step)
 }
 
 /// A rejected run's canary: all traffic back to the live colour, if a
 /// canary is under way.
-pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Result<Change, String> {
+pub fn canary_rollback_step(
+    service: &ObservedResource,
+    template: &Change,
+) -> Result<Change, String> {
     if canary_under_way(&colours_of(service)).is_none() {
         return Err(format!("{}: no canary under way", service.address));
     }
@@ -418,7 +475,13 @@ pub fn canary_rollback_step(service: &ObservedResource, template: &Change) -> Re
 }
 
 /// A step of its own moving all of `listener`'s traffic to colour `to`.
-fn traffic_step(service: &ObservedResource, template: &Change, to: &str, from: &str, listener: &str) -> Change {
+fn traffic_step(
+    service: &ObservedResource,
+    template: &Change,
+    to: &str,
+    from: &str,
+    listener: &str,
+) -> Change {
     let mut step = standalone(template);
     step.current = Some(service.clone());
     ServiceOp::Cutover(Move {
