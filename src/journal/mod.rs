@@ -12,18 +12,12 @@ use std::sync::Mutex;
 
 use crate::error::Error;
 
-pub use crate::clock::Millis;
+pub use crate::clock::{format_millis, Millis};
 pub use events::{Decision, DrillStart, Event, GateSpec, RunStatus, RunTarget, DRILL_POLICY};
 
 /// The wall clock, for what is not part of a run (runs read the injected clock).
 pub fn now_millis() -> Millis {
     jiff::Timestamp::now().as_millisecond()
-}
-
-pub fn format_millis(ms: Millis) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// One run's journal, open for appending.
