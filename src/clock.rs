@@ -45,6 +45,13 @@ impl Clock for ManualClock {
     }
 }
 
+/// `2026-03-14 04:00:00 UTC`, for people (the milliseconds if out of range).
+pub fn format_millis(ms: Millis) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

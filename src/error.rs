@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::cloud::CloudError;
 use crate::diag::Diagnostics;
 use crate::sandbox::SandboxError;
+use crate::store::StoreError;
 
 /// SPEC.md exit codes.
 pub mod exit {
@@ -88,6 +89,27 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A store's failure, said as drctl says any other: an I/O error names
+/// the record; a run id taken already is the caller's to change.
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path,
+                source,
+            },
+            StoreError::RunExists { .. } | StoreError::Busy { .. } => {
+                Error::usage(e.to_string(), None)
+            }
+        }
+    }
 }
 
 impl Error {

@@ -28,7 +28,7 @@ pub struct Approved {
 
 /// One person's approval of the plan the run's gate shows.
 pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, Error> {
-    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
+    let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
@@ -70,7 +70,7 @@ pub async fn reject<C: Connect>(
     connect: &C,
     request: &RejectRequest,
 ) -> Result<Rejected, Error> {
-    let journal = Journal::open(ctx.state_dir, &request.run_id)?;
+    let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,

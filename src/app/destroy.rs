@@ -79,10 +79,10 @@ pub async fn destroy<C: Connect>(
     }
     let provider = connect.connect(&runbook.region).await?;
     // Where the provider really goes (`--region` wins): that is what to lock.
-    let region = connect.target(&runbook.region, ctx.state_dir).region;
+    let region = connect.target(&runbook.region, &ctx.store.root()).region;
     // A destroy racing an apply of the same environment would fight it.
     let _lock = EnvLock::acquire(
-        ctx.state_dir,
+        ctx.store.as_ref(),
         env,
         &region,
         &format!("destroy-{}", new_run_id(ctx.clock)),

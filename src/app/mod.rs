@@ -13,6 +13,7 @@ pub(crate) mod traffic;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::cloud::aws::AwsProvider;
@@ -20,6 +21,7 @@ use crate::error::Error;
 use crate::events::Sink;
 use crate::load::validate::load_project;
 use crate::model::{Project, Runbook};
+use crate::store::RunStore;
 
 pub use crate::outcome::RolledBack;
 pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest, Rejected};
@@ -50,8 +52,8 @@ pub trait Connect {
 
 /// What every application function needs besides its request.
 pub struct Context<'a> {
-    /// Runs, journals, locks (`.drctl` by default).
-    pub state_dir: &'a Path,
+    /// Runs, journals, locks, reports (in `.drctl` by default).
+    pub store: Arc<dyn RunStore>,
     pub clock: &'a dyn Clock,
     pub sink: &'a dyn Sink,
 }

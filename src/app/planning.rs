@@ -27,7 +27,7 @@ pub async fn plan<C: Connect>(
     request: &PlanRequest,
 ) -> Result<Plan, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    loaded.reached_through(connect, ctx.state_dir);
+    loaded.reached_through(connect, &ctx.store.root());
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let plan = make_plan(ctx, &provider, &loaded).await?;
@@ -42,7 +42,7 @@ pub async fn plan<C: Connect>(
             drctl_plan: plan::PLAN_FORMAT,
             root: absolute(&loaded.project.root),
             runbook_file: absolute(&runbook.file),
-            target: Some(connect.target(&runbook.region, ctx.state_dir)),
+            target: Some(connect.target(&runbook.region, &ctx.store.root())),
             plan: shown,
         };
         saved.write(out)?;

@@ -172,13 +172,13 @@ pub async fn apply<C: Connect>(
         Some(saved) => load_file(&saved.root, &saved.runbook_file)?,
         None => load(request.root.as_deref(), &request.target)?,
     };
-    loaded.reached_through(connect, ctx.state_dir);
+    loaded.reached_through(connect, &ctx.store.root());
     let runbook = loaded.runbook();
     let provider = connect.connect(&runbook.region).await?;
     let run_id = new_run_id(ctx.clock);
     // Locked before planning: what is planned cannot change under another run.
     let lock = EnvLock::acquire(
-        ctx.state_dir,
+        ctx.store.as_ref(),
         &runbook.environment,
         &runbook.region,
         &run_id,
@@ -294,7 +294,7 @@ pub(crate) fn start_run<C: Connect>(
     drill: Option<crate::journal::DrillStart>,
 ) -> Result<Journal, Error> {
     let runbook = loaded.runbook();
-    let journal = Journal::create(ctx.state_dir, run_id)?;
+    let journal = Journal::create(ctx.store.as_ref(), run_id)?;
     journal.append(&Event::RunStarted {
         at: ctx.clock.now(),
         run_id: run_id.to_string(),
@@ -314,13 +314,13 @@ pub(crate) fn start_run<C: Connect>(
             .iter()
             .filter_map(|c| Some((c.address.clone(), c.current.as_ref()?.id.clone())))
             .collect(),
-        target: Some(connect.target(&runbook.region, ctx.state_dir)),
+        target: Some(connect.target(&runbook.region, &ctx.store.root())),
         drill,
     })?;
-    crate::journal::index::record(run_id, ctx.state_dir);
+    crate::journal::index::record(run_id, &ctx.store.root());
     ctx.sink.event(&Shown::RunStarted {
         run_id: run_id.to_string(),
-        journal: journal.dir.clone(),
+        journal: journal.location.clone(),
     });
     Ok(journal)
 }
@@ -395,7 +395,7 @@ pub(crate) async fn continue_run<C: Connect>(
     parallelism: usize,
     cancel: &AtomicBool,
 ) -> Result<Continued, Error> {
-    let journal = Journal::open(ctx.state_dir, run_id)?;
+    let journal = Journal::open(ctx.store.as_ref(), run_id)?;
     let events = journal.events()?;
     let state = run_state(&events);
     if state.status.is_final() {
@@ -451,7 +451,12 @@ pub(crate) async fn continue_run<C: Connect>(
     loaded.set_rebake(drill.as_ref().is_some_and(|d| d.rebake));
     let runbook = loaded.runbook();
     // Taken before anything is written: a live run of this id refuses the resume.
-    let lock = EnvLock::acquire(ctx.state_dir, &runbook.environment, &runbook.region, run_id)?;
+    let lock = EnvLock::acquire(
+        ctx.store.as_ref(),
+        &runbook.environment,
+        &runbook.region,
+        run_id,
+    )?;
     let provider = connect.connect(&runbook.region).await?;
     let now = sources(&loaded.project, runbook)?;
     let edited = changed_files(started_from, &now);

@@ -128,7 +128,7 @@ async fn one_step<C: Connect>(
     wanted: Option<&str>,
 ) -> Result<TrafficResult, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    loaded.reached_through(connect, ctx.state_dir);
+    loaded.reached_through(connect, &ctx.store.root());
     let services = services_named(&loaded, wanted)?;
     let command = StepsOf {
         phase,
@@ -211,7 +211,7 @@ async fn run_steps<C: Connect>(
     let run_id = super::new_run_id(ctx.clock);
     let lock = match what.lock {
         true => Some(EnvLock::acquire(
-            ctx.state_dir,
+            ctx.store.as_ref(),
             &runbook.environment,
             &runbook.region,
             &run_id,

@@ -31,7 +31,7 @@ pub(crate) static CLOCK: SystemClock = SystemClock;
 
 pub(crate) fn context<'a>(global: &'a GlobalArgs, sink: &'a dyn Sink) -> Context<'a> {
     Context {
-        state_dir: &global.state_dir,
+        store: global.store(),
         clock: &CLOCK,
         sink,
     }
@@ -97,7 +97,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
         parallelism: args.parallelism.into(),
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -119,7 +119,7 @@ pub async fn resume_command(
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -128,7 +128,7 @@ pub async fn resume_command(
 
 /// Whether the run is a DR drill (its resume ends in checks and teardown).
 fn is_drill(global: &GlobalArgs, run_id: &str) -> bool {
-    Journal::open(&global.state_dir, run_id)
+    Journal::open(global.store().as_ref(), run_id)
         .and_then(|j| j.events())
         .ok()
         .and_then(|events| events.into_iter().next())
@@ -316,11 +316,12 @@ fn confirm(question: &str, expected: &str, unasked: Error) -> Result<(), Error> 
 pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error> {
     match show {
         None => {
-            let runs = crate::journal::list_runs(&global.state_dir);
+            let store = global.store();
+            let runs = crate::journal::list_runs(store.as_ref());
             if runs.is_empty() {
                 println!(
                     "No runs under {}.",
-                    crate::journal::runs_dir(&global.state_dir).display()
+                    store.location(&crate::store::Key::runs()).display()
                 );
             }
             if !runs.is_empty() {
@@ -360,7 +361,7 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
         }
         Some(id) => {
             let global = &for_run(global, id)?;
-            let journal = Journal::open(&global.state_dir, id)?;
+            let journal = Journal::open(global.store().as_ref(), id)?;
             print!("{}", crate::journal::timeline(&journal.events()?));
         }
     }
@@ -397,8 +398,8 @@ pub fn unlock_command(
             (runbook.environment.clone(), runbook.region.clone())
         }
     };
-    let path = crate::lock::lock_path(&global.state_dir, &env, &region);
-    let Some(holder) = crate::lock::read_holder(&path) else {
+    let store = global.store();
+    let Some(holder) = crate::lock::holder(store.as_ref(), &env, &region) else {
         println!("{env}@{region} is not locked.");
         return Ok(exit::OK);
     };
@@ -415,7 +416,7 @@ pub fn unlock_command(
             ),
         )?;
     }
-    crate::lock::unlock(&global.state_dir, &env, &region)?;
+    crate::lock::unlock(store.as_ref(), &env, &region)?;
     println!("Unlocked {env}@{region}.");
     Ok(exit::OK)
 }

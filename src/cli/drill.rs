@@ -33,7 +33,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         run_id: args.run_id.clone(),
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let outcome = rehearse::drill(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -49,7 +49,7 @@ pub async fn resume_drill(
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let outcome =
         rehearse::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
@@ -200,7 +200,7 @@ fn rto_line(report: &DrillReport) -> String {
 pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> {
     let loaded = app::load(global.root.as_deref(), runbook)?;
     let runbook = loaded.runbook();
-    let reports = history::read_history(&global.state_dir, &runbook.name)?;
+    let reports = history::read_history(global.store().as_ref(), &runbook.name)?;
     if reports.is_empty() {
         println!(
             "No drills of {} yet. Run one with: drctl drill {}",
@@ -249,7 +249,7 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
     };
     let rto_target = runbook.rto_target;
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();

@@ -3,8 +3,11 @@
 //! the edge; nothing below this module knows about clap.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
+
+use crate::store::RunStore;
 
 mod args;
 pub(crate) mod commands;
@@ -100,6 +103,19 @@ pub struct GlobalArgs {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    /// The run store `--state-dir` names: the one place a command turns the
+    /// state directory into the store its records go through.
+    pub fn store(&self) -> Arc<dyn RunStore> {
+        crate::store::local(&self.state_dir)
+    }
+
+    /// The local sandbox's directory, beside the records.
+    pub fn sandbox_dir(&self) -> PathBuf {
+        crate::store::sandbox_dir(&self.state_dir)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

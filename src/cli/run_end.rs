@@ -1,7 +1,6 @@
 //! How a run ends on the terminal (a summary and what to type next, or one
 //! JSON line), and how Ctrl-C and SIGTERM stop it.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +11,7 @@ use crate::execute::{OutcomeKind, Report};
 use crate::journal::{run_state, Event as JournalEvent, Journal};
 use crate::plan::Action;
 use crate::run::RunEnd;
+use crate::store::RunStore;
 
 /// What the end of a run means, and what to type next.
 pub(crate) fn print_end(global: &GlobalArgs, result: app::RunResult) -> u8 {
@@ -152,7 +152,7 @@ fn checks_failed_sentence(after: &app::AfterCutover) -> String {
 }
 
 /// First Ctrl-C: start nothing new. Second: record it and abort.
-pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
+pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, store: Arc<dyn RunStore>) {
     // SIGTERM (a scheduler or systemd stopping drctl) means what Ctrl-C means.
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
@@ -204,13 +204,13 @@ pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, state_dir: PathBuf) {
                 !command_run && !run_state(events).status.is_final()
             }
         };
-        let latest = crate::journal::list_runs(&state_dir)
+        let latest = crate::journal::list_runs(store.as_ref())
             .into_iter()
             .filter(|(_, events)| ours(events) && unfinished(events))
             .map(|(id, _)| id)
             .max();
         if let Some(run_id) = latest {
-            if let Ok(journal) = Journal::open(&state_dir, &run_id) {
+            if let Ok(journal) = Journal::open(store.as_ref(), &run_id) {
                 let _ = journal.append(&JournalEvent::Interrupted {
                     at: crate::journal::now_millis(),
                 });

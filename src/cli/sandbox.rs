@@ -9,7 +9,7 @@ use crate::error::{exit, Error};
 use crate::sandbox::{Sandbox, SandboxStatus};
 
 pub(super) async fn sandbox(global: &GlobalArgs, command: &SandboxCommand) -> Result<u8, Error> {
-    let dir = crate::store::Layout::new(&global.state_dir).sandbox();
+    let dir = global.sandbox_dir();
     let blocking = |f: Box<
         dyn FnOnce(Sandbox) -> Result<Option<SandboxStatus>, crate::sandbox::SandboxError> + Send,
     >| {
@@ -79,7 +79,7 @@ async fn sandbox_status(global: &GlobalArgs) -> Result<u8, Error> {
         };
         (target.settings.clone(), how)
     } else {
-        let dir = crate::store::Layout::new(&global.state_dir).sandbox();
+        let dir = global.sandbox_dir();
         let status = tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
             .await
             .expect("sandbox status task panicked")?;

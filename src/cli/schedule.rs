@@ -216,9 +216,15 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
 
 async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
     let project = load_all(global)?;
+    // The daemon names its records by absolute paths in its log.
+    let state_dir = absolute(&global.state_dir);
     let config = Config {
         scheduled: scheduled(&project)?,
-        state_dir: absolute(&global.state_dir),
+        store: GlobalArgs {
+            state_dir: state_dir.clone(),
+            ..global.clone()
+        }
+        .store(),
         drill: drill_command(global, &project.root)?,
         once: args.once,
     };
@@ -226,7 +232,7 @@ async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
         Some(at) => Box::new(OffsetClock::starting_at(at)),
         None => Box::new(SystemClock),
     };
-    let mut stop = daemon::os_signals().map_err(|e| schedule_error(e, &config.state_dir))?;
+    let mut stop = daemon::os_signals().map_err(|e| schedule_error(e, &state_dir))?;
     let json = matches!(global.log_format, LogFormat::Json);
     let summary = daemon::run(&config, clock.as_ref(), &mut stop, &|at, event| {
         let line = if json {
@@ -239,7 +245,7 @@ async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
         let _ = out.flush();
     })
     .await
-    .map_err(|e| schedule_error(e, &config.state_dir))?;
+    .map_err(|e| schedule_error(e, &state_dir))?;
     Ok(if args.once && summary.not_passed > 0 {
         exit::FAILURE
     } else {

@@ -39,7 +39,7 @@ pub async fn cloud_target(global: &GlobalArgs, default_region: &str) -> Result<C
             sandbox: None,
         });
     }
-    let dir = crate::store::Layout::new(&global.state_dir).sandbox();
+    let dir = global.sandbox_dir();
     let running = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || Sandbox::new(dir).status())
@@ -137,15 +137,12 @@ impl Connect for CliConnect<'_> {
 /// target than the run's is refused.
 pub(crate) fn for_run(global: &GlobalArgs, run_id: &str) -> Result<GlobalArgs, Error> {
     let mut effective = global.clone();
-    if !crate::journal::runs_dir(&global.state_dir)
-        .join(run_id)
-        .is_dir()
-    {
+    if !global.store().has_run(run_id) {
         if let Some(dir) = crate::journal::index::lookup(run_id) {
             effective.state_dir = dir;
         }
     }
-    let journal = Journal::open(&effective.state_dir, run_id)?;
+    let journal = Journal::open(effective.store().as_ref(), run_id)?;
     let target = journal.events()?.into_iter().find_map(|e| match e {
         JournalEvent::RunStarted { target, .. } => target,
         _ => None,

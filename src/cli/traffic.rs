@@ -50,7 +50,7 @@ async fn run(
         parallelism: 4,
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.state_dir.clone()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let connect = CliConnect::new(global);
     let result = if rollback {
         app::rollback(&ctx, &connect, &request, &cancel).await

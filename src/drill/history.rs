@@ -1,11 +1,12 @@
-//! `drctl drills history RUNBOOK`: the drill reports kept under
-//! `<state-dir>/reports/<runbook>/`, read back and shown as a table and an
+//! `drctl drills history RUNBOOK`: a runbook's drill reports kept in the
+//! run store, read back and shown as a table and an
 //! RTO trend drawn in plain text (no colour codes: the output may be piped
 //! into a file or a chat message).
 
 use super::rehearse::Finished;
 use super::render;
 use crate::app::Context;
+use crate::store::{Key, ReportFormat, RunStore};
 use std::path::{Path, PathBuf};
 
 use super::render::{duration, verdict_word};
@@ -16,44 +17,31 @@ use crate::error::Error;
 /// How many columns the longest bar of the RTO trend takes.
 const CHART_WIDTH: i64 = 40;
 
-/// Where a runbook's drill reports are written and read back.
-pub fn reports_dir(state_dir: &Path, runbook: &str) -> PathBuf {
-    crate::store::Layout::new(state_dir).reports(runbook)
-}
-
-/// Every drill report of the runbook (`*.json` in [`reports_dir`]), oldest
-/// first; none when no drill has run yet. A file that does not parse is an
-/// error naming it: a history that skipped it could hide a failed drill.
-pub fn read_history(state_dir: &Path, runbook: &str) -> Result<Vec<DrillReport>, Error> {
-    let dir = reports_dir(state_dir, runbook);
-    let listing_failed = |source| Error::Io {
-        action: "list the drill reports in",
-        path: dir.clone(),
-        source,
-    };
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(listing_failed(e)),
-    };
+/// Every drill report of the runbook (its `*.json` objects), oldest
+/// first; none when no drill has run yet. A report that does not parse is
+/// an error naming it: a history that skipped it could hide a failed drill.
+pub fn read_history(store: &dyn RunStore, runbook: &str) -> Result<Vec<DrillReport>, Error> {
+    let keys = store
+        .list(&Key::reports(runbook))
+        .map_err(|e| e.doing("list the drill reports in"))?;
     let mut reports = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(listing_failed)?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            reports.push(read_report(&path)?);
-        }
+    for key in keys.iter().filter(|k| k.name().ends_with(".json")) {
+        reports.push(read_report(store, key)?);
     }
     reports.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
     Ok(reports)
 }
 
-fn read_report(path: &Path) -> Result<DrillReport, Error> {
+fn read_report(store: &dyn RunStore, key: &Key) -> Result<DrillReport, Error> {
     let failed = |action, source| Error::Io {
         action,
-        path: path.to_path_buf(),
+        path: store.location(key),
         source,
     };
-    let bytes = std::fs::read(path).map_err(|e| failed("read the drill report", e))?;
+    let bytes = store
+        .get(key)
+        .map_err(|e| e.doing("read the drill report"))?
+        .ok_or_else(|| failed("read the drill report", std::io::ErrorKind::NotFound.into()))?;
     let report: DrillReport =
         serde_json::from_slice(&bytes).map_err(|e| failed("parse the drill report", e.into()))?;
     // A newer format changed what a field means: reading it as this one
@@ -199,43 +187,43 @@ fn utc_minute(ms: Millis) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-/// `<state-dir>/reports/<runbook>/<start>.json` and `.md`, and the JUnit file.
+/// The drill's reports in the store (JSON and Markdown), and the JUnit file.
 pub(crate) fn write_reports(
     ctx: &Context<'_>,
     report: DrillReport,
     junit: Option<PathBuf>,
 ) -> Result<Finished, Error> {
-    // The run id starts with the run's UTC start time: the files sort by time.
-    let json = crate::store::Layout::new(ctx.state_dir).report(&report.runbook, &report.run_id);
-    let markdown = json.with_extension("md");
-    let write = |path: &PathBuf, text: String| -> Result<(), Error> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                action: "create",
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        std::fs::write(path, text).map_err(|source| Error::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        })
-    };
-    write(
-        &json,
-        serde_json::to_string_pretty(&report).expect("reports serialise") + "\n",
-    )?;
-    write(&markdown, render::markdown(&report))?;
+    let store = ctx.store.as_ref();
+    let key = |format| Key::report(&report.runbook, &report.run_id, format);
+    let (json, markdown) = (key(ReportFormat::Json), key(ReportFormat::Markdown));
+    let text = serde_json::to_string_pretty(&report).expect("reports serialise") + "\n";
+    store.put(&json, text.as_bytes())?;
+    store.put(&markdown, render::markdown(&report).as_bytes())?;
     if let Some(junit) = &junit {
-        write(junit, super::junit::junit(&report))?;
+        write_file(junit, &super::junit::junit(&report))?;
     }
     Ok(Finished {
+        json: store.location(&json),
+        markdown: store.location(&markdown),
         report,
-        json,
-        markdown,
         junit,
         root: PathBuf::new(),
+    })
+}
+
+/// The JUnit file where `--junit` asks for it (outside the store: CI reads it).
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            action: "create",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| Error::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
     })
 }
 
@@ -244,6 +232,7 @@ mod tests {
     use super::*;
     use crate::drill::render::tests::{sample, T};
     use crate::drill::report::Verdict;
+    use crate::store::LocalStore;
 
     const DAY: Millis = 86_400_000;
 
@@ -265,22 +254,20 @@ mod tests {
     #[test]
     fn history_is_every_json_report_of_the_runbook_oldest_first() {
         let state = tempfile::tempdir().unwrap();
-        assert_eq!(
-            reports_dir(state.path(), "fleet"),
-            state.path().join("reports/fleet")
-        );
+        let store = LocalStore::new(state.path());
+        let dir = store.location(&Key::reports("fleet"));
+        assert_eq!(dir, state.path().join("reports/fleet"));
         assert!(
-            read_history(state.path(), "fleet").unwrap().is_empty(),
+            read_history(&store, "fleet").unwrap().is_empty(),
             "no drill yet"
         );
-        let dir = reports_dir(state.path(), "fleet");
         std::fs::create_dir_all(&dir).unwrap();
         for (name, days) in [("b.json", 7), ("a.json", 14), ("c.json", 0)] {
             let json = serde_json::to_string(&drill(days, Some(10), true)).unwrap();
             std::fs::write(dir.join(name), json).unwrap();
         }
         std::fs::write(dir.join("c.md"), "# Drill of fleet: PASSED").unwrap();
-        let runs: Vec<String> = read_history(state.path(), "fleet")
+        let runs: Vec<String> = read_history(&store, "fleet")
             .unwrap()
             .into_iter()
             .map(|r| r.run_id)
@@ -291,10 +278,11 @@ mod tests {
     #[test]
     fn a_report_that_does_not_parse_is_an_error_naming_its_file() {
         let state = tempfile::tempdir().unwrap();
-        let dir = reports_dir(state.path(), "fleet");
+        let store = LocalStore::new(state.path());
+        let dir = store.location(&Key::reports("fleet"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("broken.json"), "{\"format\": 1,").unwrap();
-        let err = read_history(state.path(), "fleet").unwrap_err();
+        let err = read_history(&store, "fleet").unwrap_err();
         let file = dir.join("broken.json");
         assert_eq!(
             err.to_string(),
@@ -309,7 +297,7 @@ mod tests {
         let mut newer = drill(0, Some(10), true);
         newer.format = REPORT_FORMAT + 1;
         std::fs::write(&file, serde_json::to_string(&newer).unwrap()).unwrap();
-        let err = read_history(state.path(), "fleet").unwrap_err().render();
+        let err = read_history(&store, "fleet").unwrap_err().render();
         assert!(err.contains("this drctl reads format 1 and older"), "{err}");
     }
 

@@ -99,7 +99,7 @@ pub async fn drill<C: Connect>(
 ) -> Result<DrillOutcome, Error> {
     // Bad input touches nothing: checked before anything is loaded or asked.
     let given = match &request.run_id {
-        Some(id) => Some(given_run_id(ctx.state_dir, id)?),
+        Some(id) => Some(given_run_id(ctx.store.as_ref(), id)?),
         None => None,
     };
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
@@ -125,7 +125,7 @@ pub async fn drill<C: Connect>(
         Some(id) => id,
         None => new_run_id(ctx.clock),
     };
-    let lock = EnvLock::acquire(ctx.state_dir, &environment, &region, &run_id)?;
+    let lock = EnvLock::acquire(ctx.store.as_ref(), &environment, &region, &run_id)?;
     let snapshot =
         run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
     if !snapshot.is_empty() {
@@ -204,7 +204,7 @@ pub async fn resume<C: Connect>(
     parallelism: usize,
     cancel: &AtomicBool,
 ) -> Result<DrillOutcome, Error> {
-    let journal = Journal::open(ctx.state_dir, run_id)?;
+    let journal = Journal::open(ctx.store.as_ref(), run_id)?;
     let events = journal.events()?;
     if let Some(Event::DrillFinished { report, .. }) = events
         .iter()
@@ -247,7 +247,7 @@ pub async fn resume<C: Connect>(
     loaded.retarget(environment, region);
     loaded.set_rebake(start.rebake);
     let provider = connect.connect(region).await?;
-    let lock = EnvLock::acquire(ctx.state_dir, environment, region, run_id)?;
+    let lock = EnvLock::acquire(ctx.store.as_ref(), environment, region, run_id)?;
     let request = DrillRequest {
         root: Some(root.clone()),
         runbook: runbook_file.display().to_string(),
@@ -277,7 +277,7 @@ pub async fn resume<C: Connect>(
 
 /// A run id given on the command line: a file name of its own (letters,
 /// digits, `-`, `_`, `.`; not `.`-first) that no run has yet.
-fn given_run_id(state_dir: &std::path::Path, id: &str) -> Result<String, Error> {
+fn given_run_id(store: &dyn crate::store::RunStore, id: &str) -> Result<String, Error> {
     let fine = !id.is_empty()
         && id.len() <= 64
         && !id.starts_with('.')
@@ -290,7 +290,7 @@ fn given_run_id(state_dir: &std::path::Path, id: &str) -> Result<String, Error> 
             Some("use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'".into()),
         ));
     }
-    if crate::store::Layout::new(state_dir).run(id).exists() {
+    if store.has_run(id) {
         return Err(Error::usage(
             format!("run {id} exists already"),
             Some("give a new --run-id, or `drctl resume` that run".into()),

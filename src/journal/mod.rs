@@ -4,15 +4,13 @@
 //! why and how long it waited. A run's status is derived from its events, so
 //! a process killed at any point leaves a journal that `resume` can finish.
 
-use crate::store::Layout;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::Error;
+use crate::store::{Key, RunLog, RunStore};
 
-pub use crate::clock::Millis;
+pub use crate::clock::{format_millis, Millis};
 pub use events::{Decision, DrillStart, Event, GateSpec, RunStatus, RunTarget, DRILL_POLICY};
 
 /// The wall clock, for what is not part of a run (runs read the injected clock).
@@ -20,88 +18,48 @@ pub fn now_millis() -> Millis {
     jiff::Timestamp::now().as_millisecond()
 }
 
-pub fn format_millis(ms: Millis) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 /// One run's journal, open for appending.
 pub struct Journal {
     pub run_id: String,
-    pub dir: PathBuf,
-    file: Mutex<File>,
+    /// Where the run's records are (its directory, locally), for people.
+    pub location: PathBuf,
+    /// Where its journal is, for messages about a line of it.
+    file: PathBuf,
+    log: Box<dyn RunLog>,
     written: Mutex<usize>,
 }
 
-pub fn runs_dir(state_dir: &Path) -> PathBuf {
-    Layout::new(state_dir).runs()
-}
-
 impl Journal {
-    /// Creates `runs/<run-id>/` and its log.
-    pub fn create(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
-        let dir = Layout::new(state_dir).run(run_id);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            action: "create run directory",
-            path: dir.clone(),
-            source,
-        })?;
-        Self::open_dir(dir, run_id)
+    /// Starts the journal of a new run.
+    pub fn create(store: &dyn RunStore, run_id: &str) -> Result<Journal, Error> {
+        let log = store.create_run(run_id)?;
+        Ok(Self::with(store, run_id, log, 0))
     }
 
     /// Opens an existing run for appending.
-    pub fn open(state_dir: &Path, run_id: &str) -> Result<Journal, Error> {
-        let dir = Layout::new(state_dir).run(run_id);
-        if !Layout::journal_in(&dir).is_file() {
-            return Err(unknown_run(state_dir, run_id));
-        }
-        Self::open_dir(dir, run_id)
-    }
-
-    fn open_dir(dir: PathBuf, run_id: &str) -> Result<Journal, Error> {
-        let path = Layout::journal_in(&dir);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| Error::Io {
-                action: "open journal",
-                path: path.clone(),
-                source,
-            })?;
-        let written = read_events(&path)?.len();
-        Ok(Journal {
-            run_id: run_id.to_string(),
-            dir,
-            file: Mutex::new(file),
-            written: Mutex::new(written),
-        })
-    }
-
-    /// Appends one event and waits until it is on disk.
-    pub fn append(&self, event: &Event) -> Result<(), Error> {
-        let mut line = serde_json::to_string(event).expect("events serialise");
-        line.push('\n');
-        let path = Layout::journal_in(&self.dir);
-        let io = |source| Error::Io {
-            action: "append to journal",
-            path: path.clone(),
-            source,
+    pub fn open(store: &dyn RunStore, run_id: &str) -> Result<Journal, Error> {
+        let Some(log) = store.open_run(run_id)? else {
+            return Err(unknown_run(store, run_id));
         };
-        {
-            let mut file = self.file.lock().expect("journal lock poisoned");
-            // `drctl approve` and `reject` append to a run's journal from
-            // other processes: appends (and the repair of a torn tail) take
-            // turns under an OS lock on the file, held for one line.
-            File::lock(&file).map_err(io)?;
-            let written = drop_torn_tail(&file, &path)
-                .and_then(|()| file.write_all(line.as_bytes()))
-                .and_then(|()| file.sync_data());
-            let unlocked = File::unlock(&file);
-            written.and(unlocked).map_err(io)?;
+        let file = store.location(&Key::journal(run_id));
+        let written = parse_events(&file, log.read()?)?.len();
+        Ok(Self::with(store, run_id, log, written))
+    }
+
+    fn with(store: &dyn RunStore, run_id: &str, log: Box<dyn RunLog>, written: usize) -> Journal {
+        Journal {
+            run_id: run_id.to_string(),
+            location: store.location(&Key::run(run_id)),
+            file: store.location(&Key::journal(run_id)),
+            log,
+            written: Mutex::new(written),
         }
+    }
+
+    /// Appends one event and waits until it is durable.
+    pub fn append(&self, event: &Event) -> Result<(), Error> {
+        let record = serde_json::to_vec(event).expect("events serialise");
+        self.log.append(&[record])?;
         let mut written = self.written.lock().expect("journal counter poisoned");
         *written += 1;
         crash_point(*written, event);
@@ -109,7 +67,7 @@ impl Journal {
     }
 
     pub fn events(&self) -> Result<Vec<Event>, Error> {
-        read_events(&Layout::journal_in(&self.dir))
+        parse_events(&self.file, self.log.read()?)
     }
 }
 
@@ -149,42 +107,34 @@ fn crash_point(written: usize, event: &Event) {
     }
 }
 
-fn unknown_run(state_dir: &Path, run_id: &str) -> Error {
-    let known: Vec<String> = list_runs(state_dir).into_iter().map(|r| r.0).collect();
+fn unknown_run(store: &dyn RunStore, run_id: &str) -> Error {
+    let known: Vec<String> = store.list_runs().unwrap_or_default();
     Error::usage(
-        format!("no run `{run_id}` under {}", runs_dir(state_dir).display()),
+        format!(
+            "no run `{run_id}` under {}",
+            store.location(&Key::runs()).display()
+        ),
         crate::diag::suggest(run_id, known.iter().map(String::as_str))
             .or_else(|| Some("`drctl runs` lists the runs".into())),
     )
 }
 
-/// Reads a journal. Only a torn last line is skipped: the final line, when
-/// it does not end with a newline (a write cut off by a crash, or one still
-/// under way in another process; either way its `append` had not returned,
-/// so nothing acted on it). Any other line that does not parse is an error
-/// naming the file and the line: skipping it would silently lose an intent,
-/// an outcome or a gate decision.
-pub fn read_events(path: &Path) -> Result<Vec<Event>, Error> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "read journal",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    parse_events(path, &bytes)
+/// A run's events (none for an unknown run). The store leaves out a torn
+/// last record (see [`RunLog::append`]: its append never returned, so
+/// nothing acted on it); any other record that does not parse is an error
+/// naming the journal and the line: skipping it would silently lose an
+/// intent, an outcome or a gate decision.
+pub fn read_events(store: &dyn RunStore, run_id: &str) -> Result<Vec<Event>, Error> {
+    let records = store.read_run(run_id)?;
+    parse_events(&store.location(&Key::journal(run_id)), records)
 }
 
-fn parse_events(path: &Path, bytes: &[u8]) -> Result<Vec<Event>, Error> {
-    bytes[..complete_lines_len(bytes)]
-        .split_inclusive(|&b| b == b'\n')
+fn parse_events(path: &Path, records: Vec<Vec<u8>>) -> Result<Vec<Event>, Error> {
+    records
+        .iter()
         .enumerate()
-        .map(|(index, line)| {
-            serde_json::from_slice(line).map_err(|source| Error::CorruptJournal {
+        .map(|(index, record)| {
+            serde_json::from_slice(record).map_err(|source| Error::CorruptJournal {
                 path: path.to_path_buf(),
                 line: index + 1,
                 source,
@@ -193,54 +143,22 @@ fn parse_events(path: &Path, bytes: &[u8]) -> Result<Vec<Event>, Error> {
         .collect()
 }
 
-/// The length of the journal's complete lines: up to its last newline.
-fn complete_lines_len(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |last| last + 1)
-}
-
-/// Cuts a torn last line off before appending, so that the next event starts
-/// a line of its own instead of turning the torn one into a corrupt middle
-/// line. Called with the journal's OS lock held: no append is under way.
-fn drop_torn_tail(file: &File, path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    let mut last = [0u8];
-    file.read_exact_at(&mut last, len - 1)?;
-    if last[0] == b'\n' {
-        return Ok(());
-    }
-    let mut bytes = vec![0u8; usize::try_from(len).expect("a journal fits in memory")];
-    file.read_exact_at(&mut bytes, 0)?;
-    let keep = complete_lines_len(&bytes);
-    tracing::warn!(
-        "{}: dropping a torn last line ({} bytes) left by a process that died while writing it",
-        path.display(),
-        bytes.len() - keep
-    );
-    file.set_len(keep as u64)
-}
-
-/// Every run directory with its events, newest first.
-pub fn list_runs(state_dir: &Path) -> Vec<(String, Vec<Event>)> {
-    let Ok(entries) = std::fs::read_dir(runs_dir(state_dir)) else {
-        return Vec::new();
+/// Every run with its events, newest first.
+pub fn list_runs(store: &dyn RunStore) -> Vec<(String, Vec<Event>)> {
+    let ids = match store.list_runs() {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::warn!("cannot list the runs: {err}");
+            return Vec::new();
+        }
     };
-    let mut runs: Vec<(String, Vec<Event>)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let id = e.file_name().to_str()?.to_string();
-            match read_events(&Layout::journal_in(&e.path())) {
-                Ok(events) => Some((id, events)),
-                Err(err) => {
-                    tracing::warn!("run {id} is not listed: {err}");
-                    None
-                }
+    let mut runs: Vec<(String, Vec<Event>)> = ids
+        .into_iter()
+        .filter_map(|id| match read_events(store, &id) {
+            Ok(events) => Some((id, events)),
+            Err(err) => {
+                tracing::warn!("run {id} is not listed: {err}");
+                None
             }
         })
         .collect();
@@ -287,6 +205,9 @@ pub fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LocalStore;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn started(at: Millis) -> Event {
         Event::PhaseStarted {
@@ -299,36 +220,39 @@ mod tests {
         serde_json::to_string(event).unwrap() + "\n"
     }
 
-    fn journal_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+    /// A state directory whose run `r` has `text` for its journal.
+    fn journal_with(text: &str) -> (tempfile::TempDir, LocalStore, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.jsonl");
+        let store = LocalStore::new(dir.path());
+        let path = store.location(&Key::journal("r"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
-        (dir, path)
+        (dir, store, path)
     }
 
     #[test]
     fn a_torn_last_line_is_skipped() {
         let whole = line(&started(1)) + &line(&started(2));
         for torn in ["{\"event\":\"phase_sta", "{", "\u{0}\u{0}"] {
-            let (_dir, path) = journal_with(&format!("{whole}{torn}"));
+            let (_dir, store, _) = journal_with(&format!("{whole}{torn}"));
             assert_eq!(
-                read_events(&path).unwrap(),
+                read_events(&store, "r").unwrap(),
                 [started(1), started(2)],
                 "{torn:?}"
             );
         }
         // Even a complete event without its newline: its append never returned.
-        let (_dir, path) = journal_with(whole.trim_end());
-        assert_eq!(read_events(&path).unwrap(), [started(1)]);
-        let (_dir, path) = journal_with("");
-        assert_eq!(read_events(&path).unwrap(), []);
+        let (_dir, store, _) = journal_with(whole.trim_end());
+        assert_eq!(read_events(&store, "r").unwrap(), [started(1)]);
+        let (_dir, store, _) = journal_with("");
+        assert_eq!(read_events(&store, "r").unwrap(), []);
     }
 
     #[test]
     fn a_corrupt_line_before_the_last_is_an_error_naming_file_and_line() {
         let text = line(&started(1)) + "{\"event\":\"phase_sta\n" + &line(&started(3));
-        let (_dir, path) = journal_with(&text);
-        let err = read_events(&path).unwrap_err();
+        let (_dir, store, path) = journal_with(&text);
+        let err = read_events(&store, "r").unwrap_err();
         assert!(
             matches!(&err, Error::CorruptJournal { path: p, line: 2, .. } if p == &path),
             "{err:?}"
@@ -338,18 +262,18 @@ mod tests {
             format!("journal {} is corrupt at line 2", path.display())
         );
         // An empty line is no event either.
-        let (_dir, path) = journal_with(&(line(&started(1)) + "\n" + &line(&started(3))));
+        let (_dir, store, _) = journal_with(&(line(&started(1)) + "\n" + &line(&started(3))));
         assert!(matches!(
-            read_events(&path),
+            read_events(&store, "r"),
             Err(Error::CorruptJournal { line: 2, .. })
         ));
     }
 
     #[test]
     fn a_corrupt_last_line_that_ends_with_a_newline_is_an_error() {
-        let (_dir, path) = journal_with(&(line(&started(1)) + "not json\n"));
+        let (_dir, store, _) = journal_with(&(line(&started(1)) + "not json\n"));
         assert!(matches!(
-            read_events(&path),
+            read_events(&store, "r"),
             Err(Error::CorruptJournal { line: 2, .. })
         ));
     }
@@ -357,14 +281,15 @@ mod tests {
     #[test]
     fn an_append_after_a_torn_line_drops_the_torn_line_first() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::create(dir.path(), "run-1").unwrap();
+        let store = LocalStore::new(dir.path());
+        let journal = Journal::create(&store, "run-1").unwrap();
         journal.append(&started(1)).unwrap();
         drop(journal);
-        let path = runs_dir(dir.path()).join("run-1/events.jsonl");
+        let path = store.location(&Key::journal("run-1"));
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(b"{\"event\":\"phase_fin").unwrap();
         drop(file);
-        let journal = Journal::open(dir.path(), "run-1").unwrap();
+        let journal = Journal::open(&store, "run-1").unwrap();
         journal.append(&started(2)).unwrap();
         assert_eq!(journal.events().unwrap(), [started(1), started(2)]);
         assert_eq!(

@@ -15,11 +15,10 @@
 //! drill's own journal is what finishes it (`drctl resume`).
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, Zoned};
@@ -29,6 +28,7 @@ use tokio::sync::mpsc;
 use super::state::{self, LastRun, State, Verdict};
 use super::{Due, ScheduleError, Scheduled, Shift};
 use crate::clock::{Clock, Millis};
+use crate::store::{Key, Lease, ReportFormat, RunStore};
 
 /// The longest the daemon sleeps before it looks at the clock again, so a
 /// wall clock that jumps (NTP, a suspended machine) delays a fire by at most
@@ -45,8 +45,8 @@ pub struct DrillCommand {
 
 pub struct Config {
     pub scheduled: Vec<Scheduled>,
-    /// Holds `schedule/` (state, lock) and `reports/<runbook>/`.
-    pub state_dir: PathBuf,
+    /// Holds the scheduler's state and lock, and the drills' reports.
+    pub store: Arc<dyn RunStore>,
     pub drill: DrillCommand,
     /// Run what is due now, then return, instead of waiting for more.
     pub once: bool,
@@ -213,19 +213,17 @@ pub async fn run(
     log: &dyn Fn(Timestamp, &Event),
 ) -> Result<Summary, ScheduleError> {
     let now = || Timestamp::from_millisecond(clock.now()).unwrap_or_else(|_| Timestamp::now());
-    let _lock = lock(&config.state_dir)?;
-    let path = state::state_path(&config.state_dir);
-    let mut state = state::load(&path)?;
+    let _lock = lock(config.store.as_ref())?;
+    let mut state = state::load(config.store.as_ref())?;
     let started = now();
     let added = state.reconcile(config.scheduled.iter().map(|s| s.runbook.as_str()), started);
-    state::save(&path, &state)?;
-    log(started, &watching(config, &state, &added, &path));
+    state::save(config.store.as_ref(), &state)?;
+    log(started, &watching(config, &state, &added));
 
     let mut summary = Summary::default();
     let mut daemon = Daemon {
         config,
         state: &mut state,
-        path: &path,
         stop,
         log,
         now: &now,
@@ -279,7 +277,7 @@ pub async fn run(
     Ok(summary)
 }
 
-fn watching(config: &Config, state: &State, added: &[String], path: &Path) -> Event {
+fn watching(config: &Config, state: &State, added: &[String]) -> Event {
     let runbooks = config
         .scheduled
         .iter()
@@ -297,7 +295,7 @@ fn watching(config: &Config, state: &State, added: &[String], path: &Path) -> Ev
         })
         .collect();
     Event::Watching {
-        state_file: path.to_path_buf(),
+        state_file: config.store.location(&Key::schedule_state()),
         runbooks,
     }
 }
@@ -313,7 +311,6 @@ async fn recv(stop: &mut mpsc::UnboundedReceiver<StopSignal>) -> StopSignal {
 struct Daemon<'a> {
     config: &'a Config,
     state: &'a mut State,
-    path: &'a Path,
     stop: &'a mut mpsc::UnboundedReceiver<StopSignal>,
     log: &'a dyn Fn(Timestamp, &Event),
     now: &'a dyn Fn() -> Timestamp,
@@ -424,7 +421,9 @@ impl Daemon<'_> {
             summary.not_passed += 1;
         }
         summary.stopped |= stopping;
-        let report = crate::store::Layout::new(&self.config.state_dir).report(&runbook, &run_id);
+        let store = self.config.store.as_ref();
+        let report = Key::report(&runbook, &run_id, ReportFormat::Json);
+        let wrote_report = matches!(store.get(&report), Ok(Some(_)));
         (self.log)(
             finished,
             &Event::DrillFinished {
@@ -434,7 +433,7 @@ impl Daemon<'_> {
                 exit_code,
                 signal,
                 duration_ms: finished.as_millisecond() - started.as_millisecond(),
-                report: Some(report).filter(|p| p.is_file()),
+                report: wrote_report.then(|| store.location(&report)),
                 error,
             },
         );
@@ -450,7 +449,7 @@ impl Daemon<'_> {
         if let Some(entry) = self.state.runbooks.get_mut(runbook) {
             change(entry);
         }
-        state::save(self.path, self.state)
+        state::save(self.config.store.as_ref(), self.state)
     }
 }
 
@@ -462,44 +461,10 @@ fn forward_term(pid: u32) {
     }
 }
 
-/// One daemon per state directory: two would run the same drills twice.
-/// An OS lock, released by the kernel however the daemon ends.
-fn lock(state_dir: &Path) -> Result<File, ScheduleError> {
-    let path = crate::store::Layout::new(state_dir).schedule_lock();
-    let io = |action| {
-        let path = path.clone();
-        move |source| ScheduleError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    std::fs::create_dir_all(crate::store::Layout::new(state_dir).schedule())
-        .map_err(io("create the directory of"))?;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io("open"))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(ScheduleError::Busy {
-                path,
-                holder: match holder.trim() {
-                    "" => "a process that is starting".to_string(),
-                    held => held.to_string(),
-                },
-            });
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
-    }
-    file.set_len(0).map_err(io("write"))?;
-    writeln!(file, "pid {}", std::process::id()).map_err(io("write"))?;
-    Ok(file)
+/// One daemon per store: two would run the same drills twice. Locally an
+/// OS lock, released by the kernel however the daemon ends.
+fn lock(store: &dyn RunStore) -> Result<Box<dyn Lease>, ScheduleError> {
+    Ok(store.lock_scheduler(&format!("pid {}", std::process::id()))?)
 }
 
 #[cfg(test)]

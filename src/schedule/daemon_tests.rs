@@ -7,6 +7,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::schedule::state::RunbookState;
 use crate::schedule::tests::{scheduled, ts};
+use std::path::Path;
 
 fn handled(state: &mut State, runbook: &str, through: &str) {
     state.runbooks.insert(
@@ -22,7 +23,7 @@ fn handled(state: &mut State, runbook: &str, through: &str) {
 fn config(state_dir: &Path, scheduled: Vec<Scheduled>, script: &str, once: bool) -> Config {
     Config {
         scheduled,
-        state_dir: state_dir.to_path_buf(),
+        store: crate::store::local(state_dir),
         drill: DrillCommand {
             program: "/bin/sh".into(),
             args: vec!["-c".into(), script.into(), "sh".into()],
@@ -108,7 +109,7 @@ async fn a_first_start_misses_nothing_and_writes_its_baseline() {
     let (summary, events) = run_at(&config, "2026-06-04T12:00:00Z", &mut stop).await;
     assert_eq!(summary, Summary::default());
     assert_eq!(names(&events), ["watching", "stopped"]);
-    let state = state::load(&state::state_path(dir.path())).unwrap();
+    let state = state::load(&crate::store::LocalStore::new(dir.path())).unwrap();
     assert_eq!(
         state.runbooks["rb"].handled_through,
         ts("2026-06-04T12:00:00Z")
@@ -135,7 +136,7 @@ async fn missed_fires_run_once_and_the_verdict_is_the_exit_code() {
     );
     let mut state = State::default();
     handled(&mut state, "rb", "2026-06-01T05:00:00Z");
-    state::save(&state::state_path(dir.path()), &state).unwrap();
+    state::save(&crate::store::LocalStore::new(dir.path()), &state).unwrap();
 
     let (_tx, mut stop) = mpsc::unbounded_channel();
     let (summary, events) = run_at(&config, "2026-06-04T12:00:00Z", &mut stop).await;
@@ -180,7 +181,7 @@ async fn missed_fires_run_once_and_the_verdict_is_the_exit_code() {
         Some(reports.join(format!("{run_id}.json")).as_path())
     );
 
-    let state = state::load(&state::state_path(dir.path())).unwrap();
+    let state = state::load(&crate::store::LocalStore::new(dir.path())).unwrap();
     let rb = &state.runbooks["rb"];
     assert_eq!(rb.handled_through, ts("2026-06-04T04:00:00Z"));
     let last = rb.last_run.as_ref().expect("a last run");
@@ -212,7 +213,7 @@ async fn a_stop_during_a_drill_tears_it_down_and_ends_the_daemon() {
     );
     let mut state = State::default();
     handled(&mut state, "rb", "2026-06-03T05:00:00Z");
-    state::save(&state::state_path(dir.path()), &state).unwrap();
+    state::save(&crate::store::LocalStore::new(dir.path()), &state).unwrap();
 
     let (tx, mut stop) = mpsc::unbounded_channel();
     let signaller = tokio::spawn(async move {
@@ -271,8 +272,9 @@ async fn a_stop_while_waiting_ends_the_daemon_at_once() {
 #[test]
 fn a_second_daemon_on_one_state_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let _held = lock(dir.path()).expect("the first takes the lock");
-    let err = lock(dir.path()).expect_err("the second is refused");
+    let store = crate::store::LocalStore::new(dir.path());
+    let _held = lock(&store).expect("the first takes the lock");
+    let err = lock(&store).expect_err("the second is refused");
     assert!(matches!(err, ScheduleError::Busy { .. }), "{err}");
     assert!(
         err.to_string()

@@ -232,5 +232,28 @@ pub enum ScheduleError {
     Signals(#[source] std::io::Error),
 }
 
+impl From<crate::store::StoreError> for ScheduleError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::Io {
+                action,
+                path,
+                source,
+            } => ScheduleError::Io {
+                action,
+                path,
+                source,
+            },
+            StoreError::Busy { path, holder } => ScheduleError::Busy { path, holder },
+            StoreError::RunExists { path, .. } => ScheduleError::Io {
+                action: "create",
+                path,
+                source: std::io::ErrorKind::AlreadyExists.into(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

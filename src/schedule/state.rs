@@ -1,5 +1,5 @@
-//! What `drctl schedule run` remembers between starts, in
-//! `<state-dir>/schedule/state.json`: per runbook, the newest fire time it
+//! What `drctl schedule run` remembers between starts, a whole object in
+//! the run store (`schedule/state.json` in a state directory): per runbook, the newest fire time it
 //! has handled, and its last run. A fire after that time and before now was
 //! missed (the daemon was down) and runs once when it starts again.
 //!
@@ -22,16 +22,16 @@
 //! }
 //! ```
 //!
-//! Written whole to a temporary file and renamed over the old one, so a
-//! crash leaves the old state or the new, never half of one.
+//! Written whole (locally: to a temporary file renamed over the old one),
+//! so a crash leaves the old state or the new, never half of one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::ScheduleError;
+use crate::store::{Key, RunStore};
 
 /// Bumped when a field changes meaning or goes away (adding one does not).
 pub const STATE_FORMAT: u32 = 1;
@@ -128,45 +128,23 @@ impl State {
     }
 }
 
-/// `<state-dir>/schedule/state.json`
-pub fn state_path(state_dir: &Path) -> PathBuf {
-    crate::store::Layout::new(state_dir).schedule_state()
-}
-
-/// The state at `path`; a missing file is the empty state.
-pub fn load(path: &Path) -> Result<State, ScheduleError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(source) => {
-            return Err(ScheduleError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
+/// The state in `store`; none yet is the empty state.
+pub fn load(store: &dyn RunStore) -> Result<State, ScheduleError> {
+    let key = Key::schedule_state();
+    let Some(bytes) = store.get(&key)? else {
+        return Ok(State::default());
     };
     serde_json::from_slice(&bytes).map_err(|source| ScheduleError::CorruptState {
-        path: path.to_path_buf(),
+        path: store.location(&key),
         source,
     })
 }
 
-/// Writes `state` to `path` atomically (temporary file, fsync, rename).
-pub fn save(path: &Path, state: &State) -> Result<(), ScheduleError> {
-    let io = |action, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ScheduleError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+/// Writes `state` whole to `store`.
+pub fn save(store: &dyn RunStore, state: &State) -> Result<(), ScheduleError> {
     let mut bytes = serde_json::to_vec_pretty(state).expect("the state serializes");
     bytes.push(b'\n');
-    crate::durable::write_atomic(path, &bytes).map_err(io("write", path))
+    Ok(store.put(&Key::schedule_state(), &bytes)?)
 }
 
 /// Timestamps as RFC 3339 text (jiff's serde support is not enabled).
@@ -206,6 +184,7 @@ mod rfc3339_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LocalStore;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("RFC 3339")
@@ -248,8 +227,9 @@ mod tests {
     #[test]
     fn the_state_round_trips_and_a_missing_file_is_empty() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = state_path(dir.path());
-        assert_eq!(load(&path).expect("missing is empty"), State::default());
+        let store = LocalStore::new(dir.path());
+        let path = store.location(&Key::schedule_state());
+        assert_eq!(load(&store).expect("missing is empty"), State::default());
         let mut state = State::default();
         state.runbooks.insert(
             "web".into(),
@@ -265,8 +245,8 @@ mod tests {
                 }),
             },
         );
-        save(&path, &state).expect("save");
-        assert_eq!(load(&path).expect("load"), state);
+        save(&store, &state).expect("save");
+        assert_eq!(load(&store).expect("load"), state);
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(
             text.contains("\"handled_through\": \"2026-03-14T04:00:00Z\""),
@@ -283,10 +263,11 @@ mod tests {
     #[test]
     fn a_damaged_state_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = state_path(dir.path());
+        let store = LocalStore::new(dir.path());
+        let path = store.location(&Key::schedule_state());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, "{\"format\": 1, \"runb").unwrap();
-        let err = load(&path).expect_err("corrupt");
+        let err = load(&store).expect_err("corrupt");
         assert!(matches!(err, ScheduleError::CorruptState { .. }), "{err}");
         assert!(err.to_string().contains("state.json"), "{err}");
     }

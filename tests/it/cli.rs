@@ -227,7 +227,7 @@ fn unlock_of_a_bare_environment_is_a_usage_error_showing_both_forms() {
 #[test]
 fn unlock_removes_a_left_lock_only_when_confirmed() {
     let repo = Repo::with(&[]);
-    let lock = drctl::lock::lock_path(&repo.path(".drctl"), "test-env", "us-east-1");
+    let lock = repo.path(".drctl/locks/test-env@us-east-1.lock");
     std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     let holder = drctl::lock::LockHolder {
         pid: 4_000_000,

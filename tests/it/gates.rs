@@ -211,7 +211,7 @@ async fn a_gate_that_times_out_rejects_the_run() {
     let clock = ManualClock::at(1_800_000_000_000);
     let sink = Collect::default();
     let ctx = Context {
-        state_dir: s.state.path(),
+        store: drctl::store::local(s.state.path()),
         clock: &clock,
         sink: &sink,
     };

@@ -3,12 +3,13 @@
 //! the lock when told to on its stdin.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use drctl::error::Error;
-use drctl::lock::{lock_path, read_holder, unlock, EnvLock};
+use drctl::lock::{unlock, EnvLock, LockHolder};
+use drctl::store::{Key, LocalStore, RunStore as _};
 
 use crate::support::{drctl, moto_endpoint, Repo};
 
@@ -18,6 +19,16 @@ const HELPER_STATE: &str = "DRCTL_TEST_LOCK_HELPER_STATE";
 const HELPER_ENVIRONMENT: &str = "DRCTL_TEST_LOCK_HELPER_ENVIRONMENT";
 const ENV: &str = "race";
 const REGION: &str = "eu-west-1";
+
+/// Where the state directory `state` keeps the lock of `env` in `region`.
+fn lock_path(state: &Path, env: &str, region: &str) -> PathBuf {
+    LocalStore::new(state).location(&Key::environment_lock(env, region))
+}
+
+/// The holder recorded in the lock file at `path`, if it parses.
+fn read_holder(path: &Path) -> Option<LockHolder> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
 
 /// Not a test: the second process of the tests below, and a no-op unless
 /// `DRCTL_TEST_LOCK_HELPER_STATE` is set. It reads commands from stdin, one
@@ -35,13 +46,15 @@ fn helper_process() {
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap();
         let reply = match line.split_once(' ').unwrap_or((&line, "")) {
-            ("take", run_id) => match EnvLock::acquire(state, env, region, run_id) {
-                Ok(lock) => {
-                    held = Some(lock);
-                    "held".to_string()
+            ("take", run_id) => {
+                match EnvLock::acquire(&LocalStore::new(state), env, region, run_id) {
+                    Ok(lock) => {
+                        held = Some(lock);
+                        "held".to_string()
+                    }
+                    Err(e) => format!("refused {e}"),
                 }
-                Err(e) => format!("refused {e}"),
-            },
+            }
             ("release", _) => {
                 drop(held.take().expect("release without take"));
                 "released".to_string()
@@ -136,7 +149,7 @@ fn take_turns(state: &Path, who: &str, turns: usize) -> Result<(), String> {
             return Err(format!("{who} held the lock only {held} times in 120s"));
         }
         let run_id = format!("{who}-{held}");
-        let lock = match EnvLock::acquire(state, ENV, REGION, &run_id) {
+        let lock = match EnvLock::acquire(&LocalStore::new(state), ENV, REGION, &run_id) {
             Ok(lock) => lock,
             Err(Error::Locked { .. }) => continue,
             Err(e) => return Err(format!("{who}: {e}")),
@@ -169,7 +182,12 @@ fn two_processes_racing_for_one_environment_never_both_hold_it() {
         // The helper, blocked on its stdin, starts taking the lock as this
         // process does.
         helper.send(&format!("take helper-{round}"));
-        let mine = EnvLock::acquire(state.path(), ENV, REGION, &format!("here-{round}"));
+        let mine = EnvLock::acquire(
+            &LocalStore::new(state.path()),
+            ENV,
+            REGION,
+            &format!("here-{round}"),
+        );
         let theirs = helper.reply();
         let (winner, refusal) = match (&mine, theirs.strip_prefix("refused ")) {
             (Ok(_), Some(refusal)) => ("here", refusal.to_string()),
@@ -223,7 +241,7 @@ fn the_lock_of_a_killed_holder_is_free_at_once_and_unlock_waits_for_a_live_one()
     let path = lock_path(state.path(), ENV, REGION);
     let mut helper = Helper::start(state.path());
     assert_eq!(helper.ask("take helper-1"), "held");
-    let err = unlock(state.path(), ENV, REGION).unwrap_err();
+    let err = unlock(&LocalStore::new(state.path()), ENV, REGION).unwrap_err();
     assert!(matches!(err, Error::LockInUse { .. }), "{err:?}");
     assert!(
         err.to_string()
@@ -237,7 +255,7 @@ fn the_lock_of_a_killed_holder_is_free_at_once_and_unlock_waits_for_a_live_one()
     helper.child.kill().unwrap();
     helper.child.wait().unwrap();
     assert_eq!(read_holder(&path).unwrap().run_id, "helper-1");
-    let lock = EnvLock::acquire(state.path(), ENV, REGION, "here-2").unwrap();
+    let lock = EnvLock::acquire(&LocalStore::new(state.path()), ENV, REGION, "here-2").unwrap();
     assert_eq!(read_holder(&path).unwrap().run_id, "here-2");
     drop(lock);
 }

@@ -177,7 +177,7 @@ async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> Tr
     let clock = ManualClock::at(at);
     let sink = Collect::default();
     let ctx = Context {
-        state_dir: state,
+        store: drctl::store::local(state),
         clock: &clock,
         sink: &sink,
     };
