@@ -203,14 +203,9 @@ pub enum CloudError {
         kind: String,
         operation: &'static str,
     },
-    /// The attributes handed to the provider are not in the normalised shape
-    /// (a planner bug, never user input: that is validated before).
-    #[error("{address}: attribute `{key}` must be {expected}")]
-    InvalidAttr {
-        address: String,
-        key: String,
-        expected: &'static str,
-    },
+    /// The attributes handed to the provider are not in the normalised shape.
+    #[error(transparent)]
+    InvalidAttr(#[from] crate::kinds::common::BadAttr),
 }
 
 impl CloudError {

@@ -4,6 +4,7 @@
 
 use crate::cloud::elbv2::HealthCheck;
 use crate::cloud::{names, CloudError};
+use crate::kinds::common::{BadAttr, Want};
 use crate::types::{tags, ResourceKind};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 
@@ -58,75 +59,6 @@ impl Seen {
     pub(crate) fn discovered(self, kind: ResourceKind) -> Option<ObservedResource> {
         let address = Address::from_tags(&self.tags)?;
         (address.kind == kind).then(|| self.at(&address))
-    }
-}
-
-// --- Reading attributes handed in by the planner ---------------------------
-
-pub(crate) struct Want<'a> {
-    pub(crate) address: &'a Address,
-    pub(crate) attrs: &'a Attrs,
-}
-
-impl<'a> Want<'a> {
-    pub(crate) fn new(address: &'a Address, attrs: &'a Attrs) -> Self {
-        Want { address, attrs }
-    }
-
-    pub(crate) fn bad(&self, key: &str, expected: &'static str) -> CloudError {
-        CloudError::InvalidAttr {
-            address: self.address.to_string(),
-            key: key.to_string(),
-            expected,
-        }
-    }
-
-    pub(crate) fn str(&self, key: &str) -> Result<&'a str, CloudError> {
-        self.attrs
-            .get(key)
-            .and_then(Value::as_str)
-            .ok_or_else(|| self.bad(key, "a string"))
-    }
-
-    pub(crate) fn opt_str(&self, key: &str) -> Result<Option<&'a str>, CloudError> {
-        match self.attrs.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .as_str()
-                .map(Some)
-                .ok_or_else(|| self.bad(key, "a string")),
-        }
-    }
-
-    pub(crate) fn bool(&self, key: &str, default: bool) -> Result<bool, CloudError> {
-        match self.attrs.get(key) {
-            None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| self.bad(key, "a boolean")),
-        }
-    }
-
-    pub(crate) fn i32(&self, key: &str) -> Result<i32, CloudError> {
-        self.attrs
-            .get(key)
-            .and_then(Value::as_int)
-            .and_then(|n| i32::try_from(n).ok())
-            .ok_or_else(|| self.bad(key, "a 32-bit integer"))
-    }
-
-    pub(crate) fn list(&self, key: &str) -> Result<&'a [Value], CloudError> {
-        match self.attrs.get(key) {
-            None => Ok(&[]),
-            Some(v) => v.as_list().ok_or_else(|| self.bad(key, "a list")),
-        }
-    }
-
-    /// A list of strings; absent is empty.
-    pub(crate) fn strs(&self, key: &str) -> Result<Vec<String>, CloudError> {
-        self.list(key)?
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect::<Option<_>>()
-            .ok_or_else(|| self.bad(key, "a list of strings"))
     }
 }
 
@@ -215,7 +147,7 @@ pub(crate) fn discovered<T>(
 }
 
 impl Want<'_> {
-    pub(crate) fn health_check(&self) -> Result<HealthCheck, CloudError> {
+    pub(crate) fn health_check(&self) -> Result<HealthCheck, BadAttr> {
         const SHAPE: &str = "a table { path, interval, healthy_threshold }";
         let t = self
             .attrs

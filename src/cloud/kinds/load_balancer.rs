@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::elbv2::{Elbv2, LoadBalancerSpec};
-use crate::cloud::kinds::common::{elbv2_name, gone_ok, sorted_strs, vanished, Seen, Want};
+use crate::cloud::kinds::common::{elbv2_name, gone_ok, sorted_strs, vanished, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;

@@ -82,7 +82,9 @@ pub async fn existing(
 }
 
 /// The body of an [`AwsKind`] impl. `aws_operations!()`
-/// boxes the kind module's own functions:
+/// boxes the kind module's own functions (`aws_operations!(existing
+/// "ec2:vpc" => describe_vpcs.vpc_id)` also says how to tell which of its
+/// objects still exist):
 ///
 /// ```text
 /// async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError>
@@ -124,6 +126,24 @@ macro_rules! aws_operations {
             current: &'a $crate::world::ObservedResource,
         ) -> $crate::cloud::kinds::Op<'a, ()> {
             Box::pin(delete(aws, current))
+        }
+    };
+    // The four, and [`AwsKind::existing`] for the objects the tagging API
+    // lists as `$type`: the ids one Describe by id (`$describe`) returns.
+    (existing $type:literal => $describe:ident . $id:ident) => {
+        aws_operations!();
+
+        fn existing<'a>(
+            &'a self,
+            aws: &'a $crate::cloud::aws::AwsProvider,
+            resource_type: &str,
+            ids: &'a [String],
+        ) -> Option<$crate::cloud::kinds::Op<'a, std::collections::BTreeSet<String>>> {
+            use $crate::cloud::ec2::Ec2 as _;
+            (resource_type == $type).then(|| {
+                let describe = aws.ec2.$describe($crate::cloud::ec2::Select::Ids(ids));
+                $crate::cloud::kinds::common::existing_by(describe, |o| o.$id)
+            })
         }
     };
 }

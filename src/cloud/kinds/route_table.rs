@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
-use crate::cloud::kinds::common::{discovered, existing_by, gone_ok, sorted_strs, Seen, Want};
+use crate::cloud::kinds::common::{discovered, gone_ok, sorted_strs, Seen};
+use crate::kinds::common::{BadAttr, Want};
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;
@@ -15,20 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct RouteTable;
 
 impl super::AwsKind for RouteTable {
-    aws_operations!();
-
-    fn existing<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        resource_type: &str,
-        ids: &'a [String],
-    ) -> Option<super::Op<'a, std::collections::BTreeSet<String>>> {
-        (resource_type == "ec2:route_table").then(|| {
-            existing_by(aws.ec2.describe_route_tables(Select::Ids(ids)), |o| {
-                o.route_table_id
-            })
-        })
-    }
+    aws_operations!(existing "ec2:route_table" => describe_route_tables.route_table_id);
 }
 
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {
@@ -228,7 +216,7 @@ async fn delete(aws: &AwsProvider, current: &ObservedResource) -> Result<(), Clo
 
 impl Want<'_> {
     /// `routes`: destination → gateway.
-    pub(crate) fn routes(&self) -> Result<BTreeMap<String, String>, CloudError> {
+    pub(crate) fn routes(&self) -> Result<BTreeMap<String, String>, BadAttr> {
         self.list("routes")?
             .iter()
             .map(|item| {

@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, RuleSource, Select, SgRule};
-use crate::cloud::kinds::common::{discovered, existing_by, gone_ok, identity_tags, Seen, Want};
+use crate::cloud::kinds::common::{discovered, gone_ok, identity_tags, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
@@ -16,20 +17,7 @@ use std::collections::BTreeMap;
 pub struct SecurityGroup;
 
 impl super::AwsKind for SecurityGroup {
-    aws_operations!();
-
-    fn existing<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        resource_type: &str,
-        ids: &'a [String],
-    ) -> Option<super::Op<'a, std::collections::BTreeSet<String>>> {
-        (resource_type == "ec2:security_group").then(|| {
-            existing_by(aws.ec2.describe_security_groups(Select::Ids(ids)), |o| {
-                o.group_id
-            })
-        })
-    }
+    aws_operations!(existing "ec2:security_group" => describe_security_groups.group_id);
 }
 
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {

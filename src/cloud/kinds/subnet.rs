@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
-use crate::cloud::kinds::common::{discovered, existing_by, Seen, Want};
+use crate::cloud::kinds::common::{discovered, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
 use crate::types::ResourceKind;
@@ -13,17 +14,7 @@ use aws_sdk_ec2::types::Subnet as AwsSubnet;
 pub struct Subnet;
 
 impl super::AwsKind for Subnet {
-    aws_operations!();
-
-    fn existing<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        resource_type: &str,
-        ids: &'a [String],
-    ) -> Option<super::Op<'a, std::collections::BTreeSet<String>>> {
-        (resource_type == "ec2:subnet")
-            .then(|| existing_by(aws.ec2.describe_subnets(Select::Ids(ids)), |o| o.subnet_id))
-    }
+    aws_operations!(existing "ec2:subnet" => describe_subnets.subnet_id);
 }
 
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {

@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::elbv2::{Elbv2, TargetGroupSpec};
-use crate::cloud::kinds::common::{elbv2_name, identity_tags, vanished, Seen, Want};
+use crate::cloud::kinds::common::{elbv2_name, identity_tags, vanished, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
 use crate::types::ResourceKind;

@@ -3,7 +3,8 @@
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
-use crate::cloud::kinds::common::{discovered, existing_by, Seen, Want};
+use crate::cloud::kinds::common::{discovered, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
 use crate::types::tags;
@@ -14,17 +15,7 @@ use aws_sdk_ec2::types::Vpc as AwsVpc;
 pub struct Vpc;
 
 impl super::AwsKind for Vpc {
-    aws_operations!();
-
-    fn existing<'a>(
-        &'a self,
-        aws: &'a AwsProvider,
-        resource_type: &str,
-        ids: &'a [String],
-    ) -> Option<super::Op<'a, std::collections::BTreeSet<String>>> {
-        (resource_type == "ec2:vpc")
-            .then(|| existing_by(aws.ec2.describe_vpcs(Select::Ids(ids)), |o| o.vpc_id))
-    }
+    aws_operations!(existing "ec2:vpc" => describe_vpcs.vpc_id);
 }
 
 async fn observe(aws: &AwsProvider, pass: &Discovery) -> Result<Vec<ObservedResource>, CloudError> {

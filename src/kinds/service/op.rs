@@ -5,11 +5,8 @@
 
 use crate::plan::resolve::Resolved;
 use crate::plan::Change;
-use crate::world::{Attrs, Value};
-
-/// A step's attribute that is not as the planner writes it: its key and
-/// what was expected.
-pub(crate) type BadAttr = (&'static str, &'static str);
+use crate::kinds::common::{BadAttr, Want};
+use crate::world::Value;
 
 /// One service step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,57 +82,35 @@ impl ServiceOp {
         }
     }
 
-    /// From a step's attributes, as the executor gets them; an attribute
-    /// that is not as written is named with what was expected.
-    pub fn read(attrs: &Attrs) -> Result<ServiceOp, BadAttr> {
-        let str = |key: &'static str| {
-            attrs
-                .get(key)
-                .and_then(Value::as_str)
-                .ok_or((key, "a string"))
-        };
-        let strs = |key: &'static str| -> Result<Vec<String>, BadAttr> {
-            match attrs.get(key) {
-                None => Ok(Vec::new()),
-                Some(v) => v
-                    .as_str_list()
-                    .map(|l| l.into_iter().map(str::to_string).collect())
-                    .ok_or((key, "a list of strings")),
-            }
-        };
+    /// From a step's attributes, as the executor gets them.
+    pub fn read(want: &Want<'_>) -> Result<ServiceOp, BadAttr> {
         let moved = || -> Result<Move, BadAttr> {
             Ok(Move {
-                to: str("to")?.to_string(),
-                from: match attrs.get("from") {
-                    None => String::new(),
-                    Some(_) => str("from")?.to_string(),
-                },
-                until: match attrs.get("until") {
+                to: want.str("to")?.to_string(),
+                from: want.opt_str("from")?.unwrap_or("").to_string(),
+                until: match want.attrs.get("until") {
                     None => None,
-                    Some(v) => Some(v.as_int().ok_or(("until", "an integer"))?),
+                    Some(_) => Some(i64::from(want.i32("until")?)),
                 },
             })
         };
-        Ok(match str("operation")? {
+        Ok(match want.str("operation")? {
             "colour" => ServiceOp::Colour {
-                colour: str("color")?.to_string(),
-                replace: strs("replace")?,
-                then: match attrs.get("cut_over") {
-                    None => None,
-                    Some(v) => match v.as_bool().ok_or(("cut_over", "a boolean"))? {
-                        true => Some(moved()?),
-                        false => None,
-                    },
+                colour: want.str("color")?.to_string(),
+                replace: want.strs("replace")?,
+                then: match want.bool("cut_over", false)? {
+                    true => Some(moved()?),
+                    false => None,
                 },
             },
             "cutover" => ServiceOp::Cutover(moved()?),
             "maintain" => ServiceOp::Maintain {
-                retire: strs("retire")?,
+                retire: want.strs("retire")?,
             },
             "retire" => ServiceOp::Retire {
-                retire: strs("retire")?,
+                retire: want.strs("retire")?,
             },
-            _ => return Err(("operation", "colour, cutover, maintain or retire")),
+            _ => return Err(want.bad("operation", "colour, cutover, maintain or retire")),
         })
     }
 }
@@ -149,8 +124,9 @@ mod tests {
 
     /// What the executor reads back from what the planner wrote.
     fn round_trip(op: &ServiceOp) -> ServiceOp {
+        let address = Address::new("app", ResourceKind::Service, "web");
         let mut change = Change {
-            address: Address::new("app", ResourceKind::Service, "web"),
+            address: address.clone(),
             action: Action::Update,
             attrs: Vec::new(),
             reasons: Vec::new(),
@@ -164,7 +140,7 @@ mod tests {
         };
         op.write(&mut change);
         let attrs = crate::plan::known_attrs(&change.desired).expect("all known");
-        ServiceOp::read(&attrs).expect("reads back")
+        ServiceOp::read(&Want::new(&address, &attrs)).expect("reads back")
     }
 
     #[test]

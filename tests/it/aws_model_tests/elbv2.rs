@@ -57,6 +57,11 @@ async fn a_new_load_balancer_provisions_then_turns_active() {
 
 const NOT_IN_USE: &str = "Target group is not configured to receive traffic from the load balancer";
 
+/// Every target of a group no listener or rule forwards to.
+fn not_in_use(ids: &[String]) -> BTreeMap<String, (String, String, String)> {
+    each(ids, "unused", "Target.NotInUse", NOT_IN_USE)
+}
+
 fn each(
     ids: &[String],
     state: &str,
@@ -95,10 +100,7 @@ async fn a_group_forwarded_to_at_weight_zero_is_in_use_and_checked() {
     let blue = Aws::target_group(&aws.elbv2, "blue", &vpc).await;
     let green = Aws::target_group(&aws.elbv2, "green", &vpc).await;
     Aws::register(&aws.elbv2, &green, &ids).await;
-    assert_eq!(
-        aws.health(&green, &[]).await,
-        each(&ids, "unused", "Target.NotInUse", NOT_IN_USE)
-    );
+    assert_eq!(aws.health(&green, &[]).await, not_in_use(&ids));
 
     let listener = Aws::listener(&aws.elbv2, &lb, weighted(&[(&blue, 100), (&green, 0)])).await;
     let registering = each(
@@ -139,10 +141,7 @@ async fn a_group_forwarded_to_at_weight_zero_is_in_use_and_checked() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        aws.health(&green, &[]).await,
-        each(&ids, "unused", "Target.NotInUse", NOT_IN_USE)
-    );
+    assert_eq!(aws.health(&green, &[]).await, not_in_use(&ids));
 }
 
 #[tokio::test]
@@ -156,10 +155,7 @@ async fn a_group_a_listener_rule_forwards_to_is_in_use_until_the_rule_goes() {
     let green = Aws::target_group(&aws.elbv2, "green", &vpc).await;
     let listener = Aws::listener(&aws.elbv2, &lb, forward(&blue)).await;
     Aws::register(&aws.elbv2, &green, &ids).await;
-    assert_eq!(
-        aws.health(&green, &[]).await,
-        each(&ids, "unused", "Target.NotInUse", NOT_IN_USE)
-    );
+    assert_eq!(aws.health(&green, &[]).await, not_in_use(&ids));
 
     let rule = aws
         .elbv2
@@ -200,10 +196,7 @@ async fn a_group_a_listener_rule_forwards_to_is_in_use_until_the_rule_goes() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        aws.health(&green, &[]).await,
-        each(&ids, "unused", "Target.NotInUse", NOT_IN_USE)
-    );
+    assert_eq!(aws.health(&green, &[]).await, not_in_use(&ids));
 }
 
 #[tokio::test]

@@ -33,18 +33,7 @@ async fn rebuild_restores_a_partial_wreck_with_break_glass_recorded() {
     let mut deleted = 0;
     for lb in lbs.load_balancers() {
         let arn = lb.load_balancer_arn().unwrap();
-        let tags = elbv2
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        let ours = tags
-            .tag_descriptions()
-            .iter()
-            .flat_map(|d| d.tags())
-            .any(|t| t.key() == Some("drctl:env") && t.value() == Some("rebuild-wreck"));
-        if ours {
+        if in_env(&elbv2, arn, "rebuild-wreck").await {
             elbv2
                 .delete_load_balancer()
                 .load_balancer_arn(arn)
@@ -206,6 +195,20 @@ async fn a_drill_stopped_by_an_api_error_still_tears_down_and_reports_why() {
     assert!(tagged(&report.environment).await.is_empty());
 }
 
+/// Whether the ELBv2 resource `arn` carries the environment's tag.
+async fn in_env(elbv2: &aws_sdk_elasticloadbalancingv2::Client, arn: &str, env: &str) -> bool {
+    let tags = elbv2
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .unwrap();
+    tags.tag_descriptions()
+        .iter()
+        .flat_map(|d| d.tags())
+        .any(|t| t.key() == Some("drctl:env") && t.value() == Some(env))
+}
+
 /// Every target registered with the environment's target groups.
 async fn registered_targets(env: &str) -> usize {
     let config = AwsSettings::sandbox(moto_endpoint(), REGION).load().await;
@@ -214,18 +217,7 @@ async fn registered_targets(env: &str) -> usize {
     let mut targets = 0;
     for group in groups.target_groups() {
         let arn = group.target_group_arn().unwrap();
-        let tags = elbv2
-            .describe_tags()
-            .resource_arns(arn)
-            .send()
-            .await
-            .unwrap();
-        let ours = tags
-            .tag_descriptions()
-            .iter()
-            .flat_map(|d| d.tags())
-            .any(|t| t.key() == Some("drctl:env") && t.value() == Some(env));
-        if ours {
+        if in_env(&elbv2, arn, env).await {
             let health = elbv2
                 .describe_target_health()
                 .target_group_arn(arn)

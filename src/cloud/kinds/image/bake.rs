@@ -14,7 +14,8 @@ use aws_sdk_ec2::types::{Image as SdkImage, InstanceStateName};
 use super::{copies, finish, finished, observed_image, retire};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Launch, Select};
-use crate::cloud::kinds::common::{identity_tags, Want};
+use crate::cloud::kinds::common::{identity_tags};
+use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;
@@ -35,7 +36,7 @@ pub(super) async fn bake(
     let hash = recipe.hash();
     if let Some(planned) = want.opt_str("recipe")? {
         if planned != hash {
-            return Err(want.bad("recipe", "the recipe of the other attributes"));
+            return Err(want.bad("recipe", "the recipe of the other attributes").into());
         }
     }
     let region = want.str("region")?.to_string();

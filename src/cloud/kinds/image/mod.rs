@@ -7,7 +7,8 @@ mod retire;
 
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{snapshot_ids, tag_map, Ec2, SdkEc2};
-use crate::cloud::kinds::common::{existing_by, identity_tags, Seen, Want};
+use crate::cloud::kinds::common::{existing_by, identity_tags, Seen};
+use crate::kinds::common::Want;
 use crate::cloud::lookups::known_image;
 use crate::cloud::CloudError;
 use crate::kinds::image::image_values;

@@ -9,7 +9,8 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use super::state_of;
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Launch, Select};
-use crate::cloud::kinds::common::{gone_ok, Want};
+use crate::cloud::kinds::common::{gone_ok};
+use crate::kinds::common::Want;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
 use crate::world::Tags;
@@ -98,7 +99,7 @@ pub(crate) async fn launch(
     }
     let subnets = want.strs("subnets")?;
     if subnets.is_empty() {
-        return Err(want.bad("subnets", "a non-empty list of subnet ids"));
+        return Err(want.bad("subnets", "a non-empty list of subnet ids").into());
     }
     let mut groups = want.strs("security_groups")?;
     groups.sort();

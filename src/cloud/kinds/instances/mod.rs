@@ -1,7 +1,8 @@
 //! The AWS half of [`crate::kinds::instances`]: reading its objects back, creating,
 //! updating and deleting them.
 
-use crate::cloud::kinds::common::{existing_by, identity_tags, sorted_strs, Seen, Want};
+use crate::cloud::kinds::common::{existing_by, identity_tags, sorted_strs, Seen};
+use crate::kinds::common::Want;
 use crate::types::ResourceKind;
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use capacity::{launch, surplus};

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::Ec2;
 use crate::cloud::elbv2::Elbv2;
-use crate::cloud::kinds::common::{gone_ok, sorted_strs, Want};
+use crate::cloud::kinds::common::{gone_ok, sorted_strs};
+use crate::kinds::common::Want;
 use crate::cloud::CloudError;
 use crate::world::{ObservedResource, Value};
 

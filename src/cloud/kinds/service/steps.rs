@@ -24,7 +24,8 @@ use crate::kinds::service::{duration_of, fleet_hash, FLEET_TAG, HEALTH_TIMEOUT_D
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Select};
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetGroupSpec};
-use crate::cloud::kinds::common::{gone_ok, Want};
+use crate::cloud::kinds::common::{gone_ok};
+use crate::kinds::common::Want;
 use crate::cloud::kinds::{instances, target_group};
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
@@ -44,8 +45,7 @@ pub(super) async fn run(
         .get(tags::ENV)
         .cloned()
         .ok_or_else(|| want.bad("drctl:env", "the environment's tag"))?;
-    let operation =
-        ServiceOp::read(want.attrs).map_err(|(key, expected)| want.bad(key, expected))?;
+    let operation = ServiceOp::read(&want)?;
     // The service's listener; steps of their own (retire) carry none, and
     // find it on the colours.
     let listener = want.opt_str("listener")?.unwrap_or("");
