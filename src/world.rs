@@ -139,6 +139,26 @@ impl fmt::Display for Address {
     }
 }
 
+/// `<stack>.<kind>.<name>`, as [`Address`] displays itself (records and
+/// the command line write addresses so).
+impl std::str::FromStr for Address {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Address, String> {
+        let mut parts = text.rsplitn(3, '.');
+        let (name, kind, stack) = (parts.next(), parts.next(), parts.next());
+        let kind = kind.and_then(ResourceKind::from_name);
+        match (stack, kind, name) {
+            (Some(stack), Some(kind), Some(name)) if !stack.is_empty() && !name.is_empty() => {
+                Ok(Address::new(stack, kind, name))
+            }
+            _ => Err(format!(
+                "`{text}` is not an address (<stack>.<kind>.<name>)"
+            )),
+        }
+    }
+}
+
 /// A resource as read back from the cloud.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObservedResource {
@@ -303,5 +323,19 @@ pub struct LookupRequest {
 impl LookupRequest {
     pub fn is_empty(&self) -> bool {
         self.base_filters.is_empty() && self.image_regions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_reads_back_as_written() {
+        let address = Address::new("app", ResourceKind::Service, "web");
+        assert_eq!(address.to_string().parse::<Address>(), Ok(address));
+        for bad in ["app.web", "app.bucket.web", ".service.web", "app.service."] {
+            assert!(bad.parse::<Address>().is_err(), "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use crate::kinds::service;
 use crate::outcome::{CheckResult, CheckStatus, RolledBack};
 use crate::plan::{Change, Plan};
 use crate::run;
-use crate::world::Snapshot;
+use crate::world::{Address, Snapshot};
 
 /// After post-cutover checks failed: every service the run cut over goes
 /// back to its previous colour, in one run journaled like `drctl rollback`.
@@ -50,9 +50,11 @@ async fn roll_back_after_failed_checks<C: Connect>(
                 ok: false,
                 note: String::new(),
             };
+            // Journaled as its text; read back as an address.
+            let address = service.parse::<Address>().ok();
             let Some(found) = snapshot
                 .objects()
-                .find(|o| &o.address.to_string() == service)
+                .find(|o| Some(&o.address) == address.as_ref())
             else {
                 note.note = format!("{service} does not exist any more: nothing to roll back");
                 notes.push(note);
@@ -112,10 +114,11 @@ async fn roll_back_after_failed_checks<C: Connect>(
         };
         for note in notes.iter_mut().filter(|n| n.note.is_empty()) {
             note.run_id = Some(run_id.clone());
+            let address = note.service.parse::<Address>().ok();
             let outcome = report.and_then(|r| {
                 r.outcomes
                     .iter()
-                    .find(|o| o.address.to_string() == note.service)
+                    .find(|o| Some(&o.address) == address.as_ref())
             });
             let to = note.to.clone().unwrap_or_default();
             (note.ok, note.note) = match outcome.map(|o| &o.result) {
@@ -197,7 +200,7 @@ pub(crate) async fn check_after_cutover<C: Connect>(
     if cut_over.is_empty() || runbook.drill.checks.is_empty() || cancel.load(Ordering::SeqCst) {
         return Ok(None);
     }
-    let services: Vec<String> = cut_over.iter().map(|c| c.service.clone()).collect();
+    let services: Vec<String> = cut_over.iter().map(|c| c.service.to_string()).collect();
     let live = cut_over_colours(&observed.0, &cut_over);
     // Failed before a stop (kill, Ctrl-C in the rollback): the rollback
     // goes on; checking the half rolled-back world again would not do.
@@ -310,13 +313,11 @@ pub(crate) fn cut_over_colours(
     cut_over
         .iter()
         .filter_map(|c| {
-            let found = snapshot
-                .objects()
-                .find(|o| o.address.to_string() == c.service)?;
+            let found = snapshot.objects().find(|o| o.address == c.service)?;
             let colour = service::colours_of(found)
                 .into_iter()
                 .find(|colour| colour.target_group == c.target_group)?;
-            Some((c.service.clone(), colour.name))
+            Some((c.service.to_string(), colour.name))
         })
         .collect()
 }
@@ -325,7 +326,7 @@ pub(crate) fn cut_over_colours(
 /// live (the step's journaled id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CutOver {
-    pub service: String,
+    pub service: Address,
     pub target_group: String,
 }
 
@@ -350,13 +351,12 @@ pub(crate) fn cut_over_in(
                 id,
                 ..
             } => {
-                let service = address.to_string();
                 let named =
-                    phase.is_some_and(|p| p.cutover.iter().any(|s| s.to_string() == service));
+                    phase.is_some_and(|p| p.cutover.iter().any(|s| s.address() == *address));
                 if named {
-                    found.retain(|c| c.service != service);
+                    found.retain(|c| c.service != *address);
                     found.push(CutOver {
-                        service,
+                        service: address.clone(),
                         target_group: id.clone(),
                     });
                 }
@@ -431,7 +431,7 @@ mod tests {
         assert_eq!(
             cut_over_in(&events, &phases),
             vec![CutOver {
-                service: "web.service.web".into(),
+                service: "web.service.web".parse().unwrap(),
                 target_group: "tg-web".into()
             }]
         );
@@ -469,7 +469,7 @@ mod tests {
     fn what_is_rolled_back_is_the_colour_the_run_cut_over_to_not_whatever_is_live() {
         let cut = |tg: &str| {
             vec![CutOver {
-                service: "web.service.web".into(),
+                service: "web.service.web".parse().unwrap(),
                 target_group: tg.into(),
             }]
         };

@@ -239,7 +239,7 @@ async fn run_steps<C: Connect>(
         let pending: Vec<String> = changes
             .iter()
             .filter(|c| services.contains(&c.address))
-            .flat_map(|c| c.steps.iter().filter(|s| s.contains("retire due")).cloned())
+            .flat_map(|c| service::kept_for_rollback(c).cloned())
             .collect();
         let why = if pending.is_empty() {
             "no old colour to retire".to_string()
@@ -377,7 +377,7 @@ pub(crate) fn services_named(loaded: &Loaded, wanted: Option<&str>) -> Result<Ve
     };
     let matching: Vec<Address> = all
         .iter()
-        .filter(|a| a.to_string() == wanted || a.name == wanted)
+        .filter(|a| wanted.parse::<Address>().is_ok_and(|w| w == **a) || a.name == wanted)
         .cloned()
         .collect();
     match matching.len() {

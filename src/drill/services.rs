@@ -14,7 +14,7 @@ use crate::graph::PhaseSpec;
 use crate::journal::{Event, Journal};
 use crate::kinds::service;
 use crate::model::ResourceKind;
-use crate::world::Snapshot;
+use crate::world::{Address, Snapshot};
 
 pub fn services_used(
     rebuilt: &Snapshot,
@@ -40,7 +40,7 @@ pub fn services_used(
                 .collect();
             let live = service::live_colour(found);
             ServiceUse {
-                cutover: cutover_step(&address, phases, timings),
+                cutover: cutover_step(&found.address, phases, timings),
                 rollback: rolled_back.iter().find(|r| r.service == address).cloned(),
                 address,
                 colours,
@@ -52,15 +52,17 @@ pub fn services_used(
 
 /// The service's step in the phase that names it in its `cutover` list.
 fn cutover_step(
-    address: &str,
+    address: &Address,
     phases: &[PhaseSpec],
     timings: &[PhaseTiming],
 ) -> Option<CutoverStep> {
     let phase = phases
         .iter()
-        .find(|p| p.cutover.iter().any(|s| s.to_string() == address))?;
+        .find(|p| p.cutover.iter().any(|s| s.address() == *address))?;
     let timing = timings.iter().find(|t| t.name == phase.name)?;
-    let step = timing.steps.iter().find(|s| s.address == address)?;
+    // The report's timings name steps by their address's text.
+    let text = address.to_string();
+    let step = timing.steps.iter().find(|s| s.address == text)?;
     Some(CutoverStep {
         phase: phase.name.clone(),
         started_at: step.started_at,

@@ -174,6 +174,13 @@ pub struct ServiceRef {
     pub pos: Pos,
 }
 
+impl ServiceRef {
+    /// The service's address.
+    pub fn address(&self) -> crate::world::Address {
+        crate::world::Address::new(&self.stack, ResourceKind::Service, &self.name)
+    }
+}
+
 impl std::fmt::Display for ServiceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}.service.{}", self.stack, self.name)

@@ -33,7 +33,7 @@ mod tests;
 
 pub use canary::canary_gate;
 pub use colours::{colours_of, live_colour, Colour};
-pub use plan::{canary_rollback_step, retirement_step, rollback_step};
+pub use plan::{canary_rollback_step, kept_for_rollback, retirement_step, rollback_step};
 
 pub struct Service;
 

@@ -3,9 +3,9 @@
 //! and an approval cover it, byte for byte as before), written and read
 //! here only (the planner also shows `to` and `from` on a colour's step).
 
+use crate::kinds::common::{BadAttr, Want};
 use crate::plan::resolve::Resolved;
 use crate::plan::Change;
-use crate::kinds::common::{BadAttr, Want};
 use crate::world::Value;
 
 /// One service step.

@@ -282,7 +282,7 @@ fn maintain(
         } else {
             pending.push(c.name.clone());
             change.steps.push(format!(
-                "  {} kept for rollback: retire due {}",
+                "  {} {KEPT_FOR_ROLLBACK} {}",
                 c.name,
                 clock_time(due)
             ));
@@ -377,6 +377,19 @@ fn clock_time(millis: Millis) -> String {
         Ok(t) => t.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         Err(_) => millis.to_string(),
     }
+}
+
+/// How a maintenance step shows a colour kept for rollback, and when it is
+/// due: written and recognised here only.
+const KEPT_FOR_ROLLBACK: &str = "kept for rollback: retire due";
+
+/// A planned service step's lines about colours kept for rollback that are
+/// not due yet (what `drctl retire` shows when nothing is due).
+pub fn kept_for_rollback(planned: &Change) -> impl Iterator<Item = &String> {
+    planned
+        .steps
+        .iter()
+        .filter(|line| line.contains(KEPT_FOR_ROLLBACK))
 }
 
 /// `drctl retire`: the retirements a planned service step would make, alone.
