@@ -1,6 +1,6 @@
 //! approve and reject: a person's decision at a run's gate, journaled.
 
-use std::sync::atomic::AtomicBool;
+use tokio_util::sync::CancellationToken;
 
 use super::runs::{say_what_is_left, RunResult};
 use super::traffic::{abort_canaries, TrafficResult};
@@ -114,7 +114,7 @@ pub(super) async fn send_canary_back<C: Connect>(
         return None;
     }
     let approval = format!("{by} rejected the canary at gate {gate}");
-    let cancel = AtomicBool::new(false);
+    let cancel = CancellationToken::new();
     let at = (provider, loaded);
     match abort_canaries(ctx, connect, at, (approval, locked), &cancel).await {
         Ok(TrafficResult::Run(back)) => Some(back),

@@ -3,7 +3,8 @@
 //! automatic rollback). Drills and applies both end through here.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
 
 use super::plan_observed;
 use super::traffic::{rollback_of, run_command, Command, ROLLBACK_PHASE};
@@ -32,7 +33,7 @@ async fn roll_back_after_failed_checks<C: Connect>(
     loaded: &Loaded,
     cut_over: &BTreeMap<String, String>,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Vec<RolledBack> {
     let outcome = async {
         let runbook = loaded.runbook();
@@ -190,14 +191,14 @@ pub(crate) async fn check_after_cutover<C: Connect>(
     journal: &Journal,
     observed: &(Snapshot, Plan),
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<Option<AfterCutover>, Error> {
     let runbook = loaded.runbook();
     let phases = crate::graph::runbook_phases(&loaded.project, runbook);
     let events = journal.events()?;
     let cut_over = cut_over_in(&events, &phases);
     // Ctrl-C: nothing new starts, and no check is failed by the interruption.
-    if cut_over.is_empty() || runbook.drill.checks.is_empty() || cancel.load(Ordering::SeqCst) {
+    if cut_over.is_empty() || runbook.drill.checks.is_empty() || cancel.is_cancelled() {
         return Ok(None);
     }
     let services: Vec<String> = cut_over.iter().map(|c| c.service.to_string()).collect();
@@ -280,10 +281,10 @@ pub(crate) async fn roll_back_if_failed<C: Connect>(
     checks: &[CheckResult],
     cut_over: &BTreeMap<String, String>,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<Vec<RolledBack>, Error> {
     let failed = checks.iter().any(|c| c.status == CheckStatus::Failed);
-    if !failed || cut_over.is_empty() || cancel.load(Ordering::SeqCst) {
+    if !failed || cut_over.is_empty() || cancel.is_cancelled() {
         return Ok(Vec::new());
     }
     let rolled_back = roll_back_after_failed_checks(

@@ -3,7 +3,8 @@
 //! rejection left built).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
 
 use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
@@ -93,7 +94,7 @@ async fn finish<C: Connect>(
     journal: &Journal,
     end: RunEnd,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<RunResult, Error> {
     let mut outputs = Vec::new();
     let mut after_cutover = None;
@@ -122,7 +123,7 @@ async fn finish<C: Connect>(
                 // The run is done only now (see `RunContext::checks_follow`).
                 let failed = after.as_ref().is_some_and(|a| a.failed());
                 let mut interrupted = None;
-                if cancel.load(Ordering::SeqCst) && !failed {
+                if cancel.is_cancelled() && !failed {
                     journal.append(&Event::Interrupted {
                         at: ctx.clock.now(),
                     })?;
@@ -165,7 +166,7 @@ pub async fn apply<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &ApplyRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<ApplyResult, Error> {
     let saved = SavedPlan::read(&request.target)?;
     let mut loaded = match &saved {
@@ -333,7 +334,7 @@ pub(crate) async fn drive(
     loaded: &Loaded,
     journal: &Journal,
     (parallelism, checks_follow): (usize, bool),
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<RunEnd, Error> {
     let run = RunContext {
         project: &loaded.project,
@@ -358,7 +359,7 @@ pub async fn resume<C: Connect>(
     connect: &C,
     run_id: &str,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<RunResult, Error> {
     let run = continue_run(ctx, connect, run_id, parallelism, cancel).await?;
     let result = finish(
@@ -393,7 +394,7 @@ pub(crate) async fn continue_run<C: Connect>(
     connect: &C,
     run_id: &str,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<Continued, Error> {
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
     let events = journal.events()?;

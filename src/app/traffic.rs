@@ -3,7 +3,8 @@
 //! any run (never resumed as the runbook's phases: they are re-run instead).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+
+use tokio_util::sync::CancellationToken;
 
 use super::plan_observed;
 use super::runs::{start_run, RunResult};
@@ -43,7 +44,7 @@ pub async fn rollback<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &TrafficRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<TrafficResult, Error> {
     let wanted = request.service.as_deref().ok_or_else(|| {
         Error::usage(
@@ -98,7 +99,7 @@ pub async fn retire<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &TrafficRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<TrafficResult, Error> {
     one_step(
         ctx,
@@ -122,7 +123,7 @@ async fn one_step<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &TrafficRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
     phase: &str,
     steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
     wanted: Option<&str>,
@@ -159,7 +160,7 @@ pub(super) async fn abort_canaries<C: Connect>(
     connect: &C,
     (provider, loaded): (&AwsProvider, &Loaded),
     (approval, locked): (String, bool),
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<TrafficResult, Error> {
     let services = services_named(loaded, None)?;
     let command = StepsOf {
@@ -205,7 +206,7 @@ async fn run_steps<C: Connect>(
     services: &[Address],
     what: &StepsOf<'_>,
     steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<TrafficResult, Error> {
     let runbook = loaded.runbook();
     let run_id = super::new_run_id(ctx.clock);
@@ -287,7 +288,7 @@ pub(super) async fn run_command<C: Connect>(
     planned: Plan,
     steps: Vec<Change>,
     command: &Command<'_>,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<run::RunEnd, Error> {
     let runbook = loaded.runbook();
     let plan = Plan {

@@ -3,8 +3,7 @@
 //! the sinks (terminal, JSON), and prints the result with what to type next.
 //! Part of the CLI layer; nothing below it prints or reads the terminal.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, Context};
 use crate::cli::terminal::{JsonSink, TerminalSink};
@@ -96,7 +95,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
         }),
         parallelism: args.parallelism.into(),
     };
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
@@ -118,7 +117,7 @@ pub async fn resume_command(
     }
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();

@@ -2,8 +2,7 @@
 //! turn arguments into application requests and print the end with what to
 //! type next.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 use super::{DrillArgs, GlobalArgs, RebuildArgs};
 use crate::app;
@@ -32,7 +31,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         settings: DrillSettings::default(),
         run_id: args.run_id.clone(),
     };
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let outcome = rehearse::drill(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
@@ -48,7 +47,7 @@ pub async fn resume_drill(
 ) -> Result<u8, Error> {
     let sink = sink(global);
     let ctx = context(global, sink.as_ref());
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let outcome =
         rehearse::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
@@ -248,7 +247,7 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
         parallelism: args.parallelism.into(),
     };
     let rto_target = runbook.rto_target;
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();

@@ -1,8 +1,9 @@
 //! How a run ends on the terminal (a summary and what to type next, or one
 //! JSON line), and how Ctrl-C and SIGTERM stop it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use super::{GlobalArgs, LogFormat};
 use crate::app;
@@ -152,7 +153,7 @@ fn checks_failed_sentence(after: &app::AfterCutover) -> String {
 }
 
 /// First Ctrl-C: start nothing new. Second: record it and abort.
-pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, store: Arc<dyn RunStore>) {
+pub(crate) async fn watch_ctrl_c(cancel: CancellationToken, store: Arc<dyn RunStore>) {
     // SIGTERM (a scheduler or systemd stopping drctl) means what Ctrl-C means.
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     else {
@@ -167,7 +168,7 @@ pub(crate) async fn watch_ctrl_c(cancel: Arc<AtomicBool>, store: Arc<dyn RunStor
     if !stop_signal().await {
         return;
     }
-    cancel.store(true, Ordering::SeqCst);
+    cancel.cancel();
     eprintln!(
         "\nStopping: nothing new starts; waiting for calls in flight (a drill then tears down). Press Ctrl-C again to abort."
     );

@@ -1,10 +1,9 @@
 //! `drctl rollback` and `drctl retire`: a service's traffic back to its
 //! previous colour, and old colours removed once `retire_after` has passed.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use clap::Args;
+
+use tokio_util::sync::CancellationToken;
 
 use super::{CliConnect, GlobalArgs};
 use crate::app::{self, TrafficRequest, TrafficResult};
@@ -49,7 +48,7 @@ async fn run(
         service,
         parallelism: 4,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
     let connect = CliConnect::new(global);
     let result = if rollback {

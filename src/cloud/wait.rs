@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use tokio::time::Instant;
 
@@ -27,23 +28,20 @@ pub type WaitReporter = Arc<dyn Fn(Waiting) + Send + Sync>;
 
 tokio::task_local! {
     static REPORTER: WaitReporter;
-    static INTERRUPT: Arc<std::sync::atomic::AtomicBool>;
+    static INTERRUPT: CancellationToken;
 }
 
-/// Runs `step` with `flag` as the Ctrl-C its interruptible waits heed:
+/// Runs `step` with `stop` as the Ctrl-C its interruptible waits heed:
 /// most steps finish what they started, but a wait that can last half an
 /// hour (a builder's provisioning) gives up when the run is stopped.
-pub async fn interruptible<F: Future>(
-    flag: Arc<std::sync::atomic::AtomicBool>,
-    step: F,
-) -> F::Output {
-    INTERRUPT.scope(flag, step).await
+pub async fn interruptible<F: Future>(stop: CancellationToken, step: F) -> F::Output {
+    INTERRUPT.scope(stop, step).await
 }
 
 /// Whether the run this step belongs to was stopped (Ctrl-C, SIGTERM).
 pub fn interrupted() -> bool {
     INTERRUPT
-        .try_with(|flag| flag.load(std::sync::atomic::Ordering::SeqCst))
+        .try_with(CancellationToken::is_cancelled)
         .unwrap_or(false)
 }
 

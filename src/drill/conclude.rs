@@ -3,7 +3,8 @@
 //! policy, the leak check, and the report.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+
+use tokio_util::sync::CancellationToken;
 
 use super::rehearse::{DrillOutcome, DrillRequest};
 use super::report::{
@@ -31,7 +32,7 @@ pub(super) struct Concluding<'a, C> {
     pub loaded: &'a Loaded,
     pub journal: &'a Journal,
     pub request: &'a DrillRequest,
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'a CancellationToken,
 }
 
 /// What the checks found: their results, when the environment counted as
@@ -284,7 +285,7 @@ impl<C: Connect> Concluding<'_, C> {
                 .max()
                 .or(Some(began));
         }
-        if ran && !self.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+        if ran && !self.cancel.is_cancelled() {
             self.journal.append(&Event::DrillChecked {
                 at: ctx.clock.now(),
                 results: serde_json::to_value(&checked.results).unwrap_or_default(),

@@ -5,8 +5,9 @@
 //! [`super::conclude`].
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::app::runs::{drive, start_run};
 use crate::app::{absolute, load, load_file, new_run_id, plan_observed, sources, Connect, Context};
@@ -95,7 +96,7 @@ pub async fn drill<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &DrillRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<DrillOutcome, Error> {
     // Bad input touches nothing: checked before anything is loaded or asked.
     let given = match &request.run_id {
@@ -202,7 +203,7 @@ pub async fn resume<C: Connect>(
     connect: &C,
     run_id: &str,
     parallelism: usize,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<DrillOutcome, Error> {
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
     let events = journal.events()?;

@@ -3,7 +3,8 @@
 //! checks. Built from the rebuilt environment and the journal's timings.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
+
+use tokio_util::sync::CancellationToken;
 
 use super::rehearse::DrillRequest;
 use super::report::{CheckResult, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
@@ -84,7 +85,7 @@ pub(super) async fn roll_back_if_checks_failed<C: Connect>(
     results: &[CheckResult],
     live: &BTreeMap<String, String>,
     request: &DrillRequest,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<Vec<RolledBack>, Error> {
     if let Some(done) = started.iter().find_map(|e| match e {
         Event::RolledBack { services, .. } => Some(services.clone()),

@@ -7,10 +7,11 @@
 //! provider returned.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::cloud::provider::{CreateRequest, Provider};
 use crate::cloud::{wait, CloudError};
@@ -151,7 +152,7 @@ pub async fn apply_phase<P: Provider>(
     index: usize,
     applied: &mut Applied,
     options: &ApplyOptions,
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
     progress: &dyn Fn(&Event),
 ) -> Report {
     let started = Instant::now();
@@ -189,7 +190,7 @@ pub async fn apply_phase<P: Provider>(
                     .as_ref()
                     .expect("a no-op has a current resource");
                 exports.insert(change.address.clone(), current.exports.clone());
-            } else if !cancel.load(Ordering::SeqCst)
+            } else if !cancel.is_cancelled()
                 && in_flight.len() < options.parallelism.max(1)
                 && change.depends_on.iter().all(|d| exports.contains_key(d))
             {
@@ -201,7 +202,8 @@ pub async fn apply_phase<P: Provider>(
                 let prepared = prepare(change, &plan.environment, exports, &options.run_id);
                 let step = execute(provider, change, prepared);
                 let step = wait::reporting_waits(waits.reporter(&change.address), step);
-                in_flight.push(wait::interruptible(waits.interrupt.clone(), step));
+                // In flight, a step's long waits heed the run's stop request.
+                in_flight.push(wait::interruptible(cancel.clone(), step));
             } else {
                 still_waiting.push(change);
             }
@@ -213,7 +215,7 @@ pub async fn apply_phase<P: Provider>(
             }
             continue; // a no-op just made more inputs known
         }
-        let next = waits.next_or_interrupt(&mut in_flight, progress, cancel);
+        let next = waits.next(&mut in_flight, progress);
         let Some((change, result, elapsed)) = next.await else {
             break;
         };
@@ -238,7 +240,7 @@ pub async fn apply_phase<P: Provider>(
         report.outcomes.push(outcome);
     }
     for change in waiting {
-        let result = if cancel.load(Ordering::SeqCst) {
+        let result = if cancel.is_cancelled() {
             OutcomeKind::NotStarted
         } else {
             // Validation prevents this; a hand-edited saved plan could not.
@@ -289,19 +291,12 @@ pub async fn cleanup<P: Provider>(
 struct WaitReports {
     tx: mpsc::UnboundedSender<Event>,
     rx: mpsc::UnboundedReceiver<Event>,
-    /// The run's stop request as in-flight steps see it
-    /// ([`wait::interrupted`]), copied from `cancel` while they run.
-    interrupt: Arc<AtomicBool>,
 }
 
 impl WaitReports {
     fn new() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        WaitReports {
-            tx,
-            rx,
-            interrupt: Arc::new(AtomicBool::new(false)),
-        }
+        WaitReports { tx, rx }
     }
 
     fn reporter(&self, address: &Address) -> wait::WaitReporter {
@@ -315,29 +310,6 @@ impl WaitReports {
                 deadline_in: w.deadline_in,
             });
         })
-    }
-
-    /// [`WaitReports::next`], passing a stop request (`cancel`) on to the
-    /// steps in flight.
-    async fn next_or_interrupt<S>(
-        &mut self,
-        in_flight: &mut S,
-        progress: &dyn Fn(&Event),
-        cancel: &AtomicBool,
-    ) -> Option<S::Item>
-    where
-        S: futures_util::Stream + Unpin,
-    {
-        loop {
-            tokio::select! {
-                done = self.next(in_flight, progress) => return done,
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if cancel.load(Ordering::SeqCst) {
-                        self.interrupt.store(true, Ordering::SeqCst);
-                    }
-                }
-            }
-        }
     }
 
     /// The next step to finish; what others wait on meanwhile goes to `progress`.

@@ -10,7 +10,7 @@
 //! new approvals, so nothing runs that nobody approved. Gates, approvals and
 //! rejections are in [`gates`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::cloud::provider::Provider;
@@ -53,7 +53,7 @@ pub struct RunContext<'a> {
     pub journal: &'a Journal,
     pub options: ApplyOptions,
     /// Set by the first Ctrl-C: nothing new starts.
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'a CancellationToken,
     pub clock: &'a dyn Clock,
     /// Where the run reports, and asks at manual gates.
     pub sink: &'a dyn Sink,
@@ -266,7 +266,7 @@ pub(crate) fn stopped_after_phase(
     ctx: &RunContext<'_>,
     total: Report,
 ) -> Result<Result<Report, RunEnd>, Error> {
-    if ctx.cancel.load(Ordering::SeqCst) {
+    if ctx.cancel.is_cancelled() {
         ctx.journal.append(&Event::Interrupted { at: ctx.now() })?;
         return Ok(Err(RunEnd::Interrupted(total)));
     }
@@ -357,7 +357,7 @@ fn journaled(ctx: &RunContext<'_>, event: &Progress) {
         if let Err(e) = ctx.journal.append(&entry) {
             // Losing the journal loses resumability: stop starting new work.
             tracing::error!("{}", e.render());
-            ctx.cancel.store(true, Ordering::SeqCst);
+            ctx.cancel.cancel();
         }
     }
     ctx.sink.event(&Shown::Step(event.clone()));

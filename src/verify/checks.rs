@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::clock::Clock;
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::elbv2::{self, Elbv2};
@@ -20,7 +22,6 @@ use crate::events::{Event as Shown, Sink};
 use crate::model::{Named, Project, Runbook};
 use crate::outcome::{CheckResult, CheckStatus};
 use crate::plan::{self, Plan};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the checks read besides the cloud.
 pub struct CheckScope<'a> {
@@ -321,7 +322,7 @@ pub struct CheckRun<'a> {
 pub async fn run_all(
     how: &CheckRun<'_>,
     (snapshot, plan): &(Snapshot, Plan),
-    cancel: &AtomicBool,
+    cancel: &CancellationToken,
 ) -> Result<Vec<CheckResult>, Error> {
     let CheckRun {
         clock,
@@ -372,16 +373,11 @@ pub async fn run_all(
     // deadline (a name not in DNS yet) does not delay the others' verdicts.
     let scope = &scope;
     let one = |check| async move {
-        // Ctrl-C or SIGTERM must not wait out a check's deadline.
-        let interrupted = async {
-            while !cancel.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
         let begun = clock.now();
         let result = tokio::select! {
             result = run(check, scope) => result,
-            () = interrupted => CheckResult {
+            // Ctrl-C or SIGTERM must not wait out a check's deadline.
+            () = cancel.cancelled() => CheckResult {
                 name: check.to_string(),
                 kind: check.kind().to_string(),
                 status: CheckStatus::Failed,

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use tokio_util::sync::CancellationToken;
+
 use drctl::clock::SystemClock;
 use drctl::cloud::aws::AwsProvider;
 use drctl::cloud::provider::Provider;
@@ -103,7 +105,7 @@ fn assert_plan_snapshot(name: &str, rendered: &str) {
 /// executor alone (the binary's runs add both around the same calls).
 async fn apply_every_phase(provider: &AwsProvider, plan: &Plan, options: &ApplyOptions) -> Report {
     let started = std::time::Instant::now();
-    let never = std::sync::atomic::AtomicBool::new(false);
+    let never = CancellationToken::new();
     let mut applied = execute::Applied::default();
     let mut report = Report::default();
     for index in 0..plan.phases.len() {

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use drctl::app::{self, ApplyRequest, ApplyResult, Context};
 use drctl::clock::ManualClock;
@@ -222,7 +223,7 @@ async fn a_gate_that_times_out_rejects_the_run() {
         auto_approve: None,
         parallelism: 4,
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = CancellationToken::new();
     let ApplyResult::Run(app::RunResult {
         run_id: id, end, ..
     }) = app::apply(&ctx, &connect, &request, &cancel)

@@ -5,8 +5,9 @@
 //! drains; a colour that never turns healthy never takes traffic.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use drctl::app::{self, Context, TrafficRequest, TrafficResult};
 use drctl::clock::ManualClock;
@@ -191,7 +192,7 @@ async fn retire_at(repo: &Repo, state: &Path, proxy: &FaultProxy, at: i64) -> Tr
         &ctx,
         &ConnectTo(proxy.url().to_string()),
         &request,
-        &AtomicBool::new(false),
+        &CancellationToken::new(),
     )
     .await
     .expect("retire")
