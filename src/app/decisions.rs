@@ -4,8 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::runs::{say_what_is_left, RunResult};
 use super::traffic::{abort_canaries, TrafficResult};
-use super::{load_file, Connect, Context, Loaded};
-use crate::cloud::aws::AwsProvider;
+use super::{load_file, Connect, Context, Session};
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
@@ -91,8 +90,16 @@ pub async fn reject<C: Connect>(
         let mut loaded = load_file(root, runbook_file)?;
         loaded.retarget(environment, region);
         let provider = connect.connect(&loaded.runbook().region).await?;
-        let at = (&provider, &loaded);
-        canary_back = send_canary_back(ctx, connect, at, (&gate, &request.by), false).await;
+        let cancel = CancellationToken::new();
+        let session = Session {
+            ctx,
+            connect,
+            provider: &provider,
+            loaded: &loaded,
+            parallelism: 1,
+            cancel: &cancel,
+        };
+        canary_back = send_canary_back(&session, &gate, &request.by, false).await;
         say_what_is_left(ctx, &provider, &loaded).await?;
     }
     Ok(Rejected { gate, canary_back })
@@ -104,19 +111,25 @@ pub async fn reject<C: Connect>(
 /// rejection stands either way. `locked`: the caller holds the
 /// environment's lock.
 pub(super) async fn send_canary_back<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    (provider, loaded): (&AwsProvider, &Loaded),
-    (gate, by): (&str, &str),
+    at: &Session<'_, C>,
+    gate: &str,
+    by: &str,
     locked: bool,
 ) -> Option<RunResult> {
     if !crate::types::GateId::parse(gate).is_canary() {
         return None;
     }
     let approval = format!("{by} rejected the canary at gate {gate}");
+    // One step, and not stopped by a Ctrl-C meant for the run: the
+    // rejection stands either way, and the canary must go back whole.
     let cancel = CancellationToken::new();
-    let at = (provider, loaded);
-    match abort_canaries(ctx, connect, at, (approval, locked), &cancel).await {
+    let session = Session {
+        parallelism: 1,
+        cancel: &cancel,
+        ..*at
+    };
+    let Session { ctx, loaded, .. } = session;
+    match abort_canaries(&session, approval, locked).await {
         Ok(TrafficResult::Run(back)) => Some(back),
         Ok(TrafficResult::Nothing(_)) => None,
         Err(e) => {

@@ -9,6 +9,7 @@ mod planning;
 mod post_cutover;
 pub(crate) mod runs;
 mod saved;
+mod session;
 pub(crate) mod traffic;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub use post_cutover::AfterCutover;
 pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_if_failed};
 pub use runs::{apply, resume, ApplyRequest, ApplyResult, RunResult};
 pub use saved::SavedPlan;
+pub(crate) use session::Session;
 pub use traffic::{retire, rollback, TrafficRequest, TrafficResult};
 
 /// `path` made absolute (as given if that fails): what journals and saved

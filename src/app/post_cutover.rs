@@ -4,12 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use tokio_util::sync::CancellationToken;
-
 use super::plan_observed;
 use super::traffic::{rollback_of, run_command, Command, ROLLBACK_PHASE};
-use super::{Connect, Context, Loaded};
-use crate::cloud::aws::AwsProvider;
+use super::{Connect, Session};
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::journal::{Event, Journal};
@@ -27,14 +24,15 @@ use crate::world::{Address, Snapshot};
 /// rolled away from.
 /// The caller holds the environment's lock.
 async fn roll_back_after_failed_checks<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+    session: &Session<'_, C>,
     cut_over: &BTreeMap<String, String>,
-    parallelism: usize,
-    cancel: &CancellationToken,
 ) -> Vec<RolledBack> {
+    let Session {
+        ctx,
+        provider,
+        loaded,
+        ..
+    } = *session;
     let outcome = async {
         let runbook = loaded.runbook();
         let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
@@ -101,12 +99,8 @@ async fn roll_back_after_failed_checks<C: Connect>(
             run_id: &run_id,
             phase: ROLLBACK_PHASE,
             approval: "automatic: post-cutover checks failed".into(),
-            parallelism,
         };
-        let end = run_command(
-            ctx, connect, provider, loaded, planned, steps, &command, cancel,
-        )
-        .await?;
+        let end = run_command(session, planned, steps, &command).await?;
         let report = match &end {
             run::RunEnd::Succeeded(r) | run::RunEnd::Failed(r) | run::RunEnd::Interrupted(r) => {
                 Some(r)
@@ -182,17 +176,18 @@ impl AfterCutover {
 /// against `observed` (the environment as the run left it), and the
 /// automatic rollback if one fails. `None` when the run cut nothing over or
 /// the runbook has no checks. The caller holds the lock.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn check_after_cutover<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+    session: &Session<'_, C>,
     journal: &Journal,
     observed: &(Snapshot, Plan),
-    parallelism: usize,
-    cancel: &CancellationToken,
 ) -> Result<Option<AfterCutover>, Error> {
+    let Session {
+        ctx,
+        provider,
+        loaded,
+        cancel,
+        ..
+    } = *session;
     let runbook = loaded.runbook();
     let phases = crate::graph::runbook_phases(&loaded.project, runbook);
     let events = journal.events()?;
@@ -253,16 +248,7 @@ pub(crate) async fn check_after_cutover<C: Connect>(
             checks
         }
     };
-    let rolled_back = roll_back_if_failed(
-        ctx,
-        connect,
-        (provider, loaded, journal),
-        &checks,
-        &live,
-        parallelism,
-        cancel,
-    )
-    .await?;
+    let rolled_back = roll_back_if_failed(session, journal, &checks, &live).await?;
     Ok(Some(AfterCutover {
         services,
         checks,
@@ -275,30 +261,18 @@ pub(crate) async fn check_after_cutover<C: Connect>(
 /// over. Nothing when every check passed, nothing was cut over, or Ctrl-C
 /// was pressed.
 pub(crate) async fn roll_back_if_failed<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    (provider, loaded, journal): (&AwsProvider, &Loaded, &Journal),
+    session: &Session<'_, C>,
+    journal: &Journal,
     checks: &[CheckResult],
     cut_over: &BTreeMap<String, String>,
-    parallelism: usize,
-    cancel: &CancellationToken,
 ) -> Result<Vec<RolledBack>, Error> {
     let failed = checks.iter().any(|c| c.status == CheckStatus::Failed);
-    if !failed || cut_over.is_empty() || cancel.is_cancelled() {
+    if !failed || cut_over.is_empty() || session.cancel.is_cancelled() {
         return Ok(Vec::new());
     }
-    let rolled_back = roll_back_after_failed_checks(
-        ctx,
-        connect,
-        provider,
-        loaded,
-        cut_over,
-        parallelism,
-        cancel,
-    )
-    .await;
+    let rolled_back = roll_back_after_failed_checks(session, cut_over).await;
     journal.append(&Event::RolledBack {
-        at: ctx.clock.now(),
+        at: session.ctx.clock.now(),
         services: rolled_back.clone(),
     })?;
     Ok(rolled_back)

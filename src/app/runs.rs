@@ -6,16 +6,16 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan};
+use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan, Session};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
-use crate::execute::{ApplyOptions, Outcome, OutcomeKind, Report};
+use crate::execute::{Outcome, OutcomeKind, Report};
 use crate::journal::{current_user, host_name, run_state, Event, Journal, RunStatus};
 use crate::lock::EnvLock;
 use crate::plan::{self, Plan};
-use crate::run::{self, RunContext, RunEnd};
+use crate::run::{self, RunEnd};
 
 /// After a rejection: what the phases before the gate left built.
 pub(super) async fn say_what_is_left(
@@ -85,17 +85,18 @@ fn stopped(ctx: &Context<'_>, journal: &Journal, error: Error) -> Error {
 /// What a run's end means besides itself: after success, the checks after a
 /// cutover (and the rollback if one fails), then the run's finish in the
 /// journal, and the outputs; what is left built after a rejection.
-#[allow(clippy::too_many_arguments)]
 async fn finish<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+    session: &Session<'_, C>,
     journal: &Journal,
     end: RunEnd,
-    parallelism: usize,
-    cancel: &CancellationToken,
 ) -> Result<RunResult, Error> {
+    let Session {
+        ctx,
+        provider,
+        loaded,
+        cancel,
+        ..
+    } = *session;
     let mut outputs = Vec::new();
     let mut after_cutover = None;
     let mut interrupted = None;
@@ -105,17 +106,8 @@ async fn finish<C: Connect>(
                 // Observed once: the checks and the outputs read the same
                 // world, unless a rollback has moved a listener since.
                 let mut observed = observe_and_plan(ctx, provider, loaded).await?;
-                let after = super::post_cutover::check_after_cutover(
-                    ctx,
-                    connect,
-                    provider,
-                    loaded,
-                    journal,
-                    &observed,
-                    parallelism,
-                    cancel,
-                )
-                .await?;
+                let after =
+                    super::post_cutover::check_after_cutover(session, journal, &observed).await?;
                 if after.as_ref().is_some_and(|a| a.moved_traffic()) {
                     observed = observe_and_plan(ctx, provider, loaded).await?;
                 }
@@ -145,8 +137,7 @@ async fn finish<C: Connect>(
         }
         RunEnd::Rejected { phase, by } => {
             // Rejected at the prompt, or by its timeout.
-            let at = (provider, loaded);
-            super::decisions::send_canary_back(ctx, connect, at, (phase, by), true).await;
+            super::decisions::send_canary_back(session, phase, by, true).await;
             say_what_is_left(ctx, provider, loaded).await?;
         }
         _ => {}
@@ -246,54 +237,63 @@ pub async fn apply<C: Connect>(
     if !plan.has_changes() {
         return Ok(ApplyResult::NoChanges);
     }
+    let session = Session {
+        ctx,
+        connect,
+        provider: &provider,
+        loaded: &loaded,
+        parallelism: request.parallelism,
+        cancel,
+    };
     let journal = start_run(
-        ctx,
-        connect,
-        &loaded,
-        &plan,
-        sources,
-        &run_id,
-        request.auto_approve.clone(),
-        None,
+        &session,
+        RunStart {
+            plan: &plan,
+            sources,
+            run_id: &run_id,
+            auto_approve: request.auto_approve.clone(),
+            drill: None,
+        },
     )?;
-    let end = drive(
-        ctx,
-        &provider,
-        &loaded,
-        &journal,
-        (request.parallelism, true),
-        cancel,
-    )
-    .await
-    .map_err(|e| stopped(ctx, &journal, e))?;
+    let end = drive(&session, &journal, true)
+        .await
+        .map_err(|e| stopped(ctx, &journal, e))?;
     // Held through the post-cutover checks: a rollback moves the listener.
-    let result = finish(
-        ctx,
-        connect,
-        &provider,
-        &loaded,
-        &journal,
-        end,
-        request.parallelism,
-        cancel,
-    )
-    .await?;
+    let result = finish(&session, &journal, end).await?;
     drop(lock);
     Ok(ApplyResult::Run(result))
 }
 
+/// What a new run's start record holds besides where it runs.
+pub(crate) struct RunStart<'a> {
+    pub plan: &'a Plan,
+    /// The run's files and their hashes.
+    pub sources: std::collections::BTreeMap<String, String>,
+    pub run_id: &'a str,
+    /// The approval the command line gave (`--auto-approve`, a drill's
+    /// policy, a command's own), if any.
+    pub auto_approve: Option<String>,
+    pub drill: Option<crate::journal::DrillStart>,
+}
+
 /// Creates the run's journal with its start record, indexes it, and says so.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn start_run<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    loaded: &Loaded,
-    plan: &Plan,
-    sources: std::collections::BTreeMap<String, String>,
-    run_id: &str,
-    auto_approve: Option<String>,
-    drill: Option<crate::journal::DrillStart>,
+    session: &Session<'_, C>,
+    start: RunStart<'_>,
 ) -> Result<Journal, Error> {
+    let Session {
+        ctx,
+        connect,
+        loaded,
+        ..
+    } = *session;
+    let RunStart {
+        plan,
+        sources,
+        run_id,
+        auto_approve,
+        drill,
+    } = start;
     let runbook = loaded.runbook();
     let journal = Journal::create(ctx.store.as_ref(), run_id)?;
     journal.append(&Event::RunStarted {
@@ -328,28 +328,16 @@ pub(crate) fn start_run<C: Connect>(
 
 /// Runs the journaled run (see [`run::drive`]); `checks_follow`: the
 /// caller checks the environment after a cutover and journals the finish.
-pub(crate) async fn drive(
-    ctx: &Context<'_>,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+pub(crate) async fn drive<C>(
+    session: &Session<'_, C>,
     journal: &Journal,
-    (parallelism, checks_follow): (usize, bool),
-    cancel: &CancellationToken,
+    checks_follow: bool,
 ) -> Result<RunEnd, Error> {
-    let run = RunContext {
-        project: &loaded.project,
-        runbook: loaded.runbook(),
-        journal,
-        options: ApplyOptions {
-            parallelism,
-            run_id: journal.run_id.clone(),
-        },
-        cancel,
-        clock: ctx.clock,
-        sink: ctx.sink,
-        checks_follow,
-    };
-    run::drive(provider, &run).await
+    run::drive(
+        session.provider,
+        &session.run_context(journal, checks_follow),
+    )
+    .await
 }
 
 /// Continues a paused, interrupted or failed run where it stopped, holding
@@ -362,17 +350,15 @@ pub async fn resume<C: Connect>(
     cancel: &CancellationToken,
 ) -> Result<RunResult, Error> {
     let run = continue_run(ctx, connect, run_id, parallelism, cancel).await?;
-    let result = finish(
+    let session = Session {
         ctx,
         connect,
-        &run.provider,
-        &run.loaded,
-        &run.journal,
-        run.end,
+        provider: &run.provider,
+        loaded: &run.loaded,
         parallelism,
         cancel,
-    )
-    .await;
+    };
+    let result = finish(&session, &run.journal, run.end).await;
     drop(run.lock);
     result
 }
@@ -480,23 +466,24 @@ pub(crate) async fn continue_run<C: Connect>(
     // An apply's run finishes after its post-cutover checks; a drill's
     // checks are its own.
     let checks_follow = drill.is_none();
-    let end = drive(
+    let session = Session {
         ctx,
-        &provider,
-        &loaded,
-        &journal,
-        (parallelism, checks_follow),
+        connect,
+        provider: &provider,
+        loaded: &loaded,
+        parallelism,
         cancel,
-    )
-    .await
-    // A drill concludes its own way (teardown, report) on an error.
-    .map_err(|e| {
-        if checks_follow {
-            stopped(ctx, &journal, e)
-        } else {
-            e
-        }
-    })?;
+    };
+    let end = drive(&session, &journal, checks_follow)
+        .await
+        // A drill concludes its own way (teardown, report) on an error.
+        .map_err(|e| {
+            if checks_follow {
+                stopped(ctx, &journal, e)
+            } else {
+                e
+            }
+        })?;
     // The summary is of the whole run, not only of this continuation.
     let whole = |report| {
         whole_run(

@@ -7,12 +7,10 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 use super::plan_observed;
-use super::runs::{start_run, RunResult};
-use super::{load, sources, Connect, Context, Loaded};
-use crate::cloud::aws::AwsProvider;
+use super::runs::{start_run, RunResult, RunStart};
+use super::{load, sources, Connect, Context, Loaded, Session};
 use crate::error::Error;
 use crate::events::Event as Shown;
-use crate::execute::ApplyOptions;
 use crate::kinds::service;
 use crate::lock::EnvLock;
 use crate::model::ResourceKind;
@@ -134,62 +132,47 @@ async fn one_step<C: Connect>(
     let command = StepsOf {
         phase,
         approval: format!("{phase} (command)"),
-        parallelism: request.parallelism,
         // Asked for by name: why it cannot be done is the answer.
         refuse: wanted.map(|_| request.runbook.as_str()),
         lock: true,
     };
     let provider = connect.connect(&loaded.runbook().region).await?;
-    run_steps(
+    let session = Session {
         ctx,
         connect,
-        (&provider, &loaded),
-        &services,
-        &command,
-        steps_of,
+        provider: &provider,
+        loaded: &loaded,
+        parallelism: request.parallelism,
         cancel,
-    )
-    .await
+    };
+    run_steps(&session, &services, &command, steps_of).await
 }
 
 /// Sends every canary under way in the runbook's environment back whole to
 /// its live colour (a run rejected at a gate between canary weights);
 /// `locked`: the caller holds the environment's lock.
 pub(super) async fn abort_canaries<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    (provider, loaded): (&AwsProvider, &Loaded),
-    (approval, locked): (String, bool),
-    cancel: &CancellationToken,
+    session: &Session<'_, C>,
+    approval: String,
+    locked: bool,
 ) -> Result<TrafficResult, Error> {
-    let services = services_named(loaded, None)?;
+    let services = services_named(session.loaded, None)?;
     let command = StepsOf {
         phase: ROLLBACK_PHASE,
         approval,
-        parallelism: 1,
         refuse: None,
         lock: !locked,
     };
     let steps_of = |planned: &[&Change], snapshot: &crate::world::Snapshot, address: &Address| {
         back_of(snapshot, planned, address, service::canary_rollback_step).map(|s| vec![s])
     };
-    run_steps(
-        ctx,
-        connect,
-        (provider, loaded),
-        &services,
-        &command,
-        steps_of,
-        cancel,
-    )
-    .await
+    run_steps(session, &services, &command, steps_of).await
 }
 
 /// What [`run_steps`] runs, and how it is recorded.
 struct StepsOf<'a> {
     phase: &'a str,
     approval: String,
-    parallelism: usize,
     /// The runbook asked for by name, when one service was: a service whose
     /// step cannot be made is then an error, not skipped.
     refuse: Option<&'a str>,
@@ -200,14 +183,17 @@ struct StepsOf<'a> {
 /// Plans the steps `steps_of` makes for `services` from the world as it is
 /// and runs them as a run of their own, under the environment's lock.
 async fn run_steps<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    (provider, loaded): (&AwsProvider, &Loaded),
+    session: &Session<'_, C>,
     services: &[Address],
     what: &StepsOf<'_>,
     steps_of: impl Fn(&[&Change], &crate::world::Snapshot, &Address) -> Result<Vec<Change>, String>,
-    cancel: &CancellationToken,
 ) -> Result<TrafficResult, Error> {
+    let Session {
+        ctx,
+        provider,
+        loaded,
+        ..
+    } = *session;
     let runbook = loaded.runbook();
     let run_id = super::new_run_id(ctx.clock);
     let lock = match what.lock {
@@ -253,12 +239,8 @@ async fn run_steps<C: Connect>(
         run_id: &run_id,
         phase: what.phase,
         approval: what.approval.clone(),
-        parallelism: what.parallelism,
     };
-    let end = run_command(
-        ctx, connect, provider, loaded, planned, steps, &command, cancel,
-    )
-    .await?;
+    let end = run_command(session, planned, steps, &command).await?;
     drop(lock);
     Ok(TrafficResult::Run(RunResult {
         run_id,
@@ -274,22 +256,17 @@ pub(super) struct Command<'a> {
     pub phase: &'a str,
     /// Recorded as the run's approval (the command, or the failed checks).
     pub approval: String,
-    pub parallelism: usize,
 }
 
 /// Shows `steps` as a one-phase plan and runs it, journaled as its own run.
 /// The caller holds the environment's lock.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_command<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    provider: &crate::cloud::aws::AwsProvider,
-    loaded: &Loaded,
+    session: &Session<'_, C>,
     planned: Plan,
     steps: Vec<Change>,
     command: &Command<'_>,
-    cancel: &CancellationToken,
 ) -> Result<run::RunEnd, Error> {
+    let Session { ctx, loaded, .. } = *session;
     let runbook = loaded.runbook();
     let plan = Plan {
         phases: vec![PhasePlan {
@@ -306,29 +283,21 @@ pub(super) async fn run_command<C: Connect>(
         plan: Box::new(plan::redacted(&plan)),
     });
     let journal = start_run(
-        ctx,
-        connect,
-        loaded,
-        &plan,
-        sources(&loaded.project, runbook)?,
-        command.run_id,
-        Some(command.approval.clone()),
-        None,
-    )?;
-    let run = RunContext {
-        project: &loaded.project,
-        runbook,
-        journal: &journal,
-        options: ApplyOptions {
-            parallelism: command.parallelism,
-            run_id: command.run_id.to_string(),
+        session,
+        RunStart {
+            plan: &plan,
+            sources: sources(&loaded.project, runbook)?,
+            run_id: command.run_id,
+            auto_approve: Some(command.approval.clone()),
+            drill: None,
         },
-        cancel,
-        clock: ctx.clock,
-        sink: ctx.sink,
-        checks_follow: false,
-    };
-    drive_steps(provider, &run, &plan).await
+    )?;
+    drive_steps(
+        session.provider,
+        &session.run_context(&journal, false),
+        &plan,
+    )
+    .await
 }
 
 /// Runs `plan`'s one phase as planned, with no gate and no re-planning: a

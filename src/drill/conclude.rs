@@ -12,7 +12,7 @@ use super::report::{
 };
 use super::{history, services, teardown, timing};
 use crate::app::{self as app_layer, absolute, observe_and_plan, traffic};
-use crate::app::{Connect, Context, Loaded};
+use crate::app::{Connect, Context, Loaded, Session};
 use crate::clock::Millis;
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -94,9 +94,15 @@ impl<C: Connect> Concluding<'_, C> {
             RunEnd::Succeeded(_) => match recorded {
                 Some(recorded) => recall(ctx, recorded, &mut failures),
                 None => {
-                    let journaled = (started.events.as_slice(), phases.as_slice());
-                    self.check(rebuilt.as_ref(), journaled, checks_began, &mut failures)
-                        .await?
+                    let events = started.events.as_slice();
+                    self.check(
+                        rebuilt.as_ref(),
+                        events,
+                        &phases,
+                        checks_began,
+                        &mut failures,
+                    )
+                    .await?
                 }
             },
             other => {
@@ -106,17 +112,20 @@ impl<C: Connect> Concluding<'_, C> {
         };
         // Failed checks after a cutover: traffic goes back before anything is
         // torn down (once: a resumed drill finds it done in the journal).
-        let rolled_back = services::roll_back_if_checks_failed(
+        let session = Session {
             ctx,
-            self.connect,
-            self.provider,
+            connect: self.connect,
+            provider: self.provider,
             loaded,
+            parallelism: self.request.parallelism,
+            cancel: self.cancel,
+        };
+        let rolled_back = services::roll_back_if_checks_failed(
+            &session,
             journal,
             &started.events,
             &checked.results,
             &checked.live,
-            self.request,
-            self.cancel,
         )
         .await?;
         for failed in rolled_back.iter().filter(|r| !r.ok && r.run_id.is_some()) {
@@ -233,7 +242,8 @@ impl<C: Connect> Concluding<'_, C> {
     async fn check(
         &self,
         rebuilt: Option<&Result<(Snapshot, Plan), Error>>,
-        (events, phases): (&[Event], &[crate::graph::PhaseSpec]),
+        events: &[Event],
+        phases: &[crate::graph::PhaseSpec],
         began: Millis,
         failures: &mut Vec<String>,
     ) -> Result<Checked, Error> {

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::app::runs::{drive, start_run};
-use crate::app::{absolute, load, load_file, new_run_id, plan_observed, sources, Connect, Context};
+use crate::app::runs::{drive, start_run, RunStart};
+use crate::app::{
+    absolute, load, load_file, new_run_id, plan_observed, sources, Connect, Context, Session,
+};
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::execute::Report;
@@ -153,33 +155,33 @@ pub async fn drill<C: Connect>(
     });
     let auto_approve =
         (source.drill.auto_approve && !request.interactive).then(|| DRILL_POLICY.to_string());
-    let journal = start_run(
+    let session = Session {
         ctx,
         connect,
-        &loaded,
-        &plan,
-        sources(&loaded.project, loaded.runbook())?,
-        &run_id,
-        auto_approve,
-        Some(DrillStart {
-            source_environment: source.environment.clone(),
-            teardown: policy_name(source.drill.teardown).into(),
-            junit: request.junit.as_ref().map(|p| absolute(p)),
-            started_at: began,
-            rebake,
-        }),
+        provider: &provider,
+        loaded: &loaded,
+        parallelism: request.parallelism,
+        cancel,
+    };
+    let journal = start_run(
+        &session,
+        RunStart {
+            plan: &plan,
+            sources: sources(&loaded.project, loaded.runbook())?,
+            run_id: &run_id,
+            auto_approve,
+            drill: Some(DrillStart {
+                source_environment: source.environment.clone(),
+                teardown: policy_name(source.drill.teardown).into(),
+                junit: request.junit.as_ref().map(|p| absolute(p)),
+                started_at: began,
+                rebake,
+            }),
+        },
     )?;
     // An error that stops the rebuild (not a failed step: those are in the
     // RunEnd) still ends in teardown and a report: nobody is watching.
-    let end = drive(
-        ctx,
-        &provider,
-        &loaded,
-        &journal,
-        (request.parallelism, false),
-        cancel,
-    )
-    .await;
+    let end = drive(&session, &journal, false).await;
     // Boxed: the drill's whole future (rebuild, checks, teardown, report)
     // is otherwise one type too deep for the compiler's layout query.
     let concluding = Concluding {

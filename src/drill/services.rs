@@ -4,12 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use tokio_util::sync::CancellationToken;
-
-use super::rehearse::DrillRequest;
 use super::report::{CheckResult, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
-use crate::app::{Connect, Context, Loaded, RolledBack};
-use crate::cloud::aws::AwsProvider;
+use crate::app::{Connect, RolledBack, Session};
 use crate::error::Error;
 use crate::graph::PhaseSpec;
 use crate::journal::{Event, Journal};
@@ -74,18 +70,12 @@ fn cutover_step(
 
 /// After checks that failed: the services the drill cut over go back to
 /// their previous colours, unless the journal says that was done already.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn roll_back_if_checks_failed<C: Connect>(
-    ctx: &Context<'_>,
-    connect: &C,
-    provider: &AwsProvider,
-    loaded: &Loaded,
+    session: &Session<'_, C>,
     journal: &Journal,
     started: &[Event],
     results: &[CheckResult],
     live: &BTreeMap<String, String>,
-    request: &DrillRequest,
-    cancel: &CancellationToken,
 ) -> Result<Vec<RolledBack>, Error> {
     if let Some(done) = started.iter().find_map(|e| match e {
         Event::RolledBack { services, .. } => Some(services.clone()),
@@ -93,14 +83,5 @@ pub(super) async fn roll_back_if_checks_failed<C: Connect>(
     }) {
         return Ok(done);
     }
-    crate::app::roll_back_if_failed(
-        ctx,
-        connect,
-        (provider, loaded, journal),
-        results,
-        live,
-        request.parallelism,
-        cancel,
-    )
-    .await
+    crate::app::roll_back_if_failed(session, journal, results, live).await
 }

@@ -145,7 +145,6 @@ impl Applied {
 /// Applies phase `index` of `plan`; `applied` carries what earlier phases
 /// produced and receives what this one does. Once `cancel` is set, nothing
 /// new starts; what is in flight finishes.
-#[allow(clippy::too_many_arguments)]
 pub async fn apply_phase<P: Provider>(
     provider: &P,
     plan: &Plan,
