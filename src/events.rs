@@ -25,7 +25,7 @@ pub enum Event {
     /// `plan --out`: where, and the command that applies exactly it.
     PlanSaved {
         path: PathBuf,
-        apply_with: String,
+        apply_with: NextStep,
     },
     RunStarted {
         run_id: String,
@@ -78,7 +78,7 @@ pub enum Event {
     LeftBuilt {
         environment: String,
         resources: Vec<Address>,
-        destroy_with: String,
+        destroy_with: NextStep,
     },
     /// What `destroy` is about to delete.
     DestroyPlanned {
@@ -104,8 +104,29 @@ pub enum Event {
     CanaryLeft {
         gate: String,
         why: String,
-        /// `drctl rollback` of each service of the runbook, as typed.
-        rollback_with: Vec<String>,
+        /// `drctl rollback` of each service of the runbook.
+        rollback_with: Vec<NextStep>,
+    },
+}
+
+/// A command the user may type next. The CLI renders it as the `drctl …`
+/// line to type, on the terminal and in JSON (`cli::next_step`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    /// Apply exactly the plan saved at `plan`.
+    ApplySaved { plan: PathBuf },
+    /// Destroy what a runbook's environment has built. `environment` names
+    /// one other than the runbook's own.
+    Destroy {
+        root: PathBuf,
+        runbook: String,
+        environment: Option<String>,
+    },
+    /// Move a service of a runbook back to its previous colour.
+    Rollback {
+        root: PathBuf,
+        runbook: String,
+        service: String,
     },
 }
 

@@ -6,7 +6,7 @@ use super::runs::{say_what_is_left, RunResult};
 use super::traffic::{abort_canaries, TrafficResult};
 use super::{load_file, Connect, Context, Session};
 use crate::error::Error;
-use crate::events::Event as Shown;
+use crate::events::{Event as Shown, NextStep};
 use crate::journal::{Event, Journal};
 use crate::run::{self, Recorder};
 
@@ -140,12 +140,10 @@ pub(super) async fn send_canary_back<C: Connect>(
                 why: e.to_string(),
                 rollback_with: services
                     .iter()
-                    .map(|s| {
-                        format!(
-                            "drctl --root {} rollback {} {s}",
-                            root.display(),
-                            loaded.runbook().name
-                        )
+                    .map(|s| NextStep::Rollback {
+                        root: root.clone(),
+                        runbook: loaded.runbook().name.clone(),
+                        service: s.to_string(),
                     })
                     .collect(),
             });

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{load, new_run_id, Connect, Context};
+use super::{load, new_run_id, Connect, Context, Loaded};
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
 use crate::execute::{self, Report};
@@ -40,42 +40,13 @@ pub async fn destroy<C: Connect>(
     connect: &C,
     request: &DestroyRequest,
 ) -> Result<DestroyResult, Error> {
-    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
-    if let Some(environment) = &request.environment {
-        if let Some(owner) = super::claimed_by(&loaded.project, environment) {
-            if owner != loaded.name {
-                return Err(Error::usage(
-                    format!("environment {environment} is runbook {owner}'s"),
-                    Some(format!(
-                        "destroy it through its own runbook: drctl destroy {owner}"
-                    )),
-                ));
-            }
-        }
-        let region = loaded.runbook().region.clone();
-        loaded.retarget(environment, &region);
-    }
+    let loaded = loaded_for(request)?;
     // `protected` guards the runbook's own environment, not its drills'.
     let protected = loaded.runbook().protected && loaded.other_environment().is_none();
     let runbook = loaded.runbook();
     let env = &runbook.environment;
     if protected {
-        if !request.force {
-            return Err(Error::usage(
-                format!("environment {env} is protected (runbook {})", runbook.name),
-                Some(format!("destroying it needs --force, and typing `{env}` (or --confirm {env} without a terminal)")),
-            ));
-        }
-        match &request.confirm {
-            Some(typed) if typed != env => {
-                return Err(Error::usage(
-                    format!("--confirm {typed} does not match the environment {env}"),
-                    None,
-                ));
-            }
-            None if !ctx.sink.can_ask() => return Err(protected_without_terminal(env)),
-            _ => {}
-        }
+        refuse_unless_forced(ctx, request, env, &runbook.name)?;
     }
     let provider = connect.connect(&runbook.region).await?;
     // Where the provider really goes (`--region` wins): that is what to lock.
@@ -107,27 +78,7 @@ pub async fn destroy<C: Connect>(
             .map(|o| (o.address.clone(), o.id.clone()))
             .collect(),
     });
-    let question = if protected && request.confirm.is_none() {
-        Some(Question::Confirm {
-            prompt: format!("Environment {env} is protected. Type its name to destroy it:"),
-            expected: env.clone(),
-        })
-    } else if !request.auto_approve {
-        Some(Question::Confirm {
-            prompt: format!("Destroy all {} resources of {env}?", snapshot.len()),
-            expected: "yes".into(),
-        })
-    } else {
-        None
-    };
-    if let Some(question) = question {
-        match ctx.sink.ask(&question) {
-            Some(Answer::Approve) => {}
-            Some(_) => return Err(Error::Declined),
-            None if protected => return Err(protected_without_terminal(env)),
-            None => return Err(no_terminal()),
-        }
-    }
+    confirm(ctx, request, protected, env, snapshot.len())?;
     let observed: Vec<_> = snapshot.objects().cloned().collect();
     let report = execute::destroy(&provider, &observed, request.parallelism, &|e| {
         ctx.sink.event(&Shown::Step(e.clone()))
@@ -137,6 +88,80 @@ pub async fn destroy<C: Connect>(
     result.left = left.objects().map(|o| o.address.clone()).collect();
     result.report = Some(report);
     Ok(result)
+}
+
+/// The runbook, retargeted at `--environment` if one is named (and it is
+/// no other runbook's).
+fn loaded_for(request: &DestroyRequest) -> Result<Loaded, Error> {
+    let mut loaded = load(request.root.as_deref(), &request.runbook)?;
+    if let Some(environment) = &request.environment {
+        if let Some(owner) = super::claimed_by(&loaded.project, environment) {
+            if owner != loaded.name {
+                return Err(Error::usage(
+                    format!("environment {environment} is runbook {owner}'s"),
+                    Some(format!(
+                        "destroy it through its own runbook: drctl destroy {owner}"
+                    )),
+                ));
+            }
+        }
+        let region = loaded.runbook().region.clone();
+        loaded.retarget(environment, &region);
+    }
+    Ok(loaded)
+}
+
+/// A protected environment is destroyed only with `--force`, and its name
+/// typed (or given as `--confirm` without a terminal).
+fn refuse_unless_forced(
+    ctx: &Context<'_>,
+    request: &DestroyRequest,
+    env: &str,
+    runbook: &str,
+) -> Result<(), Error> {
+    if !request.force {
+        return Err(Error::usage(
+            format!("environment {env} is protected (runbook {runbook})"),
+            Some(format!("destroying it needs --force, and typing `{env}` (or --confirm {env} without a terminal)")),
+        ));
+    }
+    match &request.confirm {
+        Some(typed) if typed != env => Err(Error::usage(
+            format!("--confirm {typed} does not match the environment {env}"),
+            None,
+        )),
+        None if !ctx.sink.can_ask() => Err(protected_without_terminal(env)),
+        _ => Ok(()),
+    }
+}
+
+/// Asks before deleting `count` resources, unless approved already.
+fn confirm(
+    ctx: &Context<'_>,
+    request: &DestroyRequest,
+    protected: bool,
+    env: &str,
+    count: usize,
+) -> Result<(), Error> {
+    let question = if protected && request.confirm.is_none() {
+        Question::Confirm {
+            prompt: format!("Environment {env} is protected. Type its name to destroy it:"),
+            expected: env.to_string(),
+        }
+    } else if !request.auto_approve {
+        Question::Confirm {
+            prompt: format!("Destroy all {count} resources of {env}?"),
+            expected: "yes".into(),
+        }
+    } else {
+        return Ok(());
+    };
+    match ctx.sink.ask(&question) {
+        Some(Answer::Approve) => Ok(()),
+        Some(_) => Err(Error::Declined),
+        None if protected => Err(protected_without_terminal(env)),
+        None => Err(no_terminal()),
+    }
 }
 
 fn protected_without_terminal(env: &str) -> Error {

@@ -30,7 +30,7 @@ pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
 pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
 pub use planning::{outputs, plan, OutputRequest, PlanRequest};
 pub use post_cutover::AfterCutover;
-pub(crate) use post_cutover::{cut_over_colours, cut_over_in, roll_back_if_failed};
+pub(crate) use post_cutover::{roll_back_if_failed, run_checks, Checked, Checking};
 pub use runs::{apply, resume, ApplyRequest, ApplyResult, RunResult};
 pub use saved::SavedPlan;
 pub(crate) use session::Session;

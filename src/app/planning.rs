@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{absolute, load, source_hash, sources, Connect, Context, Loaded, SavedPlan};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
-use crate::events::Event as Shown;
+use crate::events::{Event as Shown, NextStep};
 use crate::plan::{self, Plan};
 use crate::run;
 use crate::world::Snapshot;
@@ -48,7 +48,7 @@ pub async fn plan<C: Connect>(
         saved.write(out)?;
         ctx.sink.event(&Shown::PlanSaved {
             path: out.clone(),
-            apply_with: format!("drctl apply {}", out.display()),
+            apply_with: NextStep::ApplySaved { plan: out.clone() },
         });
     }
     Ok(plan)

@@ -10,7 +10,7 @@ use super::{absolute, make_plan, observe_and_plan, Loaded, SavedPlan, Session};
 use super::{changed_files, load, load_file, new_run_id, source_hash, sources, Connect, Context};
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
-use crate::events::{Answer, Event as Shown, Question};
+use crate::events::{Answer, Event as Shown, NextStep, Question};
 use crate::execute::{Outcome, OutcomeKind, Report};
 use crate::journal::{current_user, host_name, run_state, Event, Journal, RunStatus};
 use crate::lock::EnvLock;
@@ -29,15 +29,11 @@ pub(super) async fn say_what_is_left(
         ctx.sink.event(&Shown::LeftBuilt {
             environment: runbook.environment.clone(),
             resources: snapshot.objects().map(|o| o.address.clone()).collect(),
-            destroy_with: format!(
-                "drctl --root {} destroy {}{}",
-                absolute(&loaded.project.root).display(),
-                runbook.name,
-                loaded
-                    .other_environment()
-                    .map(|env| format!(" --environment {env}"))
-                    .unwrap_or_default()
-            ),
+            destroy_with: NextStep::Destroy {
+                root: absolute(&loaded.project.root),
+                runbook: runbook.name.clone(),
+                environment: loaded.other_environment().map(str::to_string),
+            },
         });
     }
     Ok(())
@@ -178,61 +174,10 @@ pub async fn apply<C: Connect>(
     let sources = sources(&loaded.project, runbook)?;
     let plan = match saved {
         Some(saved) => {
-            if source_hash(&sources) != saved.plan.source_hash {
-                return Err(Error::StalePlan {
-                    file: request.target.clone(),
-                    why: vec!["the stack or runbook files changed since the plan was made".into()],
-                });
-            }
-            let snapshot = run::observe_for(&provider, &loaded.project, runbook, ctx.clock).await?;
-            if snapshot.fingerprint() != saved.plan.fingerprint {
-                return Err(Error::StalePlan {
-                    file: request.target.clone(),
-                    why: plan::world_changes(&saved.plan, &snapshot),
-                });
-            }
-            // The saved file holds no secrets: plan again from the same files
-            // and world; that plan is the saved one, with its secrets.
-            let mut fresh = crate::planner::plan(
-                &loaded.project,
-                runbook,
-                &snapshot,
-                saved.plan.source_hash.clone(),
-            );
-            fresh.observed_at = saved.plan.observed_at;
-            if plan::redacted(&fresh) != saved.plan {
-                return Err(Error::StalePlan {
-                    file: request.target.clone(),
-                    why: vec!["planning again from the same files and world gives another plan (was it edited?)".into()],
-                });
-            }
-            ctx.sink.event(&Shown::Planned {
-                plan: Box::new(saved.plan),
-            });
-            fresh
+            let hash = source_hash(&sources);
+            saved_plan_still_holds(ctx, &provider, &loaded, saved, &request.target, &hash).await?
         }
-        None => {
-            let plan = make_plan(ctx, &provider, &loaded).await?;
-            ctx.sink.event(&Shown::Planned {
-                plan: Box::new(plan::redacted(&plan)),
-            });
-            if plan.has_changes() && request.auto_approve.is_none() {
-                // On a terminal, the whole plan is confirmed once; without
-                // one, the runbook's gates are the approval.
-                let question = Question::Confirm {
-                    prompt: format!(
-                        "Apply these changes to environment {}?",
-                        runbook.environment
-                    ),
-                    expected: "yes".into(),
-                };
-                match ctx.sink.ask(&question) {
-                    Some(Answer::Approve) | None => {}
-                    Some(_) => return Err(Error::Declined),
-                }
-            }
-            plan
-        }
+        None => confirmed_plan(ctx, &provider, &loaded, request).await?,
     };
     if !plan.has_changes() {
         return Ok(ApplyResult::NoChanges);
@@ -262,6 +207,78 @@ pub async fn apply<C: Connect>(
     let result = finish(&session, &journal, end).await?;
     drop(lock);
     Ok(ApplyResult::Run(result))
+}
+
+/// A saved plan, planned again from the same files and world: that plan
+/// is the saved one, with its secrets (the file holds none). Refused when
+/// the files or the world changed since, or the file was edited.
+async fn saved_plan_still_holds(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    saved: SavedPlan,
+    file: &str,
+    source_hash: &str,
+) -> Result<Plan, Error> {
+    let runbook = loaded.runbook();
+    let stale = |why: Vec<String>| Error::StalePlan {
+        file: file.to_string(),
+        why,
+    };
+    if source_hash != saved.plan.source_hash {
+        return Err(stale(vec![
+            "the stack or runbook files changed since the plan was made".into(),
+        ]));
+    }
+    let snapshot = run::observe_for(provider, &loaded.project, runbook, ctx.clock).await?;
+    if snapshot.fingerprint() != saved.plan.fingerprint {
+        return Err(stale(plan::world_changes(&saved.plan, &snapshot)));
+    }
+    let mut fresh = crate::planner::plan(
+        &loaded.project,
+        runbook,
+        &snapshot,
+        saved.plan.source_hash.clone(),
+    );
+    fresh.observed_at = saved.plan.observed_at;
+    if plan::redacted(&fresh) != saved.plan {
+        return Err(stale(vec![
+            "planning again from the same files and world gives another plan (was it edited?)"
+                .into(),
+        ]));
+    }
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(saved.plan),
+    });
+    Ok(fresh)
+}
+
+/// A new plan, shown; on a terminal the whole plan is confirmed once
+/// (without one, the runbook's gates are the approval).
+async fn confirmed_plan(
+    ctx: &Context<'_>,
+    provider: &AwsProvider,
+    loaded: &Loaded,
+    request: &ApplyRequest,
+) -> Result<Plan, Error> {
+    let plan = make_plan(ctx, provider, loaded).await?;
+    ctx.sink.event(&Shown::Planned {
+        plan: Box::new(plan::redacted(&plan)),
+    });
+    if plan.has_changes() && request.auto_approve.is_none() {
+        let question = Question::Confirm {
+            prompt: format!(
+                "Apply these changes to environment {}?",
+                loaded.runbook().environment
+            ),
+            expected: "yes".into(),
+        };
+        match ctx.sink.ask(&question) {
+            Some(Answer::Approve) | None => {}
+            Some(_) => return Err(Error::Declined),
+        }
+    }
+    Ok(plan)
 }
 
 /// What a new run's start record holds besides where it runs.
@@ -373,6 +390,63 @@ pub(crate) struct Continued {
     pub lock: EnvLock,
 }
 
+/// A run that cannot go on is refused: one that ended, or one rolled back
+/// after failed checks (stopped before saying so, it says so now; resuming
+/// would check the rolled-back world).
+fn refuse_ended(
+    ctx: &Context<'_>,
+    journal: &Journal,
+    events: &[Event],
+    state: &crate::journal::RunState,
+) -> Result<(), Error> {
+    let run_id = &journal.run_id;
+    if state.status.is_final() {
+        return Err(Error::usage(
+            format!("run {run_id} is {}; nothing to resume", state.status),
+            None,
+        ));
+    }
+    let rolled_back = events.iter().find_map(|e| match e {
+        Event::RolledBack { services, .. } => Some(services),
+        _ => None,
+    });
+    let Some(services) = rolled_back else {
+        return Ok(());
+    };
+    if state.status != RunStatus::Failed {
+        journal.append(&Event::RunFinished {
+            at: ctx.clock.now(),
+            status: RunStatus::Failed,
+        })?;
+    }
+    let hint = if services.iter().all(|s| s.ok) {
+        "fix what the checks found, then apply the runbook again: its plan cuts over anew"
+    } else {
+        "the rollback did not finish (see `drctl runs show` for this run): `drctl rollback RUNBOOK SERVICE` moves a service back by hand"
+    };
+    Err(Error::usage(
+        format!("run {run_id} ended when checks failed after its cutover and it was rolled back; nothing to resume"),
+        Some(hint.into()),
+    ))
+}
+
+/// A continuation's end, its summary made of the whole run.
+fn of_the_whole_run(end: RunEnd, journal: &Journal, ctx: &Context<'_>) -> RunEnd {
+    let whole = |report| {
+        whole_run(
+            report,
+            &journal.events().unwrap_or_default(),
+            ctx.clock.now(),
+        )
+    };
+    match end {
+        RunEnd::Succeeded(report) => RunEnd::Succeeded(whole(report)),
+        RunEnd::Failed(report) => RunEnd::Failed(whole(report)),
+        RunEnd::Interrupted(report) => RunEnd::Interrupted(whole(report)),
+        other => other,
+    }
+}
+
 /// [`resume`]'s run, without what its end means to an apply (outputs, the
 /// checks after a cutover): a drill's resume concludes in its own way.
 pub(crate) async fn continue_run<C: Connect>(
@@ -385,35 +459,7 @@ pub(crate) async fn continue_run<C: Connect>(
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
     let events = journal.events()?;
     let state = run_state(&events);
-    if state.status.is_final() {
-        return Err(Error::usage(
-            format!("run {run_id} is {}; nothing to resume", state.status),
-            None,
-        ));
-    }
-    // Rolled back after failed checks: the run ended there (stopped before
-    // saying so, it says so now); resuming would check the rolled-back world.
-    let rolled_back = events.iter().find_map(|e| match e {
-        Event::RolledBack { services, .. } => Some(services),
-        _ => None,
-    });
-    if let Some(services) = rolled_back {
-        if state.status != RunStatus::Failed {
-            journal.append(&Event::RunFinished {
-                at: ctx.clock.now(),
-                status: RunStatus::Failed,
-            })?;
-        }
-        let hint = if services.iter().all(|s| s.ok) {
-            "fix what the checks found, then apply the runbook again: its plan cuts over anew"
-        } else {
-            "the rollback did not finish (see `drctl runs show` for this run): `drctl rollback RUNBOOK SERVICE` moves a service back by hand"
-        };
-        return Err(Error::usage(
-            format!("run {run_id} ended when checks failed after its cutover and it was rolled back; nothing to resume"),
-            Some(hint.into()),
-        ));
-    }
+    refuse_ended(ctx, &journal, &events, &state)?;
     let Some(Event::RunStarted {
         root,
         runbook_file,
@@ -484,20 +530,7 @@ pub(crate) async fn continue_run<C: Connect>(
                 e
             }
         })?;
-    // The summary is of the whole run, not only of this continuation.
-    let whole = |report| {
-        whole_run(
-            report,
-            &journal.events().unwrap_or_default(),
-            ctx.clock.now(),
-        )
-    };
-    let end = match end {
-        RunEnd::Succeeded(report) => RunEnd::Succeeded(whole(report)),
-        RunEnd::Failed(report) => RunEnd::Failed(whole(report)),
-        RunEnd::Interrupted(report) => RunEnd::Interrupted(whole(report)),
-        other => other,
-    };
+    let end = of_the_whole_run(end, &journal, ctx);
     Ok(Continued {
         end,
         loaded,

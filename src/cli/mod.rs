@@ -12,6 +12,7 @@ use crate::store::RunStore;
 mod args;
 pub(crate) mod commands;
 mod drill;
+mod next_step;
 pub(crate) mod run_end;
 mod sandbox;
 mod schedule;

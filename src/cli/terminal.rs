@@ -289,33 +289,8 @@ pub fn render_event(event: &Event) -> String {
              It keeps its share of the traffic. Once that is fixed, send it back with:\n{}",
             rollback_with.iter().map(|c| format!("    {c}\n")).collect::<String>()
         ),
-        Event::DrillCheck { result } => {
-            use crate::drill::report::CheckStatus;
-            let mark = match result.status {
-                CheckStatus::Passed => "✓ passed",
-                CheckStatus::Failed => "✗ FAILED",
-                CheckStatus::Skipped => "- skipped",
-            };
-            format!(
-                "  check {}: {mark} in {:.1}s: {}\n",
-                result.name,
-                result.duration_ms as f64 / 1000.0,
-                result.detail
-            )
-        }
-        Event::RolledBack { services } => {
-            let mut out = String::from("Automatic rollback after failed checks:\n");
-            for service in services {
-                let run = service
-                    .run_id
-                    .as_ref()
-                    .map(|id| format!(" (run {id})"))
-                    .unwrap_or_default();
-                let mark = if service.ok { "↩" } else { "✗" };
-                out.push_str(&format!("  {mark} {}: {}{run}\n", service.service, service.note));
-            }
-            out
-        }
+        Event::DrillCheck { result } => render_check(result),
+        Event::RolledBack { services } => render_rolled_back(services),
         Event::LeftBuilt {
             environment,
             resources,
@@ -346,6 +321,38 @@ pub fn render_event(event: &Event) -> String {
             out
         }
     }
+}
+
+fn render_check(result: &crate::outcome::CheckResult) -> String {
+    use crate::outcome::CheckStatus;
+    let mark = match result.status {
+        CheckStatus::Passed => "✓ passed",
+        CheckStatus::Failed => "✗ FAILED",
+        CheckStatus::Skipped => "- skipped",
+    };
+    format!(
+        "  check {}: {mark} in {:.1}s: {}\n",
+        result.name,
+        result.duration_ms as f64 / 1000.0,
+        result.detail
+    )
+}
+
+fn render_rolled_back(services: &[crate::outcome::RolledBack]) -> String {
+    let mut out = String::from("Automatic rollback after failed checks:\n");
+    for service in services {
+        let run = service
+            .run_id
+            .as_ref()
+            .map(|id| format!(" (run {id})"))
+            .unwrap_or_default();
+        let mark = if service.ok { "↩" } else { "✗" };
+        out.push_str(&format!(
+            "  {mark} {}: {}{run}\n",
+            service.service, service.note
+        ));
+    }
+    out
 }
 
 /// `Outputs:` and one `name = value` line each (`stack.name` when the

@@ -2,17 +2,16 @@
 //! stop), a rollback of what was cut over if they failed, teardown per
 //! policy, the leak check, and the report.
 
-use std::collections::BTreeMap;
-
 use tokio_util::sync::CancellationToken;
 
 use super::rehearse::{DrillOutcome, DrillRequest};
 use super::report::{
-    CheckResult, CheckStatus, CriticalPath, DrillReport, Rto, Verdict, REPORT_FORMAT,
+    CheckResult, CheckStatus, CriticalPath, DrillReport, ImageUse, LeakCheck, Rto, Teardown,
+    Verdict, REPORT_FORMAT,
 };
 use super::{history, services, teardown, timing};
-use crate::app::{self as app_layer, absolute, observe_and_plan, traffic};
-use crate::app::{Connect, Context, Loaded, Session};
+use crate::app::{absolute, observe_and_plan, roll_back_if_failed, run_checks, traffic};
+use crate::app::{Checked, Checking, Connect, Context, Loaded, RolledBack, Session};
 use crate::clock::Millis;
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
@@ -21,7 +20,6 @@ use crate::execute::{self, Report};
 use crate::journal::{DrillStart, Event, Journal};
 use crate::plan::Plan;
 use crate::run::RunEnd;
-use crate::verify::CheckRun;
 use crate::world::Snapshot;
 
 /// Where the drill stands once its phases are over.
@@ -35,15 +33,6 @@ pub(super) struct Concluding<'a, C> {
     pub cancel: &'a CancellationToken,
 }
 
-/// What the checks found: their results, when the environment counted as
-/// recovered, and each service the rebuild cut over with its live colour.
-#[derive(Default)]
-struct Checked {
-    results: Vec<CheckResult>,
-    recovered_at: Option<Millis>,
-    live: BTreeMap<String, String>,
-}
-
 /// The rebuild's journal prologue: who started it, when, and how.
 struct Started {
     events: Vec<Event>,
@@ -53,7 +42,36 @@ struct Started {
     start: DrillStart,
 }
 
+/// What the drill found before its teardown.
+struct Found {
+    checked: Checked,
+    rolled_back: Vec<RolledBack>,
+    /// The rebuilt environment, observed and planned once (when something
+    /// reads it): the checks read its outputs, the report its images and
+    /// services.
+    rebuilt: Option<Result<(Snapshot, Plan), Error>>,
+}
+
+/// What the teardown left to report.
+struct TornDown {
+    images: Vec<ImageUse>,
+    teardown: Teardown,
+    leak_check: LeakCheck,
+}
+
 impl<C: Connect> Concluding<'_, C> {
+    /// The drill's run session, for the checks and a rollback.
+    fn session(&self) -> Session<'_, C> {
+        Session {
+            ctx: self.ctx,
+            connect: self.connect,
+            provider: self.provider,
+            loaded: self.loaded,
+            parallelism: self.request.parallelism,
+            cancel: self.cancel,
+        }
+    }
+
     /// After the phases: checks (and a rollback of what was cut over if they
     /// fail), teardown per policy, leak check, report.
     pub(super) async fn conclude(&self, end: Result<RunEnd, Error>) -> Result<DrillOutcome, Error> {
@@ -76,65 +94,9 @@ impl<C: Connect> Concluding<'_, C> {
                 needed,
             });
         }
-        let runbook = loaded.runbook();
         let started = self.started()?;
-        let phases = crate::graph::runbook_phases(&loaded.project, runbook);
-        let has_services = !traffic::services_named(loaded, None)?.is_empty();
-        let recorded = recorded_checks(&started.events);
-        // What the rebuild left, observed and planned once: the checks read
-        // its outputs, the report its images.
-        let checks_began = ctx.clock.now();
-        let to_check = matches!(end, RunEnd::Succeeded(_)) && recorded.is_none();
-        let has_images = !crate::planner::lookups_needed(&loaded.project, runbook).is_empty();
-        let rebuilt = match to_check || has_images || has_services {
-            true => Some(observe_and_plan(ctx, self.provider, loaded).await),
-            false => None,
-        };
-        let checked = match &end {
-            RunEnd::Succeeded(_) => match recorded {
-                Some(recorded) => recall(ctx, recorded, &mut failures),
-                None => {
-                    let events = started.events.as_slice();
-                    self.check(
-                        rebuilt.as_ref(),
-                        events,
-                        &phases,
-                        checks_began,
-                        &mut failures,
-                    )
-                    .await?
-                }
-            },
-            other => {
-                failures.extend(end_failure(other));
-                Checked::default()
-            }
-        };
-        // Failed checks after a cutover: traffic goes back before anything is
-        // torn down (once: a resumed drill finds it done in the journal).
-        let session = Session {
-            ctx,
-            connect: self.connect,
-            provider: self.provider,
-            loaded,
-            parallelism: self.request.parallelism,
-            cancel: self.cancel,
-        };
-        let rolled_back = services::roll_back_if_checks_failed(
-            &session,
-            journal,
-            &started.events,
-            &checked.results,
-            &checked.live,
-        )
-        .await?;
-        for failed in rolled_back.iter().filter(|r| !r.ok && r.run_id.is_some()) {
-            failures.push(format!(
-                "the rollback of {} failed: {}",
-                failed.service, failed.note
-            ));
-        }
-        let images = match &rebuilt {
+        let found = self.check(&end, &started, &mut failures).await?;
+        let images = match &found.rebuilt {
             Some(Ok((_, plan))) => super::images::images_used(plan, &started.events),
             Some(Err(e)) => {
                 tracing::warn!("could not read which images the drill used: {}", e.render());
@@ -142,40 +104,158 @@ impl<C: Connect> Concluding<'_, C> {
             }
             None => Vec::new(),
         };
+        let runbook = loaded.runbook();
         let (teardown, leak_check) = teardown::per_policy(
             ctx,
             self.provider,
             &runbook.environment,
-            (runbook.drill.teardown, &started.start.teardown),
+            runbook.drill.teardown,
             self.request,
             &mut failures,
         )
         .await;
+        let torn_down = TornDown {
+            images,
+            teardown,
+            leak_check,
+        };
+        let junit = started.start.junit.clone();
+        let report = self.report(started, found, torn_down, failures)?;
+        let mut finished = history::write_reports(ctx, report, junit)?;
+        finished.root = absolute(&loaded.project.root);
+        journal.append(&Event::DrillFinished {
+            at: ctx.clock.now(),
+            passed: finished.report.passed(),
+            report: finished.json.clone(),
+        })?;
+        Ok(DrillOutcome::Finished(Box::new(finished)))
+    }
 
-        let events = journal.events()?;
-        let started_at = started.at;
-        let measured = checked.recovered_at.map(|at| at - started_at);
+    /// The checks (run now, or as journaled before a stop), then, if one
+    /// failed, traffic goes back before anything is torn down (once: a
+    /// resumed drill finds it done in the journal).
+    async fn check(
+        &self,
+        end: &RunEnd,
+        started: &Started,
+        failures: &mut Vec<String>,
+    ) -> Result<Found, Error> {
+        let (ctx, loaded) = (self.ctx, self.loaded);
+        let runbook = loaded.runbook();
+        let recorded = Checked::recorded(&started.events);
+        let checks_began = ctx.clock.now();
+        let to_check = matches!(end, RunEnd::Succeeded(_)) && recorded.is_none();
+        let has_images = !crate::planner::lookups_needed(&loaded.project, runbook).is_empty();
+        let has_services = !traffic::services_named(loaded, None)?.is_empty();
+        let rebuilt = match to_check || has_images || has_services {
+            true => Some(observe_and_plan(ctx, self.provider, loaded).await),
+            false => None,
+        };
+        let checked = match (end, recorded) {
+            (RunEnd::Succeeded(_), Some(recorded)) => {
+                ctx.sink.event(&Shown::DrillStage {
+                    message: "The checks ran before the drill was stopped; their results stand."
+                        .into(),
+                });
+                recorded
+            }
+            (RunEnd::Succeeded(_), None) => {
+                let observed = rebuilt.as_ref().expect("observed for the checks");
+                self.run_checks(observed, &started.events, checks_began, failures)
+                    .await?
+            }
+            (other, _) => {
+                failures.extend(end_failure(other));
+                Checked::default()
+            }
+        };
+        failures.extend(check_failures(&checked.results));
+        let session = self.session();
+        let rolled_back =
+            roll_back_if_failed(&session, self.journal, &started.events, &checked).await?;
+        for failed in rolled_back.iter().filter(|r| !r.ok && r.run_id.is_some()) {
+            failures.push(format!(
+                "the rollback of {} failed: {}",
+                failed.service, failed.note
+            ));
+        }
+        Ok(Found {
+            checked,
+            rolled_back,
+            rebuilt,
+        })
+    }
+
+    /// Runs the checks against the rebuilt environment (journaled unless
+    /// the drill is stopping); checks that could not run fail the drill.
+    async fn run_checks(
+        &self,
+        rebuilt: &Result<(Snapshot, Plan), Error>,
+        events: &[Event],
+        began: Millis,
+        failures: &mut Vec<String>,
+    ) -> Result<Checked, Error> {
+        let (ctx, loaded) = (self.ctx, self.loaded);
+        ctx.sink.event(&Shown::DrillStage {
+            message: format!(
+                "Rebuilt. Running {} check(s) …",
+                loaded.runbook().drill.checks.len()
+            ),
+        });
+        let session = self.session();
+        let ran = match rebuilt {
+            Ok(observed) => {
+                let checking = Checking {
+                    observed,
+                    health_deadline: self.request.settings.health_deadline,
+                    began,
+                };
+                run_checks(&session, self.journal, events, checking)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        Ok(ran.unwrap_or_else(|e| {
+            failures.push(format!("the checks could not run: {e}"));
+            Checked::default()
+        }))
+    }
+
+    /// The drill's report, from its journal and what it found.
+    fn report(
+        &self,
+        started: Started,
+        found: Found,
+        torn_down: TornDown,
+        failures: Vec<String>,
+    ) -> Result<DrillReport, Error> {
+        let (ctx, loaded) = (self.ctx, self.loaded);
+        let runbook = loaded.runbook();
+        let events = self.journal.events()?;
+        let measured = found.checked.recovered_at.map(|at| at - started.at);
         let target = runbook.rto_target.map(|d| d.as_millis() as i64);
         let phase_timings = timing::phases(&events);
-        let services = match &rebuilt {
+        let phases = crate::graph::runbook_phases(&loaded.project, runbook);
+        let services = match &found.rebuilt {
             Some(Ok((snapshot, _))) => {
-                services::services_used(snapshot, &phases, &phase_timings, &rolled_back)
+                services::services_used(snapshot, &phases, &phase_timings, &found.rolled_back)
             }
             _ => Vec::new(),
         };
         let mut critical_path: CriticalPath = timing::critical_path(&events);
         critical_path.rto_ratio =
             measured.and_then(|rto| timing::rto_ratio(rto, critical_path.bound_ms));
-        let report = DrillReport {
+        Ok(DrillReport {
             format: REPORT_FORMAT,
             runbook: runbook.name.clone(),
             environment: runbook.environment.clone(),
-            source_environment: started.start.source_environment.clone(),
+            source_environment: started.start.source_environment,
             region: runbook.region.clone(),
-            run_id: journal.run_id.clone(),
+            run_id: self.journal.run_id.clone(),
             user: started.user,
             host: started.host,
-            started_at,
+            started_at: started.at,
             ended_at: ctx.clock.now(),
             verdict: if failures.is_empty() {
                 Verdict::Passed
@@ -191,21 +271,13 @@ impl<C: Connect> Concluding<'_, C> {
             critical_path,
             phases: phase_timings,
             gates: timing::gates(&events),
-            checks: checked.results,
-            images,
+            checks: found.checked.results,
+            images: torn_down.images,
             services,
             resources_created: timing::resources_created(&events),
-            teardown,
-            leak_check,
-        };
-        let mut finished = history::write_reports(ctx, report, started.start.junit.clone())?;
-        finished.root = absolute(&loaded.project.root);
-        journal.append(&Event::DrillFinished {
-            at: ctx.clock.now(),
-            passed: finished.report.passed(),
-            report: finished.json.clone(),
-        })?;
-        Ok(DrillOutcome::Finished(Box::new(finished)))
+            teardown: torn_down.teardown,
+            leak_check: torn_down.leak_check,
+        })
     }
 
     /// The journal's prologue; a run that is not a drill is refused.
@@ -235,118 +307,6 @@ impl<C: Connect> Concluding<'_, C> {
             host,
             start,
         })
-    }
-
-    /// Runs the checks against the rebuilt environment and journals what
-    /// they found (unless they could not run, or the drill is stopping).
-    async fn check(
-        &self,
-        rebuilt: Option<&Result<(Snapshot, Plan), Error>>,
-        events: &[Event],
-        phases: &[crate::graph::PhaseSpec],
-        began: Millis,
-        failures: &mut Vec<String>,
-    ) -> Result<Checked, Error> {
-        let (ctx, loaded) = (self.ctx, self.loaded);
-        let mut checked = Checked::default();
-        let mut ran = true;
-        ctx.sink.event(&Shown::DrillStage {
-            message: format!(
-                "Rebuilt. Running {} check(s) …",
-                loaded.runbook().drill.checks.len()
-            ),
-        });
-        let run = match rebuilt {
-            Some(Ok(rebuilt)) => {
-                let cut_over = app_layer::cut_over_in(events, phases);
-                checked.live = app_layer::cut_over_colours(&rebuilt.0, &cut_over);
-                let how = CheckRun {
-                    clock: ctx.clock,
-                    sink: ctx.sink,
-                    provider: self.provider,
-                    project: &loaded.project,
-                    runbook: loaded.runbook(),
-                    run_id: &self.journal.run_id,
-                    health_deadline: self.request.settings.health_deadline,
-                };
-                crate::verify::run_all(&how, rebuilt, self.cancel)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-            Some(Err(e)) => Err(e.to_string()),
-            None => unreachable!("observed for the checks"),
-        };
-        match run {
-            Ok(done) => checked.results = done,
-            Err(e) => {
-                ran = false;
-                failures.push(format!("the checks could not run: {e}"));
-            }
-        }
-        failures.extend(check_failures(&checked.results));
-        if failures.is_empty() {
-            // Recovered when the last check that passed did; a skipped
-            // check (a name not in DNS yet) is waited for, not timed.
-            checked.recovered_at = checked
-                .results
-                .iter()
-                .filter(|c| c.status == CheckStatus::Passed)
-                .map(|c| c.started_at + c.duration_ms)
-                .max()
-                .or(Some(began));
-        }
-        if ran && !self.cancel.is_cancelled() {
-            self.journal.append(&Event::DrillChecked {
-                at: ctx.clock.now(),
-                results: serde_json::to_value(&checked.results).unwrap_or_default(),
-                recovered_at: checked.recovered_at,
-                live: checked.live.clone(),
-            })?;
-        }
-        Ok(checked)
-    }
-}
-
-/// The check results a run journaled before it was stopped, if it got
-/// that far.
-type Recorded = (serde_json::Value, Option<Millis>, BTreeMap<String, String>);
-
-fn recorded_checks(events: &[Event]) -> Option<Recorded> {
-    events.iter().find_map(|e| match e {
-        Event::DrillChecked {
-            results,
-            recovered_at,
-            live,
-            ..
-        } => Some((results.clone(), *recovered_at, live.clone())),
-        _ => None,
-    })
-}
-
-/// Checked before the drill was stopped: the environment may be half torn
-/// down now, so the results stand as recorded.
-fn recall(ctx: &Context<'_>, recorded: Recorded, failures: &mut Vec<String>) -> Checked {
-    let (results, recovered_at, live) = recorded;
-    ctx.sink.event(&Shown::DrillStage {
-        message: "The checks ran before the drill was stopped; their results stand.".into(),
-    });
-    match serde_json::from_value::<Vec<CheckResult>>(results) {
-        Ok(results) => {
-            failures.extend(check_failures(&results));
-            Checked {
-                results,
-                recovered_at,
-                live,
-            }
-        }
-        // Never read as "no checks": that would pass the drill.
-        Err(e) => {
-            failures.push(format!("the journaled check results do not read: {e}"));
-            Checked {
-                live,
-                ..Checked::default()
-            }
-        }
     }
 }
 

@@ -11,16 +11,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::runs::{drive, start_run, RunStart};
 use crate::app::{
-    absolute, load, load_file, new_run_id, plan_observed, sources, Connect, Context, Session,
+    absolute, load, load_file, new_run_id, plan_observed, sources, Connect, Context, Loaded,
+    Session,
 };
 use crate::error::Error;
 use crate::events::Event as Shown;
 use crate::execute::Report;
 use crate::journal::{run_state, DrillStart, Event, Journal, RunStatus, DRILL_POLICY};
 use crate::lock::EnvLock;
-use crate::model::Teardown as Policy;
 use crate::plan;
 use crate::run::{self, RunEnd};
+use crate::world::Snapshot;
 
 use super::conclude::Concluding;
 use super::report::DrillReport;
@@ -107,20 +108,12 @@ pub async fn drill<C: Connect>(
     };
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     let source = loaded.runbook().clone();
-    let region = request.region.clone().unwrap_or(source.region.clone());
-    let environment = request
-        .environment
-        .clone()
-        .unwrap_or_else(|| drill_environment(&source.environment, ctx.clock.now()));
-    if let Some(owner) = crate::app::claimed_by(&loaded.project, &environment) {
-        return Err(Error::usage(
-            format!("a drill never runs in a runbook's environment ({environment} is {owner}'s)"),
-            Some("leave out --environment, or give one of the drill's own".into()),
-        ));
-    }
-    loaded.retarget(&environment, &region);
+    retarget_at_drill(ctx, request, &mut loaded)?;
+    let (environment, region) = (
+        loaded.runbook().environment.clone(),
+        loaded.runbook().region.clone(),
+    );
     let rebake = source.drill.rebake || request.rebake;
-    loaded.set_rebake(rebake);
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();
@@ -131,18 +124,7 @@ pub async fn drill<C: Connect>(
     let lock = EnvLock::acquire(ctx.store.as_ref(), &environment, &region, &run_id)?;
     let snapshot =
         run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
-    if !snapshot.is_empty() {
-        return Err(Error::usage(
-            format!(
-                "environment {environment} already holds {} resource(s); a drill rebuilds from nothing",
-                snapshot.len()
-            ),
-            Some(format!(
-                "leave out --environment for a fresh one, or remove it first: drctl destroy {} --environment {environment}",
-                source.name
-            )),
-        ));
-    }
+    refuse_built(&snapshot, &environment, &source.name)?;
     ctx.sink.event(&Shown::DrillStage {
         message: format!(
             "Drill of {}: rebuilding from nothing in the isolated environment {environment} ({region}); {} is not touched.",
@@ -172,7 +154,7 @@ pub async fn drill<C: Connect>(
             auto_approve,
             drill: Some(DrillStart {
                 source_environment: source.environment.clone(),
-                teardown: policy_name(source.drill.teardown).into(),
+                teardown: source.drill.teardown.name().into(),
                 junit: request.junit.as_ref().map(|p| absolute(p)),
                 started_at: began,
                 rebake,
@@ -196,6 +178,48 @@ pub async fn drill<C: Connect>(
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);
     outcome
+}
+
+/// Points the loaded runbook at the drill's own environment (`--environment`,
+/// or a new one named by the time) and region; never a runbook's.
+fn retarget_at_drill(
+    ctx: &Context<'_>,
+    request: &DrillRequest,
+    loaded: &mut Loaded,
+) -> Result<(), Error> {
+    let source = loaded.runbook();
+    let region = request.region.clone().unwrap_or(source.region.clone());
+    let environment = request
+        .environment
+        .clone()
+        .unwrap_or_else(|| drill_environment(&source.environment, ctx.clock.now()));
+    if let Some(owner) = crate::app::claimed_by(&loaded.project, &environment) {
+        return Err(Error::usage(
+            format!("a drill never runs in a runbook's environment ({environment} is {owner}'s)"),
+            Some("leave out --environment, or give one of the drill's own".into()),
+        ));
+    }
+    let rebake = source.drill.rebake || request.rebake;
+    loaded.retarget(&environment, &region);
+    loaded.set_rebake(rebake);
+    Ok(())
+}
+
+/// A drill rebuilds from nothing: an environment that holds anything is
+/// refused.
+fn refuse_built(snapshot: &Snapshot, environment: &str, runbook: &str) -> Result<(), Error> {
+    if snapshot.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!(
+            "environment {environment} already holds {} resource(s); a drill rebuilds from nothing",
+            snapshot.len()
+        ),
+        Some(format!(
+            "leave out --environment for a fresh one, or remove it first: drctl destroy {runbook} --environment {environment}"
+        )),
+    ))
 }
 
 /// Continues a drill run: its phases if they are not done, then the checks,
@@ -300,14 +324,6 @@ fn given_run_id(store: &dyn crate::store::RunStore, id: &str) -> Result<String, 
         ));
     }
     Ok(id.to_string())
-}
-
-fn policy_name(policy: Policy) -> &'static str {
-    match policy {
-        Policy::Always => "always",
-        Policy::OnSuccess => "on_success",
-        Policy::Never => "never",
-    }
 }
 
 #[cfg(test)]

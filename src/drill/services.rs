@@ -2,13 +2,9 @@
 //! cut the listener over, and what an automatic rollback did after failed
 //! checks. Built from the rebuilt environment and the journal's timings.
 
-use std::collections::BTreeMap;
-
-use super::report::{CheckResult, ColourUse, CutoverStep, PhaseTiming, ServiceUse};
-use crate::app::{Connect, RolledBack, Session};
-use crate::error::Error;
+use super::report::{ColourUse, CutoverStep, PhaseTiming, ServiceUse};
+use crate::app::RolledBack;
 use crate::graph::PhaseSpec;
-use crate::journal::{Event, Journal};
 use crate::kinds::service;
 use crate::model::ResourceKind;
 use crate::world::{Address, Snapshot};
@@ -66,22 +62,4 @@ fn cutover_step(
         duration_ms: step.duration_ms,
         ok: step.ok,
     })
-}
-
-/// After checks that failed: the services the drill cut over go back to
-/// their previous colours, unless the journal says that was done already.
-pub(super) async fn roll_back_if_checks_failed<C: Connect>(
-    session: &Session<'_, C>,
-    journal: &Journal,
-    started: &[Event],
-    results: &[CheckResult],
-    live: &BTreeMap<String, String>,
-) -> Result<Vec<RolledBack>, Error> {
-    if let Some(done) = started.iter().find_map(|e| match e {
-        Event::RolledBack { services, .. } => Some(services.clone()),
-        _ => None,
-    }) {
-        return Ok(done);
-    }
-    crate::app::roll_back_if_failed(session, journal, results, live).await
 }

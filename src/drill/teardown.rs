@@ -68,10 +68,11 @@ pub(crate) async fn per_policy(
     ctx: &Context<'_>,
     provider: &AwsProvider,
     env: &str,
-    (policy, policy_name): (Policy, &str),
+    policy: Policy,
     request: &DrillRequest,
     failures: &mut Vec<String>,
 ) -> (Teardown, LeakCheck) {
+    let policy_name = policy.name();
     let teardown = match policy {
         Policy::Never => skipped(
             policy_name,

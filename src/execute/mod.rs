@@ -172,17 +172,10 @@ pub async fn apply_phase<P: Provider>(
         let mut still_waiting = Vec::new();
         for change in waiting {
             if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
-                let outcome = Outcome {
-                    address: change.address.clone(),
-                    action: change.action,
-                    result: OutcomeKind::Skipped {
-                        because: cause.clone(),
-                    },
-                    elapsed: Duration::ZERO,
-                };
-                broken.insert(change.address.clone(), cause.clone());
-                progress(&Event::Finished(outcome.clone()));
-                report.outcomes.push(outcome);
+                let because = cause.clone();
+                broken.insert(change.address.clone(), because.clone());
+                let skipped = outcome_never_run(change, OutcomeKind::Skipped { because });
+                finished(&mut report, progress, skipped);
             } else if change.action == Action::NoOp {
                 let current = change
                     .current
@@ -218,53 +211,80 @@ pub async fn apply_phase<P: Provider>(
         let Some((change, result, elapsed)) = next.await else {
             break;
         };
-        let outcome = Outcome {
-            address: change.address.clone(),
-            action: change.action,
-            result: match &result {
-                Ok(observed) => OutcomeKind::Done(observed.id.clone()),
-                Err(e) => OutcomeKind::Failed(e.clone()),
-            },
-            elapsed,
-        };
-        match result {
-            Ok(observed) => {
-                exports.insert(change.address.clone(), observed.exports);
-            }
-            Err(_) => {
-                broken.insert(change.address.clone(), change.address.clone());
-            }
-        }
-        progress(&Event::Finished(outcome.clone()));
-        report.outcomes.push(outcome);
+        let done = settle(change, result, elapsed, exports, broken);
+        finished(&mut report, progress, done);
     }
     for change in waiting {
-        let result = if cancel.is_cancelled() {
-            OutcomeKind::NotStarted
-        } else {
-            // Validation prevents this; a hand-edited saved plan could not.
-            let missing: Vec<String> = change
-                .depends_on
-                .iter()
-                .filter(|d| !exports.contains_key(*d))
-                .map(|d| d.to_string())
-                .collect();
-            OutcomeKind::Failed(format!(
-                "reads {}, which no earlier step applied",
-                missing.join(", ")
-            ))
-        };
-        let outcome = Outcome {
-            address: change.address.clone(),
-            action: change.action,
-            result,
-            elapsed: Duration::ZERO,
-        };
-        progress(&Event::Finished(outcome.clone()));
-        report.outcomes.push(outcome);
+        let never = outcome_never_run(change, not_started(change, exports, cancel));
+        finished(&mut report, progress, never);
     }
     report.elapsed = started.elapsed();
     report
+}
+
+fn finished(report: &mut Report, progress: &dyn Fn(&Event), outcome: Outcome) {
+    progress(&Event::Finished(outcome.clone()));
+    report.outcomes.push(outcome);
+}
+
+fn outcome_never_run(change: &Change, result: OutcomeKind) -> Outcome {
+    Outcome {
+        address: change.address.clone(),
+        action: change.action,
+        result,
+        elapsed: Duration::ZERO,
+    }
+}
+
+/// A step that ran: its outcome, and its exports for the steps that read
+/// them (or, if it failed, its place among what is broken).
+fn settle(
+    change: &Change,
+    result: Result<ObservedResource, String>,
+    elapsed: Duration,
+    exports: &mut BTreeMap<Address, Attrs>,
+    broken: &mut BTreeMap<Address, Address>,
+) -> Outcome {
+    let outcome = Outcome {
+        address: change.address.clone(),
+        action: change.action,
+        result: match &result {
+            Ok(observed) => OutcomeKind::Done(observed.id.clone()),
+            Err(e) => OutcomeKind::Failed(e.clone()),
+        },
+        elapsed,
+    };
+    match result {
+        Ok(observed) => {
+            exports.insert(change.address.clone(), observed.exports);
+        }
+        Err(_) => {
+            broken.insert(change.address.clone(), change.address.clone());
+        }
+    }
+    outcome
+}
+
+/// Why a step still waiting when the phase ended never started.
+fn not_started(
+    change: &Change,
+    exports: &BTreeMap<Address, Attrs>,
+    cancel: &CancellationToken,
+) -> OutcomeKind {
+    if cancel.is_cancelled() {
+        return OutcomeKind::NotStarted;
+    }
+    // Validation prevents this; a hand-edited saved plan could not.
+    let missing: Vec<String> = change
+        .depends_on
+        .iter()
+        .filter(|d| !exports.contains_key(*d))
+        .map(|d| d.to_string())
+        .collect();
+    OutcomeKind::Failed(format!(
+        "reads {}, which no earlier step applied",
+        missing.join(", ")
+    ))
 }
 
 /// Deletes what the plan retires (old copies, removed resources), dependents first.

@@ -178,24 +178,26 @@ pub enum Event {
         at: Millis,
         status: RunStatus,
     },
-    /// A drill's checks ran to the end: their results (the report's
-    /// `checks[]`), and when every check had passed (RTO's end). A drill
-    /// resumed after this point reuses them instead of checking an
-    /// environment its teardown may already have half removed.
-    DrillChecked {
+    /// The checks after a rebuild or a cutover ran to the end: their results
+    /// (a drill report's `checks[]`), the names of those that failed, and
+    /// when every check had passed (a drill's RTO end). A run resumed after
+    /// this point goes on from them (the rollback if one failed) instead of
+    /// checking an environment a teardown or rollback may have changed.
+    /// Journals written before this record read as it: `drill_checked`
+    /// (same fields) and `cutover_checks_failed` (only `failed`).
+    #[serde(alias = "drill_checked", alias = "cutover_checks_failed")]
+    Checked {
         at: Millis,
-        results: serde_json::Value,
+        #[serde(default)]
+        results: Vec<crate::outcome::CheckResult>,
+        #[serde(default)]
+        failed: Vec<String>,
+        #[serde(default)]
         recovered_at: Option<Millis>,
         /// Each service the run cut over, with the colour it moved it to: a
         /// rollback after failed checks moves only what is still on it.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         live: BTreeMap<String, String>,
-    },
-    /// An apply's post-cutover checks failed (their names): the rollback
-    /// comes next, and a resume goes on with it rather than checking again.
-    CutoverChecksFailed {
-        at: Millis,
-        failed: Vec<String>,
     },
     /// Post-cutover checks failed and the services the run cut over were
     /// rolled back (each in a run of its own, as `drctl rollback`).
@@ -226,9 +228,8 @@ impl Event {
             | Event::Interrupted { at }
             | Event::Resumed { at, .. }
             | Event::RunFinished { at, .. }
-            | Event::DrillChecked { at, .. }
+            | Event::Checked { at, .. }
             | Event::RolledBack { at, .. }
-            | Event::CutoverChecksFailed { at, .. }
             | Event::DrillFinished { at, .. } => *at,
         }
     }

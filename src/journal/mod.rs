@@ -75,7 +75,7 @@ impl Journal {
 /// the process SIGKILL itself right after the journal's N-th event is on
 /// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there,
 /// `DRCTL_TERMINATE_AFTER_EVENT=N` a SIGTERM (a scheduler stopping it).
-/// `N` may also be an event's name (`drill_checked`): after the first such event.
+/// `N` may also be an event's name (`checked`): after the first such event.
 /// Test builds only: a release binary never kills itself on a variable's say.
 #[cfg(not(debug_assertions))]
 fn crash_point(_written: usize, _event: &Event) {}

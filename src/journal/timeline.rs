@@ -49,13 +49,8 @@ pub fn timeline(events: &[Event]) -> String {
             Event::Interrupted { .. } => "interrupted".to_string(),
             Event::Resumed { by, pid, .. } => format!("resumed by {by} (pid {pid})"),
             Event::RunFinished { status, .. } => format!("run {status}"),
-            Event::DrillChecked { recovered_at, .. } => match recovered_at {
-                Some(_) => "drill checks passed".to_string(),
-                None => "drill checks done, not all passed".to_string(),
-            },
-            Event::CutoverChecksFailed { failed, .. } => {
-                format!("post-cutover checks failed: {}", failed.join(", "))
-            }
+            Event::Checked { failed, .. } if failed.is_empty() => "checks passed".to_string(),
+            Event::Checked { failed, .. } => format!("checks failed: {}", failed.join(", ")),
             Event::RolledBack { services, .. } => format!(
                 "post-cutover checks failed; rolled back: {}",
                 services

@@ -266,6 +266,17 @@ pub enum Teardown {
     Never,
 }
 
+impl Teardown {
+    /// As written in `[drill] teardown`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Teardown::Always => "always",
+            Teardown::OnSuccess => "on_success",
+            Teardown::Never => "never",
+        }
+    }
+}
+
 /// A drill check, run after the last phase; RTO ends when all have passed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {

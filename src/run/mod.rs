@@ -113,19 +113,7 @@ pub async fn observe_for<P: Provider>(
 /// Runs (or continues) the journaled run to its end or its next pause.
 pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<RunEnd, Error> {
     let phases = runbook_phases(ctx.project, ctx.runbook);
-    let (auto_approve, approved_cleanup) = ctx
-        .journal
-        .events()?
-        .iter()
-        .find_map(|e| match e {
-            Event::RunStarted {
-                auto_approve,
-                approved_cleanup,
-                ..
-            } => Some((auto_approve.clone(), approved_cleanup.clone())),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let approved = Approved::at_start(ctx)?;
     let mut total = Report::default();
     for (index, phase) in phases.iter().enumerate() {
         // A phase runs again behind a canary gate while a canary it cuts
@@ -139,99 +127,22 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
                     reason: "its canary went round 100 times without reaching 100%".into(),
                 }));
             }
-            let events = ctx.journal.events()?;
-            if run_state(&events).finished_phases.contains(&phase.name) {
-                break;
-            }
-            // Re-plan with what the earlier phases really produced.
-            let plan = replan(provider, ctx).await?;
-            let phase_plan = &plan.phases[index];
-            // A canary gate only once this run has passed the phase's own:
-            // a canary left under way by another run is not approved by it.
-            let started = events
-                .iter()
-                .any(|e| matches!(e, Event::PhaseStarted { phase: p, .. } if p == &phase.name));
-            let gate = match &phase_plan.canary_gates.before {
-                Some(gate) if started => PhaseSpec {
-                    name: gate.to_string(),
-                    gate: crate::graph::canary_gate(ctx.project, phase),
-                    ..phase.clone()
-                },
-                // Another run's canary: the phase's gate, manual if either is.
-                Some(_) if phase.gate == Gate::Auto => PhaseSpec {
-                    gate: crate::graph::canary_gate(ctx.project, phase),
-                    ..phase.clone()
-                },
-                _ => phase.clone(),
+            let ran = match phase_pass(provider, ctx, &phases, index, &approved).await? {
+                Pass::PhaseDone => break,
+                Pass::Ended(end) => return Ok(end),
+                Pass::Ran(report) => report,
             };
-            let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
-            ctx.sink.event(&Shown::PhasePlanned {
-                number: index + 1,
-                total: phases.len(),
-                phase: Box::new(plan::redacted_phase(phase_plan)),
-                plan_hash: plan_hash.clone(),
-            });
-            match pass_gate(ctx, &gate, &plan_hash, auto_approve.as_deref())? {
-                GateResult::Pass => {}
-                GateResult::Paused { approvals, needed } => {
-                    ctx.journal.append(&Event::Paused {
-                        at: ctx.now(),
-                        phase: gate.name.clone(),
-                    })?;
-                    return Ok(RunEnd::Paused {
-                        phase: gate.name,
-                        approvals,
-                        needed,
-                    });
-                }
-                GateResult::Rejected { by } => {
-                    ctx.journal.append(&Event::RunFinished {
-                        at: ctx.now(),
-                        status: RunStatus::Rejected,
-                    })?;
-                    return Ok(RunEnd::Rejected {
-                        phase: gate.name,
-                        by,
-                    });
-                }
-            }
-            let mut applied = execute::Applied::observed_before(&plan, index);
-            let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
-            total.outcomes.extend(report.outcomes);
-            total.elapsed += report.elapsed;
+            total.outcomes.extend(ran.outcomes);
+            total.elapsed += ran.elapsed;
             total = match stopped_after_phase(ctx, total)? {
                 Ok(go_on) => go_on,
                 Err(end) => return Ok(end),
             };
         }
     }
-    // Cleanup, re-planned: old copies and removed resources, dependents first;
-    // only what was approved with the run's plan, or duplicates this run made.
-    let plan = replan(provider, ctx).await?;
-    let (approved, unapproved): (Vec<_>, Vec<_>) = plan.cleanup.iter().cloned().partition(|c| {
-        let current = c.current.as_ref().expect("a deletion has a current object");
-        approved_cleanup.contains(&(c.address.clone(), current.id.clone()))
-            || current.run_id() == Some(ctx.journal.run_id.as_str())
-    });
-    for change in &unapproved {
-        let id = change
-            .current
-            .as_ref()
-            .map(|o| o.id.clone())
-            .unwrap_or_default();
-        ctx.sink.event(&Shown::CleanupNotApproved {
-            address: change.address.clone(),
-            id,
-        });
-    }
-    if !approved.is_empty() {
-        let report = execute::cleanup(provider, &approved, ctx.options.parallelism, &|e| {
-            journaled(ctx, e)
-        })
-        .await;
-        total.outcomes.extend(report.outcomes);
-        total.elapsed += report.elapsed;
-    }
+    let cleaned = clean_up(provider, ctx, &approved).await?;
+    total.outcomes.extend(cleaned.outcomes);
+    total.elapsed += cleaned.elapsed;
     if !(total.succeeded() && ctx.checks_follow) {
         let status = if total.succeeded() {
             RunStatus::Succeeded
@@ -248,6 +159,154 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
     } else {
         RunEnd::Failed(total)
     })
+}
+
+/// What the run's start settled beyond its plan.
+#[derive(Default)]
+struct Approved {
+    /// Why every gate passes by itself (`--auto-approve`, a drill's policy).
+    gates: Option<String>,
+    /// The clean-up (old copies, removed resources) approved with the plan.
+    cleanup: Vec<(crate::world::Address, String)>,
+}
+
+impl Approved {
+    fn at_start(ctx: &RunContext<'_>) -> Result<Approved, Error> {
+        Ok(ctx
+            .journal
+            .events()?
+            .iter()
+            .find_map(|e| match e {
+                Event::RunStarted {
+                    auto_approve,
+                    approved_cleanup,
+                    ..
+                } => Some(Approved {
+                    gates: auto_approve.clone(),
+                    cleanup: approved_cleanup.clone(),
+                }),
+                _ => None,
+            })
+            .unwrap_or_default())
+    }
+}
+
+/// How one pass over a phase ended.
+enum Pass {
+    /// The journal says the phase is finished: on to the next.
+    PhaseDone,
+    /// Paused or rejected at its gate.
+    Ended(RunEnd),
+    /// Its steps ran (a canary phase may need another pass).
+    Ran(Report),
+}
+
+/// One pass over phase `index`: re-planned with what the earlier phases
+/// really produced, through its gate (or its canary's), then applied.
+async fn phase_pass<P: Provider>(
+    provider: &P,
+    ctx: &RunContext<'_>,
+    phases: &[PhaseSpec],
+    index: usize,
+    approved: &Approved,
+) -> Result<Pass, Error> {
+    let phase = &phases[index];
+    let events = ctx.journal.events()?;
+    if run_state(&events).finished_phases.contains(&phase.name) {
+        return Ok(Pass::PhaseDone);
+    }
+    let plan = replan(provider, ctx).await?;
+    let phase_plan = &plan.phases[index];
+    // A canary gate only once this run has passed the phase's own: a
+    // canary left under way by another run is not approved by it.
+    let started = events
+        .iter()
+        .any(|e| matches!(e, Event::PhaseStarted { phase: p, .. } if p == &phase.name));
+    let gate = match &phase_plan.canary_gates.before {
+        Some(gate) if started => PhaseSpec {
+            name: gate.to_string(),
+            gate: crate::graph::canary_gate(ctx.project, phase),
+            ..phase.clone()
+        },
+        // Another run's canary: the phase's gate, manual if either is.
+        Some(_) if phase.gate == Gate::Auto => PhaseSpec {
+            gate: crate::graph::canary_gate(ctx.project, phase),
+            ..phase.clone()
+        },
+        _ => phase.clone(),
+    };
+    let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
+    ctx.sink.event(&Shown::PhasePlanned {
+        number: index + 1,
+        total: phases.len(),
+        phase: Box::new(plan::redacted_phase(phase_plan)),
+        plan_hash: plan_hash.clone(),
+    });
+    match pass_gate(ctx, &gate, &plan_hash, approved.gates.as_deref())? {
+        GateResult::Pass => {}
+        GateResult::Paused { approvals, needed } => {
+            ctx.journal.append(&Event::Paused {
+                at: ctx.now(),
+                phase: gate.name.clone(),
+            })?;
+            return Ok(Pass::Ended(RunEnd::Paused {
+                phase: gate.name,
+                approvals,
+                needed,
+            }));
+        }
+        GateResult::Rejected { by } => {
+            ctx.journal.append(&Event::RunFinished {
+                at: ctx.now(),
+                status: RunStatus::Rejected,
+            })?;
+            return Ok(Pass::Ended(RunEnd::Rejected {
+                phase: gate.name,
+                by,
+            }));
+        }
+    }
+    let mut applied = execute::Applied::observed_before(&plan, index);
+    let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
+    Ok(Pass::Ran(report))
+}
+
+/// Clean-up, re-planned: old copies and removed resources, dependents
+/// first; only what was approved with the run's plan, or duplicates this
+/// run made. The rest is shown, not deleted.
+async fn clean_up<P: Provider>(
+    provider: &P,
+    ctx: &RunContext<'_>,
+    approved: &Approved,
+) -> Result<Report, Error> {
+    let plan = replan(provider, ctx).await?;
+    let (approved, unapproved): (Vec<_>, Vec<_>) = plan.cleanup.iter().cloned().partition(|c| {
+        let current = c.current.as_ref().expect("a deletion has a current object");
+        approved
+            .cleanup
+            .contains(&(c.address.clone(), current.id.clone()))
+            || current.run_id() == Some(ctx.journal.run_id.as_str())
+    });
+    for change in &unapproved {
+        let id = change
+            .current
+            .as_ref()
+            .map(|o| o.id.clone())
+            .unwrap_or_default();
+        ctx.sink.event(&Shown::CleanupNotApproved {
+            address: change.address.clone(),
+            id,
+        });
+    }
+    if approved.is_empty() {
+        return Ok(Report::default());
+    }
+    Ok(
+        execute::cleanup(provider, &approved, ctx.options.parallelism, &|e| {
+            journaled(ctx, e)
+        })
+        .await,
+    )
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {

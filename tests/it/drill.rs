@@ -367,7 +367,7 @@ async fn a_drill_killed_mid_way_is_finished_by_resume() {
 #[tokio::test]
 async fn a_drill_killed_after_its_checks_keeps_their_results_on_resume() {
     let d = Drill::new("drill-checked", 143, None);
-    d.drill_killed_after("drill_checked");
+    d.drill_killed_after("checked");
     // A check that would fail now: the resumed drill must not run it again
     // (on AWS its teardown may already have removed half the environment).
     write_script(&d.repo, "checks/fleet-smoke.sh", "#!/bin/sh\nexit 1\n");

@@ -192,10 +192,7 @@ async fn a_kill_during_the_checks_after_a_cutover_is_resumed_to_its_rollback() {
     // Killed once the checks failed, before the rollback: the resume rolls
     // back on what was recorded, without checking again (they would pass).
     set_image(repo, "ami-2e749f68", "ami-3e749f69");
-    killed_after(
-        drctl().args(["apply", "rb", "--auto-approve"]),
-        "cutover_checks_failed",
-    );
+    killed_after(drctl().args(["apply", "rb", "--auto-approve"]), "checked");
     assert_eq!(live(env).await, "green");
     std::fs::remove_file(repo.path("armed")).unwrap();
     let id = runs_by_start(state.path()).pop().unwrap();
