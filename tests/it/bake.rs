@@ -533,9 +533,23 @@ pub(crate) fn example_repo() -> tempfile::TempDir {
     dir
 }
 
+/// Makes the example image's recipe this repository's own: tests running
+/// beside this one bake the same example (the README's drill copies it to
+/// the DR region too), and a copy of theirs would be reused here.
+fn own_recipe(repo: &Path) {
+    let script = repo.join("stacks/files/app-provision.sh");
+    let mut text = std::fs::read_to_string(&script).unwrap();
+    text.push_str(&format!(
+        "# recipe of the test repository {}\n",
+        repo.display()
+    ));
+    std::fs::write(&script, text).unwrap();
+}
+
 #[tokio::test]
 async fn the_example_bakes_in_one_region_and_its_dr_drill_runs_the_copy() {
     let repo = example_repo();
+    own_recipe(repo.path());
     let state = tempfile::tempdir().unwrap();
     let run =
         |args: &[&str]| outcome(drctl_at(repo.path(), state.path(), moto_endpoint()).args(args));
