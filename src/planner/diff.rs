@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::normalize::{hidden_force_new, normalize, spec_hash, unset_is_a_value, updatable};
 use crate::kinds::KindDef;
-use crate::model::{Resource, Stack};
+use crate::model::{Resource, ResourceKind, Stack};
 use crate::plan::resolve::{self, Resolved, Scope};
 use crate::plan::{known_attrs, known_tags, user_tags};
 use crate::plan::{Action, AttrDiff, Change};
@@ -56,7 +56,35 @@ pub fn diff(
         .flat_map(|(_, e)| resolve::referenced_resources(scope.project, stack, e))
         .filter(|a| a != &address)
         .collect();
-    let sensitive: BTreeSet<String> = desired
+    let sensitive = sensitive_attrs(scope, stack, resource, &desired);
+    let comparison = match current {
+        None => Comparison::create(&desired),
+        Some(current) => Comparison::of(resource.kind, &desired, current),
+    };
+    Change {
+        address,
+        action: comparison.action,
+        attrs: comparison.attrs,
+        reasons: comparison.reasons,
+        current: current.cloned(),
+        depends_on,
+        desired: desired.attrs,
+        tags: desired.tags,
+        sensitive,
+        headline: None,
+        steps: Vec::new(),
+    }
+}
+
+/// The declared attributes that carry secrets: by the kind's schema, or
+/// because they read a sensitive variable.
+fn sensitive_attrs(
+    scope: &Scope<'_>,
+    stack: &Stack,
+    resource: &Resource,
+    desired: &Desired,
+) -> BTreeSet<String> {
+    desired
         .attrs
         .keys()
         .filter(|k| {
@@ -66,32 +94,74 @@ pub fn diff(
                 })
         })
         .cloned()
-        .collect();
-    let Some(current) = current else {
-        return Change {
-            address,
+        .collect()
+}
+
+/// What the step does to the resource, the attributes (and tags) it
+/// changes, and why, when no attribute shows it.
+struct Comparison {
+    action: Action,
+    attrs: Vec<AttrDiff>,
+    reasons: Vec<String>,
+}
+
+impl Comparison {
+    /// Nothing exists yet: every declared attribute is new.
+    fn create(desired: &Desired) -> Self {
+        let attrs = desired
+            .attrs
+            .iter()
+            .map(|(k, v)| AttrDiff {
+                name: k.clone(),
+                before: None,
+                after: Some(v.clone()),
+                forces_replacement: false,
+            })
+            .collect();
+        Comparison {
             action: Action::Create,
-            attrs: desired
-                .attrs
-                .iter()
-                .map(|(k, v)| AttrDiff {
-                    name: k.clone(),
-                    before: None,
-                    after: Some(v.clone()),
-                    forces_replacement: false,
-                })
-                .collect(),
+            attrs,
             reasons: Vec::new(),
-            current: None,
-            depends_on,
-            desired: desired.attrs,
-            tags: desired.tags,
-            sensitive,
-            headline: None,
-            steps: Vec::new(),
+        }
+    }
+
+    fn of(kind: ResourceKind, desired: &Desired, current: &ObservedResource) -> Self {
+        let mut attrs = attr_diffs(kind, desired, current);
+        let mut reasons = Vec::new();
+        let mut replace = attrs.iter().any(|a| a.forces_replacement);
+        if let Some((known_attrs, known_tags)) = desired.known() {
+            let have_tags = user_tags(&current.tags, &desired.tags);
+            if have_tags != known_tags {
+                attrs.push(AttrDiff {
+                    name: "tags".into(),
+                    before: Some(tags_value(&have_tags)),
+                    after: Some(Resolved::Known(tags_value(&known_tags))),
+                    forces_replacement: false,
+                });
+            }
+            let hash = spec_hash(kind, &known_attrs, &known_tags);
+            if attrs.is_empty() && current.spec_hash() != Some(hash.as_str()) {
+                replace |= unreported_change(kind, current, &mut reasons);
+            }
+        }
+        let action = if replace {
+            Action::Replace
+        } else if attrs.is_empty() && reasons.is_empty() {
+            Action::NoOp
+        } else {
+            Action::Update
         };
-    };
-    let kind = resource.kind;
+        Comparison {
+            action,
+            attrs,
+            reasons,
+        }
+    }
+}
+
+/// The attributes AWS reports back that differ from the declaration, and
+/// those the declaration dropped where unset is a value of its own.
+fn attr_diffs(kind: ResourceKind, desired: &Desired, current: &ObservedResource) -> Vec<AttrDiff> {
     let mut attrs = Vec::new();
     for (name, want) in &desired.attrs {
         let have = current.attrs.get(name);
@@ -119,55 +189,30 @@ pub fn diff(
             });
         }
     }
-    let mut reasons = Vec::new();
-    let mut replace = attrs.iter().any(|a| a.forces_replacement);
-    if let Some((known_attrs, known_tags)) = desired.known() {
-        let have_tags = user_tags(&current.tags, &desired.tags);
-        if have_tags != known_tags {
-            attrs.push(AttrDiff {
-                name: "tags".into(),
-                before: Some(tags_value(&have_tags)),
-                after: Some(Resolved::Known(tags_value(&known_tags))),
-                forces_replacement: false,
-            });
-        }
-        let hash = spec_hash(kind, &known_attrs, &known_tags);
-        if attrs.is_empty() && current.spec_hash() != Some(hash.as_str()) {
-            let hidden = hidden_force_new(kind);
-            if current.spec_hash().is_none() && hidden.is_empty() {
-                // The spec tag is written last: its create stopped half-way.
-                reasons
-                    .push("its create did not finish (no drctl:spec tag yet): finishing it".into());
-            } else if hidden.is_empty() {
-                reasons.push("its spec changed in attributes AWS does not report back".into());
-            } else {
-                replace = true;
-                reasons.push(format!(
-                    "its spec changed in attributes AWS does not report back ({}), which force replacement",
-                    hidden.join(", ")
-                ));
-            }
-        }
-    }
-    let action = if replace {
-        Action::Replace
-    } else if attrs.is_empty() && reasons.is_empty() {
-        Action::NoOp
+    attrs
+}
+
+/// The spec hash differs but no attribute AWS reports back does: says why
+/// in `reasons`, and whether that forces a replacement.
+fn unreported_change(
+    kind: ResourceKind,
+    current: &ObservedResource,
+    reasons: &mut Vec<String>,
+) -> bool {
+    let hidden = hidden_force_new(kind);
+    if current.spec_hash().is_none() && hidden.is_empty() {
+        // The spec tag is written last: its create stopped half-way.
+        reasons.push("its create did not finish (no drctl:spec tag yet): finishing it".into());
+        false
+    } else if hidden.is_empty() {
+        reasons.push("its spec changed in attributes AWS does not report back".into());
+        false
     } else {
-        Action::Update
-    };
-    Change {
-        address,
-        action,
-        attrs,
-        reasons,
-        current: Some(current.clone()),
-        depends_on,
-        desired: desired.attrs,
-        tags: desired.tags,
-        sensitive,
-        headline: None,
-        steps: Vec::new(),
+        reasons.push(format!(
+            "its spec changed in attributes AWS does not report back ({}), which force replacement",
+            hidden.join(", ")
+        ));
+        true
     }
 }
 
@@ -180,6 +225,6 @@ fn tags_value(tags: &Tags) -> Value {
 }
 
 /// Attributes the kind's schema marks as carrying secrets.
-fn sensitive_attr(kind: crate::model::ResourceKind, attr: &str) -> bool {
+fn sensitive_attr(kind: ResourceKind, attr: &str) -> bool {
     kind.fields().iter().any(|f| f.name == attr && f.sensitive)
 }

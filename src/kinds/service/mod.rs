@@ -28,12 +28,14 @@ pub(crate) mod canary;
 pub(crate) mod colours;
 pub(crate) mod op;
 mod plan;
+mod standalone;
 #[cfg(test)]
 mod tests;
 
 pub use canary::canary_gate;
 pub use colours::{colours_of, live_colour, Colour};
-pub use plan::{canary_rollback_step, kept_for_rollback, retirement_step, rollback_step};
+pub use plan::kept_for_rollback;
+pub use standalone::{canary_rollback_step, retirement_step, rollback_step};
 
 pub struct Service;
 

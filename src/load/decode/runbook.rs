@@ -11,90 +11,34 @@ use crate::model::{
 
 use super::{file_stem, join, Decoder, Value};
 
+/// The keys a runbook file may have at its top.
+const RUNBOOK_KEYS: &[&str] = &[
+    "description",
+    "environment",
+    "region",
+    "stacks",
+    "schedule",
+    "timezone",
+    "rto_target",
+    "protected",
+    "vars",
+    "phases",
+    "drill",
+];
+
 /// Parses one runbook file, like [`parse_stack`](super::parse_stack).
 pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runbook> {
     let mut d = Decoder { src, diags };
     let root = d.document()?;
-    d.check_keys(
-        &root,
-        "",
-        &[
-            "description",
-            "environment",
-            "region",
-            "stacks",
-            "schedule",
-            "timezone",
-            "rto_target",
-            "protected",
-            "vars",
-            "phases",
-            "drill",
-        ],
-    );
-    let environment = d.req_str(&root, "environment", "");
+    d.check_keys(&root, "", RUNBOOK_KEYS);
+    let environment = d.environment(&root);
     let environment_pos = root
         .get("environment")
         .map_or(Pos { line: 1, column: 1 }, |v| d.pos(v.span()));
-    if let (Some(env), Some((_, value))) = (&environment, root.get_key_value("environment")) {
-        d.check_environment_name(env, value);
-    }
-    let region = d.req_str(&root, "region", "");
-    if let (Some(region), Some((_, value))) = (&region, root.get_key_value("region")) {
-        if !crate::model::is_region_name(region) {
-            d.at(
-                value.span(),
-                "region",
-                format!("`{region}` is not an AWS region name"),
-            )
-            .with_hint("a region looks like \"us-west-2\" or \"eu-central-1\"");
-        }
-    }
-    let stacks = d.name_list(&root, "stacks", "");
-    if root.get("stacks").is_none() {
-        d.missing(
-            &root,
-            "stacks",
-            "",
-            "a list of root stack names, e.g. [\"web\"]",
-        );
-    } else if stacks.is_empty() {
-        if let Some(v) = root.get("stacks") {
-            d.at(v.span(), "stacks", "a runbook needs at least one stack");
-        }
-    }
-    let timezone = d
-        .opt_str(&root, "timezone", "")
-        .unwrap_or_else(|| "UTC".to_string());
-    if let Some(v) = root.get("timezone") {
-        if jiff::tz::TimeZone::get(&timezone).is_err() {
-            d.at(
-                v.span(),
-                "timezone",
-                format!("unknown time zone `{timezone}`"),
-            )
-            .with_hint(
-                "use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
-            );
-        }
-    }
-    let schedule = d.opt_str(&root, "schedule", "").and_then(|expression| {
-        match expression.parse::<croner::Cron>() {
-            Ok(cron) => Some(Schedule { expression, cron }),
-            Err(e) => {
-                let span = root.get("schedule").map(|v| v.span()).unwrap_or(0..0);
-                d.at(
-                    span,
-                    "schedule",
-                    format!("invalid cron expression `{expression}`: {e}"),
-                )
-                .with_hint(
-                    "five fields: minute hour day-of-month month day-of-week, e.g. \"0 4 * * SAT\"",
-                );
-                None
-            }
-        }
-    });
+    let region = d.region(&root);
+    let stacks = d.root_stacks(&root);
+    let timezone = d.timezone(&root);
+    let schedule = d.schedule(&root);
     let rto_target = d.opt_duration(&root, "rto_target", "");
     let protected = d.opt_bool(&root, "protected", "").unwrap_or(false);
     let vars = d.vars(&root);
@@ -129,6 +73,89 @@ pub(super) fn ref_shapes(kinds: &[ResourceKind]) -> String {
 }
 
 impl<'a> Decoder<'a> {
+    /// `environment`, checked as a name (it is part of tags and names).
+    fn environment(&mut self, root: &DeTable<'a>) -> Option<String> {
+        let environment = self.req_str(root, "environment", "");
+        if let (Some(env), Some((_, value))) = (&environment, root.get_key_value("environment")) {
+            self.check_environment_name(env, value);
+        }
+        environment
+    }
+
+    /// `region`, which must look like an AWS region name.
+    fn region(&mut self, root: &DeTable<'a>) -> Option<String> {
+        let region = self.req_str(root, "region", "");
+        if let (Some(region), Some((_, value))) = (&region, root.get_key_value("region")) {
+            if !crate::model::is_region_name(region) {
+                self.at(
+                    value.span(),
+                    "region",
+                    format!("`{region}` is not an AWS region name"),
+                )
+                .with_hint("a region looks like \"us-west-2\" or \"eu-central-1\"");
+            }
+        }
+        region
+    }
+
+    /// `stacks`: the root stacks, at least one.
+    fn root_stacks(&mut self, root: &DeTable<'a>) -> Vec<Named> {
+        let stacks = self.name_list(root, "stacks", "");
+        if root.get("stacks").is_none() {
+            self.missing(
+                root,
+                "stacks",
+                "",
+                "a list of root stack names, e.g. [\"web\"]",
+            );
+        } else if stacks.is_empty() {
+            if let Some(v) = root.get("stacks") {
+                self.at(v.span(), "stacks", "a runbook needs at least one stack");
+            }
+        }
+        stacks
+    }
+
+    /// `timezone`, an IANA name (UTC when absent): the schedule's clock.
+    fn timezone(&mut self, root: &DeTable<'a>) -> String {
+        let timezone = self
+            .opt_str(root, "timezone", "")
+            .unwrap_or_else(|| "UTC".to_string());
+        if let Some(v) = root.get("timezone") {
+            if jiff::tz::TimeZone::get(&timezone).is_err() {
+                self.at(
+                    v.span(),
+                    "timezone",
+                    format!("unknown time zone `{timezone}`"),
+                )
+                .with_hint(
+                    "use an IANA name such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+                );
+            }
+        }
+        timezone
+    }
+
+    /// `schedule`, a five-field cron expression.
+    fn schedule(&mut self, root: &DeTable<'a>) -> Option<Schedule> {
+        let expression = self.opt_str(root, "schedule", "")?;
+        match expression.parse::<croner::Cron>() {
+            Ok(cron) => Some(Schedule { expression, cron }),
+            Err(e) => {
+                let span = root.get("schedule").map(|v| v.span()).unwrap_or(0..0);
+                self.at(
+                    span,
+                    "schedule",
+                    format!("invalid cron expression `{expression}`: {e}"),
+                )
+                .with_hint(
+                    "five fields: minute hour day-of-month month day-of-week, e.g. \"0 4 * * SAT\"",
+                );
+                None
+            }
+        }
+    }
+
     fn phases(&mut self, root: &DeTable<'a>) -> Vec<Phase> {
         let Some(value) = root.get("phases") else {
             return Vec::new();

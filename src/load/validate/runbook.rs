@@ -57,183 +57,234 @@ pub(super) fn check_environment_claims(project: &Project, diags: &mut Diagnostic
 }
 
 pub(super) fn check_runbook(project: &Project, runbook: &Runbook, diags: &mut Diagnostics) {
-    let file = &runbook.file;
-    let known = || project.stacks.keys().map(String::as_str);
-    let unknown = |name: &str| {
-        !project.stacks.contains_key(name) && !project.unreadable_stacks.contains(name)
-    };
-    for root in &runbook.stacks {
-        if unknown(&root.name) {
-            diags
-                .error(
-                    file,
-                    root.pos,
-                    "stacks",
-                    format!("unknown stack `{}`", root.name),
-                )
-                .with_hint_opt(suggest(&root.name, known()));
-        }
-    }
     let graph = StackGraph::new(project);
     let closure: BTreeSet<String> = graph.closure(runbook.stacks.iter().map(|n| n.name.as_str()));
+    let mut check = RunbookCheck {
+        scope: Scope {
+            project,
+            runbook,
+            closure: &closure,
+        },
+        phase_of: BTreeMap::new(),
+    };
+    check.roots(diags);
     check_var_overrides(project, runbook, &closure, diags);
+    check.assign_phases(diags);
+    if !runbook.phases.is_empty() {
+        check.every_stack_in_a_phase(diags);
+        check.dependencies_first(diags);
+    }
+    let cut_over = check.cutovers(diags);
+    check.canary_gates(&cut_over, diags);
+    check.scope.check_drill(diags);
+}
 
-    // Which phase applies each stack.
-    let mut phase_of: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, phase) in runbook.phases.iter().enumerate() {
-        let key = format!("phases.{}.stacks", phase.name);
-        for s in &phase.stacks {
-            if project.unreadable_stacks.contains(&s.name) {
-                continue;
-            }
-            if unknown(&s.name) {
-                diags
-                    .error(file, s.pos, &key, format!("unknown stack `{}`", s.name))
-                    .with_hint_opt(suggest(&s.name, known()));
-            } else if !closure.contains(&s.name) {
+/// A runbook's stacks, phases and cutovers under check.
+struct RunbookCheck<'a> {
+    scope: Scope<'a>,
+    /// Which phase applies each stack, by index into the runbook's phases.
+    phase_of: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> RunbookCheck<'a> {
+    /// A stack that is neither loaded nor reported as unreadable already.
+    fn unknown(&self, name: &str) -> bool {
+        let project = self.scope.project;
+        !project.stacks.contains_key(name) && !project.unreadable_stacks.contains(name)
+    }
+
+    fn known(&self) -> impl Iterator<Item = &'a str> {
+        self.scope.project.stacks.keys().map(String::as_str)
+    }
+
+    /// The runbook's `stacks` name stacks that exist.
+    fn roots(&self, diags: &mut Diagnostics) {
+        let runbook = self.scope.runbook;
+        for root in &runbook.stacks {
+            if self.unknown(&root.name) {
                 diags
                     .error(
-                        file,
-                        s.pos,
-                        &key,
-                        format!("stack `{}` is not part of this runbook", s.name),
+                        &runbook.file,
+                        root.pos,
+                        "stacks",
+                        format!("unknown stack `{}`", root.name),
                     )
-                    .with_hint("add it (or a stack that depends on it) to the runbook's `stacks`");
-            } else if let Some(&other) = phase_of.get(s.name.as_str()) {
-                diags.error(file, s.pos, &key, format!(
-                    "stack `{}` is already applied in phase `{}`; a stack lands in exactly one phase",
-                    s.name, runbook.phases[other].name
-                ));
-            } else {
-                phase_of.insert(&s.name, i);
+                    .with_hint_opt(suggest(&root.name, self.known()));
             }
         }
     }
-    if !runbook.phases.is_empty() {
-        for stack in &closure {
-            if !phase_of.contains_key(stack.as_str()) {
+
+    /// Each phase's stacks: known, part of the runbook, and in no other
+    /// phase; fills in [`Self::phase_of`].
+    fn assign_phases(&mut self, diags: &mut Diagnostics) {
+        let runbook = self.scope.runbook;
+        let file = &runbook.file;
+        for (i, phase) in runbook.phases.iter().enumerate() {
+            let key = format!("phases.{}.stacks", phase.name);
+            for s in &phase.stacks {
+                if self.scope.project.unreadable_stacks.contains(&s.name) {
+                    continue;
+                }
+                if self.unknown(&s.name) {
+                    diags
+                        .error(file, s.pos, &key, format!("unknown stack `{}`", s.name))
+                        .with_hint_opt(suggest(&s.name, self.known()));
+                } else if !self.scope.closure.contains(&s.name) {
+                    diags
+                        .error(
+                            file,
+                            s.pos,
+                            &key,
+                            format!("stack `{}` is not part of this runbook", s.name),
+                        )
+                        .with_hint(
+                            "add it (or a stack that depends on it) to the runbook's `stacks`",
+                        );
+                } else if let Some(&other) = self.phase_of.get(s.name.as_str()) {
+                    diags.error(file, s.pos, &key, format!(
+                        "stack `{}` is already applied in phase `{}`; a stack lands in exactly one phase",
+                        s.name, runbook.phases[other].name
+                    ));
+                } else {
+                    self.phase_of.insert(&s.name, i);
+                }
+            }
+        }
+    }
+
+    /// With phases, every stack the runbook needs is applied in one.
+    fn every_stack_in_a_phase(&self, diags: &mut Diagnostics) {
+        let runbook = self.scope.runbook;
+        for stack in self.scope.closure {
+            if !self.phase_of.contains_key(stack.as_str()) {
                 let pos = runbook.phases[0].pos;
                 diags
-                    .error(file, pos, "phases", format!("stack `{stack}` is in no phase"))
+                    .error(&runbook.file, pos, "phases", format!("stack `{stack}` is in no phase"))
                     .with_hint("every stack the runbook needs (its roots and their dependencies) must be listed in one phase");
             }
         }
+    }
+
+    /// A stack's dependencies are applied in its phase or an earlier one:
+    /// it reads what they export.
+    fn dependencies_first(&self, diags: &mut Diagnostics) {
+        let runbook = self.scope.runbook;
         for (i, phase) in runbook.phases.iter().enumerate() {
             for s in &phase.stacks {
-                let Some(stack) = project.stacks.get(&s.name) else {
+                let Some(stack) = self.scope.project.stacks.get(&s.name) else {
                     continue;
                 };
                 for dep in stack.dependencies() {
-                    if let Some(&j) = phase_of.get(dep.name.as_str()) {
-                        if j > i {
-                            diags
-                                .error(
-                                    file,
-                                    s.pos,
-                                    format!("phases.{}.stacks", phase.name),
-                                    format!(
+                    let Some(&j) = self.phase_of.get(dep.name.as_str()) else {
+                        continue;
+                    };
+                    if j <= i {
+                        continue;
+                    }
+                    diags
+                        .error(
+                            &runbook.file,
+                            s.pos,
+                            format!("phases.{}.stacks", phase.name),
+                            format!(
                                 "phase `{}` applies `{}` before its dependency `{}` (phase `{}`)",
                                 phase.name, s.name, dep.name, runbook.phases[j].name
                             ),
-                                )
-                                .with_hint(format!(
-                                    "move `{}` to phase `{}` or later",
-                                    s.name, runbook.phases[j].name
-                                ));
-                        }
-                    }
+                        )
+                        .with_hint(format!(
+                            "move `{}` to phase `{}` or later",
+                            s.name, runbook.phases[j].name
+                        ));
                 }
             }
         }
     }
 
-    let scope = Scope {
-        project,
-        runbook,
-        closure: &closure,
-    };
-    let mut cut_over: BTreeMap<String, &str> = BTreeMap::new();
-    for (i, phase) in runbook.phases.iter().enumerate() {
-        let key = format!("phases.{}.cutover", phase.name);
-        for service in &phase.cutover {
-            if !scope.resource(&service.into(), &key, diags) {
-                continue;
-            }
-            if let Some(&j) = phase_of.get(service.stack.as_str()) {
-                if j > i {
+    /// Each cutover names a service of the runbook, after the phase that
+    /// applies its stack, once. Returns the phase cutting over each service.
+    fn cutovers(&self, diags: &mut Diagnostics) -> BTreeMap<String, &'a str> {
+        let runbook = self.scope.runbook;
+        let mut cut_over: BTreeMap<String, &str> = BTreeMap::new();
+        for (i, phase) in runbook.phases.iter().enumerate() {
+            let key = format!("phases.{}.cutover", phase.name);
+            for service in &phase.cutover {
+                if !self.scope.resource(&service.into(), &key, diags) {
+                    continue;
+                }
+                if let Some(&j) = self.phase_of.get(service.stack.as_str()) {
+                    if j > i {
+                        diags.error(
+                            &runbook.file,
+                            service.pos,
+                            &key,
+                            format!(
+                                "phase `{}` cuts over `{service}` before its stack is applied (phase `{}`)",
+                                phase.name, runbook.phases[j].name
+                            ),
+                        );
+                    }
+                }
+                if let Some(previous) = cut_over.insert(service.to_string(), &phase.name) {
                     diags.error(
-                        file,
+                        &runbook.file,
                         service.pos,
                         &key,
-                        format!(
-                        "phase `{}` cuts over `{service}` before its stack is applied (phase `{}`)",
-                        phase.name, runbook.phases[j].name
-                    ),
+                        format!("`{service}` is already cut over in phase `{previous}`"),
                     );
                 }
             }
-            if let Some(previous) = cut_over.insert(service.to_string(), &phase.name) {
-                diags.error(
-                    file,
-                    service.pos,
-                    &key,
-                    format!("`{service}` is already cut over in phase `{previous}`"),
-                );
-            }
         }
+        cut_over
     }
-    check_canary_gates(project, runbook, &closure, &phase_of, &cut_over, diags);
-    scope.check_drill(diags);
-}
 
-/// A canary with a `gate` between its weights stops in a cutover phase of
-/// its own; without one the traffic would move at once and the gate would
-/// never be asked.
-fn check_canary_gates(
-    project: &Project,
-    runbook: &Runbook,
-    closure: &BTreeSet<String>,
-    phase_of: &BTreeMap<&str, usize>,
-    cut_over: &BTreeMap<String, &str>,
-    diags: &mut Diagnostics,
-) {
-    for stack in closure.iter().filter_map(|s| project.stacks.get(s)) {
-        let services = stack
-            .resources
-            .iter()
-            .filter(|r| r.kind == ResourceKind::Service);
-        for service in services {
-            if crate::kinds::service::canary_gate(service).is_none() {
-                continue;
+    /// A canary with a `gate` between its weights stops in a cutover phase
+    /// of its own; without one the traffic would move at once and the gate
+    /// would never be asked.
+    fn canary_gates(&self, cut_over: &BTreeMap<String, &str>, diags: &mut Diagnostics) {
+        let Scope {
+            project,
+            runbook,
+            closure,
+        } = self.scope;
+        for stack in closure.iter().filter_map(|s| project.stacks.get(s)) {
+            let services = stack
+                .resources
+                .iter()
+                .filter(|r| r.kind == ResourceKind::Service);
+            for service in services {
+                if crate::kinds::service::canary_gate(service).is_none() {
+                    continue;
+                }
+                let address = format!("{}.service.{}", stack.name, service.name);
+                let own_phase = self
+                    .phase_of
+                    .get(stack.name.as_str())
+                    .map(|&i| runbook.phases[i].name.as_str());
+                let in_a_later_phase = cut_over
+                    .get(&address)
+                    .is_some_and(|p| Some(*p) != own_phase);
+                if in_a_later_phase {
+                    continue;
+                }
+                let gate = service
+                    .attr("strategy")
+                    .and_then(|s| s.get("gate"))
+                    .expect("a canary gate is declared");
+                diags
+                    .error(
+                        &stack.file,
+                        gate.pos,
+                        format!("resources.service.{}.strategy.gate", service.name),
+                        format!(
+                            "runbook `{}` has no cutover phase for `{address}` after the one applying its stack, so nothing would stop between its canary weights",
+                            runbook.name
+                        ),
+                    )
+                    .with_hint(format!(
+                        "add a phase after the one applying stack `{}` with `cutover = [\"{address}\"]`, or drop `gate`",
+                        stack.name
+                    ));
             }
-            let address = format!("{}.service.{}", stack.name, service.name);
-            let own_phase = phase_of
-                .get(stack.name.as_str())
-                .map(|&i| runbook.phases[i].name.as_str());
-            let in_a_later_phase = cut_over
-                .get(&address)
-                .is_some_and(|p| Some(*p) != own_phase);
-            if in_a_later_phase {
-                continue;
-            }
-            let gate = service
-                .attr("strategy")
-                .and_then(|s| s.get("gate"))
-                .expect("a canary gate is declared");
-            diags
-                .error(
-                    &stack.file,
-                    gate.pos,
-                    format!("resources.service.{}.strategy.gate", service.name),
-                    format!(
-                        "runbook `{}` has no cutover phase for `{address}` after the one applying its stack, so nothing would stop between its canary weights",
-                        runbook.name
-                    ),
-                )
-                .with_hint(format!(
-                    "add a phase after the one applying stack `{}` with `cutover = [\"{address}\"]`, or drop `gate`",
-                    stack.name
-                ));
         }
     }
 }

@@ -53,32 +53,81 @@ fn assemble(
     listeners: &[aws_sdk_elasticloadbalancingv2::types::Listener],
     rules: &[ListenerRule],
 ) -> Vec<ObservedResource> {
-    let mut traffic: BTreeMap<String, (String, i32)> = BTreeMap::new();
+    let mut found = Found {
+        traffic: traffic_of(listeners),
+        test_rules: test_rules_of(rules),
+        colours: BTreeMap::new(),
+    };
+    for (group, t) in groups {
+        found.add_target_group(group, t);
+    }
+    for instance in instances {
+        found.add_instance(instance);
+    }
+    found
+        .colours
+        .into_iter()
+        .map(|(address, colours)| service_object(address, colours))
+        .collect()
+}
+
+/// Target group → the listener whose default action forwards to it, and
+/// its share of that listener's traffic.
+fn traffic_of(
+    listeners: &[aws_sdk_elasticloadbalancingv2::types::Listener],
+) -> BTreeMap<String, (String, i32)> {
+    let mut traffic = BTreeMap::new();
     for listener in listeners {
         for (group, share) in forward_weights(listener.default_actions()) {
             traffic.insert(group, (listener.listener_arn().unwrap_or("").into(), share));
         }
     }
-    // Target group → the test rule that puts it in use before any traffic.
-    let test_rules: BTreeMap<&str, &str> = rules
+    traffic
+}
+
+/// Target group → the test rule that puts it in use before any traffic.
+fn test_rules_of(rules: &[ListenerRule]) -> BTreeMap<&str, &str> {
+    rules
         .iter()
         .filter(|r| r.matches_header(crate::kinds::service::TEST_HEADER))
         .flat_map(|r| r.forwards_to.iter().map(|g| (g.as_str(), r.arn.as_str())))
-        .collect();
-    // (address, colour) → colour, and the tags of its target group.
-    let mut found: BTreeMap<Address, BTreeMap<String, (Colour, Tags)>> = BTreeMap::new();
-    for (group, t) in groups {
-        let (Some(address), Some(colour)) = (Address::from_tags(t), t.get(tags::COLOR)) else {
-            continue;
+        .collect()
+}
+
+/// The service address and colour a target group's or instance's tags
+/// name; `None` for anything that is not a service's colour.
+fn service_colour(t: &Tags) -> Option<(Address, &String)> {
+    let (Some(address), Some(colour)) = (Address::from_tags(t), t.get(tags::COLOR)) else {
+        return None;
+    };
+    (address.kind == ResourceKind::Service).then_some((address, colour))
+}
+
+/// The colours one read found, gathered by service.
+struct Found<'r> {
+    traffic: BTreeMap<String, (String, i32)>,
+    test_rules: BTreeMap<&'r str, &'r str>,
+    /// (address, colour) → colour, and the tags of its target group.
+    colours: BTreeMap<Address, BTreeMap<String, (Colour, Tags)>>,
+}
+
+impl Found<'_> {
+    /// A colour's target group: where traffic reaches it, and what its tags
+    /// record (fleet, finished, when it went live and was replaced).
+    fn add_target_group(
+        &mut self,
+        group: &aws_sdk_elasticloadbalancingv2::types::TargetGroup,
+        t: &Tags,
+    ) {
+        let Some((address, colour)) = service_colour(t) else {
+            return;
         };
-        if address.kind != ResourceKind::Service {
-            continue;
-        }
         let arn = group.target_group_arn().unwrap_or("").to_string();
-        let (listener, share) = traffic.get(&arn).cloned().unwrap_or_default();
+        let (listener, share) = self.traffic.get(&arn).cloned().unwrap_or_default();
         let millis = |k: &str| t.get(k).and_then(|v| v.parse::<i64>().ok());
         let health_check = crate::cloud::kinds::target_group::health_check_of(group);
-        let test_rule = test_rules
+        let test_rule = self
+            .test_rules
             .get(arn.as_str())
             .map_or_else(String::new, |r| r.to_string());
         let entry = Colour {
@@ -95,27 +144,28 @@ fn assemble(
             replaced_at: millis(REPLACED_AT_TAG),
             ..Colour::default()
         };
-        found
+        self.colours
             .entry(address)
             .or_default()
             .insert(colour.clone(), (entry, t.clone()));
     }
-    for instance in instances {
+
+    /// An instance of a colour (one whose target group is gone, or not
+    /// made yet, still counts); terminated ones are gone.
+    fn add_instance(&mut self, instance: &Instance) {
         let t = tag_map(instance.tags());
-        let (Some(address), Some(colour)) = (Address::from_tags(&t), t.get(tags::COLOR)) else {
-            continue;
+        let Some((address, colour)) = service_colour(&t) else {
+            return;
         };
-        if address.kind != ResourceKind::Service {
-            continue;
-        }
         let state = instance.state().and_then(|s| s.name());
         if matches!(
             state,
             Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown)
         ) {
-            continue;
+            return;
         }
-        let (entry, _) = found
+        let (entry, _) = self
+            .colours
             .entry(address)
             .or_default()
             .entry(colour.clone())
@@ -145,10 +195,6 @@ fn assemble(
             }
         }
     }
-    found
-        .into_iter()
-        .map(|(address, colours)| service_object(address, colours))
-        .collect()
 }
 
 /// One service read afresh (every step starts from the world as it is now).
