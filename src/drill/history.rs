@@ -275,29 +275,51 @@ mod tests {
         assert_eq!(runs, ["r-0", "r-7", "r-14"]);
     }
 
-    #[test]
-    fn a_report_that_does_not_parse_is_an_error_naming_its_file() {
+    /// A store where the runbook `fleet` has one report file, `name`,
+    /// holding `text`; the store's directory lives as long as this value.
+    struct OneReport {
+        _state: tempfile::TempDir,
+        store: LocalStore,
+        file: PathBuf,
+    }
+
+    fn one_report(name: &str, text: &str) -> OneReport {
         let state = tempfile::tempdir().unwrap();
         let store = LocalStore::new(state.path());
         let dir = store.location(&Key::reports("fleet"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("broken.json"), "{\"format\": 1,").unwrap();
-        let err = read_history(&store, "fleet").unwrap_err();
-        let file = dir.join("broken.json");
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        OneReport {
+            _state: state,
+            store,
+            file,
+        }
+    }
+
+    #[test]
+    fn a_report_that_does_not_parse_is_an_error_naming_its_file() {
+        let broken = one_report("broken.json", "{\"format\": 1,");
+        let err = read_history(&broken.store, "fleet").unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("cannot parse the drill report {}", file.display())
+            format!("cannot parse the drill report {}", broken.file.display())
         );
         assert!(
             err.render().contains("caused by: EOF while parsing"),
             "{}",
             err.render()
         );
+    }
 
-        let mut newer = drill(0, Some(10), true);
-        newer.format = REPORT_FORMAT + 1;
-        std::fs::write(&file, serde_json::to_string(&newer).unwrap()).unwrap();
-        let err = read_history(&store, "fleet").unwrap_err().render();
+    /// A newer format may mean something else by a field: reading it as
+    /// this one would show wrong numbers, so it is refused.
+    #[test]
+    fn a_report_of_a_newer_format_is_an_error_not_a_misreading() {
+        let mut report = drill(0, Some(10), true);
+        report.format = REPORT_FORMAT + 1;
+        let newer = one_report("newer.json", &serde_json::to_string(&report).unwrap());
+        let err = read_history(&newer.store, "fleet").unwrap_err().render();
         assert!(err.contains("this drctl reads format 1 and older"), "{err}");
     }
 

@@ -5,7 +5,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::report::{DrillReport, Leak, PhaseTiming, Verdict};
+use super::report::{DrillReport, Leak, PhaseTiming, ServiceUse, Verdict};
 use super::timing::word;
 use crate::clock::Millis;
 use crate::journal::{decision_sentence, format_millis, Decision};
@@ -42,13 +42,32 @@ fn utc_time(ms: Millis) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
+/// The sections in reading order: what a reader opens the report for (the
+/// verdict, why, the RTO) before when things happened, then the details.
 fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
+    write_headline(out, r)?;
+    write_timeline(out, r)?;
+    write_phases(out, r)?;
+    write_checks(out, r)?;
+    write_gates(out, r)?;
+    write_images(out, r)?;
+    write_services(out, r)?;
+    write_resources_created(out, r)?;
+    write_teardown(out, r)?;
+    write_leak_check(out, r)
+}
+
+/// The verdict, the reasons for a failure, the RTO and critical path, and
+/// one line saying which drill this was.
+fn write_headline(out: &mut String, r: &DrillReport) -> fmt::Result {
     let verdict = verdict_word(r.verdict).to_uppercase();
     writeln!(out, "# Drill of {}: {verdict}\n", r.runbook)?;
     if r.verdict == Verdict::Failed {
         for failure in &r.failures {
             writeln!(out, "- {failure}")?;
         }
+        // A failed verdict with no reason still says so, rather than an
+        // empty list a reader might take for a rendering bug.
         if r.failures.is_empty() {
             writeln!(out, "- (no reason was recorded)")?;
         }
@@ -60,13 +79,18 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     let (run_id, user, host) = (&r.run_id, &r.user, &r.host);
     let (start, end) = (format_millis(r.started_at), format_millis(r.ended_at));
     let took = duration(r.ended_at - r.started_at);
-    writeln!(out, "Environment `{env}` (rehearsing `{source}`) in {region}; run `{run_id}` by {user} on {host}; {start} to {end} ({took}).\n")?;
+    writeln!(out, "Environment `{env}` (rehearsing `{source}`) in {region}; run `{run_id}` by {user} on {host}; {start} to {end} ({took}).\n")
+}
 
+fn write_timeline(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Timeline\n")?;
     let rows = timeline(r).into_iter();
     let rows = rows.map(|(at, what)| vec![utc_time(at), offset(r, at), what]);
-    table(out, &["time (UTC)", "since start", "event"], rows)?;
+    table(out, &["time (UTC)", "since start", "event"], rows)
+}
 
+/// One row per phase, then the steps of each phase that journaled any.
+fn write_phases(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Phases\n")?;
     let rows = r.phases.iter().map(|p| {
         let (started, took, stacks) = (when(r, p.started_at), duration(p.duration_ms), spans(p));
@@ -76,28 +100,37 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     let header = ["phase", "started", "duration", "stacks", "steps", "failed"];
     table(out, &header, rows)?;
     for phase in r.phases.iter().filter(|p| !p.steps.is_empty()) {
-        writeln!(out, "### Steps of {}\n", phase.name)?;
-        let rows = phase.steps.iter().map(|s| {
-            let error = s.error.as_deref().unwrap_or("no error given");
-            let result = if s.ok {
-                "ok".to_string()
-            } else {
-                format!("failed: {error}")
-            };
-            let (started, took) = (when(r, s.started_at), duration(s.duration_ms));
-            vec![s.address.clone(), s.action.clone(), started, took, result]
-        });
-        let header = ["step", "action", "started", "duration", "result"];
-        table(out, &header, rows)?;
+        write_steps(out, r, phase)?;
     }
+    Ok(())
+}
 
+fn write_steps(out: &mut String, r: &DrillReport, phase: &PhaseTiming) -> fmt::Result {
+    writeln!(out, "### Steps of {}\n", phase.name)?;
+    let rows = phase.steps.iter().map(|s| {
+        let error = s.error.as_deref().unwrap_or("no error given");
+        let result = if s.ok {
+            "ok".to_string()
+        } else {
+            format!("failed: {error}")
+        };
+        let (started, took) = (when(r, s.started_at), duration(s.duration_ms));
+        vec![s.address.clone(), s.action.clone(), started, took, result]
+    });
+    let header = ["step", "action", "started", "duration", "result"];
+    table(out, &header, rows)
+}
+
+fn write_checks(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Checks\n")?;
     let rows = r.checks.iter().map(|c| {
         let (status, took, detail) = (word(&c.status), duration(c.duration_ms), c.detail.clone());
         vec![c.name.clone(), c.kind.clone(), status, took, detail]
     });
-    table(out, &["check", "kind", "status", "took", "detail"], rows)?;
+    table(out, &["check", "kind", "status", "took", "detail"], rows)
+}
 
+fn write_gates(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Gates\n")?;
     let rows = r.gates.iter().map(|g| {
         let (at, waited) = (when(r, g.at), duration(g.waited_ms));
@@ -105,8 +138,10 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
         vec![g.phase.clone(), g.decision.clone(), who, at, waited, reason]
     });
     let header = ["before phase", "decision", "by", "at", "waited", "reason"];
-    table(out, &header, rows)?;
+    table(out, &header, rows)
+}
 
+fn write_images(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Images\n")?;
     let rows = r.images.iter().map(|i| {
         let bake = i.bake_ms.map(duration).unwrap_or_default();
@@ -122,46 +157,61 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
             bake,
         ]
     });
-    table(out, &["image", "id", "how", "recipe", "bake time"], rows)?;
+    table(out, &["image", "id", "how", "recipe", "bake time"], rows)
+}
 
+fn write_services(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Services\n")?;
     let rows = r.services.iter().map(|s| {
-        let colours = s
-            .colours
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} ({} × {}, {}, {}%)",
-                    c.name, c.instances, c.instance_type, c.image, c.traffic
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        let cutover = match &s.cutover {
-            Some(c) if c.ok => format!(
-                "to {} in phase {} at {}, took {}",
-                s.live.clone().unwrap_or_default(),
-                c.phase,
-                when(r, c.started_at),
-                duration(c.duration_ms)
-            ),
-            Some(c) => format!("failed in phase {}", c.phase),
-            None => "none".into(),
-        };
         let rollback = s
             .rollback
             .as_ref()
             .map(|b| b.note.clone())
             .unwrap_or_else(|| "not needed".into());
-        vec![s.address.clone(), colours, cutover, rollback]
+        vec![s.address.clone(), colours(s), cutover(r, s), rollback]
     });
-    table(out, &["service", "colours", "cutover", "rollback"], rows)?;
+    table(out, &["service", "colours", "cutover", "rollback"], rows)
+}
 
+/// A service's colours, `blue (2 × t3.small, ami-1, 100%); green (…)`.
+fn colours(service: &ServiceUse) -> String {
+    service
+        .colours
+        .iter()
+        .map(|c| {
+            format!(
+                "{} ({} × {}, {}, {}%)",
+                c.name, c.instances, c.instance_type, c.image, c.traffic
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where a service's cutover moved its traffic, and when, or that it failed.
+fn cutover(r: &DrillReport, service: &ServiceUse) -> String {
+    match &service.cutover {
+        Some(c) if c.ok => format!(
+            "to {} in phase {} at {}, took {}",
+            service.live.clone().unwrap_or_default(),
+            c.phase,
+            when(r, c.started_at),
+            duration(c.duration_ms)
+        ),
+        Some(c) => format!("failed in phase {}", c.phase),
+        None => "none".into(),
+    }
+}
+
+fn write_resources_created(out: &mut String, r: &DrillReport) -> fmt::Result {
     writeln!(out, "## Resources created\n")?;
     let created = r.resources_created.iter();
     let rows = created.map(|c| vec![c.address.clone(), c.id.clone()]);
-    table(out, &["resource", "id"], rows)?;
+    table(out, &["resource", "id"], rows)
+}
 
+/// The teardown policy and what came of it, then each error it met.
+fn write_teardown(out: &mut String, r: &DrillReport) -> fmt::Result {
     let t = &r.teardown;
     let how = match (t.performed, t.ok) {
         (false, _) => "not performed".to_string(),
@@ -176,7 +226,12 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     if !t.errors.is_empty() {
         writeln!(out)?;
     }
+    Ok(())
+}
 
+/// What the leak check asked, and every resource still carrying the drill's
+/// tags (each one is why a drill failed, so each gets a row).
+fn write_leak_check(out: &mut String, r: &DrillReport) -> fmt::Result {
     let l = &r.leak_check;
     let asked = l.sources.join(", ");
     writeln!(out, "## Leak check\n")?;

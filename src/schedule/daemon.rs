@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{Timestamp, Zoned};
 use serde::Serialize;
+use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use super::state::{self, LastRun, State, Verdict};
@@ -316,6 +317,35 @@ struct Daemon<'a> {
     now: &'a dyn Fn() -> Timestamp,
 }
 
+/// One drill the daemon starts: what names it in the log and the state file.
+struct Launch {
+    runbook: String,
+    /// The newest fire it stands for, in the runbook's time zone.
+    fire: String,
+    run_id: String,
+    started: Timestamp,
+}
+
+/// How a drill's process ended, or why it could not run.
+#[derive(Debug, Default)]
+struct Exit {
+    code: Option<i32>,
+    /// The signal that killed it, if one did.
+    signal: Option<i32>,
+    error: Option<String>,
+    /// A stop was asked for (and forwarded) while it ran.
+    stopping: bool,
+}
+
+impl Exit {
+    fn error(error: String) -> Exit {
+        Exit {
+            error: Some(error),
+            ..Exit::default()
+        }
+    }
+}
+
 impl Daemon<'_> {
     /// Runs one due drill to its end; `false` when a stop was asked for
     /// (before it started, or while it ran).
@@ -336,108 +366,142 @@ impl Daemon<'_> {
             summary.stopped = true;
             return Ok(false);
         }
-        let runbook = scheduled.runbook.clone();
-        let fire = due.newest.at.to_string();
         let started = (self.now)();
         // The drill is told its run id, so its report is known by name (a
         // file's modification time may lag the clock on coarse file systems).
         let run_id =
             crate::app::new_run_id(&crate::clock::ManualClock::at(started.as_millisecond()));
-        self.record(&runbook, |entry| {
+        let launch = Launch {
+            runbook: scheduled.runbook.clone(),
+            fire: due.newest.at.to_string(),
+            run_id,
+            started,
+        };
+        self.record_start(&launch, &due)?;
+        let exit = self.run_child(&launch, &due).await;
+        self.finish(launch, exit, summary)
+    }
+
+    /// Marks the fire handled before the drill starts, so a daemon killed
+    /// mid-drill does not start it again (the drill's journal finishes it).
+    fn record_start(&mut self, launch: &Launch, due: &Due) -> Result<(), ScheduleError> {
+        self.record(&launch.runbook, |entry| {
             entry.handled_through = due.newest.at.timestamp();
             entry.last_run = Some(LastRun {
                 fire: due.newest.at.timestamp(),
                 fires: due.count,
-                started_at: started,
+                started_at: launch.started,
                 finished_at: None,
                 verdict: None,
                 exit_code: None,
             });
-        })?;
+        })
+    }
 
+    /// Starts the drill's process and waits for it; a drill that cannot be
+    /// started is an [`Exit`] with an error, not an error of the daemon.
+    async fn run_child(&mut self, launch: &Launch, due: &Due) -> Exit {
         let drill = &self.config.drill;
         let child = tokio::process::Command::new(&drill.program)
             .args(&drill.args)
             .arg("drill")
-            .arg(&runbook)
+            .arg(&launch.runbook)
             .arg("--run-id")
-            .arg(&run_id)
+            .arg(&launch.run_id)
             .stdin(Stdio::null())
+            // Its own process group: a Ctrl-C at the terminal reaches the
+            // daemon only, which forwards one SIGTERM (see the module docs).
             .process_group(0)
             .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(e) => return Exit::error(format!("cannot start {}: {e}", drill.program.display())),
+        };
+        let pid = child.id().unwrap_or_default();
+        (self.log)(
+            launch.started,
+            &Event::DrillStarted {
+                runbook: launch.runbook.clone(),
+                fire: launch.fire.clone(),
+                shift: due.newest.shift,
+                fires: due.count,
+                pid,
+                run_id: launch.run_id.clone(),
+            },
+        );
+        self.wait(child, pid, &launch.runbook).await
+    }
+
+    /// Waits for the drill to end, forwarding every stop request to it (the
+    /// drill tears down what it built before it exits); the first one is
+    /// logged.
+    async fn wait(&mut self, mut child: Child, pid: u32, runbook: &str) -> Exit {
         let mut stopping = false;
-        let (exit_code, signal, error) = match child {
-            Err(e) => (
-                None,
-                None,
-                Some(format!("cannot start {}: {e}", drill.program.display())),
-            ),
-            Ok(mut child) => {
-                let pid = child.id().unwrap_or_default();
-                (self.log)(
-                    started,
-                    &Event::DrillStarted {
-                        runbook: runbook.clone(),
-                        fire: fire.clone(),
-                        shift: due.newest.shift,
-                        fires: due.count,
-                        pid,
-                        run_id: run_id.clone(),
-                    },
-                );
-                let status = loop {
-                    tokio::select! {
-                        status = child.wait() => break status,
-                        signal = recv(self.stop) => {
-                            forward_term(pid);
-                            if !stopping {
-                                stopping = true;
-                                (self.log)((self.now)(), &Event::Stopping {
-                                    signal,
-                                    in_flight: Some(runbook.clone()),
-                                });
-                            }
-                        }
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                signal = recv(self.stop) => {
+                    forward_term(pid);
+                    if !stopping {
+                        stopping = true;
+                        (self.log)((self.now)(), &Event::Stopping {
+                            signal,
+                            in_flight: Some(runbook.to_string()),
+                        });
                     }
-                };
-                match status {
-                    Ok(status) => (status.code(), status.signal(), None),
-                    Err(e) => (None, None, Some(format!("cannot wait for the drill: {e}"))),
                 }
             }
         };
+        let exit = match status {
+            Ok(status) => Exit {
+                code: status.code(),
+                signal: status.signal(),
+                ..Exit::default()
+            },
+            Err(e) => Exit::error(format!("cannot wait for the drill: {e}")),
+        };
+        Exit { stopping, ..exit }
+    }
 
-        let verdict = Verdict::from_exit(exit_code);
+    /// Records the drill's verdict in the state file and the summary, and
+    /// logs it with the report it wrote; `false` when a stop was asked for.
+    fn finish(
+        &mut self,
+        launch: Launch,
+        exit: Exit,
+        summary: &mut Summary,
+    ) -> Result<bool, ScheduleError> {
+        let verdict = Verdict::from_exit(exit.code);
         let finished = (self.now)();
-        self.record(&runbook, |entry| {
+        self.record(&launch.runbook, |entry| {
             if let Some(run) = &mut entry.last_run {
                 run.finished_at = Some(finished);
                 run.verdict = Some(verdict);
-                run.exit_code = exit_code;
+                run.exit_code = exit.code;
             }
         })?;
         summary.ran += 1;
         if verdict != Verdict::Passed {
             summary.not_passed += 1;
         }
-        summary.stopped |= stopping;
+        summary.stopped |= exit.stopping;
         let store = self.config.store.as_ref();
-        let report = Key::report(&runbook, &run_id, ReportFormat::Json);
+        let report = Key::report(&launch.runbook, &launch.run_id, ReportFormat::Json);
         let wrote_report = matches!(store.get(&report), Ok(Some(_)));
         (self.log)(
             finished,
             &Event::DrillFinished {
-                runbook,
-                fire,
+                runbook: launch.runbook,
+                fire: launch.fire,
                 verdict,
-                exit_code,
-                signal,
-                duration_ms: finished.as_millisecond() - started.as_millisecond(),
+                exit_code: exit.code,
+                signal: exit.signal,
+                duration_ms: finished.as_millisecond() - launch.started.as_millisecond(),
                 report: wrote_report.then(|| store.location(&report)),
-                error,
+                error: exit.error,
             },
         );
-        Ok(!stopping)
+        Ok(!exit.stopping)
     }
 
     /// Changes one runbook's state and writes the state file.
