@@ -82,6 +82,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The shared run store failed (bucket, key and S3's answer named).
+    #[error("{0}")]
+    Store(String),
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -105,6 +108,7 @@ impl From<StoreError> for Error {
                 path,
                 source,
             },
+            StoreError::Remote { .. } => Error::Store(e.to_string()),
             StoreError::RunExists { .. } | StoreError::Busy { .. } => {
                 Error::usage(e.to_string(), None)
             }
@@ -121,7 +125,9 @@ impl Error {
             | Error::LockedOnOtherHost { .. }
             | Error::LockInUse { .. }
             | Error::CorruptJournal { .. } => exit::FAILURE,
-            Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } => exit::FAILURE,
+            Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } | Error::Store(_) => {
+                exit::FAILURE
+            }
             Error::RunStopped { .. } => exit::FAILURE,
         }
     }

@@ -73,7 +73,8 @@ pub fn holder(store: &dyn RunStore, env: &str, region: &str) -> Option<LockHolde
 /// was no lock or no readable record). Refused while a process holds it:
 /// the lock is that run's, and goes when it ends.
 pub fn unlock(store: &dyn RunStore, env: &str, region: &str) -> Result<Option<LockHolder>, Error> {
-    match store.unlock_environment(env, region) {
+    let by = format!("{}@{}", current_user(), host_name());
+    match store.unlock_environment(env, region, &by) {
         Ok(holder) => Ok(holder),
         Err(LockRefusal::Held(holder)) => Err(Error::LockInUse {
             env: env.to_string(),

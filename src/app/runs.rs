@@ -2,7 +2,7 @@
 //! its end means besides (outputs, the checks after a cutover, what a
 //! rejection left built).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
@@ -430,6 +430,29 @@ fn refuse_ended(
     ))
 }
 
+/// The run's repository: where it started, or, on another machine (a
+/// shared store), the checkout drctl runs in, with the runbook at the same
+/// place in it. Edited files are found by their hashes either way.
+fn load_started_files(root: &Path, runbook_file: &Path) -> Result<Loaded, Error> {
+    if root.is_dir() {
+        return load_file(root, runbook_file);
+    }
+    let here = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| super::find_root(&cwd));
+    let relative = runbook_file.strip_prefix(root).unwrap_or(runbook_file);
+    match here {
+        Some(here) => load_file(&here, &here.join(relative)),
+        None => Err(Error::usage(
+            format!(
+                "the run started in {}, which is not here, and no checkout of it is around the current directory",
+                root.display()
+            ),
+            Some("run drctl from a checkout of the same repository".into()),
+        )),
+    }
+}
+
 /// A continuation's end, its summary made of the whole run.
 fn of_the_whole_run(end: RunEnd, journal: &Journal, ctx: &Context<'_>) -> RunEnd {
     let whole = |report| {
@@ -477,7 +500,7 @@ pub(crate) async fn continue_run<C: Connect>(
         ));
     };
     super::traffic::refuse_resume(phases)?;
-    let mut loaded = load_file(root, runbook_file)?;
+    let mut loaded = load_started_files(root, runbook_file)?;
     // Where the run started, whatever the runbook says now (a drill's
     // environment is not in the file at all).
     loaded.retarget(environment, region);

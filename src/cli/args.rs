@@ -220,6 +220,13 @@ pub struct UnlockArgs {
     pub yes: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Every environment lock in the run store: who holds it, and in a
+    /// shared store how long ago its lease was renewed.
+    Status,
+}
+
 /// Which environment lock `drctl unlock` means. Locks are per environment and
 /// region, so a bare environment name is not enough: it must be a runbook.
 #[derive(Debug, Clone, PartialEq, Eq)]

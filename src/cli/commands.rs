@@ -28,12 +28,15 @@ pub(crate) fn sink(global: &GlobalArgs) -> Box<dyn Sink> {
 
 pub(crate) static CLOCK: SystemClock = SystemClock;
 
-pub(crate) fn context<'a>(global: &'a GlobalArgs, sink: &'a dyn Sink) -> Context<'a> {
-    Context {
-        store: global.store(),
+pub(crate) fn context<'a>(
+    global: &'a GlobalArgs,
+    sink: &'a dyn Sink,
+) -> Result<Context<'a>, Error> {
+    Ok(Context {
+        store: global.store()?,
         clock: &CLOCK,
         sink,
-    }
+    })
 }
 
 /// `plan --json`: the plan alone, as JSON.
@@ -56,7 +59,7 @@ pub async fn plan_command(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, Er
     } else {
         sink(global)
     };
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = app::PlanRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
@@ -84,7 +87,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
         None => global.clone(),
     };
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = app::ApplyRequest {
         root: global.root.clone(),
         target: args.target.clone(),
@@ -96,7 +99,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
         parallelism: args.parallelism.into(),
     };
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -116,9 +119,9 @@ pub async fn resume_command(
         return Box::pin(crate::cli::resume_drill(global, run_id, parallelism)).await;
     }
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let result = app::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -127,7 +130,10 @@ pub async fn resume_command(
 
 /// Whether the run is a DR drill (its resume ends in checks and teardown).
 fn is_drill(global: &GlobalArgs, run_id: &str) -> bool {
-    Journal::open(global.store().as_ref(), run_id)
+    let Ok(store) = global.store() else {
+        return false;
+    };
+    Journal::open(store.as_ref(), run_id)
         .and_then(|j| j.events())
         .ok()
         .and_then(|events| events.into_iter().next())
@@ -137,7 +143,7 @@ fn is_drill(global: &GlobalArgs, run_id: &str) -> bool {
 pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Error> {
     let global = &for_run(global, &args.run_id)?;
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let approved = app::approve(
         &ctx,
         &app::ApproveRequest {
@@ -166,7 +172,7 @@ pub fn approve_command(global: &GlobalArgs, args: &ApproveArgs) -> Result<u8, Er
 pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8, Error> {
     let global = &for_run(global, &args.run_id)?;
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let by = args.as_name.clone().unwrap_or_else(current_user);
     let rejected = app::reject(
         &ctx,
@@ -207,7 +213,7 @@ pub async fn reject_command(global: &GlobalArgs, args: &RejectArgs) -> Result<u8
 
 pub async fn output_command(global: &GlobalArgs, args: &OutputArgs) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = app::OutputRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
@@ -255,7 +261,7 @@ pub async fn output_command(global: &GlobalArgs, args: &OutputArgs) -> Result<u8
 
 pub async fn destroy_command(global: &GlobalArgs, args: &DestroyArgs) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = app::DestroyRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
@@ -315,7 +321,7 @@ fn confirm(question: &str, expected: &str, unasked: Error) -> Result<(), Error> 
 pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error> {
     match show {
         None => {
-            let store = global.store();
+            let store = global.store()?;
             let runs = crate::journal::list_runs(store.as_ref());
             if runs.is_empty() {
                 println!(
@@ -360,9 +366,40 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
         }
         Some(id) => {
             let global = &for_run(global, id)?;
-            let journal = Journal::open(global.store().as_ref(), id)?;
+            let journal = Journal::open(global.store()?.as_ref(), id)?;
             print!("{}", crate::journal::timeline(&journal.events()?));
         }
+    }
+    Ok(exit::OK)
+}
+
+/// `drctl lock status`: each lock, its holder, and its lease's age.
+pub fn lock_status_command(global: &GlobalArgs) -> Result<u8, Error> {
+    let store = global.store()?;
+    let locks = store.environment_locks()?;
+    if locks.is_empty() {
+        println!("No environment is locked in {}.", store.root().display());
+    }
+    for lock in locks {
+        let holder = lock.holder.map_or_else(
+            || "a process that is taking it right now".to_string(),
+            |h| h.to_string(),
+        );
+        let lease = match lock.lease {
+            None => String::new(),
+            Some(l) if l.renewed_ms_ago > l.lease_ms as i64 => format!(
+                "; lease lapsed {}s ago (generation {}): the next run takes it over",
+                (l.renewed_ms_ago - l.lease_ms as i64) / 1000,
+                l.generation
+            ),
+            Some(l) => format!(
+                "; lease renewed {}s ago, of {}s (generation {})",
+                l.renewed_ms_ago.max(0) / 1000,
+                l.lease_ms / 1000,
+                l.generation
+            ),
+        };
+        println!("{}: {holder}{lease}", lock.name);
     }
     Ok(exit::OK)
 }
@@ -397,7 +434,7 @@ pub fn unlock_command(
             (runbook.environment.clone(), runbook.region.clone())
         }
     };
-    let store = global.store();
+    let store = global.store()?;
     let Some(holder) = crate::lock::holder(store.as_ref(), &env, &region) else {
         println!("{env}@{region} is not locked.");
         return Ok(exit::OK);

@@ -18,7 +18,7 @@ use super::CliConnect;
 
 pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = DrillRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
@@ -32,7 +32,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         run_id: args.run_id.clone(),
     };
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let outcome = rehearse::drill(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();
@@ -46,9 +46,9 @@ pub async fn resume_drill(
     parallelism: usize,
 ) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let outcome =
         rehearse::resume(&ctx, &CliConnect::new(global), run_id, parallelism, &cancel).await;
     watcher.abort();
@@ -199,7 +199,7 @@ fn rto_line(report: &DrillReport) -> String {
 pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> {
     let loaded = app::load(global.root.as_deref(), runbook)?;
     let runbook = loaded.runbook();
-    let reports = history::read_history(global.store().as_ref(), &runbook.name)?;
+    let reports = history::read_history(global.store()?.as_ref(), &runbook.name)?;
     if reports.is_empty() {
         println!(
             "No drills of {} yet. Run one with: drctl drill {}",
@@ -218,7 +218,7 @@ pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> 
 /// break-glass), and the RTO at the end.
 pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let loaded = app::load(global.root.as_deref(), &args.runbook)?;
     let runbook = loaded.runbook();
     let started = crate::clock::Clock::now(&crate::cli::commands::CLOCK);
@@ -248,7 +248,7 @@ pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<
     };
     let rto_target = runbook.rto_target;
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let result = app::apply(&ctx, &CliConnect::new(global), &request, &cancel).await;
     watcher.abort();
     ctx.sink.flush();

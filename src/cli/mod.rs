@@ -16,6 +16,7 @@ mod next_step;
 pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
+mod state;
 mod target;
 pub mod terminal;
 mod traffic;
@@ -56,6 +57,7 @@ Environment:
   AWS_ENDPOINT_URL       send every AWS call to this endpoint, like --endpoint-url
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
                          credentials (any source of the AWS config chain works)
+  DRCTL_STATE            like --state: the team's run store, s3://BUCKET/PREFIX
   DRCTL_STATE_DIR        like --state-dir
   NO_COLOR               no colour in help, errors and log lines
   RUST_LOG               log filter, overriding -v/-q (e.g. RUST_LOG=drctl=debug)";
@@ -95,6 +97,20 @@ pub struct GlobalArgs {
         default_value = ".drctl"
     )]
     pub state_dir: PathBuf,
+    /// The run store a team shares: `s3://BUCKET/PREFIX` (or a directory).
+    /// Default: `[state] url` in the repository's drctl.toml, else
+    /// --state-dir.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "DRCTL_STATE",
+        hide_env_values = true
+    )]
+    pub state: Option<String>,
+    /// The store, once a command has opened it.
+    #[arg(skip)]
+    pub opened: Arc<std::sync::OnceLock<Arc<dyn RunStore>>>,
     /// More logging (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -107,15 +123,24 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The run store `--state-dir` names: the one place a command turns the
-    /// state directory into the store its records go through.
-    pub fn store(&self) -> Arc<dyn RunStore> {
-        crate::store::local(&self.state_dir)
-    }
-
     /// The local sandbox's directory, beside the records.
     pub fn sandbox_dir(&self) -> PathBuf {
         crate::store::sandbox_dir(&self.state_dir)
+    }
+
+    /// These options, with the run store at `location` (a directory or an
+    /// `s3://` URL, as a run recorded it). A directory is the state
+    /// directory too: the run's sandbox is beside its records.
+    pub fn at_store(mut self, location: &std::path::Path) -> GlobalArgs {
+        let text = location.display().to_string();
+        if let Ok(crate::store::StoreLocation::Local(dir)) =
+            crate::store::StoreLocation::parse(&text)
+        {
+            self.state_dir = dir;
+        }
+        self.state = Some(text);
+        self.opened = Default::default();
+        self
     }
 }
 
@@ -200,6 +225,9 @@ pub enum Command {
         after_help = "Examples:\n  drctl unlock fleet-rehearsal\n  drctl unlock fleet-dr@us-west-2 --yes"
     )]
     Unlock(UnlockArgs),
+    /// Environment locks: who holds them, and their leases.
+    #[command(subcommand, after_help = "Example:\n  drctl lock status")]
+    Lock(LockCommand),
     /// Scheduled drills: next fire times, a foreground scheduler, exports for other schedulers.
     #[command(
         subcommand,
@@ -306,6 +334,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Unlock(args) => {
             crate::cli::commands::unlock_command(global, &args.target, args.yes)
         }
+        Command::Lock(LockCommand::Status) => crate::cli::commands::lock_status_command(global),
         Command::Schedule(command) => schedule::schedule(global, command).await,
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {

@@ -222,9 +222,10 @@ async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
         scheduled: scheduled(&project)?,
         store: GlobalArgs {
             state_dir: state_dir.clone(),
+            opened: Default::default(),
             ..global.clone()
         }
-        .store(),
+        .store()?,
         drill: drill_command(global, &project.root)?,
         once: args.once,
     };

@@ -115,7 +115,7 @@ impl Connect for CliConnect<'_> {
                 .region
                 .clone()
                 .unwrap_or_else(|| region.to_string()),
-            state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into()),
+            state_dir: crate::store::absolute(state_dir),
         }
     }
 
@@ -137,12 +137,12 @@ impl Connect for CliConnect<'_> {
 /// target than the run's is refused.
 pub(crate) fn for_run(global: &GlobalArgs, run_id: &str) -> Result<GlobalArgs, Error> {
     let mut effective = global.clone();
-    if !global.store().has_run(run_id) {
-        if let Some(dir) = crate::journal::index::lookup(run_id) {
-            effective.state_dir = dir;
+    if !global.store()?.has_run(run_id) {
+        if let Some(store) = crate::journal::index::lookup(run_id) {
+            effective = effective.at_store(&store);
         }
     }
-    let journal = Journal::open(effective.store().as_ref(), run_id)?;
+    let journal = Journal::open(effective.store()?.as_ref(), run_id)?;
     let target = journal.events()?.into_iter().find_map(|e| match e {
         JournalEvent::RunStarted { target, .. } => target,
         _ => None,

@@ -41,7 +41,7 @@ async fn run(
     rollback: bool,
 ) -> Result<u8, Error> {
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref());
+    let ctx = context(global, sink.as_ref())?;
     let request = TrafficRequest {
         root: global.root.clone(),
         runbook: runbook.to_string(),
@@ -49,7 +49,7 @@ async fn run(
         parallelism: 4,
     };
     let cancel = CancellationToken::new();
-    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()));
+    let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
     let connect = CliConnect::new(global);
     let result = if rollback {
         app::rollback(&ctx, &connect, &request, &cancel).await

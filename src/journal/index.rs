@@ -25,7 +25,7 @@ pub fn record(run_id: &str, state_dir: &Path) {
     let Some(path) = file() else { return };
     let entry = Entry {
         run_id: run_id.to_string(),
-        state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.into()),
+        state_dir: crate::store::absolute(state_dir),
     };
     let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).and_then(|()| {
         let mut f = std::fs::OpenOptions::new()

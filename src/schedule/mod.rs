@@ -251,6 +251,15 @@ impl From<crate::store::StoreError> for ScheduleError {
                 path,
                 source: std::io::ErrorKind::AlreadyExists.into(),
             },
+            StoreError::Remote {
+                action,
+                url,
+                message,
+            } => ScheduleError::Io {
+                action,
+                path: url.into(),
+                source: std::io::Error::other(message),
+            },
         }
     }
 }

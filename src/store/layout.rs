@@ -6,6 +6,8 @@
 //! ```text
 //! runs/<run id>/events.jsonl       a run's journal (append-only)
 //! locks/<env>@<region>.lock        an environment's lock (OS lock + holder)
+//! runs/<run id>/events/<seq>      …in a bucket: one object per append
+//! locks/broken/<lock>.<ms>.json    who broke a lease (`drctl unlock`)
 //! reports/<runbook>/<run id>.json  a drill's report (and .md)
 //! schedule/state.json              the scheduler's state
 //! schedule/daemon.lock             one scheduler per state directory
@@ -42,6 +44,27 @@ impl Key {
     /// One run's journal.
     pub fn journal(run_id: &str) -> Key {
         Key(format!("runs/{run_id}/events.jsonl"))
+    }
+
+    /// A run's journal in a bucket: one numbered object per append, under
+    /// this folder.
+    pub fn journal_parts(run_id: &str) -> Key {
+        Key(format!("runs/{run_id}/events"))
+    }
+
+    /// The `seq`-th object of a run's journal in a bucket.
+    pub fn journal_part(run_id: &str, seq: u64) -> Key {
+        Key(format!("runs/{run_id}/events/{seq:010}"))
+    }
+
+    /// Who broke the lease of `lock`, and when (`at`, ms).
+    pub fn broken_lock(lock: &Key, at: i64) -> Key {
+        Key(format!("locks/broken/{}.{at}.json", lock.name()))
+    }
+
+    /// Where environments' locks are.
+    pub fn locks() -> Key {
+        Key("locks".into())
     }
 
     /// The lock of an environment in a region.
@@ -81,6 +104,11 @@ impl Key {
     /// The last part of the key (a file's name, locally).
     pub fn name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// A key as a listing names it (relative, `/`-separated).
+    pub(super) fn from_relative(key: String) -> Key {
+        Key(key)
     }
 
     /// The key of `name` within this one.

@@ -28,6 +28,8 @@
 
 mod layout;
 mod local;
+mod location;
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +40,18 @@ use crate::clock::{format_millis, Millis};
 
 pub use layout::{sandbox_dir, Key, ReportFormat};
 pub use local::LocalStore;
+pub use location::{BucketLocation, StoreLocation, DEFAULT_LEASE};
+pub use s3::S3Store;
+
+/// A store's location as a run records it: a directory made absolute (a
+/// printed `drctl resume ID` works from anywhere), a bucket's URL as it is.
+pub fn absolute(location: &Path) -> PathBuf {
+    let text = location.to_string_lossy();
+    match StoreLocation::parse(&text) {
+        Ok(StoreLocation::Bucket(_)) => location.to_path_buf(),
+        _ => std::path::absolute(location).unwrap_or_else(|_| location.into()),
+    }
+}
 
 /// The store in the state directory `state_dir`.
 pub fn local(state_dir: &Path) -> Arc<dyn RunStore> {
@@ -80,14 +94,20 @@ pub trait RunStore: Send + Sync + std::fmt::Debug {
     /// when nobody does or the record is not readable (being written).
     fn environment_holder(&self, env: &str, region: &str) -> Option<LockHolder>;
 
-    /// Removes the lock of `env` in `region` that no live process holds
-    /// (`drctl unlock`), returning the holder it recorded. Refused while a
-    /// live process holds it.
+    /// Removes the lock of `env` in `region` (`drctl unlock`, confirmed by
+    /// `by`, `user@host`), returning the holder it recorded. A local store
+    /// refuses while a live process holds it; a shared one cannot tell, and
+    /// breaks the lease, keeping a record of who did.
     fn unlock_environment(
         &self,
         env: &str,
         region: &str,
+        by: &str,
     ) -> Result<Option<LockHolder>, LockRefusal>;
+
+    /// Every environment lock in the store (held, or left by a holder that
+    /// ended), for `drctl lock status`.
+    fn environment_locks(&self) -> Result<Vec<LockStatus>, StoreError>;
 
     /// Takes the lock that keeps one scheduler per store, naming `owner`
     /// (`pid 1234`) to a second one, which is refused with
@@ -141,6 +161,26 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
+/// One environment lock as `drctl lock status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStatus {
+    /// `env@region`.
+    pub name: String,
+    /// `None` while its holder is still writing its record.
+    pub holder: Option<LockHolder>,
+    /// In a shared store: the lease, as S3's clock sees it.
+    pub lease: Option<LeaseAge>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseAge {
+    /// Since the holder last renewed it.
+    pub renewed_ms_ago: Millis,
+    pub lease_ms: u64,
+    /// Raised by every takeover.
+    pub generation: u64,
+}
+
 /// Why a lock was not taken (or not removed).
 #[derive(Debug)]
 pub enum LockRefusal {
@@ -170,6 +210,13 @@ pub enum StoreError {
     /// A new run's id names one the store holds.
     #[error("run {run_id} exists already in {}", path.display())]
     RunExists { run_id: String, path: PathBuf },
+    /// A request to a shared store failed (after the SDK's retries).
+    #[error("cannot {action} {url}: {message}")]
+    Remote {
+        action: &'static str,
+        url: String,
+        message: String,
+    },
     /// Another process holds a lock that has no takeover (the scheduler's).
     #[error("{} is held by {holder}", path.display())]
     Busy { path: PathBuf, holder: String },

@@ -25,4 +25,5 @@ mod sandbox;
 mod schedule;
 mod service;
 mod support;
+mod team;
 mod validation;

@@ -182,6 +182,8 @@ struct Shared {
     /// Open client connections, to cut on drop.
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_conn: AtomicU64,
+    /// Held while a request is forwarded, when requests go one at a time.
+    one_at_a_time: Option<Mutex<()>>,
 }
 
 struct State {
@@ -205,10 +207,23 @@ struct Plan {
 impl FaultProxy {
     /// A proxy in front of `upstream` (`http://host:port`).
     pub fn start(upstream: &str, faults: Faults) -> FaultProxy {
-        FaultProxy::start_with(upstream, faults, None)
+        FaultProxy::start_with(upstream, faults, None, false)
     }
 
-    fn start_with(upstream: &str, faults: Faults, model: Option<AwsModel>) -> FaultProxy {
+    /// A proxy in front of the tests' moto server that forwards one request
+    /// at a time. S3 applies a conditional write atomically; moto's threaded
+    /// server checks the condition and writes in two steps, so two racing
+    /// writers can both win there. One at a time, moto is as atomic as S3.
+    pub fn moto_one_at_a_time() -> FaultProxy {
+        FaultProxy::start_with(crate::support::moto_endpoint(), Faults::none(), None, true)
+    }
+
+    fn start_with(
+        upstream: &str,
+        faults: Faults,
+        model: Option<AwsModel>,
+        one_at_a_time: bool,
+    ) -> FaultProxy {
         let authority = upstream
             .strip_prefix("http://")
             .unwrap_or(upstream)
@@ -231,6 +246,7 @@ impl FaultProxy {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
+            one_at_a_time: one_at_a_time.then(|| Mutex::new(())),
         });
         let accept = {
             let shared = shared.clone();
@@ -261,6 +277,7 @@ impl FaultProxy {
             crate::support::moto_endpoint(),
             Faults::none(),
             Some(AwsModel::new(times)),
+            false,
         )
     }
 
@@ -478,6 +495,10 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             Some(fault) => fault_response(&fault, service, &format!("fault-proxy-{n}")),
             None => match &shared.model {
+                None if shared.one_at_a_time.is_some() => {
+                    let _turn = shared.one_at_a_time.as_ref().map(|m| m.lock());
+                    forward(&mut upstream, shared.upstream, &request)?
+                }
                 Some(model) => model.exchange(&request, service, &action, &mut |r: &Request| {
                     forward(&mut upstream, shared.upstream, r)
                 })?,

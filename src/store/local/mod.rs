@@ -6,7 +6,7 @@ mod lock;
 
 use std::path::{Path, PathBuf};
 
-use super::{Key, Lease, LockHolder, LockRefusal, RunLog, RunStore, StoreError};
+use super::{Key, Lease, LockHolder, LockRefusal, LockStatus, RunLog, RunStore, StoreError};
 
 /// The records in one state directory.
 #[derive(Debug, Clone)]
@@ -107,10 +107,26 @@ impl RunStore for LocalStore {
         lock::read_holder(&self.path(&Key::environment_lock(env, region)))
     }
 
+    fn environment_locks(&self) -> Result<Vec<LockStatus>, StoreError> {
+        let mut found = Vec::new();
+        for key in self.list(&Key::locks())? {
+            let Some(name) = key.name().strip_suffix(".lock") else {
+                continue;
+            };
+            found.push(LockStatus {
+                name: name.to_string(),
+                holder: lock::read_holder(&self.path(&key)),
+                lease: None,
+            });
+        }
+        Ok(found)
+    }
+
     fn unlock_environment(
         &self,
         env: &str,
         region: &str,
+        _by: &str,
     ) -> Result<Option<LockHolder>, LockRefusal> {
         lock::unlock(&self.path(&Key::environment_lock(env, region)))
     }

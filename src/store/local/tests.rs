@@ -101,7 +101,7 @@ fn an_environment_lock_names_its_owner_and_refuses_another_until_released() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        store.unlock_environment("e", "r"),
+        store.unlock_environment("e", "r", "me@here"),
         Err(LockRefusal::Held(Some(_)))
     ));
     drop(lease);
@@ -124,8 +124,11 @@ fn a_record_left_on_another_host_is_refused_until_unlocked() {
         Err(LockRefusal::LeftOnOtherHost(h)) => assert_eq!(h, left),
         other => panic!("{other:?}"),
     }
-    assert_eq!(store.unlock_environment("e", "r").unwrap(), Some(left));
-    assert_eq!(store.unlock_environment("e", "r").unwrap(), None);
+    assert_eq!(
+        store.unlock_environment("e", "r", "me@here").unwrap(),
+        Some(left)
+    );
+    assert_eq!(store.unlock_environment("e", "r", "me@here").unwrap(), None);
     drop(
         store
             .lock_environment("e", "r", &holder("run-new", "here"))
