@@ -69,11 +69,20 @@ impl GlobalArgs {
         let store: Arc<dyn RunStore> = match self.store_location()? {
             StoreLocation::Local(dir) => crate::store::local(&dir),
             StoreLocation::Bucket(place) => {
-                // The same endpoint and credentials as every other client.
+                // The same endpoint and credentials as every other client,
+                // but quick to give up: when the store's region is down, a
+                // command says so in seconds rather than retrying for
+                // minutes as a control-plane call does.
                 let settings = crate::cloud::AwsSettings {
                     region: place.region.clone(),
                     endpoint_url: self.endpoint_url.clone(),
                     profile: self.profile.clone(),
+                    max_attempts: 4,
+                    initial_backoff: Duration::from_millis(200),
+                    max_backoff: Duration::from_secs(2),
+                    connect_timeout: Duration::from_secs(2),
+                    attempt_timeout: Duration::from_secs(5),
+                    operation_timeout: Duration::from_secs(15),
                     ..crate::cloud::AwsSettings::default()
                 };
                 Arc::new(S3Store::open(place, async move { settings.load().await })?)

@@ -185,6 +185,20 @@ async fn a_missing_bucket_is_named_with_its_region_and_nothing_runs() {
     );
 }
 
+#[tokio::test]
+async fn an_unreachable_store_is_an_error_naming_bucket_and_region_not_a_hang() {
+    let m = Machine::new("drctl-unreachable", 95, "\"auto\"");
+    // Nothing listens on port 9 of loopback: every connection is refused.
+    let mut cmd = crate::support::drctl_at(m.repo.root(), m.state.path(), "http://127.0.0.1:9");
+    cmd.current_dir(m.repo.root()).args(["runs"]);
+    let (code, text) = outcome(&mut cmd);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("bucket drctl-unreachable") && text.contains(&format!("region {REGION}")),
+        "{text}"
+    );
+}
+
 /// A store in `bucket` as a process opens it, reached through `endpoint`.
 fn store(bucket: &str, endpoint: &str, lease: Duration) -> S3Store {
     let StoreLocation::Bucket(place) =
