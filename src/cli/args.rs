@@ -63,6 +63,11 @@ pub struct DrillArgs {
     /// drills knows which report is theirs.
     #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+    /// Started by a scheduler (a CronJob, a workflow, a timer): claims the
+    /// runbook's latest scheduled fire in the run store first, so a fire
+    /// started twice (a job fired twice) drills once.
+    #[arg(long)]
+    pub scheduled: bool,
 }
 
 #[derive(Debug, Subcommand)]

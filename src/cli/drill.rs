@@ -19,6 +19,13 @@ use super::CliConnect;
 pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, Error> {
     let sink = sink(global);
     let ctx = context(global, sink.as_ref())?;
+    let run_id = match args.scheduled {
+        true => match claim_fire(global, &ctx, args)? {
+            Some(run_id) => Some(run_id),
+            None => return Ok(exit::OK),
+        },
+        false => args.run_id.clone(),
+    };
     let request = DrillRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
@@ -29,7 +36,7 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
         rebake: args.rebake,
         parallelism: args.parallelism.into(),
         settings: DrillSettings::default(),
-        run_id: args.run_id.clone(),
+        run_id,
     };
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));
@@ -37,6 +44,67 @@ pub async fn drill_command(global: &GlobalArgs, args: &DrillArgs) -> Result<u8, 
     watcher.abort();
     ctx.sink.flush();
     Ok(print_drill_end(global, outcome?))
+}
+
+/// `drill --scheduled`: claims the runbook's latest scheduled fire for
+/// this drill's run id; `None` (and says so) when another start of the same
+/// fire claimed it first.
+fn claim_fire(
+    global: &GlobalArgs,
+    ctx: &crate::app::Context<'_>,
+    args: &DrillArgs,
+) -> Result<Option<String>, Error> {
+    let loaded = crate::app::load(global.root.as_deref(), &args.runbook)?;
+    let runbook = loaded.runbook();
+    let Some(scheduled) = crate::schedule::Scheduled::of(runbook) else {
+        return Err(Error::usage(
+            format!(
+                "runbook {} has no schedule to claim a fire of",
+                runbook.name
+            ),
+            Some("leave out --scheduled, or give the runbook a `schedule`".into()),
+        ));
+    };
+    let now = jiff::Timestamp::from_millisecond(ctx.clock.now())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    let Some(fire) = crate::schedule::latest_fire(&scheduled, now) else {
+        return Err(Error::usage(
+            format!(
+                "runbook {}'s schedule has not fired in the last year",
+                runbook.name
+            ),
+            None,
+        ));
+    };
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| crate::app::new_run_id(ctx.clock));
+    let key = crate::store::Key::fire_claim(&runbook.name, fire.at.timestamp().as_millisecond());
+    let claim = serde_json::json!({
+        "run_id": run_id,
+        "by": format!("{}@{}", crate::journal::current_user(), crate::journal::host_name()),
+    });
+    if ctx.store.claim(&key, claim.to_string().as_bytes())? {
+        return Ok(Some(run_id));
+    }
+    let by = ctx
+        .store
+        .get(&key)?
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|c| {
+            format!(
+                "run {} by {}",
+                c["run_id"].as_str().unwrap_or("?"),
+                c["by"].as_str().unwrap_or("?")
+            )
+        })
+        .unwrap_or_else(|| "another start".into());
+    println!(
+        "The fire of {}'s schedule at {} was claimed already ({by}): nothing to do.",
+        runbook.name, fire.at
+    );
+    Ok(None)
 }
 
 /// `drctl resume` of a drill run.

@@ -264,7 +264,7 @@ pub async fn resume<C: Connect>(
         },
         _ => {
             // The run's own continuation; the drill concludes in its own way.
-            crate::app::runs::continue_run(ctx, connect, run_id, parallelism, cancel)
+            crate::app::resume::continue_run(ctx, connect, run_id, parallelism, cancel)
                 .await?
                 .end
         }

@@ -191,6 +191,19 @@ pub fn due(
     })
 }
 
+/// The newest fire of `scheduled` at or before `now` (within a year): the
+/// one a scheduler that started a drill just now started it for.
+pub fn latest_fire(scheduled: &Scheduled, now: Timestamp) -> Option<Fire> {
+    // Looked for in growing windows: a schedule of every minute has half a
+    // million fires in a year.
+    [1i64, 26, 8 * 24, 32 * 24, 367 * 24]
+        .into_iter()
+        .find_map(|hours| {
+            let since = now.checked_sub(hours.hours()).ok()?;
+            due(&scheduled.cron, &scheduled.tz, since, now).map(|d| d.newest)
+        })
+}
+
 /// What went wrong in scheduling, exporting, or the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {

@@ -92,6 +92,11 @@ impl Key {
         Key("schedule/state.json".into())
     }
 
+    /// The claim of one fire (`fire`, ms) of a runbook's schedule.
+    pub fn fire_claim(runbook: &str, fire: i64) -> Key {
+        Key(format!("schedule/claims/{runbook}/{fire}"))
+    }
+
     /// The lock that keeps one scheduler per store.
     pub fn scheduler_lock() -> Key {
         Key("schedule/daemon.lock".into())

@@ -117,6 +117,10 @@ pub trait RunStore: Send + Sync + std::fmt::Debug {
     /// Writes a whole object: a reader sees the old one or this, never part.
     fn put(&self, key: &Key, bytes: &[u8]) -> Result<(), StoreError>;
 
+    /// Writes `key` only where nothing is: whether this call wrote it (a
+    /// second claim of the same thing, from anywhere, gets `false`).
+    fn claim(&self, key: &Key, bytes: &[u8]) -> Result<bool, StoreError>;
+
     /// Reads a whole object; `None` when there is none.
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -123,7 +123,10 @@ fn export_prints_each_format_with_file_headers() {
         stdout.contains("\nCRON_TZ=Europe/Berlin\n0 4 * * 6 cd "),
         "{stdout}"
     );
-    assert!(stdout.trim_end().ends_with(" drill rb"), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with(" drill rb --scheduled"),
+        "{stdout}"
+    );
 
     let (code, stdout, stderr) = run(
         &repo,

@@ -28,6 +28,12 @@ async fn s3_client() -> aws_sdk_s3::Client {
     )
 }
 
+/// The id of the run a command's output says it started.
+fn started_run(text: &str) -> String {
+    let line = crate::support::printed_after(text, "Run ");
+    line.split_whitespace().next().unwrap().to_string()
+}
+
 /// A bucket of this test's own, created in moto.
 async fn new_bucket(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -136,11 +142,7 @@ async fn a_drill_on_one_machine_is_in_the_others_history_and_no_object_holds_a_s
     });
     let (code, text) = a.run(&["drill", "rb"]);
     assert_eq!(code, Some(0), "{text}");
-    let run_id = crate::support::printed_after(&text, "Run ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let run_id = started_run(&text);
     let (code, text) = b.run(&["drills", "history", "rb"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(&run_id), "{text}");
@@ -375,4 +377,37 @@ async fn a_lock_held_anywhere_shows_its_lease_and_an_unlock_breaks_it_on_record(
         "{note}"
     );
     drop(lease);
+}
+
+#[tokio::test]
+async fn a_scheduled_drill_started_twice_drills_once() {
+    let bucket = new_bucket("fire").await;
+    let a = Machine::new(&bucket, 96, "\"auto\"");
+    let b = Machine::new(&bucket, 96, "\"auto\"");
+    for machine in [&a, &b] {
+        // Fires once a year: both starts are for the same fire.
+        machine.repo.edit("runbooks/rb.toml", |text| {
+            format!("schedule = \"0 0 1 1 *\"\n{text}")
+        });
+    }
+    let (code, text) = a.run(&["drill", "rb", "--scheduled"]);
+    assert_eq!(code, Some(0), "{text}");
+    let run_id = started_run(&text);
+    // The same fire, started again elsewhere (a CronJob fired twice).
+    let (code, text) = b.run(&["drill", "rb", "--scheduled"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("was claimed already") && text.contains(&run_id),
+        "{text}"
+    );
+    let runs = s3_client()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("drctl/runs/")
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(runs.common_prefixes().len(), 1, "{runs:?}");
 }

@@ -26,7 +26,8 @@ pub(super) fn render<'a>(
             return Err((*s, format!("the time zone `{}` holds a space", s.timezone)));
         }
         // cron turns an unescaped `%` into a newline.
-        let command = format!("{cd} drill {}", shell_word(&s.runbook)).replace('%', "\\%");
+        let command =
+            format!("{cd} drill {} --scheduled", shell_word(&s.runbook)).replace('%', "\\%");
         out.push_str(&format!(
             "\n# {}: \"{}\" in {}\nCRON_TZ={}\n{line} {command}\n",
             s.runbook, s.expression, s.timezone, s.timezone
@@ -90,7 +91,7 @@ mod tests {
         assert_eq!(fields.join(" "), "0 4 * * 6");
         assert_eq!(
             command,
-            r"cd '/srv/100\% dr' && /usr/local/bin/drctl drill web-dr"
+            r"cd '/srv/100\% dr' && /usr/local/bin/drctl drill web-dr --scheduled"
         );
         let (tz, fields, _) = &entries[1];
         assert_eq!(tz, "UTC");

@@ -33,8 +33,13 @@ pub(super) fn render(
         "{header}\
          # The image holds drctl and this repository as its working directory; the\n\
          # pod reaches AWS through its service account's role or AWS_* variables.\n\
-         # Mount a volume at .drctl to keep the drill reports. Kubernetes resolves\n\
-         # daylight-saving gaps and overlaps by its own rules.\n\
+         # With the team's run store in the repository's drctl.toml ([state] url =\n\
+         # \"s3://BUCKET/PREFIX\") no volume is needed: the role also needs\n\
+         # s3:ListBucket on the bucket and s3:GetObject, s3:PutObject and\n\
+         # s3:DeleteObject under the prefix. Without one, mount a volume at .drctl\n\
+         # to keep the drill reports. `--scheduled` claims the fire in the store,\n\
+         # so a job fired twice drills once. Kubernetes resolves daylight-saving\n\
+         # gaps and overlaps by its own rules.\n\
          apiVersion: batch/v1\n\
          kind: CronJob\n\
          metadata:\n\
@@ -66,7 +71,7 @@ pub(super) fn render(
          \x20         containers:\n\
          \x20           - name: drill\n\
          \x20             image: {image}\n\
-         \x20             command: [\"drctl\", \"drill\", {runbook}]\n",
+         \x20             command: [\"drctl\", \"drill\", {runbook}, \"--scheduled\"]\n",
         header = header(Format::Kubernetes, s, "#"),
         labels8 = indent(labels, 4),
         labels12 = indent(labels, 12),
@@ -170,7 +175,7 @@ mod tests {
             .iter()
             .map(|w| w.as_str().expect("a string"))
             .collect();
-        assert_eq!(command, ["drctl", "drill", "web-dr"]);
+        assert_eq!(command, ["drctl", "drill", "web-dr", "--scheduled"]);
         assert_eq!(
             job["template"]["metadata"]["labels"]["app.kubernetes.io/component"].as_str(),
             Some("drill")

@@ -144,6 +144,27 @@ impl RunStore for LocalStore {
         crate::durable::write_atomic(&path, bytes).map_err(io("write", &path))
     }
 
+    /// Created exclusively (`O_EXCL`) and fsync'd.
+    fn claim(&self, key: &Key, bytes: &[u8]) -> Result<bool, StoreError> {
+        use std::io::Write as _;
+        let path = self.path(key);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        let mut file = match created {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io("create", &path)(e)),
+        };
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io("write", &path))?;
+        Ok(true)
+    }
+
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path(key);
         match std::fs::read(&path) {

@@ -476,6 +476,14 @@ impl RunStore for S3Store {
             .map(|_| ())
     }
 
+    fn claim(&self, key: &Key, bytes: &[u8]) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        let (key, bytes) = (key.as_str().to_string(), bytes.to_vec());
+        let written =
+            self.block(async move { shared.put(&key, bytes, Condition::Absent).await })?;
+        Ok(matches!(written, Written::Done(_)))
+    }
+
     fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
         let shared = self.shared.clone();
         let key = key.as_str().to_string();
