@@ -411,3 +411,42 @@ async fn a_scheduled_drill_started_twice_drills_once() {
         .unwrap();
     assert_eq!(runs.common_prefixes().len(), 1, "{runs:?}");
 }
+
+#[tokio::test]
+async fn a_journal_read_again_fetches_only_what_it_has_not_seen() {
+    let bucket = new_bucket("reads").await;
+    let proxy = FaultProxy::moto(Faults::none());
+    let a = store(&bucket, proxy.url(), Duration::from_secs(30));
+    let b = store(&bucket, moto_endpoint(), Duration::from_secs(30));
+    let journal = a.create_run("r-1").unwrap();
+    for n in 0..5 {
+        journal
+            .append(&[format!("{{\"n\":{n}}}").into_bytes()])
+            .unwrap();
+    }
+    let gets = |proxy: &FaultProxy| {
+        proxy
+            .by_action()
+            .into_iter()
+            .filter(|(action, _)| action.contains("GET /") && action.contains("/events/"))
+            .map(|(_, c)| c.calls())
+            .sum::<u32>()
+    };
+    proxy.reset_counts();
+    assert_eq!(journal.read().unwrap().len(), 5);
+    assert_eq!(
+        gets(&proxy),
+        0,
+        "what it wrote itself is not fetched: {:?}",
+        proxy.by_action()
+    );
+    // An approval from elsewhere: one object more, fetched once.
+    b.open_run("r-1")
+        .unwrap()
+        .unwrap()
+        .append(&[b"{\"n\":5}".to_vec()])
+        .unwrap();
+    assert_eq!(journal.read().unwrap().len(), 6);
+    assert_eq!(journal.read().unwrap().len(), 6);
+    assert_eq!(gets(&proxy), 1, "{:?}", proxy.by_action());
+}

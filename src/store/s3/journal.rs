@@ -2,6 +2,7 @@
 //! append (the records of one step together), each created only where
 //! nothing is. Object 0 is empty and marks the run as taken.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::{block, Condition, Shared, Written};
@@ -15,6 +16,10 @@ pub(super) struct S3RunLog {
     run_id: String,
     /// The number the next append takes, unless another writer took it.
     next: Mutex<u64>,
+    /// The journal's objects read or written so far, by number: written
+    /// once and never changed, so a read fetches only the numbers it has
+    /// not seen (a run reads its journal at every phase and gate).
+    seen: Arc<Mutex<BTreeMap<u64, Vec<u8>>>>,
 }
 
 fn folder(run_id: &str) -> String {
@@ -44,6 +49,7 @@ impl S3RunLog {
                 shared,
                 run_id: run_id.to_string(),
                 next: Mutex::new(1),
+                seen: Arc::new(Mutex::new(BTreeMap::from([(0, Vec::new())]))),
             }),
             Written::Lost => Err(StoreError::RunExists {
                 run_id: run_id.to_string(),
@@ -63,6 +69,7 @@ impl S3RunLog {
             shared,
             run_id: run_id.to_string(),
             next: Mutex::new(last + 1),
+            seen: Arc::default(),
         }))
     }
 }
@@ -84,6 +91,7 @@ impl RunLog for S3RunLog {
         let run_id = self.run_id.clone();
         let mut next = self.next.lock().expect("journal number");
         let first = *next;
+        let kept = body.clone();
         let written = block(&self.shared.handle, async move {
             let mut seq = first;
             for _ in 0..RACES {
@@ -107,16 +115,37 @@ impl RunLog for S3RunLog {
             ))
         })?;
         *next = written + 1;
+        self.seen
+            .lock()
+            .expect("journal cache")
+            .insert(written, kept);
         Ok(())
     }
 
+    /// One listing, and a read of each object not seen yet.
     fn read(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let shared = self.shared.clone();
-        let run_id = self.run_id.clone();
-        block(
-            &self.shared.handle,
-            async move { read(&shared, &run_id).await },
-        )
+        let (shared, run_id) = (self.shared.clone(), self.run_id.clone());
+        let seen = self.seen.clone();
+        block(&self.shared.handle, async move {
+            let listed = numbers(&shared, &run_id).await?;
+            let missing: Vec<(u64, String)> = {
+                let seen = seen.lock().expect("journal cache");
+                listed
+                    .iter()
+                    .filter(|(n, _)| !seen.contains_key(n))
+                    .cloned()
+                    .collect()
+            };
+            let keys = missing.iter().map(|(_, k)| k.clone()).collect();
+            let fetched = shared.get_all(keys).await?;
+            if fetched.len() != missing.len() {
+                let why = "an object of it vanished while it was read".to_string();
+                return Err(shared.failed("read", &folder(&run_id), why));
+            }
+            let mut seen = seen.lock().expect("journal cache");
+            seen.extend(missing.into_iter().map(|(n, _)| n).zip(fetched));
+            Ok(records(listed.iter().filter_map(|(n, _)| seen.get(n))))
+        })
     }
 }
 
@@ -128,12 +157,16 @@ pub(super) async fn read(shared: &Shared, run_id: &str) -> Result<Vec<Vec<u8>>, 
         .map(|(_, k)| k)
         .collect();
     let objects = shared.get_all(keys).await?;
-    Ok(objects
-        .iter()
+    Ok(records(objects.iter()))
+}
+
+/// The records in journal objects, in their order.
+fn records<'a>(objects: impl Iterator<Item = &'a Vec<u8>>) -> Vec<Vec<u8>> {
+    objects
         .flat_map(|o| o.split(|b| *b == b'\n'))
         .filter(|r| !r.is_empty())
         .map(|record| record.to_vec())
-        .collect())
+        .collect()
 }
 
 pub(super) async fn exists(shared: &Shared, run_id: &str) -> Result<bool, StoreError> {
