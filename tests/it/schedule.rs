@@ -103,7 +103,7 @@ fn export_writes_systemd_units_that_read_back() {
         std::fs::read_to_string(out.join("drctl-drill-rb.service")).expect("service written");
     let root = repo.root().canonicalize().unwrap();
     let exec = format!(
-        "ExecStart={} --root {} drill rb",
+        "ExecStart={} --root {} drill rb --scheduled",
         env!("CARGO_BIN_EXE_drctl"),
         root.display()
     );

@@ -115,7 +115,11 @@ pub(super) fn render(
         } else {
             ""
         },
-        run = yaml_str(&format!("drctl drill {runbook}")),
+        // A scheduled run claims its fire (GitHub may start one twice); a
+        // run started by hand is a drill of its own.
+        run = yaml_str(&format!(
+            "drctl drill {runbook}${{{{ github.event_name == 'schedule' && ' --scheduled' || '' }}}}"
+        )),
         artifact = yaml_str(&format!("drill-report-{}", s.runbook)),
         path = yaml_str(&format!(".drctl/reports/{}/", s.runbook)),
     ));

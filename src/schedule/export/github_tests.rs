@@ -88,7 +88,10 @@ fn a_zone_with_daylight_saving_gets_both_offsets_and_a_gate() {
         steps[2]["if"].as_str(),
         Some("github.event_name != 'schedule' || steps.due.outputs.due == 'true'")
     );
-    assert_eq!(steps[2]["run"].as_str(), Some("drctl drill web-dr"));
+    assert_eq!(
+        steps[2]["run"].as_str(),
+        Some("drctl drill web-dr${{ github.event_name == 'schedule' && ' --scheduled' || '' }}")
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub(super) fn render(
         root.as_ref(),
         "drill",
         s.runbook.as_str(),
+        "--scheduled",
     ]
     .map(exec_word)
     .join(" ");

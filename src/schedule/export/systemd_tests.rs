@@ -180,7 +180,8 @@ fn the_units_run_the_drill_in_the_repository_and_the_timer_catches_up() {
             "--root",
             "/srv/dr repo",
             "drill",
-            "web-dr"
+            "web-dr",
+            "--scheduled"
         ]
     );
     assert_eq!(value(&service, "Service", "KillMode"), "mixed");
@@ -236,7 +237,8 @@ fn odd_names_and_paths_are_escaped() {
             "--root",
             "/srv/100% \"dr\"",
             "drill",
-            "web dr"
+            "web dr",
+            "--scheduled"
         ]
     );
 }
