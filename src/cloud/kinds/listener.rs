@@ -4,9 +4,9 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::elbv2::{self, DefaultAction, Elbv2};
 use crate::cloud::kinds::common::{gone_ok, vanished, Seen};
-use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::kinds::listener::{owned_by_service, UPDATABLE};
 use crate::types::tags;
 use crate::types::ResourceKind;

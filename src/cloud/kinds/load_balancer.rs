@@ -4,10 +4,10 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::elbv2::{Elbv2, LoadBalancerSpec};
 use crate::cloud::kinds::common::{elbv2_name, gone_ok, sorted_strs, vanished, Seen};
-use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::types::ResourceKind;
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 use aws_sdk_elasticloadbalancingv2::types::{

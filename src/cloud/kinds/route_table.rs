@@ -4,10 +4,10 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
 use crate::cloud::kinds::common::{discovered, gone_ok, sorted_strs, Seen};
-use crate::kinds::common::{BadAttr, Want};
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;
+use crate::kinds::common::{BadAttr, Want};
 use crate::types::ResourceKind;
 use crate::world::{Attrs, ObservedResource, Tags, Value};
 use aws_sdk_ec2::types::RouteTable as AwsRouteTable;

@@ -4,10 +4,10 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, RuleSource, Select, SgRule};
 use crate::cloud::kinds::common::{discovered, gone_ok, identity_tags, Seen};
-use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
+use crate::kinds::common::Want;
 use crate::types::tags;
 use crate::types::ResourceKind;
 use crate::world::{Attrs, ObservedResource, Tags, Value};

@@ -4,9 +4,9 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::{self, Ec2, Select};
 use crate::cloud::kinds::common::{discovered, Seen};
-use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::types::ResourceKind;
 use crate::world::{Attrs, ObservedResource, Tags, Value};
 use aws_sdk_ec2::types::Subnet as AwsSubnet;

@@ -4,9 +4,9 @@
 use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::elbv2::{Elbv2, TargetGroupSpec};
 use crate::cloud::kinds::common::{elbv2_name, identity_tags, vanished, Seen};
-use crate::kinds::common::Want;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::types::ResourceKind;
 use crate::world::{Attrs, ObservedResource, Tags, Value};
 use aws_sdk_elasticloadbalancingv2::types::TargetGroup as AwsTargetGroup;

@@ -14,11 +14,11 @@ use aws_sdk_ec2::types::{Image as SdkImage, InstanceStateName};
 use super::{copies, finish, finished, observed_image, retire};
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Launch, Select};
-use crate::cloud::kinds::common::{identity_tags};
-use crate::kinds::common::Want;
+use crate::cloud::kinds::common::identity_tags;
 use crate::cloud::provider::CreateRequest;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::kinds::image::{
     short, Recipe, BAKED_TAG, BASE_TAG, BUILDER_ROLE, BUILDER_TAG, COPIES_TAG, POWER_OFF,
     RECIPE_TAG, ROLE_TAG, SCRIPT_TAG, TYPE_TAG,
@@ -36,7 +36,9 @@ pub(super) async fn bake(
     let hash = recipe.hash();
     if let Some(planned) = want.opt_str("recipe")? {
         if planned != hash {
-            return Err(want.bad("recipe", "the recipe of the other attributes").into());
+            return Err(want
+                .bad("recipe", "the recipe of the other attributes")
+                .into());
         }
     }
     let region = want.str("region")?.to_string();

@@ -9,10 +9,10 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use super::state_of;
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Launch, Select};
-use crate::cloud::kinds::common::{gone_ok};
-use crate::kinds::common::Want;
+use crate::cloud::kinds::common::gone_ok;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
+use crate::kinds::common::Want;
 use crate::world::Tags;
 
 /// Where `n` new instances go: each to the subnet with the fewest instances

@@ -9,8 +9,8 @@ use crate::cloud::aws::{AwsProvider, Discovery};
 use crate::cloud::ec2::Ec2;
 use crate::cloud::elbv2::Elbv2;
 use crate::cloud::kinds::common::{gone_ok, sorted_strs};
-use crate::kinds::common::Want;
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::world::{ObservedResource, Value};
 
 /// On every member: the names of the target groups drctl registered the

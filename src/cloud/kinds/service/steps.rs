@@ -24,11 +24,11 @@ use crate::kinds::service::{duration_of, fleet_hash, FLEET_TAG, HEALTH_TIMEOUT_D
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::ec2::{Ec2, Select};
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetGroupSpec};
-use crate::cloud::kinds::common::{gone_ok};
-use crate::kinds::common::Want;
+use crate::cloud::kinds::common::gone_ok;
 use crate::cloud::kinds::{instances, target_group};
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
+use crate::kinds::common::Want;
 use crate::types::tags;
 use crate::world::{Address, Attrs, ObservedResource, Tags};
 

@@ -13,8 +13,8 @@ use crate::kinds::service::colours::{live, Colour};
 
 use crate::cloud::aws::AwsProvider;
 use crate::cloud::elbv2::{DefaultAction, Elbv2};
-use crate::kinds::common::Want;
 use crate::cloud::CloudError;
+use crate::kinds::common::Want;
 use crate::kinds::service::op::Move;
 use crate::kinds::service::{duration_of, HEALTH_TIMEOUT_DEFAULT, LIVE_SINCE_TAG, REPLACED_AT_TAG};
 use crate::types::tags;
