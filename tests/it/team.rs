@@ -450,3 +450,20 @@ async fn a_journal_read_again_fetches_only_what_it_has_not_seen() {
     assert_eq!(journal.read().unwrap().len(), 6);
     assert_eq!(gets(&proxy), 1, "{:?}", proxy.by_action());
 }
+
+#[tokio::test]
+async fn a_lease_dropped_after_its_store_is_left_to_lapse() {
+    let bucket = new_bucket("late").await;
+    let first = store(&bucket, moto_endpoint(), Duration::from_secs(30));
+    let lease = first
+        .lock_environment("late", REGION, &holder("a"))
+        .unwrap();
+    drop(first); // its runtime goes: nothing can release the lease now
+    drop(lease);
+    let other = store(&bucket, moto_endpoint(), Duration::from_secs(30));
+    assert_eq!(
+        other.environment_holder("late", REGION).map(|h| h.host),
+        Some("a".to_string()),
+        "left in place, to lapse"
+    );
+}

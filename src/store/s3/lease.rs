@@ -20,7 +20,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::date_time::{DateTime, Format};
 use serde::{Deserialize, Serialize};
 
-use super::{block, Condition, Found, Shared, Written};
+use super::{try_block, Condition, Found, Shared, Written};
 use crate::store::{Key, Lease, LeaseAge, LockHolder, LockRefusal, LockStatus, StoreError};
 
 /// What a lock's object holds.
@@ -87,11 +87,15 @@ impl Drop for S3Lease {
         self.renewer.abort();
         let etag = self.held.lock().expect("lease").etag.clone();
         let (shared, key) = (self.shared.clone(), self.key.clone());
-        let released = block(&self.shared.handle.clone(), async move {
+        let released = try_block(&self.shared.handle.clone(), async move {
             shared.delete_if(&key, &etag).await
         });
-        if let Err(e) = released {
-            tracing::warn!("could not release the lock (it lapses by itself): {e}");
+        match released {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => tracing::warn!("could not release the lock (it lapses by itself): {e}"),
+            None => tracing::warn!(
+                "the run store closed before the lock was released: it lapses by itself"
+            ),
         }
     }
 }

@@ -181,11 +181,21 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    try_block(handle, future).expect("the store's runtime is running")
+}
+
+/// [`block`], or `None` when the store's runtime has shut down (a lease
+/// dropped after its store: there is nothing left to run it on).
+fn try_block<F>(handle: &Handle, future: F) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     handle.spawn(async move {
         let _ = tx.send(future.await);
     });
-    rx.recv().expect("the store's runtime is running")
+    rx.recv().ok()
 }
 
 /// An S3 call's error, with the HTTP answer it came in.
