@@ -154,6 +154,10 @@ pub enum Answer {
     Reject,
     /// Leave the gate open; the run pauses.
     Defer,
+    /// Nobody answered here, but the question was settled elsewhere (an
+    /// approval or rejection from another machine, a deadline): it was
+    /// withdrawn, and the asker looks at what changed.
+    Overtaken,
 }
 
 pub trait Sink: Sync {
@@ -162,6 +166,20 @@ pub trait Sink: Sync {
     /// Asks a person; `None` when there is nobody to ask (no terminal).
     fn ask(&self, _question: &Question) -> Option<Answer> {
         None
+    }
+
+    /// [`Sink::ask`], withdrawn when `overtaken` says the question was
+    /// settled elsewhere: the sink calls it every `every` while the person
+    /// has not answered, and answers [`Answer::Overtaken`] once it is true.
+    /// A sink that answers at once need not call it.
+    fn ask_watching(
+        &self,
+        question: &Question,
+        every: std::time::Duration,
+        overtaken: &mut dyn FnMut() -> bool,
+    ) -> Option<Answer> {
+        let _ = (every, overtaken);
+        self.ask(question)
     }
 
     /// Whether [`Sink::ask`] can reach a person, so a command that will need
@@ -212,6 +230,18 @@ impl Sink for Tee<'_> {
 
     fn ask(&self, question: &Question) -> Option<Answer> {
         self.0.ask(question).or_else(|| self.1.ask(question))
+    }
+
+    fn ask_watching(
+        &self,
+        question: &Question,
+        every: std::time::Duration,
+        overtaken: &mut dyn FnMut() -> bool,
+    ) -> Option<Answer> {
+        match self.0.ask_watching(question, every, overtaken) {
+            Some(answer) => Some(answer),
+            None => self.1.ask_watching(question, every, overtaken),
+        }
     }
 
     fn can_ask(&self) -> bool {

@@ -179,6 +179,15 @@ impl Sink for TerminalSink {
     }
 
     fn ask(&self, question: &Question) -> Option<Answer> {
+        self.ask_watching(question, std::time::Duration::MAX, &mut || false)
+    }
+
+    fn ask_watching(
+        &self,
+        question: &Question,
+        every: std::time::Duration,
+        overtaken: &mut dyn FnMut() -> bool,
+    ) -> Option<Answer> {
         if !self.interactive {
             return None;
         }
@@ -204,8 +213,10 @@ impl Sink for TerminalSink {
         };
         print!("{prompt}");
         let _ = std::io::stdout().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
+        let Some(answer) = typed_line(every, overtaken) else {
+            println!("\n(settled elsewhere)");
+            return Some(Answer::Overtaken);
+        };
         let answer = answer.trim();
         Some(match question {
             Question::Confirm { expected, .. } if answer == expected => Answer::Approve,
@@ -218,6 +229,40 @@ impl Sink for TerminalSink {
                 _ => Answer::Defer,
             },
         })
+    }
+}
+
+/// The next line typed at the terminal (empty at its end), or `None` once
+/// `overtaken`, asked every `every`, says nobody need answer any more.
+///
+/// One thread of the process reads the terminal for every prompt: a prompt
+/// withdrawn while its read is blocked cannot take back that read, so the
+/// line it would have had goes to the next prompt instead of being lost.
+fn typed_line(every: std::time::Duration, overtaken: &mut dyn FnMut() -> bool) -> Option<String> {
+    use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+    use std::sync::OnceLock;
+    static TYPED: OnceLock<Mutex<Receiver<String>>> = OnceLock::new();
+    let lines = TYPED.get_or_init(|| {
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Mutex::new(receive)
+    });
+    let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        match lines.recv_timeout(every) {
+            Ok(line) => return Some(line),
+            // The terminal's end (Ctrl-D): an empty answer, as before.
+            Err(RecvTimeoutError::Disconnected) => return Some(String::new()),
+            Err(RecvTimeoutError::Timeout) if overtaken() => return None,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
     }
 }
 

@@ -3,17 +3,28 @@
 //! new ones), heeds its approvers and its timeout; every decision lands in
 //! the journal first, then the sink.
 
+use std::time::Duration;
+
 use super::{Recorder, RunContext};
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
 use crate::graph::PhaseSpec;
-use crate::journal::{current_user, run_state, Decision, Event, GateSpec, RunStatus};
+use crate::journal::{current_user, run_state, Decision, Event, GateSpec, RunStatus, WaitingGate};
 use crate::model::{Gate, ManualGate, OnTimeout};
 
 pub(super) enum GateResult {
     Pass,
-    Paused { approvals: usize, needed: u32 },
-    Rejected { by: String },
+    Paused {
+        approvals: usize,
+        needed: u32,
+    },
+    Rejected {
+        by: String,
+    },
+    /// Rejected by another process, which ended the run in the journal.
+    RejectedElsewhere {
+        by: String,
+    },
 }
 
 pub fn gate_spec(gate: &ManualGate) -> GateSpec {
@@ -96,7 +107,7 @@ pub(super) fn pass_gate(
     if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
         return Ok(end);
     }
-    let mut approved = waiting.approved_by;
+    let mut approved = waiting.approved_by.clone();
     loop {
         if approved.len() >= spec.approvals as usize {
             return Ok(GateResult::Pass);
@@ -118,7 +129,10 @@ pub(super) fn pass_gate(
             approved_by: approved.clone(),
             user: user.clone(),
         };
-        let answer = ctx.sink.ask(&question);
+        let seen = approved.len();
+        let answer = ctx.sink.ask_watching(&question, WATCH_EVERY, &mut || {
+            settled_elsewhere(ctx, &spec, &waiting, seen)
+        });
         let waited = ctx.now() - waiting.since;
         match answer {
             Some(Answer::Approve) => {
@@ -129,8 +143,113 @@ pub(super) fn pass_gate(
                 decide(Decision::Reject, &user, None, waited)?;
                 return Ok(GateResult::Rejected { by: user });
             }
+            Some(Answer::Overtaken) => {
+                if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
+                    return Ok(end);
+                }
+                match decided_elsewhere(ctx, &phase.name, &approved)? {
+                    Elsewhere::Approvals(now) => approved = now,
+                    Elsewhere::Rejected { by } => return Ok(GateResult::RejectedElsewhere { by }),
+                    Elsewhere::Gone => return Ok(paused(&approved)),
+                }
+            }
             Some(Answer::Defer) | None => return Ok(paused(&approved)),
         }
+    }
+}
+
+/// How often a prompt at a gate looks at the journal for a decision made
+/// elsewhere (`drctl approve` or `reject` on another machine, through the
+/// shared store): a few seconds, one read of the journal's new records.
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+/// Whether a person need no longer answer the prompt at `waiting`: its
+/// deadline passed, or the journal holds a decision this process did not
+/// make (the run rejected, or approvals beyond the `seen` ones). A journal
+/// that cannot be read now is looked at again at the next tick.
+fn settled_elsewhere(
+    ctx: &RunContext<'_>,
+    spec: &GateSpec,
+    waiting: &WaitingGate,
+    seen: usize,
+) -> bool {
+    let timed_out = spec.reject_on_timeout
+        && spec
+            .timeout_secs
+            .is_some_and(|limit| ctx.now() - waiting.since >= limit as i64 * 1000);
+    if timed_out {
+        return true;
+    }
+    let Ok(events) = ctx.journal.events() else {
+        return false;
+    };
+    let state = run_state(&events);
+    state.status.is_final()
+        || state
+            .waiting
+            .is_none_or(|w| w.phase != waiting.phase || w.approved_by.len() > seen)
+}
+
+/// What another process decided at the gate before `phase`.
+enum Elsewhere {
+    /// Everyone who approved it so far.
+    Approvals(Vec<String>),
+    Rejected {
+        by: String,
+    },
+    /// The run no longer waits there (resumed or ended elsewhere).
+    Gone,
+}
+
+/// Reads what was decided elsewhere at the gate before `phase` and shows
+/// the decisions this process has not shown (approvals by those not in
+/// `shown`, a rejection).
+fn decided_elsewhere(
+    ctx: &RunContext<'_>,
+    phase: &str,
+    shown: &[String],
+) -> Result<Elsewhere, Error> {
+    let events = ctx.journal.events()?;
+    let state = run_state(&events);
+    let show = |decision: Decision, by: &str| {
+        let reason = events.iter().rev().find_map(|e| match e {
+            Event::GateDecision {
+                phase: p,
+                decision: d,
+                by: b,
+                reason,
+                ..
+            } if p == phase && *d == decision && b == by => Some(reason.clone()),
+            _ => None,
+        });
+        ctx.sink.event(&Shown::GateDecided {
+            phase: phase.to_string(),
+            decision,
+            by: by.to_string(),
+            reason: reason.flatten(),
+        });
+    };
+    if state.status == RunStatus::Rejected {
+        let rejection = events.iter().rev().find_map(|e| match e {
+            Event::GateDecision { decision, by, .. }
+                if matches!(decision, Decision::Reject | Decision::Timeout) =>
+            {
+                Some((*decision, by.clone()))
+            }
+            _ => None,
+        });
+        let (decision, by) = rejection.unwrap_or((Decision::Reject, "another process".into()));
+        show(decision, &by);
+        return Ok(Elsewhere::Rejected { by });
+    }
+    match state.waiting {
+        Some(w) if w.phase == phase => {
+            for by in w.approved_by.iter().filter(|by| !shown.contains(by)) {
+                show(Decision::Approve, by);
+            }
+            Ok(Elsewhere::Approvals(w.approved_by))
+        }
+        _ => Ok(Elsewhere::Gone),
     }
 }
 
@@ -139,7 +258,7 @@ fn check_timeout(
     rec: &Recorder<'_>,
     phase: &str,
     spec: &GateSpec,
-    waiting: &crate::journal::WaitingGate,
+    waiting: &WaitingGate,
 ) -> Result<Option<GateResult>, Error> {
     let Some(limit) = spec.timeout_secs else {
         return Ok(None);

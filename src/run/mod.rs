@@ -265,6 +265,13 @@ async fn phase_pass<P: Provider>(
                 by,
             }));
         }
+        // Its end is in the journal already, written by whoever rejected.
+        GateResult::RejectedElsewhere { by } => {
+            return Ok(Pass::Ended(RunEnd::Rejected {
+                phase: gate.name,
+                by,
+            }));
+        }
     }
     let mut applied = execute::Applied::observed_before(&plan, index);
     let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;

@@ -261,6 +261,84 @@ async fn a_gate_that_times_out_rejects_the_run() {
     s.destroy();
 }
 
+/// A person who confirms the plan, then sits at the gate's prompt and never
+/// answers, while the clock runs on ten minutes at each look the prompt takes.
+struct SilentPerson<'a> {
+    clock: &'a ManualClock,
+    events: Collect,
+}
+
+impl drctl::events::Sink for SilentPerson<'_> {
+    fn event(&self, event: &drctl::events::Event) {
+        self.events.event(event);
+    }
+
+    fn can_ask(&self) -> bool {
+        true
+    }
+
+    /// The plan's confirmation: yes.
+    fn ask(&self, _question: &drctl::events::Question) -> Option<drctl::events::Answer> {
+        Some(drctl::events::Answer::Approve)
+    }
+
+    fn ask_watching(
+        &self,
+        _question: &drctl::events::Question,
+        _every: Duration,
+        overtaken: &mut dyn FnMut() -> bool,
+    ) -> Option<drctl::events::Answer> {
+        for _ in 0..100 {
+            if overtaken() {
+                return Some(drctl::events::Answer::Overtaken);
+            }
+            self.clock.advance(Duration::from_secs(600));
+        }
+        Some(drctl::events::Answer::Defer)
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_nobody_answers_rejects_at_the_gates_deadline() {
+    let s = Setup::new(
+        "gate-prompt-timeout",
+        86,
+        "{ manual = { timeout = \"1h\", on_timeout = \"reject\" } }",
+    );
+    let clock = ManualClock::at(1_800_000_000_000);
+    let person = SilentPerson {
+        clock: &clock,
+        events: Collect::default(),
+    };
+    let ctx = Context {
+        store: drctl::store::local(s.state.path()),
+        clock: &clock,
+        sink: &person,
+    };
+    let request = ApplyRequest {
+        root: Some(s.repo.root().to_path_buf()),
+        target: "rb".into(),
+        auto_approve: None,
+        parallelism: 4,
+    };
+    let ApplyResult::Run(app::RunResult { end, .. }) = app::apply(
+        &ctx,
+        &ConnectTo::moto(),
+        &request,
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("apply") else {
+        panic!("expected a run");
+    };
+    assert!(
+        matches!(&end, RunEnd::Rejected { phase, by } if phase == "compute" && by == "timeout"),
+        "the prompt ended at the deadline: {end:?}"
+    );
+    assert!(!s.addresses().await.contains_key("fleet.instances.app"));
+    s.destroy();
+}
+
 #[tokio::test]
 async fn a_rejected_run_applies_nothing_more() {
     let s = Setup::new("gate-reject", 84, "\"manual\"");

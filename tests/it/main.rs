@@ -19,6 +19,7 @@ mod graph;
 mod layers;
 mod locks;
 mod operator;
+mod prompt;
 mod provider;
 mod proxy;
 mod sandbox;

@@ -35,7 +35,7 @@ fn started_run(text: &str) -> String {
 }
 
 /// A bucket of this test's own, created in moto.
-async fn new_bucket(test: &str) -> String {
+pub(crate) async fn new_bucket(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "drctl-{test}-{}-{}",
@@ -59,13 +59,13 @@ async fn new_bucket(test: &str) -> String {
 
 /// A machine of the team: its own checkout and working directory, the
 /// team's store named in the checkout's drctl.toml.
-struct Machine {
+pub(crate) struct Machine {
     repo: Repo,
     state: tempfile::TempDir,
 }
 
 impl Machine {
-    fn new(bucket: &str, octet: u8, gate: &str) -> Machine {
+    pub(crate) fn new(bucket: &str, octet: u8, gate: &str) -> Machine {
         let vars = format!(
             "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
         );
@@ -78,10 +78,17 @@ impl Machine {
         }
     }
 
-    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut cmd = drctl_at(self.repo.root(), self.state.path(), moto_endpoint());
-        cmd.current_dir(self.repo.root()).arg("-q").args(args);
+    pub(crate) fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = self.command(&["-q"]);
+        cmd.args(args);
         outcome(&mut cmd)
+    }
+
+    /// `drctl ARGS` on this machine, not started.
+    pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = drctl_at(self.repo.root(), self.state.path(), moto_endpoint());
+        cmd.current_dir(self.repo.root()).args(args);
+        cmd
     }
 }
 

@@ -1,0 +1,192 @@
+//! A person at a gate's prompt, on a terminal (a pseudo-terminal here:
+//! drctl asks only on one), while another person decides the same gate
+//! from another machine: the prompt notices the approval or rejection in
+//! the journal and goes on without anyone typing at it.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{drctl_at, moto_endpoint, Repo};
+use crate::team::{new_bucket, Machine};
+
+/// The most a prompt may take to end: generous, so that a loaded machine
+/// does not fail the test; a prompt that never notices waits forever.
+const PATIENCE: Duration = Duration::from_secs(240);
+
+/// A pseudo-terminal: the controlling side the test types at, and the
+/// terminal side a child reads as its stdin.
+fn pseudo_terminal() -> (File, File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("open a pty");
+    grantpt(&master).expect("grantpt");
+    unlockpt(&master).expect("unlockpt");
+    let name = ptsname(&master, Vec::new()).expect("ptsname");
+    let path = Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .expect("open the pty's terminal side");
+    (File::from(master), terminal)
+}
+
+/// A drctl process asking at a terminal: its output line by line as it
+/// comes, and the terminal to type at.
+struct AtPrompt {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    keyboard: File,
+    seen: Vec<String>,
+}
+
+impl AtPrompt {
+    fn start(mut cmd: Command) -> AtPrompt {
+        let (keyboard, terminal) = pseudo_terminal();
+        let mut child = cmd
+            .stdin(Stdio::from(terminal))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start drctl");
+        let (send, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = send.send(line);
+                }
+            });
+        }
+        AtPrompt {
+            child,
+            lines,
+            keyboard,
+            seen: Vec::new(),
+        }
+    }
+
+    /// `cmd` (an apply) started, its plan confirmed: it and its run's id.
+    fn apply_confirmed(cmd: Command) -> (AtPrompt, String) {
+        let mut at = AtPrompt::start(cmd);
+        // Typed ahead: a prompt's line ends only with what follows it.
+        at.type_line("yes");
+        let run = at.until("Run ");
+        let id = run.split_whitespace().nth(1).expect("a run id").to_string();
+        (at, id)
+    }
+
+    fn text(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    /// Reads output until a line contains `needle`; that line.
+    fn until(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no `{needle}` from drctl in:\n{}", self.text()),
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        writeln!(self.keyboard, "{line}").expect("type at the terminal");
+    }
+
+    /// Its exit code once it ended by itself, and all it printed.
+    fn end(mut self) -> (Option<i32>, String) {
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok(line) => self.seen.push(line),
+                // Its output closed: it is ending.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("drctl still waits at its prompt:\n{}", self.text());
+                }
+            }
+        }
+        let status = self.child.wait().expect("wait for drctl");
+        (status.code(), self.text())
+    }
+}
+
+/// `try` until it says yes: the other person's command, given as soon as
+/// the run is there to take it.
+fn until_accepted(what: &str, mut try_it: impl FnMut() -> (Option<i32>, String)) -> String {
+    let mut last = String::new();
+    for _ in 0..480 {
+        let (code, text) = try_it();
+        if code == Some(0) {
+            return text;
+        }
+        last = text;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{what} was never accepted; last answer:\n{last}");
+}
+
+#[tokio::test]
+async fn a_prompt_on_one_machine_goes_on_when_another_machine_approves() {
+    let bucket = new_bucket("prompt").await;
+    let a = Machine::new(&bucket, 95, "\"manual\"");
+    let b = Machine::new(&bucket, 95, "\"manual\"");
+
+    let (at_a, id) = AtPrompt::apply_confirmed(a.command(&["apply", "rb"]));
+    // Nobody types at A's gate: B approves it, as soon as the run waits there.
+    until_accepted("B's approval", || {
+        b.run(&["approve", &id, "--as", "bob", "--reason", "from B"])
+    });
+    let (code, text) = at_a.end();
+    assert_eq!(code, Some(0), "A went on and finished:\n{text}");
+    assert!(text.contains("approved by bob"), "{text}");
+    assert!(!text.contains("approved by tester"), "{text}");
+
+    let (code, text) = b.run(&["runs", "show", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("status: succeeded"), "{text}");
+    let (code, text) = a.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn a_prompt_ends_when_another_terminal_rejects_the_run() {
+    // The local store: two terminals of one machine.
+    let vars = "cidr = \"10.96.0.0/16\"\nsubnet_a_cidr = \"10.96.1.0/24\"\nsubnet_b_cidr = \"10.96.2.0/24\"";
+    let repo = Repo::fleet_rehearsal("prompt-reject", "us-west-2", vars, "\"manual\"");
+    let state = tempfile::tempdir().unwrap();
+    let drctl = |args: &[&str]| {
+        let mut cmd = drctl_at(repo.root(), state.path(), moto_endpoint());
+        cmd.current_dir(repo.root()).args(args);
+        cmd
+    };
+
+    let (at_a, id) = AtPrompt::apply_confirmed(drctl(&["apply", "rb"]));
+    until_accepted("the rejection", || {
+        crate::support::outcome(&mut drctl(&[
+            "reject", &id, "--as", "bob", "--reason", "no",
+        ]))
+    });
+    let (code, text) = at_a.end();
+    assert_eq!(code, Some(1), "A ended, rejected:\n{text}");
+    assert!(text.contains("rejected by bob"), "{text}");
+
+    let (code, text) = crate::support::outcome(&mut drctl(&["runs", "show", &id]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("status: rejected"), "{text}");
+    let (code, text) = crate::support::outcome(&mut drctl(&["destroy", "rb", "--auto-approve"]));
+    assert_eq!(code, Some(0), "{text}");
+}
