@@ -111,6 +111,10 @@ pub struct GlobalArgs {
     /// The store, once a command has opened it.
     #[arg(skip)]
     pub opened: Arc<std::sync::OnceLock<Arc<dyn RunStore>>>,
+    /// Set when a rebuild's records go to its `--state-fallback` directory
+    /// (the store then) because the configured store was out of reach.
+    #[arg(skip)]
+    pub fallback: Option<crate::journal::StoreFallback>,
     /// More logging (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -116,6 +116,7 @@ impl Connect for CliConnect<'_> {
                 .clone()
                 .unwrap_or_else(|| region.to_string()),
             state_dir: crate::store::absolute(state_dir),
+            fallback: self.global.fallback.clone(),
         }
     }
 
