@@ -238,6 +238,12 @@ pub enum Command {
         after_help = "Examples:\n  drctl schedule list\n  drctl schedule run\n  drctl schedule export --systemd --out ~/.config/systemd/user"
     )]
     Schedule(schedule::ScheduleCommand),
+    /// The run store: merge a rebuild's fallback store into it.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  drctl state push /var/tmp/drctl-fallback"
+    )]
+    State(StateCommand),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
@@ -340,6 +346,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Lock(LockCommand::Status) => crate::cli::commands::lock_status_command(global),
         Command::Schedule(command) => schedule::schedule(global, command).await,
+        Command::State(StateCommand::Push { dir }) => state::push_command(global, dir),
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {
             clap_complete::generate(
