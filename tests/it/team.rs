@@ -35,7 +35,7 @@ fn started_run(text: &str) -> String {
 }
 
 /// A bucket of this test's own, created in moto.
-async fn new_bucket(test: &str) -> String {
+pub(crate) async fn new_bucket(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "drctl-{test}-{}-{}",
