@@ -85,6 +85,10 @@ pub enum Error {
     /// The shared run store failed (bucket, key and S3's answer named).
     #[error("{0}")]
     Store(String),
+    /// The shared run store is out of reach, said with what to do without
+    /// it (a rebuild can keep its records locally).
+    #[error("{message}")]
+    StoreDown { message: String, hint: String },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -125,9 +129,11 @@ impl Error {
             | Error::LockedOnOtherHost { .. }
             | Error::LockInUse { .. }
             | Error::CorruptJournal { .. } => exit::FAILURE,
-            Error::Cloud(_) | Error::Sandbox(_) | Error::Io { .. } | Error::Store(_) => {
-                exit::FAILURE
-            }
+            Error::Cloud(_)
+            | Error::Sandbox(_)
+            | Error::Io { .. }
+            | Error::Store(_)
+            | Error::StoreDown { .. } => exit::FAILURE,
             Error::RunStopped { .. } => exit::FAILURE,
         }
     }
@@ -135,6 +141,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Usage { hint, .. } => hint.clone(),
+            Error::StoreDown { hint, .. } => Some(hint.clone()),
             Error::Cloud(e) => e.hint().map(str::to_string),
             Error::StalePlan { .. } => Some("plan again and review the new plan".into()),
             Error::RunStopped { run_id, .. } => Some(format!(

@@ -7,6 +7,7 @@ mod decisions;
 mod destroy;
 mod planning;
 mod post_cutover;
+pub mod push;
 pub(crate) mod resume;
 pub(crate) mod runs;
 mod saved;

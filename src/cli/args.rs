@@ -81,18 +81,42 @@ pub enum DrillsCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("reasoned")
+        .args(["auto_approve", "state_fallback"])
+        .multiple(true)
+))]
 pub struct RebuildArgs {
     /// The runbook (path or name).
     pub runbook: String,
     /// Break glass: pass every gate without asking (needs --reason; who and why are recorded).
     #[arg(long, requires = "reason")]
     pub auto_approve: bool,
-    /// Why the gates are passed (recorded in the journal with who passed them).
-    #[arg(long, requires = "auto_approve")]
+    /// Why the gates are passed, or the run store is left (recorded in the
+    /// journal with who did it).
+    #[arg(long, requires = "reasoned")]
     pub reason: Option<String>,
+    /// When the run store (a bucket) cannot be reached, keep the run's
+    /// records in this local directory instead, recorded as such (needs
+    /// --reason); `drctl state push DIR` merges them in later. Unused while
+    /// the store answers.
+    #[arg(long, value_name = "DIR", requires = "reason")]
+    pub state_fallback: Option<PathBuf>,
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Merge the runs and drill reports of a local store (a rebuild's
+    /// --state-fallback DIR) into the run store; adds, never overwrites.
+    #[command(after_help = "Example:\n  drctl state push /var/tmp/drctl-fallback")]
+    Push {
+        /// The local store to push from.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

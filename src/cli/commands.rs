@@ -358,16 +358,23 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
                     ),
                     _ => String::new(),
                 };
+                let stored = app::push::fallback_note(store.as_ref(), &id, &events)
+                    .map(|note| format!(" ({note})"))
+                    .unwrap_or_default();
                 println!(
-                    "{id:<20}  {runbook:<20} {env:<16} {started:<23}  {}{extra}",
+                    "{id:<20}  {runbook:<20} {env:<16} {started:<23}  {}{extra}{stored}",
                     state.status
                 );
             }
         }
         Some(id) => {
             let global = &for_run(global, id)?;
-            let journal = Journal::open(global.store()?.as_ref(), id)?;
-            print!("{}", crate::journal::timeline(&journal.events()?));
+            let store = global.store()?;
+            let events = Journal::open(store.as_ref(), id)?.events()?;
+            print!("{}", crate::journal::timeline(&events));
+            if let Some(note) = app::push::fallback_note(store.as_ref(), id, &events) {
+                println!("store: {note}");
+            }
         }
     }
     Ok(exit::OK)

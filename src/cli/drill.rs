@@ -285,8 +285,17 @@ pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> 
 /// An emergency rebuild: apply from discovery, the runbook's gates (or
 /// break-glass), and the RTO at the end.
 pub async fn rebuild_command(global: &GlobalArgs, args: &RebuildArgs) -> Result<u8, Error> {
+    let reason = args.reason.as_deref().unwrap_or_default();
+    let global = &global.or_fallback(args.state_fallback.as_deref(), reason)?;
     let sink = sink(global);
-    let ctx = context(global, sink.as_ref())?;
+    let ctx = context(global, sink.as_ref()).map_err(|e| match e {
+        // The store, not the rebuild, is what is down: say how to go on.
+        Error::Store(message) => Error::StoreDown {
+            message,
+            hint: "the rebuild can go on without it, keeping its records in a local directory until the store is back: add --state-fallback DIR --reason TEXT".into(),
+        },
+        other => other,
+    })?;
     let loaded = app::load(global.root.as_deref(), &args.runbook)?;
     let runbook = loaded.runbook();
     let started = crate::clock::Clock::now(&crate::cli::commands::CLOCK);

@@ -111,6 +111,10 @@ pub struct GlobalArgs {
     /// The store, once a command has opened it.
     #[arg(skip)]
     pub opened: Arc<std::sync::OnceLock<Arc<dyn RunStore>>>,
+    /// Set when a rebuild's records go to its `--state-fallback` directory
+    /// (the store then) because the configured store was out of reach.
+    #[arg(skip)]
+    pub fallback: Option<crate::journal::StoreFallback>,
     /// More logging (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -234,6 +238,12 @@ pub enum Command {
         after_help = "Examples:\n  drctl schedule list\n  drctl schedule run\n  drctl schedule export --systemd --out ~/.config/systemd/user"
     )]
     Schedule(schedule::ScheduleCommand),
+    /// The run store: merge a rebuild's fallback store into it.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  drctl state push /var/tmp/drctl-fallback"
+    )]
+    State(StateCommand),
     /// Manage the local AWS endpoint (moto server).
     #[command(subcommand, after_help = "Example:\n  drctl sandbox start")]
     Sandbox(SandboxCommand),
@@ -336,6 +346,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         }
         Command::Lock(LockCommand::Status) => crate::cli::commands::lock_status_command(global),
         Command::Schedule(command) => schedule::schedule(global, command).await,
+        Command::State(StateCommand::Push { dir }) => state::push_command(global, dir),
         Command::Sandbox(command) => sandbox::sandbox(global, command).await,
         Command::Completions(args) => {
             clap_complete::generate(

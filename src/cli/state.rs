@@ -19,8 +19,10 @@ use serde::Deserialize;
 
 use super::GlobalArgs;
 use crate::diag::{Diagnostics, Pos, SourceFile};
+use crate::error::exit;
 use crate::error::Error;
-use crate::store::{RunStore, S3Store, StoreLocation};
+use crate::journal::StoreFallback;
+use crate::store::{RunStore, S3Store, StoreError, StoreLocation};
 
 /// The repository's settings file, beside `stacks/` and `runbooks/`.
 pub const SETTINGS_FILE: &str = "drctl.toml";
@@ -66,7 +68,12 @@ impl GlobalArgs {
         if let Some(store) = self.opened.get() {
             return Ok(store.clone());
         }
-        let store: Arc<dyn RunStore> = match self.store_location()? {
+        let store = self.open_store(self.store_location()?)?;
+        Ok(self.opened.get_or_init(|| store).clone())
+    }
+
+    fn open_store(&self, location: StoreLocation) -> Result<Arc<dyn RunStore>, StoreError> {
+        Ok(match location {
             StoreLocation::Local(dir) => crate::store::local(&dir),
             StoreLocation::Bucket(place) => {
                 // The same endpoint and credentials as every other client,
@@ -87,8 +94,57 @@ impl GlobalArgs {
                 };
                 Arc::new(S3Store::open(place, async move { settings.load().await })?)
             }
+        })
+    }
+
+    /// The options a rebuild runs with: these, with the store opened, when
+    /// it opens; with `fallback` (`--state-fallback DIR`) as the store,
+    /// recorded as such, when the configured store is a bucket out of
+    /// reach. What exists is read from the tags either way: only the run's
+    /// history waits for `drctl state push DIR`.
+    pub(crate) fn or_fallback(
+        &self,
+        fallback: Option<&Path>,
+        reason: &str,
+    ) -> Result<GlobalArgs, Error> {
+        let Some(dir) = fallback else {
+            return Ok(self.clone());
         };
-        Ok(self.opened.get_or_init(|| store).clone())
+        let dir = local_dir("--state-fallback", dir)?;
+        let location = self.store_location()?;
+        let StoreLocation::Bucket(place) = &location else {
+            return Ok(self.clone()); // a directory: nothing to fall back from
+        };
+        if self.opened.get().is_some() {
+            return Ok(self.clone());
+        }
+        match self.open_store(location.clone()) {
+            Ok(store) => {
+                let _ = self.opened.set(store);
+                Ok(self.clone())
+            }
+            Err(error @ StoreError::Remote { .. }) => {
+                eprintln!("warning: the run store is out of reach: {error}");
+                eprintln!(
+                    "The rebuild keeps its records on the local store {} instead (--state-fallback), recorded as such; what exists is still read from the tags.",
+                    dir.display()
+                );
+                eprintln!(
+                    "Once the store is back, merge them into it with: drctl state push {}",
+                    dir.display()
+                );
+                let mut fell_back = self.clone();
+                fell_back.state = Some(dir.display().to_string());
+                fell_back.opened = Default::default();
+                fell_back.fallback = Some(StoreFallback {
+                    instead_of: place.to_string(),
+                    error: error.to_string(),
+                    reason: reason.to_string(),
+                });
+                Ok(fell_back)
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// `drctl.toml` at the repository root, if there is one.
@@ -100,6 +156,116 @@ impl GlobalArgs {
         })?;
         Some(root.join(SETTINGS_FILE)).filter(|f| f.is_file())
     }
+}
+
+/// `dir` (given as `option`) as an absolute path, refused unless it is a
+/// directory's path rather than a bucket's URL.
+fn local_dir(option: &str, dir: &Path) -> Result<PathBuf, Error> {
+    match StoreLocation::parse(&dir.to_string_lossy()) {
+        Ok(StoreLocation::Local(_)) => Ok(crate::store::absolute(dir)),
+        _ => Err(Error::usage(
+            format!("{option} `{}`: expected a local directory", dir.display()),
+            Some("the local store's directory, e.g. /var/tmp/drctl-fallback".into()),
+        )),
+    }
+}
+
+/// `drctl state push DIR`: the runs and drill reports of the local store
+/// DIR merged into the run store (see [`crate::app::push`]).
+pub fn push_command(global: &GlobalArgs, dir: &Path) -> Result<u8, Error> {
+    let dir = local_dir("DIR", dir)?;
+    if !dir.is_dir() {
+        return Err(Error::usage(
+            format!("{}: no such directory", dir.display()),
+            Some("name the directory a rebuild ran with --state-fallback".into()),
+        ));
+    }
+    let target = global.store()?;
+    if crate::store::absolute(&target.root()) == dir {
+        return Err(Error::usage(
+            format!("{} is the run store itself: nothing to push", dir.display()),
+            Some("name the store to push to with --state URL or drctl.toml's [state] url".into()),
+        ));
+    }
+    let source = crate::store::local(&dir);
+    let now = crate::clock::Clock::now(&crate::cli::commands::CLOCK);
+    let pushed = crate::app::push::push(source.as_ref(), target.as_ref(), now)?;
+    print!("{}", render_push(&pushed, &dir));
+    Ok(if pushed.conflicts().is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+/// What a push did: a line per run or report it wrote, found there
+/// already or could not write, then the sum. Runs an earlier push wrote,
+/// and reports found there already, go unsaid.
+fn render_push(pushed: &crate::app::push::Pushed, dir: &Path) -> String {
+    use crate::app::push::{ReportPushed, RunPushed};
+    use std::fmt::Write as _;
+    let (mut out, to, from) = (String::new(), &pushed.to, dir.display());
+    let (mut runs, mut reports) = (0, 0);
+    for (id, done) in &pushed.runs {
+        let _ = match done {
+            RunPushed::Copied { records } => {
+                runs += 1;
+                writeln!(out, "pushed run {id} ({records} records)")
+            }
+            RunPushed::Continued { had, added } => {
+                runs += 1;
+                writeln!(
+                    out,
+                    "pushed run {id}: {added} more records after the {had} pushed before"
+                )
+            }
+            RunPushed::Conflict { ours, theirs } => writeln!(
+                out,
+                "CONFLICT: run {id} is in {to} with other records ({theirs} there, {ours} here); neither was changed"
+            ),
+            RunPushed::AlreadyThere => writeln!(out, "skipped run {id}: {to} holds it already"),
+            RunPushed::PushedBefore => Ok(()),
+        };
+    }
+    for (key, done) in &pushed.reports {
+        let _ = match done {
+            ReportPushed::Copied => {
+                reports += 1;
+                writeln!(out, "pushed report {key}")
+            }
+            ReportPushed::Conflict => writeln!(
+                out,
+                "CONFLICT: {key} is in {to} with other contents; neither was changed"
+            ),
+            ReportPushed::AlreadyThere => Ok(()),
+        };
+    }
+    let counted = |n: usize, what: &str| match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    };
+    let conflicts = pushed.conflicts().len();
+    let _ = match (runs + reports, conflicts) {
+        (0, 0) => writeln!(
+            out,
+            "Nothing to push from {from}: {to} holds all of it already."
+        ),
+        (_, 0) => writeln!(
+            out,
+            "Pushed {} and {} from {from} to {to}.",
+            counted(runs, "run"),
+            counted(reports, "report")
+        ),
+        _ => writeln!(
+            out,
+            "Pushed {} and {} from {from} to {to}; {} left as {} (compare with: drctl --state {from} runs show RUN_ID).",
+            counted(runs, "run"),
+            counted(reports, "report"),
+            counted(conflicts, "conflict"),
+            if conflicts == 1 { "it is" } else { "they are" }
+        ),
+    };
+    out
 }
 
 /// The store `file` names in its `[state]`, if it has one.

@@ -116,6 +116,7 @@ impl Connect for CliConnect<'_> {
                 .clone()
                 .unwrap_or_else(|| region.to_string()),
             state_dir: crate::store::absolute(state_dir),
+            fallback: self.global.fallback.clone(),
         }
     }
 
@@ -137,9 +138,13 @@ impl Connect for CliConnect<'_> {
 /// target than the run's is refused.
 pub(crate) fn for_run(global: &GlobalArgs, run_id: &str) -> Result<GlobalArgs, Error> {
     let mut effective = global.clone();
-    if !global.store()?.has_run(run_id) {
-        if let Some(store) = crate::journal::index::lookup(run_id) {
-            effective = effective.at_store(&store);
+    // A store out of reach is no reason to refuse a run kept elsewhere
+    // (a rebuild's --state-fallback directory): the index knows where.
+    let here = global.store();
+    if !here.as_ref().is_ok_and(|store| store.has_run(run_id)) {
+        match crate::journal::index::lookup(run_id) {
+            Some(store) => effective = effective.at_store(&store),
+            None => drop(here?),
         }
     }
     let journal = Journal::open(effective.store()?.as_ref(), run_id)?;

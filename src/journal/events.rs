@@ -52,6 +52,24 @@ pub struct RunTarget {
     pub region: String,
     /// The state directory holding the run, absolute.
     pub state_dir: PathBuf,
+    /// Set when the run's records went to a local store (`rebuild
+    /// --state-fallback DIR`, which is `state_dir`) because the shared store
+    /// could not be reached: until `drctl state push DIR`, only this machine
+    /// has its history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<StoreFallback>,
+}
+
+/// Why a run's records are on a fallback store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreFallback {
+    /// The store the run would have used (`s3://BUCKET/PREFIX`).
+    pub instead_of: String,
+    /// The error that store gave, naming its bucket and region.
+    pub error: String,
+    /// Why the operator went on without it (`--reason`).
+    #[serde(default)]
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

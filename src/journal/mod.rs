@@ -11,7 +11,9 @@ use crate::error::Error;
 use crate::store::{Key, RunLog, RunStore};
 
 pub use crate::clock::{format_millis, Millis};
-pub use events::{Decision, DrillStart, Event, GateSpec, RunStatus, RunTarget, DRILL_POLICY};
+pub use events::{
+    Decision, DrillStart, Event, GateSpec, RunStatus, RunTarget, StoreFallback, DRILL_POLICY,
+};
 
 /// The wall clock, for what is not part of a run (runs read the injected clock).
 pub fn now_millis() -> Millis {

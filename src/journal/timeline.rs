@@ -12,10 +12,20 @@ pub fn timeline(events: &[Event]) -> String {
     for event in events {
         let at = event.at();
         let line = match event {
-            Event::RunStarted { run_id, runbook, environment, region, user, host, auto_approve, .. } => format!(
-                "run {run_id}: runbook {runbook}, environment {environment} in {region}, by {user} on {host}, started {}{}",
+            Event::RunStarted { run_id, runbook, environment, region, user, host, auto_approve, target, .. } => format!(
+                "run {run_id}: runbook {runbook}, environment {environment} in {region}, by {user} on {host}, started {}{}{}",
                 format_millis(at),
-                auto_approve.as_ref().map(|r| format!(", auto-approve ({r})")).unwrap_or_default()
+                auto_approve.as_ref().map(|r| format!(", auto-approve ({r})")).unwrap_or_default(),
+                target
+                    .as_ref()
+                    .and_then(|t| Some((t, t.fallback.as_ref()?)))
+                    .map(|(t, f)| format!(
+                        "; recorded on the fallback store {} ({}; reason: {})",
+                        t.state_dir.display(),
+                        f.error,
+                        f.reason
+                    ))
+                    .unwrap_or_default()
             ),
             Event::PhasePlanned { phase, summary, .. } => format!("phase {phase} planned: {summary}"),
             Event::PhaseStarted { phase, .. } => {

@@ -11,6 +11,7 @@
 //! reports/<runbook>/<run id>.json  a drill's report (and .md)
 //! schedule/state.json              the scheduler's state
 //! schedule/daemon.lock             one scheduler per state directory
+//! pushed/<run id>.json             a fallback store's note: this run is in the shared store
 //! sandbox/                         the local moto server
 //! ```
 //!
@@ -72,6 +73,11 @@ impl Key {
         Key(format!("locks/{env}@{region}.lock"))
     }
 
+    /// Where the drill reports are, one folder per runbook.
+    pub fn all_reports() -> Key {
+        Key("reports".into())
+    }
+
     /// A runbook's drill reports.
     pub fn reports(runbook: &str) -> Key {
         Key(format!("reports/{runbook}"))
@@ -85,6 +91,12 @@ impl Key {
             ReportFormat::Markdown => "md",
         };
         Key(format!("reports/{runbook}/{run_id}.{extension}"))
+    }
+
+    /// In a fallback store (`rebuild --state-fallback DIR`): which of run
+    /// `run_id`'s records `drctl state push DIR` put in the shared store.
+    pub fn pushed(run_id: &str) -> Key {
+        Key(format!("pushed/{run_id}.json"))
     }
 
     /// The scheduler's state.
@@ -159,6 +171,8 @@ mod tests {
         );
         assert_eq!(shown(Key::schedule_state()), ".drctl/schedule/state.json");
         assert_eq!(shown(Key::scheduler_lock()), ".drctl/schedule/daemon.lock");
+        assert_eq!(shown(Key::pushed("r-1")), ".drctl/pushed/r-1.json");
+        assert_eq!(shown(Key::all_reports()), ".drctl/reports");
         assert_eq!(sandbox_dir(root).display().to_string(), ".drctl/sandbox");
         assert_eq!(
             Key::journal("r-1").under(root),

@@ -13,6 +13,7 @@ mod cloud;
 mod converge;
 mod drill;
 mod engine;
+mod fallback;
 mod faults;
 mod gates;
 mod graph;

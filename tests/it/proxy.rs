@@ -417,9 +417,11 @@ impl State {
     }
 }
 
-/// `pattern` is `Action` (any service) or `ec2:Action` / `elbv2:Action`.
+/// `pattern` is `Action` (any service), `ec2:Action` / `elbv2:Action`, or
+/// `ec2:*` (every action of one service; `other:*` is S3 among others).
 fn matches(pattern: &str, service: Service, action: &str) -> bool {
     match pattern.split_once(':') {
+        Some((prefix, "*")) => prefix == service.prefix(),
         Some((prefix, name)) => prefix == service.prefix() && name == action,
         None => pattern == action,
     }

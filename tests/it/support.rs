@@ -266,6 +266,7 @@ impl drctl::app::Connect for ConnectTo {
             profile: None,
             region: region.to_string(),
             state_dir: state_dir.to_path_buf(),
+            fallback: None,
         }
     }
 }
