@@ -80,26 +80,12 @@ fn claim_fire(
         .run_id
         .clone()
         .unwrap_or_else(|| crate::app::new_run_id(ctx.clock));
-    let key = crate::store::Key::fire_claim(&runbook.name, fire.at.timestamp().as_millisecond());
-    let claim = serde_json::json!({
-        "run_id": run_id,
-        "by": format!("{}@{}", crate::journal::current_user(), crate::journal::host_name()),
-    });
-    if ctx.store.claim(&key, claim.to_string().as_bytes())? {
-        return Ok(Some(run_id));
-    }
-    let by = ctx
-        .store
-        .get(&key)?
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .map(|c| {
-            format!(
-                "run {} by {}",
-                c["run_id"].as_str().unwrap_or("?"),
-                c["by"].as_str().unwrap_or("?")
-            )
-        })
-        .unwrap_or_else(|| "another start".into());
+    let fire_ms = fire.at.timestamp().as_millisecond();
+    use crate::schedule::state::{claim_fire, FireClaim};
+    let by = match claim_fire(ctx.store.as_ref(), &runbook.name, fire_ms, &run_id)? {
+        FireClaim::Ours => return Ok(Some(run_id)),
+        FireClaim::Taken(by) => by,
+    };
     println!(
         "The fire of {}'s schedule at {} was claimed already ({by}): nothing to do.",
         runbook.name, fire.at

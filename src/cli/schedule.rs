@@ -214,6 +214,11 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
+/// How often a daemon standing by looks whether the one running stopped:
+/// a shared store's lease lapses after a minute by default, so a takeover
+/// comes within about a minute and a quarter.
+const STANDBY_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+
 async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
     let project = load_all(global)?;
     // The daemon names its records by absolute paths in its log.
@@ -228,6 +233,7 @@ async fn run(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Error> {
         .store()?,
         drill: drill_command(global, &project.root)?,
         once: args.once,
+        standby_retry: STANDBY_RETRY,
     };
     let clock: Box<dyn Clock> = match args.now {
         Some(at) => Box::new(OffsetClock::starting_at(at)),
@@ -378,7 +384,7 @@ fn schedule_error(e: ScheduleError, state_dir: &Path) -> Error {
         ),
         ScheduleError::Busy { .. } => Error::usage(
             e.to_string(),
-            Some("one `drctl schedule run` per state directory: stop the other one first".into()),
+            Some("one daemon runs what is due; without --once a second one stands by to take over".into()),
         ),
         ScheduleError::CorruptState { path, source } => Error::Io {
             action: "read the schedule state",
@@ -455,6 +461,18 @@ fn text(at: Timestamp, event: &Event) -> String {
             }
             out
         }
+        Event::Standby { lock, holder } => format!(
+            "schedule: standing by: another daemon ({holder}) holds {}; taking over when it ends or its lease lapses",
+            lock.display()
+        ),
+        Event::FireTaken {
+            runbook,
+            fire: at,
+            by,
+        } => format!(
+            "drill {runbook} for {} claimed already ({by}): not run here",
+            fire(at)
+        ),
         Event::Waiting { runbook, fire: at } => format!("next: drill {runbook} at {}", fire(at)),
         Event::DrillStarted {
             runbook,

@@ -13,6 +13,13 @@
 //! A fire is marked handled (see [`super::state`]) when its drill starts,
 //! so a daemon killed mid-drill does not start that drill again; the
 //! drill's own journal is what finishes it (`drctl resume`).
+//!
+//! One daemon per store runs drills; a second one started on the same
+//! store (another machine of the team, for when the first one's dies)
+//! stands by until the first ends or, on a shared store, its lease lapses,
+//! then takes over, missed fires included. Every fire is also claimed in
+//! the store before its drill starts ([`super::state::claim_fire`]), so a
+//! fire a CronJob's `drill --scheduled` ran already is not run again.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt as _;
@@ -51,6 +58,8 @@ pub struct Config {
     pub drill: DrillCommand,
     /// Run what is due now, then return, instead of waiting for more.
     pub once: bool,
+    /// How often a daemon standing by tries to take the scheduler's lock.
+    pub standby_retry: Duration,
 }
 
 /// A request to stop, from SIGTERM or SIGINT (Ctrl-C).
@@ -79,6 +88,17 @@ pub enum Event {
     Watching {
         state_file: PathBuf,
         runbooks: Vec<Watched>,
+    },
+    /// Another daemon holds the store's scheduler lock: this one stands by.
+    Standby {
+        lock: PathBuf,
+        holder: String,
+    },
+    /// A due fire someone else claimed (and runs): not run here.
+    FireTaken {
+        runbook: String,
+        fire: String,
+        by: String,
     },
     /// Nothing is due until this fire.
     Waiting {
@@ -214,7 +234,13 @@ pub async fn run(
     log: &dyn Fn(Timestamp, &Event),
 ) -> Result<Summary, ScheduleError> {
     let now = || Timestamp::from_millisecond(clock.now()).unwrap_or_else(|_| Timestamp::now());
-    let _lock = lock(config.store.as_ref())?;
+    let Some(_lock) = take_lock(config, stop, log, &now).await? else {
+        log(now(), &Event::Stopped);
+        return Ok(Summary {
+            stopped: true,
+            ..Summary::default()
+        });
+    };
     let mut state = state::load(config.store.as_ref())?;
     let started = now();
     let added = state.reconcile(config.scheduled.iter().map(|s| s.runbook.as_str()), started);
@@ -301,6 +327,38 @@ fn watching(config: &Config, state: &State, added: &[String]) -> Event {
     }
 }
 
+/// The scheduler's lock, once this daemon has it; `None` when a stop came
+/// first. While another daemon holds it, this one stands by and tries
+/// again every `standby_retry` (a daemon run `--once` is refused instead:
+/// the other one is running what is due).
+async fn take_lock(
+    config: &Config,
+    stop: &mut mpsc::UnboundedReceiver<StopSignal>,
+    log: &dyn Fn(Timestamp, &Event),
+    now: &dyn Fn() -> Timestamp,
+) -> Result<Option<Box<dyn Lease>>, ScheduleError> {
+    let mut announced = false;
+    loop {
+        match lock(config.store.as_ref()) {
+            Ok(lease) => return Ok(Some(lease)),
+            Err(ScheduleError::Busy { path, holder }) if !config.once => {
+                if !announced {
+                    announced = true;
+                    log(now(), &Event::Standby { lock: path, holder });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.standby_retry) => {}
+            signal = recv(stop) => {
+                log(now(), &Event::Stopping { signal, in_flight: None });
+                return Ok(None);
+            }
+        }
+    }
+}
+
 /// A stop request; a closed channel never asks to stop.
 async fn recv(stop: &mut mpsc::UnboundedReceiver<StopSignal>) -> StopSignal {
     match stop.recv().await {
@@ -377,6 +435,26 @@ impl Daemon<'_> {
             run_id,
             started,
         };
+        let fire = due.newest.at.timestamp();
+        let store = self.config.store.as_ref();
+        let claim = state::claim_fire(
+            store,
+            &launch.runbook,
+            fire.as_millisecond(),
+            &launch.run_id,
+        )?;
+        if let state::FireClaim::Taken(by) = claim {
+            (self.log)(
+                started,
+                &Event::FireTaken {
+                    runbook: launch.runbook.clone(),
+                    fire: launch.fire,
+                    by,
+                },
+            );
+            self.record(&launch.runbook, |entry| entry.handled_through = fire)?;
+            return Ok(true);
+        }
         self.record_start(&launch, &due)?;
         let exit = self.run_child(&launch, &due).await;
         self.finish(launch, exit, summary)

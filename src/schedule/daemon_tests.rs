@@ -29,7 +29,18 @@ fn config(state_dir: &Path, scheduled: Vec<Scheduled>, script: &str, once: bool)
             args: vec!["-c".into(), script.into(), "sh".into()],
         },
         once,
+        standby_retry: Duration::from_millis(20),
     }
+}
+
+/// A config of runbook `rb`, drilled daily at 04:00 UTC by `sh -c script`.
+fn daily_rb(state_dir: &Path, script: &str, once: bool) -> Config {
+    config(
+        state_dir,
+        vec![scheduled("rb", "0 4 * * *", "UTC")],
+        script,
+        once,
+    )
 }
 
 /// Runs the daemon to its end, with the clock at `now`; returns its events.
@@ -281,4 +292,80 @@ fn a_second_daemon_on_one_state_directory_is_refused() {
             .contains(&format!("pid {}", std::process::id())),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_fire_claimed_elsewhere_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let script = format!("touch '{}'", ran.display());
+    let config = daily_rb(dir.path(), &script, true);
+    let store = crate::store::LocalStore::new(dir.path());
+    let mut state = State::default();
+    handled(&mut state, "rb", "2026-06-03T05:00:00Z");
+    state::save(&store, &state).unwrap();
+    // A CronJob's `drill --scheduled` took this fire first.
+    let fire = ts("2026-06-04T04:00:00Z").as_millisecond();
+    let claimed = state::claim_fire(&store, "rb", fire, "20260604T040001-cron").unwrap();
+    assert_eq!(claimed, state::FireClaim::Ours);
+
+    let (_tx, mut stop) = mpsc::unbounded_channel();
+    let (summary, events) = run_at(&config, "2026-06-04T12:00:00Z", &mut stop).await;
+    assert_eq!(names(&events), ["watching", "fire_taken", "stopped"]);
+    let Event::FireTaken { by, .. } = &events[1] else {
+        unreachable!()
+    };
+    assert!(by.starts_with("run 20260604T040001-cron by "), "{by}");
+    assert_eq!(summary.ran, 0);
+    assert!(!ran.exists(), "the drill did not run");
+    let state = state::load(&store).unwrap();
+    assert_eq!(
+        state.runbooks["rb"].handled_through,
+        ts("2026-06-04T04:00:00Z")
+    );
+}
+
+#[tokio::test]
+async fn a_second_daemon_stands_by_and_takes_over_when_the_first_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daily_rb(dir.path(), "exit 0", false);
+    let store = crate::store::LocalStore::new(dir.path());
+    let first = lock(&store).expect("the first daemon's lock");
+    let events = Mutex::new(Vec::new());
+    let (tx, mut stop) = mpsc::unbounded_channel();
+    let clock = ManualClock::at(ts("2026-06-04T12:00:00Z").as_millisecond());
+    let log = |_, e: &Event| events.lock().unwrap().push(e.clone());
+    let second = run(&config, &clock, &mut stop, &log);
+    let logged = |name: &str| names(&events.lock().unwrap()).contains(&name.to_string());
+    // The first daemon ends once the second stands by; the test stops the
+    // second once it has taken over.
+    let first_ends = async {
+        while !logged("standby") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!logged("watching"), "it runs nothing while the first does");
+        drop(first);
+        while !logged("waiting") {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tx.send(StopSignal::Term).unwrap();
+    };
+    let (summary, ()) = tokio::join!(second, first_ends);
+    assert!(summary.expect("the daemon runs").stopped);
+    assert_eq!(
+        names(&events.lock().unwrap()),
+        ["standby", "watching", "waiting", "stopping", "stopped"]
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_standing_by_stops_when_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = daily_rb(dir.path(), "exit 0", false);
+    let _first = lock(&crate::store::LocalStore::new(dir.path())).unwrap();
+    let (tx, mut stop) = mpsc::unbounded_channel();
+    tx.send(StopSignal::Interrupt).unwrap();
+    let (summary, events) = run_at(&config, "2026-06-04T12:00:00Z", &mut stop).await;
+    assert_eq!(names(&events), ["standby", "stopping", "stopped"]);
+    assert!(summary.stopped);
 }

@@ -147,6 +147,51 @@ pub fn save(store: &dyn RunStore, state: &State) -> Result<(), ScheduleError> {
     Ok(store.put(&Key::schedule_state(), &bytes)?)
 }
 
+/// Who runs one fire of a runbook's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FireClaim {
+    /// This caller: its drill is the fire's one run.
+    Ours,
+    /// Someone else claimed it first (another daemon, a CronJob fired
+    /// twice): `run ID by USER@HOST`.
+    Taken(String),
+}
+
+/// Claims the fire of `runbook`'s schedule at `fire` (milliseconds) for
+/// run `run_id`, with a create that succeeds for one caller only, from
+/// anywhere on the store: every way a drill is scheduled (the daemon,
+/// `drill --scheduled` from a CronJob, a timer or a workflow) claims it,
+/// so a fire fired twice runs once.
+pub fn claim_fire(
+    store: &dyn RunStore,
+    runbook: &str,
+    fire: i64,
+    run_id: &str,
+) -> Result<FireClaim, crate::store::StoreError> {
+    let key = Key::fire_claim(runbook, fire);
+    let by = format!(
+        "{}@{}",
+        crate::journal::current_user(),
+        crate::journal::host_name()
+    );
+    let claim = serde_json::json!({ "run_id": run_id, "by": by });
+    if store.claim(&key, claim.to_string().as_bytes())? {
+        return Ok(FireClaim::Ours);
+    }
+    let holder = store
+        .get(&key)?
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|c| {
+            format!(
+                "run {} by {}",
+                c["run_id"].as_str().unwrap_or("?"),
+                c["by"].as_str().unwrap_or("?")
+            )
+        })
+        .unwrap_or_else(|| "another start".into());
+    Ok(FireClaim::Taken(holder))
+}
+
 /// Timestamps as RFC 3339 text (jiff's serde support is not enabled).
 mod rfc3339 {
     use jiff::Timestamp;
