@@ -311,6 +311,14 @@ async fn a_lapsed_lease_is_taken_over_and_its_former_holder_writes_nothing_more(
     .unwrap();
     assert_eq!(record["generation"], 2, "{record}");
     assert_eq!(record["holder"]["host"], "b", "{record}");
+    // It names the holding it took over, which B's journal objects carry:
+    // readers skip whatever A writes after them.
+    assert!(
+        record["took_over"]
+            .as_str()
+            .is_some_and(|a| a.contains("#1@a/")),
+        "{record}"
+    );
 
     // A, back on the network, is fenced: it may not append after B took over.
     proxy.set_faults(Faults::none());

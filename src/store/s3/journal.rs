@@ -2,9 +2,10 @@
 //! append (the records of one step together), each created only where
 //! nothing is. Object 0 is empty and marks the run as taken.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use super::lease::Fence;
 use super::{block, Condition, Shared, Written};
 use crate::store::{Key, RunLog, StoreError};
 
@@ -78,11 +79,17 @@ impl RunLog for S3RunLog {
     fn append(&self, records: &[Vec<u8>]) -> Result<(), StoreError> {
         // A process whose lease lapsed writes nothing more: whoever took the
         // environment over is writing now.
-        let fenced = self.shared.leases.lock().expect("lease book").check();
-        if let Err(why) = fenced {
-            return Err(self.shared.failed("append to", &folder(&self.run_id), why));
-        }
+        let fences = self.shared.leases.lock().expect("lease book").check();
+        let fences = match fences {
+            Ok(fences) => fences,
+            Err(why) => return Err(self.shared.failed("append to", &folder(&self.run_id), why)),
+        };
         let mut body = Vec::new();
+        for fence in fences {
+            body.extend_from_slice(FENCE);
+            body.extend(serde_json::to_vec(&fence).expect("fences serialise"));
+            body.push(b'\n');
+        }
         for record in records {
             body.extend_from_slice(record);
             body.push(b'\n');
@@ -160,15 +167,110 @@ pub(super) async fn read(shared: &Shared, run_id: &str) -> Result<Vec<Vec<u8>>, 
     Ok(records(objects.iter()))
 }
 
-/// The records in journal objects, in their order.
+/// How a line naming a lease its object was written under begins (a
+/// record is a JSON object: it begins with `{`).
+const FENCE: &[u8] = b"#lease ";
+
+/// The records in journal objects, in their order, but for the objects a
+/// former holder of a lease wrote after the holder that took the lease
+/// over from it had written (fenced out: see `lease`).
 fn records<'a>(objects: impl Iterator<Item = &'a Vec<u8>>) -> Vec<Vec<u8>> {
-    objects
-        .flat_map(|o| o.split(|b| *b == b'\n'))
-        .filter(|r| !r.is_empty())
-        .map(|record| record.to_vec())
-        .collect()
+    let mut fenced_out: HashSet<String> = HashSet::new();
+    let mut records = Vec::new();
+    for object in objects {
+        let lines: Vec<&[u8]> = object
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        let fences: Vec<Fence> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(FENCE))
+            .filter_map(|f| serde_json::from_slice(f).ok())
+            .collect();
+        if fences.iter().any(|f| fenced_out.contains(&f.lease)) {
+            tracing::warn!(
+                "skipped a journal object written by a holder whose lease was taken over"
+            );
+            continue;
+        }
+        fenced_out.extend(fences.into_iter().filter_map(|f| f.took_over));
+        records.extend(
+            lines
+                .into_iter()
+                .filter(|l| !l.starts_with(FENCE))
+                .map(<[u8]>::to_vec),
+        );
+    }
+    records
 }
 
 pub(super) async fn exists(shared: &Shared, run_id: &str) -> Result<bool, StoreError> {
     Ok(!numbers(shared, run_id).await?.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(fences: &[(&str, Option<&str>)], records: &[&str]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (lease, took_over) in fences {
+            let fence = Fence {
+                lock: "locks/prod@eu-west-1.lock".into(),
+                lease: lease.to_string(),
+                took_over: took_over.map(str::to_string),
+            };
+            body.extend_from_slice(FENCE);
+            body.extend(serde_json::to_vec(&fence).unwrap());
+            body.push(b'\n');
+        }
+        for record in records {
+            body.extend_from_slice(record.as_bytes());
+            body.push(b'\n');
+        }
+        body
+    }
+
+    fn read(objects: &[Vec<u8>]) -> Vec<String> {
+        records(objects.iter())
+            .into_iter()
+            .map(|r| String::from_utf8(r).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_former_holder_cannot_append_after_the_one_that_took_its_lease_over() {
+        let objects = [
+            Vec::new(), // the run's marker
+            object(&[("A#1", None)], &["{\"a\":1}", "{\"a\":2}"]),
+            // An approval from a machine that holds no lease.
+            object(&[], &["{\"approved\":true}"]),
+            // B took the lease over from A and resumed the run...
+            object(&[("B#2", Some("A#1"))], &["{\"b\":1}"]),
+            // ...then A, paused past its lease and unaware, wrote again.
+            object(&[("A#1", None)], &["{\"a\":3}"]),
+            object(&[("B#2", Some("A#1"))], &["{\"b\":2}"]),
+        ];
+        assert_eq!(
+            read(&objects),
+            [
+                "{\"a\":1}",
+                "{\"a\":2}",
+                "{\"approved\":true}",
+                "{\"b\":1}",
+                "{\"b\":2}"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_holder_whose_lease_was_not_taken_over_is_read_whole() {
+        // A released its lock; B took it fresh (no takeover) and resumed.
+        let objects = [
+            object(&[("A#1", None)], &["{\"a\":1}"]),
+            object(&[("B#1", None)], &["{\"b\":1}"]),
+            object(&[("A#1", None)], &["{\"a\":2}"]),
+        ];
+        assert_eq!(read(&objects), ["{\"a\":1}", "{\"b\":1}", "{\"a\":2}"]);
+    }
 }

@@ -8,6 +8,11 @@
 //! A holder that cannot renew stops at once (fail-stop): its journals
 //! refuse appends from the moment its lease may have lapsed, measured from
 //! when it sent its last successful renewal, before anyone can take over.
+//! And every journal object names the leases its writer held ([`Fence`]):
+//! once an object of the holder that took a lease over is in a journal,
+//! readers skip any later object of the holder it took over from, so even
+//! a former holder that did not notice (a process paused past its lease)
+//! cannot append after the one that took over.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -32,11 +37,41 @@ pub(super) struct LeaseRecord {
     pub lease_ms: u64,
     /// Counts renewals, so that each one changes the object's ETag.
     pub renewals: u64,
+    /// The lease this one took over, if it did (its [`LeaseRecord::id`]):
+    /// journal objects written under that one after this one wrote are
+    /// not read (see `journal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over: Option<String>,
+}
+
+impl LeaseRecord {
+    /// Names this holding of the lock: its generation and holder.
+    pub fn id(&self) -> String {
+        format!(
+            "{}#{}@{}/{}/{}",
+            self.holder.run_id,
+            self.generation,
+            self.holder.host,
+            self.holder.pid,
+            self.holder.since
+        )
+    }
+}
+
+/// What a journal object written under a lease says of it: the lock, the
+/// holding, and the holding it took over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Fence {
+    pub lock: String,
+    pub lease: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over: Option<String>,
 }
 
 /// A lease this process holds.
 #[derive(Debug)]
 struct Held {
+    key: String,
     etag: String,
     record: LeaseRecord,
     /// When the last renewal that succeeded was sent: the lease is good
@@ -51,11 +86,18 @@ struct Held {
 pub(super) struct LeaseBook(Vec<Weak<Mutex<Held>>>);
 
 impl LeaseBook {
-    /// `Err(why)` once a lease held here may have lapsed or was lost.
-    pub(super) fn check(&mut self) -> Result<(), String> {
+    /// The leases held here, for a journal object to carry; `Err(why)`
+    /// once one may have lapsed or was lost.
+    pub(super) fn check(&mut self) -> Result<Vec<Fence>, String> {
         self.0.retain(|held| held.strong_count() > 0);
+        let mut fences = Vec::new();
         for held in self.0.iter().filter_map(Weak::upgrade) {
             let held = held.lock().expect("lease");
+            fences.push(Fence {
+                lock: held.key.clone(),
+                lease: held.record.id(),
+                took_over: held.record.took_over.clone(),
+            });
             if let Some(why) = &held.lost {
                 return Err(why.clone());
             }
@@ -67,7 +109,7 @@ impl LeaseBook {
                 ));
             }
         }
-        Ok(())
+        Ok(fences)
     }
 }
 
@@ -174,6 +216,7 @@ pub(super) async fn acquire(
         generation: 1,
         lease_ms,
         renewals: 0,
+        took_over: None,
     };
     // Each round either takes the lock, or finds it held, or lost a race to
     // someone who changed it meanwhile (and looks again).
@@ -193,6 +236,7 @@ pub(super) async fn acquire(
             return Err(LockRefusal::Held(Some(old.holder)));
         }
         record.generation = old.generation + 1;
+        record.took_over = Some(old.id());
         let sent = Instant::now();
         let body = serde_json::to_vec(&record).expect("lease records serialise");
         tracing::warn!(
@@ -219,6 +263,7 @@ fn start(
     renewed: Instant,
 ) -> S3Lease {
     let held = Arc::new(Mutex::new(Held {
+        key: key.clone(),
         etag,
         record,
         renewed,
