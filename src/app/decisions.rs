@@ -46,6 +46,18 @@ pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, 
     })
 }
 
+/// Ends run `run_id` rejected if it waits at a gate whose deadline passed
+/// without its approvals (see [`run::reject_if_overdue`]): what a command
+/// that only looks at runs does first. The gate's phase when it did.
+pub fn reject_if_overdue(ctx: &Context<'_>, run_id: &str) -> Result<Option<String>, Error> {
+    let journal = Journal::open(ctx.store.as_ref(), run_id)?;
+    run::reject_if_overdue(&Recorder {
+        journal: &journal,
+        clock: ctx.clock,
+        sink: ctx.sink,
+    })
+}
+
 pub struct RejectRequest {
     pub run_id: String,
     pub by: String,

@@ -27,7 +27,9 @@ use crate::model::{Project, Runbook};
 use crate::store::RunStore;
 
 pub use crate::outcome::RolledBack;
-pub use decisions::{approve, reject, ApproveRequest, Approved, RejectRequest, Rejected};
+pub use decisions::{
+    approve, reject, reject_if_overdue, ApproveRequest, Approved, RejectRequest, Rejected,
+};
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
 pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
 pub use planning::{outputs, plan, OutputRequest, PlanRequest};

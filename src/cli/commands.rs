@@ -322,7 +322,12 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
     match show {
         None => {
             let store = global.store()?;
-            let runs = crate::journal::list_runs(store.as_ref());
+            let mut runs = crate::journal::list_runs(store.as_ref());
+            for (id, events) in &mut runs {
+                if let Some(fresh) = settle_overdue_gate(global, id, events) {
+                    *events = fresh;
+                }
+            }
             if runs.is_empty() {
                 println!(
                     "No runs under {}.",
@@ -370,7 +375,10 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
         Some(id) => {
             let global = &for_run(global, id)?;
             let store = global.store()?;
-            let events = Journal::open(store.as_ref(), id)?.events()?;
+            let mut events = Journal::open(store.as_ref(), id)?.events()?;
+            if let Some(fresh) = settle_overdue_gate(global, id, &events) {
+                events = fresh;
+            }
             print!("{}", crate::journal::timeline(&events));
             if let Some(note) = app::push::fallback_note(store.as_ref(), id, &events) {
                 println!("store: {note}");
@@ -378,6 +386,33 @@ pub fn runs_command(global: &GlobalArgs, show: Option<&str>) -> Result<u8, Error
         }
     }
     Ok(exit::OK)
+}
+
+/// A run of `events` waiting at a gate past its deadline is rejected by
+/// the first command that looks at it (`runs` too): its events then. A
+/// journal this command cannot write to is shown as it is, with a warning.
+fn settle_overdue_gate(
+    global: &GlobalArgs,
+    id: &str,
+    events: &[JournalEvent],
+) -> Option<Vec<JournalEvent>> {
+    let state = run_state(events);
+    if state.status.is_final() || state.waiting.is_none() {
+        return None;
+    }
+    let sink = crate::events::NullSink;
+    let settled =
+        context(global, &sink).and_then(|ctx| Ok((app::reject_if_overdue(&ctx, id)?, ctx)));
+    match settled {
+        Ok((Some(_), ctx)) => Journal::open(ctx.store.as_ref(), id)
+            .and_then(|j| j.events())
+            .ok(),
+        Ok((None, _)) => None,
+        Err(e) => {
+            tracing::warn!("cannot end run {id} at its overdue gate: {e}");
+            None
+        }
+    }
 }
 
 /// `drctl lock status`: each lock, its holder, and its lease's age.

@@ -143,16 +143,23 @@ pub(super) fn pass_gate(
                 decide(Decision::Reject, &user, None, waited)?;
                 return Ok(GateResult::Rejected { by: user });
             }
-            Some(Answer::Overtaken) => {
-                if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
-                    return Ok(end);
+            // What was decided elsewhere first (a timeout another command
+            // recorded included), then the deadline.
+            Some(Answer::Overtaken) => match decided_elsewhere(ctx, &phase.name, &approved)? {
+                Elsewhere::Approvals(now) => {
+                    approved = now;
+                    let waiting = WaitingGate {
+                        approved_by: approved.clone(),
+                        ..waiting.clone()
+                    };
+                    if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)?
+                    {
+                        return Ok(end);
+                    }
                 }
-                match decided_elsewhere(ctx, &phase.name, &approved)? {
-                    Elsewhere::Approvals(now) => approved = now,
-                    Elsewhere::Rejected { by } => return Ok(GateResult::RejectedElsewhere { by }),
-                    Elsewhere::Gone => return Ok(paused(&approved)),
-                }
-            }
+                Elsewhere::Rejected { by } => return Ok(GateResult::RejectedElsewhere { by }),
+                Elsewhere::Gone => return Ok(paused(&approved)),
+            },
             Some(Answer::Defer) | None => return Ok(paused(&approved)),
         }
     }
@@ -263,6 +270,10 @@ fn check_timeout(
     let Some(limit) = spec.timeout_secs else {
         return Ok(None);
     };
+    // Approved in time: the deadline was met, however late the resume.
+    if waiting.approved_by.len() >= spec.approvals as usize {
+        return Ok(None);
+    }
     let waited = rec.clock.now() - waiting.since;
     if spec.reject_on_timeout && waited >= limit as i64 * 1000 {
         record(
@@ -355,13 +366,7 @@ pub fn approve(
             None,
         ));
     }
-    if let Some(GateResult::Rejected { .. }) =
-        check_timeout(rec, &waiting.phase, &waiting.gate, &waiting)?
-    {
-        journal.append(&Event::RunFinished {
-            at: rec.clock.now(),
-            status: RunStatus::Rejected,
-        })?;
+    if reject_if_overdue(rec)?.is_some() {
         return Err(Error::usage(
             format!(
                 "the gate before phase `{}` timed out; the run is rejected",
@@ -383,6 +388,26 @@ pub fn approve(
         },
     )?;
     Ok((waiting.approved_by.len() + 1, waiting.gate.approvals))
+}
+
+/// Ends the run rejected when it waits at a gate whose deadline passed
+/// without its approvals (`on_timeout = "reject"`): whichever command
+/// looks at the run first — a prompt, `resume`, `approve`, `runs` — does
+/// it, so a paused run never sits past its deadline looking alive. The
+/// gate's phase when it did.
+pub fn reject_if_overdue(rec: &Recorder<'_>) -> Result<Option<String>, Error> {
+    let state = run_state(&rec.journal.events()?);
+    let Some(waiting) = state.waiting.filter(|_| !state.status.is_final()) else {
+        return Ok(None);
+    };
+    if check_timeout(rec, &waiting.phase, &waiting.gate, &waiting)?.is_none() {
+        return Ok(None);
+    }
+    rec.journal.append(&Event::RunFinished {
+        at: rec.clock.now(),
+        status: RunStatus::Rejected,
+    })?;
+    Ok(Some(waiting.phase))
 }
 
 /// `drctl reject`: ends the run at its gate.

@@ -25,7 +25,7 @@ use crate::world::Snapshot;
 
 mod gates;
 
-pub use gates::{approve, gate_spec, reject};
+pub use gates::{approve, gate_spec, reject, reject_if_overdue};
 use gates::{pass_gate, GateResult};
 
 /// How a run ended (for now).

@@ -68,6 +68,35 @@ impl Setup {
             .count()
     }
 
+    /// The application layer on this setup's state, with `clock`.
+    fn context<'a>(&self, clock: &'a ManualClock, sink: &'a Collect) -> Context<'a> {
+        Context {
+            store: drctl::store::local(self.state.path()),
+            clock,
+            sink,
+        }
+    }
+
+    /// Applies the runbook through the application layer, which pauses at
+    /// its manual gate: the run's id.
+    async fn apply_paused(&self, ctx: &Context<'_>) -> String {
+        let request = ApplyRequest {
+            root: Some(self.repo.root().to_path_buf()),
+            target: "rb".into(),
+            auto_approve: None,
+            parallelism: 4,
+        };
+        let ApplyResult::Run(app::RunResult { run_id, end, .. }) =
+            app::apply(ctx, &ConnectTo::moto(), &request, &CancellationToken::new())
+                .await
+                .expect("apply")
+        else {
+            panic!("expected a run");
+        };
+        assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
+        run_id
+    }
+
     async fn provider(&self) -> AwsProvider {
         AwsProvider::new(&AwsSettings::sandbox(moto_endpoint(), REGION).load().await)
     }
@@ -211,28 +240,10 @@ async fn a_gate_that_times_out_rejects_the_run() {
     // Through the application layer with a clock the test moves: no sleep.
     let clock = ManualClock::at(1_800_000_000_000);
     let sink = Collect::default();
-    let ctx = Context {
-        store: drctl::store::local(s.state.path()),
-        clock: &clock,
-        sink: &sink,
-    };
+    let ctx = s.context(&clock, &sink);
     let connect = ConnectTo::moto();
-    let request = ApplyRequest {
-        root: Some(s.repo.root().to_path_buf()),
-        target: "rb".into(),
-        auto_approve: None,
-        parallelism: 4,
-    };
     let cancel = CancellationToken::new();
-    let ApplyResult::Run(app::RunResult {
-        run_id: id, end, ..
-    }) = app::apply(&ctx, &connect, &request, &cancel)
-        .await
-        .expect("apply")
-    else {
-        panic!("expected a run");
-    };
-    assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
+    let id = s.apply_paused(&ctx).await;
     // Not yet: 59 minutes later the gate still waits.
     clock.advance(Duration::from_secs(59 * 60));
     let end = app::resume(&ctx, &connect, &id, 4, &cancel)
@@ -336,6 +347,69 @@ async fn a_prompt_nobody_answers_rejects_at_the_gates_deadline() {
         "the prompt ended at the deadline: {end:?}"
     );
     assert!(!s.addresses().await.contains_key("fleet.instances.app"));
+    s.destroy();
+}
+
+#[tokio::test]
+async fn an_approval_given_before_the_deadline_counts_however_late_the_resume() {
+    let s = Setup::new(
+        "gate-approved-in-time",
+        87,
+        "{ manual = { timeout = \"1h\", on_timeout = \"reject\" } }",
+    );
+    let clock = ManualClock::at(1_800_000_000_000);
+    let sink = Collect::default();
+    let ctx = s.context(&clock, &sink);
+    let id = s.apply_paused(&ctx).await;
+    clock.advance(Duration::from_secs(30 * 60));
+    app::approve(
+        &ctx,
+        &app::ApproveRequest {
+            run_id: id.clone(),
+            gate: None,
+            by: "alice".into(),
+            reason: None,
+        },
+    )
+    .expect("approved in time");
+    // Resumed the next day: the gate was passed in time.
+    clock.advance(Duration::from_secs(24 * 3600));
+    let cancel = CancellationToken::new();
+    let end = app::resume(&ctx, &ConnectTo::moto(), &id, 4, &cancel)
+        .await
+        .unwrap()
+        .end;
+    assert!(matches!(end, RunEnd::Succeeded(_)), "{end:?}");
+    assert_eq!(s.addresses().await, exactly_desired());
+    s.destroy();
+}
+
+#[tokio::test]
+async fn a_paused_run_past_its_deadline_is_rejected_by_the_first_look() {
+    let s = Setup::new(
+        "gate-overdue",
+        88,
+        "{ manual = { timeout = \"1h\", on_timeout = \"reject\" } }",
+    );
+    // Paused a year ago by the clock the binary reads: long overdue.
+    let clock =
+        ManualClock::at(drctl::clock::Clock::now(&drctl::clock::SystemClock) - 365 * 86_400_000);
+    let sink = Collect::default();
+    let id = s.apply_paused(&s.context(&clock, &sink)).await;
+    let (code, text) = s.run(&["runs"]);
+    assert_eq!(code, Some(0), "{text}");
+    let line = text.lines().find(|l| l.contains(&id)).expect("listed");
+    assert!(line.contains("rejected"), "{text}");
+    let (_, text) = s.run(&["runs", "show", &id]);
+    assert!(
+        text.contains("gate before compute: rejected by its timeout (no approval within 3600s)")
+            && text.contains("status: rejected"),
+        "{text}"
+    );
+    // Looked at again: ended once.
+    let events = s.events(&id);
+    let _ = s.run(&["runs"]);
+    assert_eq!(s.events(&id), events);
     s.destroy();
 }
 
