@@ -136,6 +136,9 @@ impl S3Store {
             let why = match e.raw_response().map(|r| r.status().as_u16()) {
                 Some(404) => "it does not exist (drctl never creates it)".to_string(),
                 Some(403) => "access denied (drctl needs s3:ListBucket on it)".to_string(),
+                _ if self.shared.client.config().region().is_none() => {
+                    "no region to find it in: add `region = \"…\"` to drctl.toml's [state], or set AWS_REGION".to_string()
+                }
                 _ => sdk_message(&e),
             };
             StoreError::Remote {
@@ -208,8 +211,23 @@ where
     match (e.code(), e.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_string(),
-        _ => aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        _ => causes(e),
     }
+}
+
+/// An error and its causes, each said once: what a person needs from a
+/// failed request (not the SDK's debug dump of it).
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !text.is_empty() && !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
+        }
+        next = error.source();
+    }
+    said.join(": ")
 }
 
 impl Shared {
@@ -506,5 +524,41 @@ impl RunStore for S3Store {
         let folder = folder.as_str().to_string();
         let (keys, _) = self.block(async move { shared.list(&folder).await })?;
         Ok(keys.into_iter().map(Key::from_relative).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn a_failed_request_says_each_cause_once_and_no_debug_dump() {
+        let error = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "io error: tcp connect error: Connection refused",
+                Some(Box::new(Layer(
+                    "tcp connect error: Connection refused",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(
+            super::causes(&error),
+            "dispatch failure: io error: tcp connect error: Connection refused"
+        );
     }
 }
