@@ -5,9 +5,10 @@
 //! checks) modelled ([`crate::aws_model`]).
 //!
 //! In CI this is a correctness check, at the tests' time scale: both drills
-//! pass, the S3 journal holds the events the local one does, and the S3
-//! requests of a drill stay under [`S3_CALLS_BOUND`] (and its lease
-//! renewals). It asserts no timing.
+//! pass, the S3 journal holds the events the local one does, in fewer
+//! objects (the records of one step together), and the S3 requests of a
+//! drill stay under [`S3_CALLS_BOUND`] (and its lease renewals). It asserts
+//! no timing.
 //! It prints a table of figures (wall time and RTO of each drill, S3 calls
 //! by action, the overhead), which at the tests' scale say little: AWS's
 //! waits are shrunk a hundredfold, the store's calls are not.
@@ -38,10 +39,10 @@ use crate::support::moto_endpoint;
 use crate::team::{new_bucket, store, REGION as BUCKET_REGION};
 
 /// S3 requests one drill of the example fleet may make besides renewing
-/// its lock's lease: it makes 50, one journal object per event. A request
-/// per event read, or a read of the whole journal per append, goes far
-/// past it.
-const S3_CALLS_BOUND: u32 = 60;
+/// its lock's lease: it makes 35 (50 with one journal object per event).
+/// A request per event read, or a read of the whole journal per append,
+/// goes far past it.
+const S3_CALLS_BOUND: u32 = 40;
 
 /// The S3 requests a drill that took `wall` may make: the bound, and a
 /// renewal of its lease every third of the lease (60 s by default).
@@ -257,9 +258,13 @@ async fn a_drill_on_the_s3_store_journals_what_a_local_one_does_in_few_requests(
 
     print_figures(&times, latency, &local, &s3, objects);
     assert_same_events(&local.events, &s3.events);
+    // One object per phase's start, per step's outcome with what it let
+    // start, per run-level record, and the run's marker: far fewer than
+    // one per event.
     assert!(
-        objects <= s3.events.len() + 1,
-        "never more objects than events (and the run's marker)"
+        objects <= s3.events.len() * 2 / 3,
+        "{objects} objects for {} events",
+        s3.events.len()
     );
     assert!(
         s3.calls_of("s3") <= s3_calls_bound(s3.wall),
