@@ -13,8 +13,8 @@
 //! by action, the overhead), which at the tests' scale say little: AWS's
 //! waits are shrunk a hundredfold, the store's calls are not.
 //!
-//! The benchmark is the same test at AWS's own pace (scale 1 takes about 11
-//! minutes per drill, one drill after the other; 0.5 halves that):
+//! The benchmark is the same test at AWS's own pace (scale 1 takes about 3½
+//! minutes per drill, one drill after the other; 0.5 about half):
 //!
 //! ```text
 //! DRCTL_TEST_AWS_SCALE=1 cargo test --test it -- store_cost --nocapture
