@@ -80,8 +80,10 @@ pub async fn destroy<C: Connect>(
     });
     confirm(ctx, request, protected, env, snapshot.len())?;
     let observed: Vec<_> = snapshot.objects().cloned().collect();
-    let report = execute::destroy(&provider, &observed, request.parallelism, &|e| {
-        ctx.sink.event(&Shown::Step(e.clone()))
+    let report = execute::destroy(&provider, &observed, request.parallelism, &|events| {
+        events
+            .iter()
+            .for_each(|e| ctx.sink.event(&Shown::Step(e.clone())))
     })
     .await;
     let left = run::observe(&provider, env, ctx.clock).await?;

@@ -314,6 +314,7 @@ async fn drive_steps(
         plan,
         0,
         &mut crate::execute::Applied::default(),
+        run::Opening::default(),
     )
     .await?;
     let report = match run::stopped_after_phase(ctx, report)? {

@@ -40,8 +40,10 @@ pub(crate) async fn tear_down(
         message: format!("Tearing down {env}: {} resource(s) …", snapshot.len()),
     });
     let observed: Vec<_> = snapshot.objects().cloned().collect();
-    let report = execute::destroy(provider, &observed, parallelism, &|e| {
-        ctx.sink.event(&Shown::Step(e.clone()))
+    let report = execute::destroy(provider, &observed, parallelism, &|events| {
+        events
+            .iter()
+            .for_each(|e| ctx.sink.event(&Shown::Step(e.clone())))
     })
     .await;
     let errors: Vec<String> = report

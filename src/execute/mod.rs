@@ -5,6 +5,13 @@
 //! and lets independent branches finish. Values only known after an earlier
 //! step (ids, ARNs) are resolved just before each call, from what the
 //! provider returned.
+//!
+//! Progress goes to the caller in batches: what happened at one point of
+//! the loop (a step's outcome, and the steps that it let start) is one
+//! batch, handed over before any call it announces is made. The run's
+//! journal writes a batch as one record, so on S3 a step costs one request
+//! rather than one per event, and an intent is still durable before its
+//! call.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -142,6 +149,11 @@ impl Applied {
     }
 }
 
+/// Where the executor's progress goes: a batch of events at a time (see
+/// the module's doc). The calls a batch's `Started` events announce begin
+/// only once it returns.
+pub type Progress<'a> = &'a dyn Fn(&[Event]);
+
 /// Applies phase `index` of `plan`; `applied` carries what earlier phases
 /// produced and receives what this one does. Once `cancel` is set, nothing
 /// new starts; what is in flight finishes.
@@ -152,17 +164,18 @@ pub async fn apply_phase<P: Provider>(
     applied: &mut Applied,
     options: &ApplyOptions,
     cancel: &CancellationToken,
-    progress: &dyn Fn(&Event),
+    progress: Progress<'_>,
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
     let Applied { exports, broken } = applied;
     let phase = &plan.phases[index];
-    progress(&Event::PhaseStarted {
+    // The phase's start goes with its first steps.
+    let mut batch = vec![Event::PhaseStarted {
         name: phase.name.clone(),
         number: index + 1,
         total: plan.phases.len(),
-    });
+    }];
     let mut waiting: Vec<&Change> = phase.changes.iter().collect();
     let mut in_flight = FuturesUnordered::new();
     let mut waits = WaitReports::new();
@@ -175,7 +188,7 @@ pub async fn apply_phase<P: Provider>(
                 let because = cause.clone();
                 broken.insert(change.address.clone(), because.clone());
                 let skipped = outcome_never_run(change, OutcomeKind::Skipped { because });
-                finished(&mut report, progress, skipped);
+                finished(&mut report, &mut batch, skipped);
             } else if change.action == Action::NoOp {
                 let current = change
                     .current
@@ -186,7 +199,7 @@ pub async fn apply_phase<P: Provider>(
                 && in_flight.len() < options.parallelism.max(1)
                 && change.depends_on.iter().all(|d| exports.contains_key(d))
             {
-                progress(&Event::Started {
+                batch.push(Event::Started {
                     address: change.address.clone(),
                     action: change.action,
                     depends_on: change.depends_on.iter().cloned().collect(),
@@ -207,24 +220,34 @@ pub async fn apply_phase<P: Provider>(
             }
             continue; // a no-op just made more inputs known
         }
+        // Reported before the steps just started make their calls.
+        hand_over(&mut batch, progress);
         let next = waits.next(&mut in_flight, progress);
         let Some((change, result, elapsed)) = next.await else {
             break;
         };
         let done = settle(change, result, elapsed, exports, broken);
-        finished(&mut report, progress, done);
+        finished(&mut report, &mut batch, done);
     }
     for change in waiting {
         let never = outcome_never_run(change, not_started(change, exports, cancel));
-        finished(&mut report, progress, never);
+        finished(&mut report, &mut batch, never);
     }
+    hand_over(&mut batch, progress);
     report.elapsed = started.elapsed();
     report
 }
 
-fn finished(report: &mut Report, progress: &dyn Fn(&Event), outcome: Outcome) {
-    progress(&Event::Finished(outcome.clone()));
+fn finished(report: &mut Report, batch: &mut Vec<Event>, outcome: Outcome) {
+    batch.push(Event::Finished(outcome.clone()));
     report.outcomes.push(outcome);
+}
+
+/// Hands the batch so far to `progress`, if there is one.
+fn hand_over(batch: &mut Vec<Event>, progress: Progress<'_>) {
+    if !batch.is_empty() {
+        progress(&std::mem::take(batch));
+    }
 }
 
 fn outcome_never_run(change: &Change, result: OutcomeKind) -> Outcome {
@@ -292,14 +315,14 @@ pub async fn cleanup<P: Provider>(
     provider: &P,
     deletions: &[Change],
     parallelism: usize,
-    progress: &dyn Fn(&Event),
+    progress: Progress<'_>,
 ) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
     let deletions: Vec<&Change> = deletions.iter().collect();
-    progress(&Event::CleanupStarted {
+    progress(&[Event::CleanupStarted {
         count: deletions.len(),
-    });
+    }]);
     delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
     report.elapsed = started.elapsed();
     report
@@ -331,15 +354,16 @@ impl WaitReports {
         })
     }
 
-    /// The next step to finish; what others wait on meanwhile goes to `progress`.
-    async fn next<S>(&mut self, in_flight: &mut S, progress: &dyn Fn(&Event)) -> Option<S::Item>
+    /// The next step to finish; what others wait on meanwhile goes to
+    /// `progress`, as it happens.
+    async fn next<S>(&mut self, in_flight: &mut S, progress: Progress<'_>) -> Option<S::Item>
     where
         S: futures_util::Stream + Unpin,
     {
         loop {
             tokio::select! {
                 done = in_flight.next() => return done,
-                Some(event) = self.rx.recv() => progress(&event),
+                Some(event) = self.rx.recv() => progress(&[event]),
             }
         }
     }
@@ -475,7 +499,7 @@ pub async fn delete_in_order<P: Provider>(
     provider: &P,
     deletions: &[&Change],
     parallelism: usize,
-    progress: &dyn Fn(&Event),
+    progress: Progress<'_>,
     report: &mut Report,
 ) {
     let ranks: BTreeSet<u8> = deletions
@@ -489,10 +513,12 @@ pub async fn delete_in_order<P: Provider>(
             .filter(|c| delete_rank(c.address.kind) == rank);
         let mut in_flight = FuturesUnordered::new();
         let mut waits = WaitReports::new();
+        // A deletion's outcome and the deletions that take its place.
+        let mut batch = Vec::new();
         loop {
             while in_flight.len() < parallelism.max(1) {
                 let Some(change) = queue.next() else { break };
-                progress(&Event::Started {
+                batch.push(Event::Started {
                     address: change.address.clone(),
                     action: Action::Delete,
                     depends_on: Vec::new(),
@@ -508,6 +534,7 @@ pub async fn delete_in_order<P: Provider>(
                 };
                 in_flight.push(wait::reporting_waits(waits.reporter(&change.address), step));
             }
+            hand_over(&mut batch, progress);
             let Some((change, id, result, elapsed)) = waits.next(&mut in_flight, progress).await
             else {
                 break;
@@ -521,9 +548,10 @@ pub async fn delete_in_order<P: Provider>(
                 },
                 elapsed,
             };
-            progress(&Event::Finished(outcome.clone()));
+            batch.push(Event::Finished(outcome.clone()));
             report.outcomes.push(outcome);
         }
+        hand_over(&mut batch, progress);
     }
 }
 
@@ -532,7 +560,7 @@ pub async fn destroy<P: Provider>(
     provider: &P,
     observed: &[ObservedResource],
     parallelism: usize,
-    progress: &dyn Fn(&Event),
+    progress: Progress<'_>,
 ) -> Report {
     let started = Instant::now();
     let changes: Vec<Change> = observed
@@ -541,7 +569,7 @@ pub async fn destroy<P: Provider>(
         .collect();
     let refs: Vec<&Change> = changes.iter().collect();
     let mut report = Report::default();
-    progress(&Event::CleanupStarted { count: refs.len() });
+    progress(&[Event::CleanupStarted { count: refs.len() }]);
     delete_in_order(provider, &refs, parallelism, progress, &mut report).await;
     report.elapsed = started.elapsed();
     report

@@ -60,11 +60,28 @@ impl Journal {
 
     /// Appends one event and waits until it is durable.
     pub fn append(&self, event: &Event) -> Result<(), Error> {
-        let record = serde_json::to_vec(event).expect("events serialise");
-        self.log.append(&[record])?;
+        self.append_all(std::slice::from_ref(event))
+    }
+
+    /// Appends `events` as one record of the store (one object on S3) and
+    /// waits until they are durable, all of them or none. For events with
+    /// nothing between them that acts on the first (no call, no decision):
+    /// a step's outcome and the intents of the steps it let start, a
+    /// phase's start. Nothing to append is no write at all.
+    pub fn append_all(&self, events: &[Event]) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).expect("events serialise"))
+            .collect();
+        self.log.append(&records)?;
         let mut written = self.written.lock().expect("journal counter poisoned");
-        *written += 1;
-        crash_point(*written, event);
+        for event in events {
+            *written += 1;
+            crash_point(*written, event);
+        }
         Ok(())
     }
 
@@ -78,6 +95,10 @@ impl Journal {
 /// disk; `DRCTL_INTERRUPT_AFTER_EVENT=N` sends it a SIGINT (a Ctrl-C) there,
 /// `DRCTL_TERMINATE_AFTER_EVENT=N` a SIGTERM (a scheduler stopping it).
 /// `N` may also be an event's name (`checked`): after the first such event.
+/// Events appended together ([`Journal::append_all`]) become durable
+/// together, so the signal comes once the whole append is: the first point
+/// after event N at which a real crash can stop drctl. The journal a test
+/// finds then holds event N and the rest of its append.
 /// Test builds only: a release binary never kills itself on a variable's say.
 #[cfg(not(debug_assertions))]
 fn crash_point(_written: usize, _event: &Event) {}

@@ -1,11 +1,13 @@
 //! Gates: what passes a run into its next phase. A manual gate counts the
 //! approvals recorded for the plan that was shown (a different plan needs
 //! new ones), heeds its approvers and its timeout; every decision lands in
-//! the journal first, then the sink.
+//! the journal first, then the sink. A decision by policy (an `auto` gate,
+//! `--auto-approve`, a drill's) is written with the phase's start, in the
+//! same append, before any call of the phase.
 
 use std::time::Duration;
 
-use super::{Recorder, RunContext};
+use super::{Opening, Recorder, RunContext};
 use crate::error::Error;
 use crate::events::{Answer, Event as Shown, Question};
 use crate::graph::PhaseSpec;
@@ -13,7 +15,8 @@ use crate::journal::{current_user, run_state, Decision, Event, GateSpec, RunStat
 use crate::model::{Gate, ManualGate, OnTimeout};
 
 pub(super) enum GateResult {
-    Pass,
+    /// What the gate leaves to write with the phase's start.
+    Pass(Opening),
     Paused {
         approvals: usize,
         needed: u32,
@@ -53,6 +56,22 @@ pub(super) fn pass_gate(
     auto_approve: Option<&str>,
 ) -> Result<GateResult, Error> {
     let journal = ctx.journal;
+    let policy = |decision, by: &str, reason, waited_ms, mut opening: Opening| {
+        let (event, shown) = decision_records(
+            ctx.clock.now(),
+            Decided {
+                phase: &phase.name,
+                decision,
+                by,
+                reason,
+                waited_ms,
+                plan_hash,
+            },
+        );
+        opening.records.push(event);
+        opening.shown.push(shown);
+        GateResult::Pass(opening)
+    };
     let decide = |decision, by: &str, reason, waited_ms| {
         record(
             &ctx.recorder(),
@@ -68,14 +87,23 @@ pub(super) fn pass_gate(
     };
     let manual = match &phase.gate {
         Gate::Auto => {
-            decide(Decision::Auto, "policy", Some("auto gate".into()), 0)?;
-            return Ok(GateResult::Pass);
+            let reason = Some("auto gate".into());
+            return Ok(policy(
+                Decision::Auto,
+                "policy",
+                reason,
+                0,
+                Opening::default(),
+            ));
         }
         Gate::Manual(m) => m,
     };
     let spec = gate_spec(manual);
     let state = run_state(&journal.events()?);
     let shown_before = state.waiting.as_ref().filter(|w| w.phase == phase.name);
+    let mut opening = Opening::default();
+    // The gate has waited since it was first reached, whichever plan it shows.
+    let mut since = shown_before.map(|w| w.since);
     if shown_before.is_none_or(|w| w.plan_hash != plan_hash) {
         if let Some(w) = shown_before {
             // Approved (or shown) another plan: this one needs its own approvals.
@@ -84,33 +112,36 @@ pub(super) fn pass_gate(
                 set_aside: w.approved_by.clone(),
             });
         }
-        journal.append(&Event::GateWaiting {
-            at: ctx.now(),
+        let now = ctx.now();
+        since = since.or(Some(now));
+        let shown = Event::GateWaiting {
+            at: now,
             phase: phase.name.clone(),
             gate: spec.clone(),
             plan_hash: plan_hash.to_string(),
-        })?;
+        };
+        match auto_approve {
+            // Passed at once: written with the decision.
+            Some(_) => opening.records.push(shown),
+            // Approvals (from anywhere) are for this record.
+            None => journal.append(&shown)?,
+        }
+    }
+    if let Some(reason) = auto_approve {
+        let waited = ctx.now() - since.expect("shown before, or now");
+        let (user, reason) = (current_user(), Some(reason.to_string()));
+        return Ok(policy(Decision::Auto, &user, reason, waited, opening));
     }
     let waiting = run_state(&journal.events()?)
         .waiting
         .expect("just recorded");
-    let waited = ctx.now() - waiting.since;
-    if let Some(reason) = auto_approve {
-        decide(
-            Decision::Auto,
-            &current_user(),
-            Some(reason.to_string()),
-            waited,
-        )?;
-        return Ok(GateResult::Pass);
-    }
     if let Some(end) = check_timeout(&ctx.recorder(), &phase.name, &spec, &waiting)? {
         return Ok(end);
     }
     let mut approved = waiting.approved_by.clone();
     loop {
         if approved.len() >= spec.approvals as usize {
-            return Ok(GateResult::Pass);
+            return Ok(GateResult::Pass(Opening::default()));
         }
         let paused = |approved: &Vec<String>| GateResult::Paused {
             approvals: approved.len(),
@@ -294,23 +325,32 @@ fn check_timeout(
     Ok(None)
 }
 
+/// Writes a decision now, then shows it.
 fn record(rec: &Recorder<'_>, d: Decided<'_>) -> Result<(), Error> {
-    rec.journal.append(&Event::GateDecision {
-        at: rec.clock.now(),
+    let (event, shown) = decision_records(rec.clock.now(), d);
+    rec.journal.append(&event)?;
+    rec.sink.event(&shown);
+    Ok(())
+}
+
+/// A decision as the journal records it and as the sink shows it.
+fn decision_records(at: i64, d: Decided<'_>) -> (Event, Shown) {
+    let event = Event::GateDecision {
+        at,
         phase: d.phase.to_string(),
         decision: d.decision,
         by: d.by.to_string(),
         reason: d.reason.clone(),
         waited_ms: d.waited_ms,
         plan_hash: d.plan_hash.to_string(),
-    })?;
-    rec.sink.event(&Shown::GateDecided {
+    };
+    let shown = Shown::GateDecided {
         phase: d.phase.to_string(),
         decision: d.decision,
         by: d.by.to_string(),
         reason: d.reason,
-    });
-    Ok(())
+    };
+    (event, shown)
 }
 
 /// `drctl approve`: one person's approval of the gate a run waits at.

@@ -242,8 +242,8 @@ async fn phase_pass<P: Provider>(
         phase: Box::new(plan::redacted_phase(phase_plan)),
         plan_hash: plan_hash.clone(),
     });
-    match pass_gate(ctx, &gate, &plan_hash, approved.gates.as_deref())? {
-        GateResult::Pass => {}
+    let opening = match pass_gate(ctx, &gate, &plan_hash, approved.gates.as_deref())? {
+        GateResult::Pass(opening) => opening,
         GateResult::Paused { approvals, needed } => {
             ctx.journal.append(&Event::Paused {
                 at: ctx.now(),
@@ -272,9 +272,9 @@ async fn phase_pass<P: Provider>(
                 by,
             }));
         }
-    }
+    };
     let mut applied = execute::Applied::observed_before(&plan, index);
-    let report = journaled_phase(provider, ctx, &plan, index, &mut applied).await?;
+    let report = journaled_phase(provider, ctx, &plan, index, &mut applied, opening).await?;
     Ok(Pass::Ran(report))
 }
 
@@ -308,9 +308,10 @@ async fn clean_up<P: Provider>(
     if approved.is_empty() {
         return Ok(Report::default());
     }
+    let journaled = Journaled { ctx };
     Ok(
         execute::cleanup(provider, &approved, ctx.options.parallelism, &|e| {
-            journaled(ctx, e)
+            journaled.batch(e)
         })
         .await,
     )
@@ -346,26 +347,32 @@ pub(crate) fn stopped_after_phase(
     Ok(Ok(total))
 }
 
-/// Applies phase `index` of `plan`, its start and end journaled around it.
+/// Applies phase `index` of `plan`, its start and end journaled around it;
+/// `opening` (what its gate decided) is written with its start, in one
+/// append that must succeed before anything of the phase runs.
 pub(crate) async fn journaled_phase<P: Provider>(
     provider: &P,
     ctx: &RunContext<'_>,
     plan: &Plan,
     index: usize,
     applied: &mut execute::Applied,
+    mut opening: Opening,
 ) -> Result<Report, Error> {
     let phase = &plan.phases[index];
     let summary = phase.summary();
-    ctx.journal.append(&Event::PhasePlanned {
+    opening.records.push(Event::PhasePlanned {
         at: ctx.now(),
         phase: phase.name.clone(),
         summary: summary.to_string(),
         changes: summary.total(),
-    })?;
-    ctx.journal.append(&Event::PhaseStarted {
+    });
+    opening.records.push(Event::PhaseStarted {
         at: ctx.now(),
         phase: phase.name.clone(),
-    })?;
+    });
+    ctx.journal.append_all(&opening.records)?;
+    opening.shown.iter().for_each(|s| ctx.sink.event(s));
+    let journaled = Journaled { ctx };
     let report = execute::apply_phase(
         provider,
         plan,
@@ -373,7 +380,7 @@ pub(crate) async fn journaled_phase<P: Provider>(
         applied,
         &ctx.options,
         ctx.cancel,
-        &|event| journaled(ctx, event),
+        &|events| journaled.batch(events),
     )
     .await;
     ctx.journal.append(&Event::PhaseFinished {
@@ -385,9 +392,42 @@ pub(crate) async fn journaled_phase<P: Provider>(
     Ok(report)
 }
 
-/// Writes intents before their calls and outcomes after, then reports progress.
-fn journaled(ctx: &RunContext<'_>, event: &Progress) {
-    let entry = match event {
+/// What a phase's gate leaves to write with the phase's start: the
+/// decisions of a policy (an `auto` gate, `--auto-approve`, a drill's),
+/// which nothing acts on before the phase runs, and what the sink is shown
+/// once they are durable.
+#[derive(Default)]
+pub(crate) struct Opening {
+    records: Vec<Event>,
+    shown: Vec<Shown>,
+}
+
+/// The journal's side of the executor's progress: each batch (a step's
+/// outcome and the intents of the steps it let start) is one append, made
+/// before the calls it announces; the sink sees the batch after.
+struct Journaled<'a, 'c> {
+    ctx: &'a RunContext<'c>,
+}
+
+impl Journaled<'_, '_> {
+    fn batch(&self, events: &[Progress]) {
+        let ctx = self.ctx;
+        let records: Vec<Event> = events.iter().filter_map(|e| record_of(ctx, e)).collect();
+        if let Err(e) = ctx.journal.append_all(&records) {
+            // Losing the journal loses resumability: stop starting new work.
+            tracing::error!("{}", e.render());
+            ctx.cancel.cancel();
+        }
+        for event in events {
+            ctx.sink.event(&Shown::Step(event.clone()));
+        }
+    }
+}
+
+/// The journal's record of an executor event: intents before their calls,
+/// outcomes after; nothing for the rest.
+fn record_of(ctx: &RunContext<'_>, event: &Progress) -> Option<Event> {
+    match event {
         Progress::Started {
             address,
             action,
@@ -418,13 +458,5 @@ fn journaled(ctx: &RunContext<'_>, event: &Progress) {
             OutcomeKind::Skipped { .. } | OutcomeKind::NotStarted => None,
         },
         _ => None,
-    };
-    if let Some(entry) = entry {
-        if let Err(e) = ctx.journal.append(&entry) {
-            // Losing the journal loses resumability: stop starting new work.
-            tracing::error!("{}", e.render());
-            ctx.cancel.cancel();
-        }
     }
-    ctx.sink.event(&Shown::Step(event.clone()));
 }

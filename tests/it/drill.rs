@@ -28,15 +28,15 @@ checks = [
 "#;
 
 /// The example fleet with a `[drill]` section whose last check is `command`.
-struct Drill {
-    repo: Repo,
-    state: tempfile::TempDir,
+pub(crate) struct Drill {
+    pub(crate) repo: Repo,
+    pub(crate) state: tempfile::TempDir,
     /// moto's, or a fault proxy's in front of it.
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drill {
-    fn new(env: &str, octet: u8, extra_check: Option<&str>) -> Drill {
+    pub(crate) fn new(env: &str, octet: u8, extra_check: Option<&str>) -> Drill {
         let vars = format!(
             "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
         );
@@ -75,7 +75,7 @@ impl Drill {
         crate::support::killed_after(&mut self.command(&["drill", "rb"]), point);
     }
 
-    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (Option<i32>, String) {
         outcome(&mut self.command(args))
     }
 
@@ -90,7 +90,7 @@ impl Drill {
         found
     }
 
-    fn report(&self) -> (DrillReport, serde_json::Value) {
+    pub(crate) fn report(&self) -> (DrillReport, serde_json::Value) {
         let path = self.reports("json").pop().expect("a JSON report");
         let text = std::fs::read_to_string(path).unwrap();
         (
@@ -102,7 +102,7 @@ impl Drill {
 
 /// The example fleet's checks: all pass but `http`, skipped on the sandbox
 /// (its load balancers' names do not resolve).
-fn assert_checks_pass_but_http(report: &DrillReport, json: &serde_json::Value) {
+pub(crate) fn assert_checks_pass_but_http(report: &DrillReport, json: &serde_json::Value) {
     let statuses: Vec<CheckStatus> = report.checks.iter().map(|c| c.status).collect();
     assert_eq!(
         statuses,
@@ -124,7 +124,7 @@ fn write_script(repo: &Repo, rel: &str, text: &str) {
 
 /// Everything tagged with `env`, asked of EC2 and the tagging API directly
 /// (not through drctl).
-async fn tagged(env: &str) -> Vec<String> {
+pub(crate) async fn tagged(env: &str) -> Vec<String> {
     let config = AwsSettings::sandbox(moto_endpoint(), REGION).load().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let out = ec2

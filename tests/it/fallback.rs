@@ -14,9 +14,9 @@ use crate::support::{drctl_at, moto_endpoint, outcome, printed_after, Repo};
 const REGION: &str = "us-west-2";
 
 /// Every S3 request meets a closed connection; EC2 and ELBv2 still answer.
-/// (S3 is one of the services the proxy does not tell apart: `other`.)
+/// (`s3:*`: every S3 operation.)
 fn store_down() -> Faults {
-    Faults::none().chance(&["other:*"], 1.0, Fault::Drop)
+    Faults::none().chance(&["s3:*"], 1.0, Fault::Drop)
 }
 
 /// A teammate's machine: its own checkout (the team's bucket in its

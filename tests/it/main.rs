@@ -26,6 +26,7 @@ mod proxy;
 mod sandbox;
 mod schedule;
 mod service;
+mod store_cost;
 mod support;
 mod team;
 mod validation;

@@ -37,6 +37,9 @@ pub(crate) use http::{Request, Response};
 pub enum Service {
     Ec2,
     Elbv2,
+    /// S3's REST API (a run store in a bucket): the action is the
+    /// operation's name, worked out from the method, path and query.
+    S3,
     /// Anything else (moto's own `/moto-api`, other services): answered with
     /// EC2-shaped errors.
     Other,
@@ -47,6 +50,7 @@ impl Service {
         match self {
             Service::Ec2 => "ec2",
             Service::Elbv2 => "elbv2",
+            Service::S3 => "s3",
             Service::Other => "other",
         }
     }
@@ -417,8 +421,8 @@ impl State {
     }
 }
 
-/// `pattern` is `Action` (any service), `ec2:Action` / `elbv2:Action`, or
-/// `ec2:*` (every action of one service; `other:*` is S3 among others).
+/// `pattern` is `Action` (any service), `ec2:Action` / `elbv2:Action` /
+/// `s3:Action`, or `ec2:*` (every action of one service).
 fn matches(pattern: &str, service: Service, action: &str) -> bool {
     match pattern.split_once(':') {
         Some((prefix, "*")) => prefix == service.prefix(),
@@ -542,6 +546,10 @@ pub(crate) fn fault_response(fault: &Fault, service: Service, request_id: &str) 
              <Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error>\
              <RequestId>{request_id}</RequestId></ErrorResponse>",
             if receiver { "Receiver" } else { "Sender" }
+        ),
+        Service::S3 => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
+             <Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
         ),
         Service::Ec2 | Service::Other => format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\

@@ -201,7 +201,7 @@ impl Moto<'_> {
         let (scope, version) = match service {
             Service::Ec2 => ("ec2", "2016-11-15"),
             Service::Elbv2 => ("elasticloadbalancing", "2015-12-01"),
-            Service::Other => unreachable!("the model calls EC2 and ELBv2 only"),
+            Service::S3 | Service::Other => unreachable!("the model calls EC2 and ELBv2 only"),
         };
         let mut form = Form::of(&[("Version", version)]);
         form.0

@@ -43,6 +43,7 @@ impl Request {
         match scope {
             Some("ec2") => return Service::Ec2,
             Some("elasticloadbalancing") => return Service::Elbv2,
+            Some("s3") => return Service::S3,
             _ => {}
         }
         match self.form("Version").as_deref() {
@@ -53,10 +54,41 @@ impl Request {
     }
 
     pub(super) fn action(&self) -> String {
+        if self.service() == Service::S3 {
+            return self.s3_operation();
+        }
         self.form("Action").unwrap_or_else(|| {
             let path = self.target.split('?').next().unwrap_or("");
             format!("{} {path}", self.method)
         })
+    }
+}
+
+impl Request {
+    /// The S3 operation of a path-style request (`/bucket/` or
+    /// `/bucket/key`), as the API reference names it.
+    fn s3_operation(&self) -> String {
+        let (path, query) = self.target.split_once('?').unwrap_or((&self.target, ""));
+        // `/bucket/` (a listing, HeadBucket) names no key.
+        let has_key = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .is_some_and(|(_, key)| !key.is_empty());
+        let listing = query.split('&').any(|p| p == "list-type=2");
+        let name = match (self.method.as_str(), has_key) {
+            ("PUT", true) if self.header("x-amz-copy-source").is_some() => "CopyObject",
+            ("PUT", true) => "PutObject",
+            ("GET", true) => "GetObject",
+            ("HEAD", true) => "HeadObject",
+            ("DELETE", true) => "DeleteObject",
+            ("PUT", false) => "CreateBucket",
+            ("HEAD", false) => "HeadBucket",
+            ("GET", false) if listing => "ListObjectsV2",
+            ("GET", false) => "ListObjects",
+            ("POST", false) if query.contains("delete") => "DeleteObjects",
+            (method, _) => return format!("{method} {path}"),
+        };
+        name.to_string()
     }
 }
 
