@@ -83,7 +83,8 @@ pub async fn destroy<C: Connect>(
     let report = execute::destroy(&provider, &observed, request.parallelism, &|events| {
         events
             .iter()
-            .for_each(|e| ctx.sink.event(&Shown::Step(e.clone())))
+            .for_each(|e| ctx.sink.event(&Shown::Step(e.clone())));
+        true // nothing to record: the tags are what a destroy goes by
     })
     .await;
     let left = run::observe(&provider, env, ctx.clock).await?;

@@ -11,7 +11,8 @@
 //! batch, handed over before any call it announces is made. The run's
 //! journal writes a batch as one record, so on S3 a step costs one request
 //! rather than one per event, and an intent is still durable before its
-//! call.
+//! call: the steps a batch announces start only once it was recorded, and
+//! end "not started" when it could not be.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -150,9 +151,9 @@ impl Applied {
 }
 
 /// Where the executor's progress goes: a batch of events at a time (see
-/// the module's doc). The calls a batch's `Started` events announce begin
-/// only once it returns.
-pub type Progress<'a> = &'a dyn Fn(&[Event]);
+/// the module's doc), answering whether it recorded them. The calls a
+/// batch's `Started` events announce begin only once it returns `true`.
+pub type Progress<'a> = &'a dyn Fn(&[Event]) -> bool;
 
 /// Applies phase `index` of `plan`; `applied` carries what earlier phases
 /// produced and receives what this one does. Once `cancel` is set, nothing
@@ -179,10 +180,13 @@ pub async fn apply_phase<P: Provider>(
     let mut waiting: Vec<&Change> = phase.changes.iter().collect();
     let mut in_flight = FuturesUnordered::new();
     let mut waits = WaitReports::new();
+    // Once a batch could not be recorded, nothing more starts.
+    let mut unrecorded = false;
     loop {
         // Start everything whose inputs are ready, skip what can never be.
         let before = waiting.len();
         let mut still_waiting = Vec::new();
+        let mut starting = Vec::new();
         for change in waiting {
             if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
                 let because = cause.clone();
@@ -196,7 +200,8 @@ pub async fn apply_phase<P: Provider>(
                     .expect("a no-op has a current resource");
                 exports.insert(change.address.clone(), current.exports.clone());
             } else if !cancel.is_cancelled()
-                && in_flight.len() < options.parallelism.max(1)
+                && !unrecorded
+                && in_flight.len() + starting.len() < options.parallelism.max(1)
                 && change.depends_on.iter().all(|d| exports.contains_key(d))
             {
                 batch.push(Event::Started {
@@ -208,20 +213,22 @@ pub async fn apply_phase<P: Provider>(
                 let step = execute(provider, change, prepared);
                 let step = wait::reporting_waits(waits.reporter(&change.address), step);
                 // In flight, a step's long waits heed the run's stop request.
-                in_flight.push(wait::interruptible(cancel.clone(), step));
+                starting.push((change, wait::interruptible(cancel.clone(), step)));
             } else {
                 still_waiting.push(change);
             }
         }
         waiting = still_waiting;
+        // Recorded before the steps just started make their calls.
+        let recorded = hand_over(&mut batch, progress);
+        unrecorded |= !recorded;
+        start_if(recorded, starting, &mut in_flight, &mut report, &mut batch);
         if in_flight.is_empty() {
             if waiting.is_empty() || waiting.len() == before {
                 break;
             }
             continue; // a no-op just made more inputs known
         }
-        // Reported before the steps just started make their calls.
-        hand_over(&mut batch, progress);
         let next = waits.next(&mut in_flight, progress);
         let Some((change, result, elapsed)) = next.await else {
             break;
@@ -230,7 +237,8 @@ pub async fn apply_phase<P: Provider>(
         finished(&mut report, &mut batch, done);
     }
     for change in waiting {
-        let never = outcome_never_run(change, not_started(change, exports, cancel));
+        let stopped = unrecorded || cancel.is_cancelled();
+        let never = outcome_never_run(change, not_started(change, exports, stopped));
         finished(&mut report, &mut batch, never);
     }
     hand_over(&mut batch, progress);
@@ -243,10 +251,31 @@ fn finished(report: &mut Report, batch: &mut Vec<Event>, outcome: Outcome) {
     report.outcomes.push(outcome);
 }
 
-/// Hands the batch so far to `progress`, if there is one.
-fn hand_over(batch: &mut Vec<Event>, progress: Progress<'_>) {
-    if !batch.is_empty() {
-        progress(&std::mem::take(batch));
+/// Hands the batch so far to `progress`, if there is one: whether it
+/// was recorded.
+fn hand_over(batch: &mut Vec<Event>, progress: Progress<'_>) -> bool {
+    batch.is_empty() || progress(&std::mem::take(batch))
+}
+
+/// Puts the steps whose intents were just handed over in flight if they
+/// were `recorded`; otherwise none of them makes its call (an intent is
+/// durable before its call) and each ends not started.
+fn start_if<F>(
+    recorded: bool,
+    starting: Vec<(&Change, F)>,
+    in_flight: &mut FuturesUnordered<F>,
+    report: &mut Report,
+    batch: &mut Vec<Event>,
+) {
+    for (change, step) in starting {
+        match recorded {
+            true => in_flight.push(step),
+            false => finished(
+                report,
+                batch,
+                outcome_never_run(change, OutcomeKind::NotStarted),
+            ),
+        }
     }
 }
 
@@ -288,13 +317,11 @@ fn settle(
     outcome
 }
 
-/// Why a step still waiting when the phase ended never started.
-fn not_started(
-    change: &Change,
-    exports: &BTreeMap<Address, Attrs>,
-    cancel: &CancellationToken,
-) -> OutcomeKind {
-    if cancel.is_cancelled() {
+/// Why a step still waiting when the phase ended never started: the run
+/// `stopped` (a stop request, a journal that refused its intent), or an
+/// input nothing provided.
+fn not_started(change: &Change, exports: &BTreeMap<Address, Attrs>, stopped: bool) -> OutcomeKind {
+    if stopped {
         return OutcomeKind::NotStarted;
     }
     // Validation prevents this; a hand-edited saved plan could not.
@@ -320,7 +347,8 @@ pub async fn cleanup<P: Provider>(
     let started = Instant::now();
     let mut report = Report::default();
     let deletions: Vec<&Change> = deletions.iter().collect();
-    progress(&[Event::CleanupStarted {
+    // Only a record: whether it was kept decides nothing.
+    let _ = progress(&[Event::CleanupStarted {
         count: deletions.len(),
     }]);
     delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
@@ -363,7 +391,8 @@ impl WaitReports {
         loop {
             tokio::select! {
                 done = in_flight.next() => return done,
-                Some(event) = self.rx.recv() => progress(&[event]),
+                // A wait's progress announces no call.
+                Some(event) = self.rx.recv() => { let _ = progress(&[event]); }
             }
         }
     }
@@ -510,13 +539,15 @@ pub async fn delete_in_order<P: Provider>(
         let mut queue = deletions
             .iter()
             .copied()
-            .filter(|c| delete_rank(c.address.kind) == rank);
+            .filter(|c| delete_rank(c.address.kind) == rank)
+            .peekable();
         let mut in_flight = FuturesUnordered::new();
         let mut waits = WaitReports::new();
         // A deletion's outcome and the deletions that take its place.
         let mut batch = Vec::new();
         loop {
-            while in_flight.len() < parallelism.max(1) {
+            let mut starting = Vec::new();
+            while in_flight.len() + starting.len() < parallelism.max(1) {
                 let Some(change) = queue.next() else { break };
                 batch.push(Event::Started {
                     address: change.address.clone(),
@@ -532,9 +563,17 @@ pub async fn delete_in_order<P: Provider>(
                     let result = provider.delete(current).await;
                     (change, current.id.clone(), result, started.elapsed())
                 };
-                in_flight.push(wait::reporting_waits(waits.reporter(&change.address), step));
+                let step = wait::reporting_waits(waits.reporter(&change.address), step);
+                starting.push((change, step));
             }
-            hand_over(&mut batch, progress);
+            let recorded = hand_over(&mut batch, progress);
+            start_if(recorded, starting, &mut in_flight, report, &mut batch);
+            if in_flight.is_empty() {
+                match queue.peek() {
+                    Some(_) => continue, // none started: the next ones try
+                    None => break,
+                }
+            }
             let Some((change, id, result, elapsed)) = waits.next(&mut in_flight, progress).await
             else {
                 break;

@@ -410,17 +410,24 @@ struct Journaled<'a, 'c> {
 }
 
 impl Journaled<'_, '_> {
-    fn batch(&self, events: &[Progress]) {
+    /// Whether the batch is in the journal: the calls it announces are
+    /// made only if it is.
+    fn batch(&self, events: &[Progress]) -> bool {
         let ctx = self.ctx;
         let records: Vec<Event> = events.iter().filter_map(|e| record_of(ctx, e)).collect();
-        if let Err(e) = ctx.journal.append_all(&records) {
-            // Losing the journal loses resumability: stop starting new work.
-            tracing::error!("{}", e.render());
-            ctx.cancel.cancel();
-        }
+        let recorded = match ctx.journal.append_all(&records) {
+            Ok(()) => true,
+            Err(e) => {
+                // Losing the journal loses resumability: stop starting new work.
+                tracing::error!("{}", e.render());
+                ctx.cancel.cancel();
+                false
+            }
+        };
         for event in events {
             ctx.sink.event(&Shown::Step(event.clone()));
         }
+        recorded
     }
 }
 

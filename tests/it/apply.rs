@@ -59,7 +59,7 @@ impl Rehearsal {
 
     async fn destroy(&self) {
         let observed = self.provider.discover(&self.env).await.expect("discover");
-        let report = execute::destroy(&self.provider, &observed, 4, &|_| {}).await;
+        let report = execute::destroy(&self.provider, &observed, 4, &|_| true).await;
         assert!(
             report.succeeded(),
             "{:#?}",
@@ -116,13 +116,14 @@ async fn apply_every_phase(provider: &AwsProvider, plan: &Plan, options: &ApplyO
             &mut applied,
             options,
             &never,
-            &|_| {},
+            &|_| true,
         )
         .await;
         report.outcomes.extend(phase.outcomes);
     }
     if report.failures().next().is_none() {
-        let cleanup = execute::cleanup(provider, &plan.cleanup, options.parallelism, &|_| {}).await;
+        let cleanup =
+            execute::cleanup(provider, &plan.cleanup, options.parallelism, &|_| true).await;
         report.outcomes.extend(cleanup.outcomes);
     }
     report.elapsed = started.elapsed();
@@ -420,4 +421,42 @@ async fn a_replacement_creates_the_new_copy_before_deleting_the_old() {
     assert_eq!(fleets[0].attrs["count"], Value::Int(2));
     assert!(!r.plan().await.has_changes());
     r.destroy().await;
+}
+
+#[tokio::test]
+async fn a_step_whose_intent_could_not_be_recorded_makes_no_call() {
+    let vars = "cidr = \"10.89.0.0/16\"\nsubnet_a_cidr = \"10.89.1.0/24\"\nsubnet_b_cidr = \"10.89.2.0/24\"";
+    let r = Rehearsal::new("unrecorded", vars).await;
+    let plan = r.plan().await;
+    let options = ApplyOptions {
+        parallelism: 4,
+        run_id: drctl::app::new_run_id(&SystemClock),
+    };
+    // The journal refuses every batch (its store is gone): nothing starts.
+    let handed = std::sync::Mutex::new(0);
+    let report = execute::apply_phase(
+        &r.provider,
+        &plan,
+        0,
+        &mut execute::Applied::default(),
+        &options,
+        &CancellationToken::new(),
+        &|_| {
+            *handed.lock().unwrap() += 1;
+            false
+        },
+    )
+    .await;
+    assert!(*handed.lock().unwrap() > 0);
+    assert!(!report.outcomes.is_empty());
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| matches!(o.result, OutcomeKind::NotStarted)),
+        "{:#?}",
+        report.outcomes
+    );
+    let made = r.provider.discover("unrecorded").await.expect("discover");
+    assert!(made.is_empty(), "made without a recorded intent: {made:#?}");
 }
