@@ -28,6 +28,7 @@ pub struct Approved {
 /// One person's approval of the plan the run's gate shows.
 pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, Error> {
     let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
+    crate::notify::watch(&journal)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
@@ -70,6 +71,7 @@ pub async fn reject<C: Connect>(
     request: &RejectRequest,
 ) -> Result<Rejected, Error> {
     let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
+    crate::notify::watch(&journal)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
