@@ -436,3 +436,135 @@ fn a_drill_posts_its_verdict_with_rto_against_target_and_the_report() {
         assert_signed(&got);
     }
 }
+
+#[tokio::test]
+async fn a_gate_that_times_out_is_posted_unsigned_without_a_secret() {
+    use drctl::app::{self, ApplyRequest, ApplyResult, Context};
+    use drctl::run::RunEnd;
+    let json = Receiver::start(0);
+    let s = Setup::new(
+        "notify-timeout",
+        165,
+        "",
+        &format!("[notify]\nwebhooks = [\"{}\"]\n", json.url),
+    );
+    // Through the application layer with a clock the test moves: no sleep.
+    let clock = drctl::clock::ManualClock::at(1_800_000_000_000);
+    let sink = drctl::events::Collect::default();
+    let ctx = Context {
+        store: drctl::store::local(s.state.path()),
+        clock: &clock,
+        sink: &sink,
+    };
+    let connect = crate::support::ConnectTo::moto();
+    let request = ApplyRequest {
+        root: Some(s.repo.root().to_path_buf()),
+        target: "rb".into(),
+        auto_approve: None,
+        parallelism: 4,
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let Ok(ApplyResult::Run(app::RunResult {
+        run_id: id, end, ..
+    })) = app::apply(&ctx, &connect, &request, &cancel).await
+    else {
+        panic!("expected a run");
+    };
+    assert!(matches!(end, RunEnd::Paused { .. }), "{end:?}");
+    let waiting = json.events("gate_waiting");
+    assert_eq!(waiting.len(), 1, "{:?}", json.got());
+    assert_eq!(
+        waiting[0]["deadline"], "2027-01-15T12:00:00Z",
+        "4h after the wait began"
+    );
+    clock.advance(std::time::Duration::from_secs(4 * 3600 + 1));
+    let end = app::resume(&ctx, &connect, &id, 4, &cancel)
+        .await
+        .unwrap()
+        .end;
+    assert!(
+        matches!(&end, RunEnd::Rejected { by, .. } if by == "timeout"),
+        "{end:?}"
+    );
+    let timed_out = json.events("gate_timed_out");
+    assert_eq!(timed_out.len(), 1, "{:?}", json.got());
+    assert_eq!(timed_out[0]["phase"], "guard");
+    assert_eq!(timed_out[0]["run_id"], id.as_str());
+    assert_eq!(timed_out[0]["waited_seconds"], 14401.0);
+    assert!(json.events("gate_decided").is_empty());
+    assert_eq!(json.events("run_finished")[0]["status"], "rejected");
+    assert!(json
+        .got()
+        .iter()
+        .all(|g| g.header("Drctl-Signature").is_none()));
+}
+
+#[tokio::test]
+async fn a_leak_after_a_drill_is_posted_with_its_failed_verdict() {
+    use std::os::unix::fs::PermissionsExt;
+    let json = Receiver::start(0);
+    // The check makes a VPC carrying the drill's environment tag behind
+    // drctl's back (with moto's own boto3), as a forgotten script would.
+    let s = Setup::new(
+        "notify-leak",
+        166,
+        &notify_section(&[&json.url], "json"),
+        "checks = [{ command = [\"./checks/stray.sh\"] }]\n",
+    );
+    s.repo.write(
+        "checks/stray.sh",
+        r#"#!/bin/sh
+exec "$MOTO_PYTHON" -c '
+import os, boto3
+ec2 = boto3.client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name=os.environ["DRCTL_REGION"],
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+ec2.create_vpc(CidrBlock="10.236.0.0/16", TagSpecifications=[{"ResourceType": "vpc",
+    "Tags": [{"Key": "drctl:env", "Value": os.environ["DRCTL_ENV"]}]}])
+'
+"#,
+    );
+    let script = s.repo.path("checks/stray.sh");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = drctl_at(s.repo.root(), s.state.path(), moto_endpoint());
+    cmd.env(SECRET_ENV, SECRET)
+        .env("MOTO_ENDPOINT", moto_endpoint())
+        .env(
+            "MOTO_PYTHON",
+            crate::support::moto_venv().join("bin/python"),
+        )
+        .args(["drill", "rb"]);
+    let (code, text) = outcome(&mut cmd);
+    assert_eq!(code, Some(1), "{text}");
+    let leaks = json.events("leak_found");
+    assert_eq!(leaks.len(), 1, "{:?}", json.got());
+    assert!(
+        leaks[0]["environment"]
+            .as_str()
+            .unwrap()
+            .starts_with("notify-leak-drill-"),
+        "{:#}",
+        leaks[0]
+    );
+    let resources = leaks[0]["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 1, "{:#}", leaks[0]);
+    let vpc = resources[0]
+        .as_str()
+        .unwrap()
+        .strip_prefix("ec2:vpc ")
+        .unwrap();
+    assert!(vpc.starts_with("vpc-"), "{resources:?}");
+    assert_eq!(json.events("drill_finished")[0]["verdict"], "failed");
+    for got in json.got() {
+        assert_signed(&got);
+    }
+
+    let config = drctl::cloud::AwsSettings::sandbox(moto_endpoint(), REGION)
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&config)
+        .delete_vpc()
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap();
+}
