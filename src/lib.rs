@@ -33,6 +33,7 @@ pub mod kinds;
 pub mod load;
 pub mod lock;
 pub mod model;
+pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod planner;

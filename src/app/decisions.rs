@@ -28,6 +28,7 @@ pub struct Approved {
 /// One person's approval of the plan the run's gate shows.
 pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, Error> {
     let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
+    crate::notify::watch(&journal)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,
@@ -51,6 +52,7 @@ pub fn approve(ctx: &Context<'_>, request: &ApproveRequest) -> Result<Approved, 
 /// that only looks at runs does first. The gate's phase when it did.
 pub fn reject_if_overdue(ctx: &Context<'_>, run_id: &str) -> Result<Option<String>, Error> {
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
+    crate::notify::watch(&journal)?;
     run::reject_if_overdue(&Recorder {
         journal: &journal,
         clock: ctx.clock,
@@ -82,6 +84,7 @@ pub async fn reject<C: Connect>(
     request: &RejectRequest,
 ) -> Result<Rejected, Error> {
     let journal = Journal::open(ctx.store.as_ref(), &request.run_id)?;
+    crate::notify::watch(&journal)?;
     let recorder = Recorder {
         journal: &journal,
         clock: ctx.clock,

@@ -138,6 +138,7 @@ pub(crate) async fn continue_run<C: Connect>(
     cancel: &CancellationToken,
 ) -> Result<Continued, Error> {
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
+    crate::notify::watch(&journal)?;
     let events = journal.events()?;
     let state = run_state(&events);
     refuse_ended(ctx, &journal, &events, &state)?;

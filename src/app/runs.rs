@@ -311,6 +311,8 @@ pub(crate) fn start_run<C: Connect>(
         drill,
     } = start;
     let runbook = loaded.runbook();
+    // A bad `[notify]` stops the run before it is recorded.
+    crate::notify::webhooks(&loaded.project.root, &runbook.notify)?;
     let journal = Journal::create(ctx.store.as_ref(), run_id)?;
     journal.append(&Event::RunStarted {
         at: ctx.clock.now(),
@@ -335,6 +337,7 @@ pub(crate) fn start_run<C: Connect>(
         drill,
     })?;
     crate::journal::index::record(run_id, &ctx.store.root());
+    crate::notify::watch(&journal)?;
     ctx.sink.event(&Shown::RunStarted {
         run_id: run_id.to_string(),
         journal: journal.location.clone(),

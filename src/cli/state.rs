@@ -31,6 +31,11 @@ pub const SETTINGS_FILE: &str = "drctl.toml";
 #[serde(deny_unknown_fields)]
 struct Settings {
     state: Option<StateSection>,
+    /// Webhooks for every run of the repository: read (and checked, with
+    /// file, line and key) by `crate::notify`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    notify: Option<toml::Table>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,6 +290,7 @@ fn read_settings(file: &Path) -> Result<Option<StoreLocation>, Error> {
         let pos = e.span().map(|s| source.pos(s.start)).unwrap_or_default();
         invalid(pos, "", e.message().to_string())
     })?;
+    crate::notify::read_notify(file)?;
     let Some(state) = settings.state else {
         return Ok(None);
     };
@@ -360,5 +366,12 @@ mod tests {
         );
         let lease = read("[state]\nurl = \"s3://team-dr\"\nlease = \"1s\"\n").unwrap_err();
         assert!(lease.contains("at least 3s"), "{lease}");
+        let notify = read("[notify]\nwebhooks = [\"https://hooks.example/x\"]\n").unwrap();
+        assert_eq!(notify, None);
+        let notify = read("[notify]\nwebhooks = [\"hooks.example/x\"]\n").unwrap_err();
+        assert!(
+            notify.contains("drctl.toml:2") && notify.contains("notify.webhooks[0]"),
+            "{notify}"
+        );
     }
 }

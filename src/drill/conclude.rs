@@ -114,6 +114,17 @@ impl<C: Connect> Concluding<'_, C> {
             &mut failures,
         )
         .await;
+        if !leak_check.leaks.is_empty() {
+            journal.append(&Event::LeakFound {
+                at: ctx.clock.now(),
+                environment: runbook.environment.clone(),
+                resources: leak_check
+                    .leaks
+                    .iter()
+                    .map(|l| format!("{} {}", l.resource_type, l.resource))
+                    .collect(),
+            })?;
+        }
         let torn_down = TornDown {
             images,
             teardown,
@@ -127,6 +138,15 @@ impl<C: Connect> Concluding<'_, C> {
             at: ctx.clock.now(),
             passed: finished.report.passed(),
             report: finished.json.clone(),
+            verdict: Some(
+                match finished.report.verdict {
+                    Verdict::Passed => "passed",
+                    Verdict::Failed => "failed",
+                }
+                .into(),
+            ),
+            rto_ms: finished.report.rto.measured_ms,
+            rto_target_ms: finished.report.rto.target_ms,
         })?;
         Ok(DrillOutcome::Finished(Box::new(finished)))
     }

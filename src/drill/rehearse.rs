@@ -232,6 +232,7 @@ pub async fn resume<C: Connect>(
     cancel: &CancellationToken,
 ) -> Result<DrillOutcome, Error> {
     let journal = Journal::open(ctx.store.as_ref(), run_id)?;
+    crate::notify::watch(&journal)?;
     let events = journal.events()?;
     if let Some(Event::DrillFinished { report, .. }) = events
         .iter()

@@ -168,6 +168,10 @@ pub enum Event {
         gate: GateSpec,
         #[serde(default)]
         plan_hash: String,
+        /// The phase plan's one-line summary (`2 to add, 1 to change`), as
+        /// the approver is shown it; journals before notifications lack it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary: Option<String>,
     },
     GateDecision {
         at: Millis,
@@ -228,6 +232,41 @@ pub enum Event {
         at: Millis,
         passed: bool,
         report: PathBuf,
+        /// The verdict's one word (`passed`, `failed`, …) and the RTO
+        /// measured against its target, for notifications; older journals
+        /// lack them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verdict: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rto_ms: Option<Millis>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rto_target_ms: Option<Millis>,
+    },
+    /// The leak check after a drill's teardown found objects still carrying
+    /// its environment's tags (type and id of each).
+    LeakFound {
+        at: Millis,
+        environment: String,
+        resources: Vec<String>,
+    },
+    /// A notification (`[notify]`) was delivered: which event, to which
+    /// webhook (its URL without path or query, which may hold a token),
+    /// after how many attempts.
+    Notified {
+        at: Millis,
+        notice: String,
+        webhook: String,
+        attempts: u32,
+        status: u16,
+    },
+    /// A notification could not be delivered after its attempts; the run
+    /// went on regardless.
+    NotifyFailed {
+        at: Millis,
+        notice: String,
+        webhook: String,
+        attempts: u32,
+        error: String,
     },
 }
 
@@ -248,7 +287,10 @@ impl Event {
             | Event::RunFinished { at, .. }
             | Event::Checked { at, .. }
             | Event::RolledBack { at, .. }
-            | Event::DrillFinished { at, .. } => *at,
+            | Event::DrillFinished { at, .. }
+            | Event::LeakFound { at, .. }
+            | Event::Notified { at, .. }
+            | Event::NotifyFailed { at, .. } => *at,
         }
     }
 }

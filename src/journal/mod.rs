@@ -29,6 +29,20 @@ pub struct Journal {
     file: PathBuf,
     log: Box<dyn RunLog>,
     written: Mutex<usize>,
+    /// Told of each record once it is durable (notifications).
+    watcher: std::sync::OnceLock<std::sync::Arc<dyn Watcher>>,
+}
+
+/// Something told of every record a journal writes, once it is durable: the
+/// notifications (`crate::notify`) watch a run this way, so a gate, a
+/// decision or a run's end notifies whichever command wrote it. It may
+/// append records of its own (they reach it too).
+pub trait Watcher: Send + Sync {
+    fn written(&self, journal: &Journal, event: &Event);
+
+    /// For a caller that knows the watcher's type (a notification that is
+    /// no journal record, as a sweep's result).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl Journal {
@@ -55,7 +69,19 @@ impl Journal {
             file: store.location(&Key::journal(run_id)),
             log,
             written: Mutex::new(written),
+            watcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells `watcher` of each record appended from now on (the first
+    /// watcher set stays).
+    pub fn watch(&self, watcher: std::sync::Arc<dyn Watcher>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// The watcher [`Journal::watch`] set, if any.
+    pub fn watcher(&self) -> Option<&dyn Watcher> {
+        self.watcher.get().map(|w| w.as_ref())
     }
 
     /// Appends one event and waits until it is durable.
@@ -77,10 +103,17 @@ impl Journal {
             .map(|e| serde_json::to_vec(e).expect("events serialise"))
             .collect();
         self.log.append(&records)?;
-        let mut written = self.written.lock().expect("journal counter poisoned");
-        for event in events {
-            *written += 1;
-            crash_point(*written, event);
+        {
+            let mut written = self.written.lock().expect("journal counter poisoned");
+            for event in events {
+                *written += 1;
+                crash_point(*written, event);
+            }
+        }
+        if let Some(watcher) = self.watcher.get() {
+            for event in events {
+                watcher.written(self, event);
+            }
         }
         Ok(())
     }

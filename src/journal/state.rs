@@ -51,6 +51,7 @@ pub fn run_state(events: &[Event]) -> RunState {
                 gate,
                 at,
                 plan_hash,
+                ..
             } => match waiting.as_mut().filter(|w| &w.phase == phase) {
                 // The same gate showing another plan: earlier approvals were
                 // for the old plan and no longer count; the wait goes on.
@@ -149,6 +150,7 @@ mod tests {
             phase: "two".into(),
             gate: gate(),
             plan_hash: plan_hash.into(),
+            summary: None,
         };
         let mut events = vec![waiting("p1", 1), approval(2, "alice", "p1")];
         let state = run_state(&events);
@@ -199,6 +201,7 @@ mod tests {
                 phase: "two".into(),
                 gate: gate(),
                 plan_hash: "p1".into(),
+                summary: None,
             },
             approval(6, "alice", "p1"),
             approval(7, "alice", "p1"),
@@ -254,6 +257,7 @@ mod tests {
                 phase: "cutover@50%".into(),
                 gate: gate(),
                 plan_hash: "p".into(),
+                summary: None,
             },
         ];
         let state = run_state(&events);

@@ -74,12 +74,32 @@ pub fn timeline(events: &[Event]) -> String {
                 if *passed { "passed" } else { "failed" },
                 report.display()
             ),
+            Event::LeakFound { environment, resources, .. } => format!(
+                "leak check: {} object(s) of {environment} left: {}",
+                resources.len(),
+                resources.join(", ")
+            ),
+            Event::Notified { notice, webhook, attempts, status, .. } => format!(
+                "notified {webhook} of {notice} (HTTP {status}, {})",
+                attempts_said(*attempts)
+            ),
+            Event::NotifyFailed { notice, webhook, attempts, error, .. } => format!(
+                "notification {notice} to {webhook} failed after {}: {error} (the run went on)",
+                attempts_said(*attempts)
+            ),
         };
         let _ = writeln!(out, "{} {line}", offset(at));
     }
     let state = run_state(events);
     let _ = writeln!(out, "status: {}", state.status);
     out
+}
+
+fn attempts_said(attempts: u32) -> String {
+    match attempts {
+        1 => "1 attempt".to_string(),
+        n => format!("{n} attempts"),
+    }
 }
 
 /// A gate decision as a sentence: `approved by alice: "checked the plan"`,

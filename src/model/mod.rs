@@ -143,10 +143,33 @@ pub struct Runbook {
     /// As written; empty means "the dependency graph's layers, no gates".
     pub phases: Vec<Phase>,
     pub drill: Drill,
+    /// `[notify]`: webhooks told of this runbook's runs, besides those of
+    /// the repository's `drctl.toml`.
+    pub notify: Vec<Webhook>,
     /// Set for a run, not read from the file (a drill with `[drill] rebake`
     /// or `--rebake`): plan image bakes even where an image of the same
     /// recipe exists.
     pub rebake_images: bool,
+}
+
+/// One webhook of a `[notify]` section (in `drctl.toml` or a runbook).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://` or `https://`.
+    pub url: String,
+    pub format: NotifyFormat,
+    /// The environment variable holding the signing secret (never the
+    /// secret itself); without it, requests go unsigned.
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NotifyFormat {
+    /// drctl's own JSON payload (`event`, `runbook`, `environment`, …).
+    #[default]
+    Json,
+    /// Slack's incoming-webhook shape (`text` and `blocks`).
+    Slack,
 }
 
 #[derive(Debug, Clone)]

@@ -52,7 +52,7 @@ struct Decided<'a> {
 pub(super) fn pass_gate(
     ctx: &RunContext<'_>,
     phase: &PhaseSpec,
-    plan_hash: &str,
+    (plan_hash, summary): (&str, &str),
     auto_approve: Option<&str>,
 ) -> Result<GateResult, Error> {
     let journal = ctx.journal;
@@ -119,6 +119,7 @@ pub(super) fn pass_gate(
             phase: phase.name.clone(),
             gate: spec.clone(),
             plan_hash: plan_hash.to_string(),
+            summary: Some(summary.to_string()),
         };
         match auto_approve {
             // Passed at once: written with the decision.

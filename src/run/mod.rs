@@ -242,7 +242,13 @@ async fn phase_pass<P: Provider>(
         phase: Box::new(plan::redacted_phase(phase_plan)),
         plan_hash: plan_hash.clone(),
     });
-    let opening = match pass_gate(ctx, &gate, &plan_hash, approved.gates.as_deref())? {
+    let summary = phase_plan.summary().to_string();
+    let opening = match pass_gate(
+        ctx,
+        &gate,
+        (&plan_hash, &summary),
+        approved.gates.as_deref(),
+    )? {
         GateResult::Pass(opening) => opening,
         GateResult::Paused { approvals, needed } => {
             ctx.journal.append(&Event::Paused {

@@ -24,7 +24,7 @@ pub enum Answer {
 
 /// The system's trusted roots (as the SDK's client reads them; honours
 /// `SSL_CERT_FILE` and `SSL_CERT_DIR`), read once.
-fn system_roots() -> Arc<RootCertStore> {
+pub(crate) fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("journal", &["journal"]),
     ("events and locks", &["events", "lock"]),
     ("run session and verification", &["run", "verify"]),
+    ("notifications", &["notify"]),
     ("application", &["app"]),
     ("drills", &["drill"]),
     ("schedules", &["schedule"]),

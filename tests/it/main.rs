@@ -19,6 +19,7 @@ mod gates;
 mod graph;
 mod layers;
 mod locks;
+mod notify;
 mod operator;
 mod prompt;
 mod provider;

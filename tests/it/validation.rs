@@ -155,6 +155,8 @@ fn cases() -> Vec<(&'static str, &'static str, String, &'static str)> {
             "runbooks/rb.toml:1:15: environment: environment `test-env` in us-east-1 is already claimed by runbook runbooks/other.toml\n  hint: each runbook deletes"),
         ("unknown drill key", "runbooks/rb.toml", format!("{RUNBOOK}\n[drill]\nteardown = \"allways\"\n"),
             "drill.teardown: expected `always`, `on_success` or `never`, found `allways`\n  hint: did you mean `always`?"),
+        ("notify webhook not a URL", "runbooks/rb.toml", format!("{RUNBOOK}\n[notify]\nwebhooks = [\"hooks.example/x\"]\n"),
+            "notify.webhooks[0]: expected an http:// or https:// URL, found `hooks.example/x`"),
         ("security group rule without a port", "stacks/app.toml", APP.replace("port = 80, cidr", "cidr"),
             "resources.security_group.web.ingress[0]: a rule needs `port`, or both `from_port` and `to_port`"),
         ("canary steps", "stacks/app.toml", format!("{APP}strategy = {{ canary = [50, 10] }}\n"),

@@ -17,11 +17,13 @@ use crate::kinds::schema::Ty;
 use crate::model::Named;
 
 mod drill;
+mod notify;
 mod runbook;
 mod stack;
 mod value;
 
 pub use drill::is_http_start;
+pub use notify::parse_notify;
 pub use runbook::parse_runbook;
 pub use stack::parse_stack;
 pub use value::check_literal_str;

@@ -24,6 +24,7 @@ const RUNBOOK_KEYS: &[&str] = &[
     "vars",
     "phases",
     "drill",
+    "notify",
 ];
 
 /// Parses one runbook file, like [`parse_stack`](super::parse_stack).
@@ -44,6 +45,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
     let vars = d.vars(&root);
     let phases = d.phases(&root);
     let drill = d.drill(&root);
+    let notify = d.notify(&root);
     Some(Runbook {
         name: file_stem(&src.path),
         file: src.path.clone(),
@@ -59,6 +61,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         vars,
         phases,
         drill,
+        notify,
         rebake_images: false,
     })
 }
