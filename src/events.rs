@@ -136,13 +136,15 @@ pub enum NextStep {
 pub enum Question {
     /// Confirm by typing `expected` exactly (e.g. `yes`, or an environment's name).
     Confirm { prompt: String, expected: String },
-    /// Approve the gate before `phase` as `user`.
+    /// Approve the gate before `phase` as `user`; a user who may not
+    /// (not an approver, or approved already) is asked only to wait.
     Gate {
         phase: String,
         approvals: usize,
         needed: u32,
         approved_by: Vec<String>,
         user: String,
+        may_approve: bool,
     },
 }
 

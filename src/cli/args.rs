@@ -36,6 +36,9 @@ pub struct ApplyArgs {
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// At a manual gate nobody here can approve, wait for approvals given elsewhere (drctl approve) until the gate's deadline, instead of pausing.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +150,9 @@ pub struct ResumeArgs {
     /// Most resource operations in flight at once.
     #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallelism: u16,
+    /// At a manual gate nobody here can approve, wait for approvals given elsewhere (drctl approve) until the gate's deadline, instead of pausing.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// `--parallelism` when not given (also for a drill resumed to tear down

@@ -86,7 +86,7 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
         )?,
         None => global.clone(),
     };
-    let sink = sink(global);
+    let sink = waiting_if(args.wait, sink(global));
     let ctx = context(global, sink.as_ref())?;
     let request = app::ApplyRequest {
         root: global.root.clone(),
@@ -109,16 +109,25 @@ pub async fn apply_command(global: &GlobalArgs, args: &ApplyArgs) -> Result<u8, 
     }
 }
 
+/// `sink`, waiting at gates for approvals given elsewhere with `--wait`.
+fn waiting_if(wait: bool, sink: Box<dyn Sink>) -> Box<dyn Sink> {
+    match wait {
+        true => Box::new(crate::cli::terminal::WaitForApprovals(sink)),
+        false => sink,
+    }
+}
+
 pub async fn resume_command(
     global: &GlobalArgs,
     run_id: &str,
     parallelism: usize,
+    wait: bool,
 ) -> Result<u8, Error> {
     let global = &for_run(global, run_id)?;
     if is_drill(global, run_id) {
         return Box::pin(crate::cli::resume_drill(global, run_id, parallelism)).await;
     }
-    let sink = sink(global);
+    let sink = waiting_if(wait, sink(global));
     let ctx = context(global, sink.as_ref())?;
     let cancel = CancellationToken::new();
     let watcher = tokio::spawn(watch_ctrl_c(cancel.clone(), global.store()?));

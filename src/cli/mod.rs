@@ -327,6 +327,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
                 global,
                 &args.run_id,
                 args.parallelism.into(),
+                args.wait,
             ))
             .await
         }

@@ -191,6 +191,12 @@ impl Sink for TerminalSink {
         if !self.interactive {
             return None;
         }
+        if let Question::Gate {
+            may_approve: false, ..
+        } = question
+        {
+            return Some(Answer::Defer); // nothing to ask: the run pauses
+        }
         self.finish();
         let prompt = match question {
             Question::Confirm { prompt, expected } => {
@@ -202,6 +208,7 @@ impl Sink for TerminalSink {
                 needed,
                 approved_by,
                 user,
+                ..
             } => format!(
                 "\nGate before phase `{phase}`: {approvals} of {needed} approval(s){}. As {user}, type approve, reject or later: ",
                 if approved_by.is_empty() {
@@ -262,6 +269,62 @@ fn typed_line(every: std::time::Duration, overtaken: &mut dyn FnMut() -> bool) -
             Err(RecvTimeoutError::Disconnected) => return Some(String::new()),
             Err(RecvTimeoutError::Timeout) if overtaken() => return None,
             Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
+/// `--wait`: at a manual gate nobody here can answer (no terminal, or a
+/// user who may not approve), waits for the approvals people give
+/// elsewhere — `drctl approve` in another terminal, or on another machine
+/// through the team's store — instead of pausing; the gate's deadline and
+/// Ctrl-C end the wait. Everything else goes to the sink it wraps.
+pub struct WaitForApprovals(pub Box<dyn Sink>);
+
+impl Sink for WaitForApprovals {
+    fn event(&self, event: &Event) {
+        self.0.event(event);
+    }
+
+    fn can_ask(&self) -> bool {
+        self.0.can_ask()
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+
+    fn ask(&self, question: &Question) -> Option<Answer> {
+        self.0.ask(question)
+    }
+
+    fn ask_watching(
+        &self,
+        question: &Question,
+        every: std::time::Duration,
+        overtaken: &mut dyn FnMut() -> bool,
+    ) -> Option<Answer> {
+        let Question::Gate {
+            phase,
+            approvals,
+            needed,
+            may_approve,
+            ..
+        } = question
+        else {
+            return self.0.ask_watching(question, every, overtaken);
+        };
+        if *may_approve && self.0.can_ask() {
+            return self.0.ask_watching(question, every, overtaken);
+        }
+        self.0.flush();
+        eprintln!(
+            "Waiting at the gate before phase `{phase}` for approvals from elsewhere ({approvals} of {needed}); Ctrl-C leaves the run paused."
+        );
+        loop {
+            std::thread::sleep(every);
+            if overtaken() {
+                return Some(Answer::Overtaken);
+            }
         }
     }
 }

@@ -151,23 +151,25 @@ pub(super) fn pass_gate(
         let user = current_user();
         let may_approve = (spec.approvers.is_empty() || spec.approvers.contains(&user))
             && !approved.contains(&user);
-        if !may_approve {
-            return Ok(paused(&approved));
-        }
         let question = Question::Gate {
             phase: phase.name.clone(),
             approvals: approved.len(),
             needed: spec.approvals,
             approved_by: approved.clone(),
             user: user.clone(),
+            may_approve,
         };
         let seen = approved.len();
+        // A stop request (Ctrl-C) ends the wait too: the run pauses.
         let answer = ctx.sink.ask_watching(&question, WATCH_EVERY, &mut || {
-            settled_elsewhere(ctx, &spec, &waiting, seen)
+            ctx.cancel.is_cancelled() || settled_elsewhere(ctx, &spec, &waiting, seen)
         });
+        if ctx.cancel.is_cancelled() {
+            return Ok(paused(&approved));
+        }
         let waited = ctx.now() - waiting.since;
         match answer {
-            Some(Answer::Approve) => {
+            Some(Answer::Approve) if may_approve => {
                 decide(Decision::Approve, &user, None, waited)?;
                 approved.push(user);
             }
@@ -192,7 +194,7 @@ pub(super) fn pass_gate(
                 Elsewhere::Rejected { by } => return Ok(GateResult::RejectedElsewhere { by }),
                 Elsewhere::Gone => return Ok(paused(&approved)),
             },
-            Some(Answer::Defer) | None => return Ok(paused(&approved)),
+            Some(Answer::Approve | Answer::Defer) | None => return Ok(paused(&approved)),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! A person at a gate's prompt, on a terminal (a pseudo-terminal here:
 //! drctl asks only on one), while another person decides the same gate
 //! from another machine: the prompt notices the approval or rejection in
-//! the journal and goes on without anyone typing at it.
+//! the journal and goes on without anyone typing at it. And a run started
+//! with `--wait` and no terminal, which waits at its gate for approvals
+//! given elsewhere, until the gate's deadline.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -40,15 +42,24 @@ fn pseudo_terminal() -> (File, File) {
 struct AtPrompt {
     child: Child,
     lines: mpsc::Receiver<String>,
-    keyboard: File,
+    keyboard: Option<File>,
     seen: Vec<String>,
 }
 
 impl AtPrompt {
-    fn start(mut cmd: Command) -> AtPrompt {
+    fn start(cmd: Command) -> AtPrompt {
         let (keyboard, terminal) = pseudo_terminal();
+        AtPrompt::start_with(cmd, Stdio::from(terminal), Some(keyboard))
+    }
+
+    /// `cmd` with no terminal: its stdin closed.
+    fn start_without_terminal(cmd: Command) -> AtPrompt {
+        AtPrompt::start_with(cmd, Stdio::null(), None)
+    }
+
+    fn start_with(mut cmd: Command, stdin: Stdio, keyboard: Option<File>) -> AtPrompt {
         let mut child = cmd
-            .stdin(Stdio::from(terminal))
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -103,7 +114,8 @@ impl AtPrompt {
     }
 
     fn type_line(&mut self, line: &str) {
-        writeln!(self.keyboard, "{line}").expect("type at the terminal");
+        let keyboard = self.keyboard.as_mut().expect("a terminal");
+        writeln!(keyboard, "{line}").expect("type at the terminal");
     }
 
     /// Its exit code once it ended by itself, and all it printed.
@@ -165,28 +177,88 @@ async fn a_prompt_on_one_machine_goes_on_when_another_machine_approves() {
 #[tokio::test]
 async fn a_prompt_ends_when_another_terminal_rejects_the_run() {
     // The local store: two terminals of one machine.
-    let vars = "cidr = \"10.96.0.0/16\"\nsubnet_a_cidr = \"10.96.1.0/24\"\nsubnet_b_cidr = \"10.96.2.0/24\"";
-    let repo = Repo::fleet_rehearsal("prompt-reject", "us-west-2", vars, "\"manual\"");
-    let state = tempfile::tempdir().unwrap();
-    let drctl = |args: &[&str]| {
-        let mut cmd = drctl_at(repo.root(), state.path(), moto_endpoint());
-        cmd.current_dir(repo.root()).args(args);
-        cmd
-    };
-
-    let (at_a, id) = AtPrompt::apply_confirmed(drctl(&["apply", "rb"]));
+    let local = Local::new("prompt-reject", 96, "\"manual\"");
+    let (at_a, id) = AtPrompt::apply_confirmed(local.command(&["apply", "rb"]));
     until_accepted("the rejection", || {
-        crate::support::outcome(&mut drctl(&[
-            "reject", &id, "--as", "bob", "--reason", "no",
-        ]))
+        local.run(&["reject", &id, "--as", "bob", "--reason", "no"])
     });
     let (code, text) = at_a.end();
     assert_eq!(code, Some(1), "A ended, rejected:\n{text}");
     assert!(text.contains("rejected by bob"), "{text}");
 
-    let (code, text) = crate::support::outcome(&mut drctl(&["runs", "show", &id]));
+    let (code, text) = local.run(&["runs", "show", &id]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("status: rejected"), "{text}");
-    let (code, text) = crate::support::outcome(&mut drctl(&["destroy", "rb", "--auto-approve"]));
+    let (code, text) = local.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+/// The example fleet with a manual gate before `compute` of `gate`, in a
+/// state directory of its own: `drctl ARGS` there.
+struct Local {
+    repo: Repo,
+    state: tempfile::TempDir,
+}
+
+impl Local {
+    fn new(env: &str, octet: u8, gate: &str) -> Local {
+        let vars = format!(
+            "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
+        );
+        Local {
+            repo: Repo::fleet_rehearsal(env, "us-west-2", &vars, gate),
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = drctl_at(self.repo.root(), self.state.path(), moto_endpoint());
+        cmd.current_dir(self.repo.root()).args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        crate::support::outcome(&mut self.command(args))
+    }
+}
+
+#[tokio::test]
+async fn a_run_started_with_wait_and_no_terminal_goes_on_when_someone_approves() {
+    let local = Local::new("wait-approve", 97, "\"manual\"");
+    let mut waiting = AtPrompt::start_without_terminal(local.command(&["apply", "rb", "--wait"]));
+    let id = waiting
+        .until("Run ")
+        .split_whitespace()
+        .nth(1)
+        .expect("a run id")
+        .to_string();
+    waiting.until("Waiting at the gate before phase `compute`");
+    until_accepted("the approval", || {
+        local.run(&["approve", &id, "--as", "bob"])
+    });
+    let (code, text) = waiting.end();
+    assert_eq!(code, Some(0), "it went on and finished:\n{text}");
+    assert!(text.contains("approved by bob"), "{text}");
+    let (code, text) = local.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn a_run_waiting_for_approvals_is_rejected_at_the_gates_deadline() {
+    let local = Local::new(
+        "wait-deadline",
+        98,
+        "{ manual = { timeout = \"3s\", on_timeout = \"reject\" } }",
+    );
+    let waiting = AtPrompt::start_without_terminal(local.command(&["apply", "rb", "--wait"]));
+    // Nobody approves: the deadline ends the wait.
+    let (code, text) = waiting.end();
+    assert_eq!(code, Some(1), "rejected:\n{text}");
+    assert!(
+        text.contains("Waiting at the gate before phase `compute`")
+            && text.contains("rejected by its timeout (no approval within 3s)"),
+        "{text}"
+    );
+    let (code, text) = local.run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
