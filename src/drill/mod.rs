@@ -14,6 +14,7 @@
 //!   Markdown and JUnit forms, and past drills.
 
 mod conclude;
+mod expiry;
 pub mod history;
 mod images;
 pub mod junit;

@@ -24,7 +24,9 @@ use crate::run::{self, RunEnd};
 use crate::world::Snapshot;
 
 use super::conclude::Concluding;
+use super::expiry::Expiry;
 use super::report::DrillReport;
+use crate::types::tags::Lifetime;
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -122,6 +124,13 @@ pub async fn drill<C: Connect>(
         None => new_run_id(ctx.clock),
     };
     let lock = EnvLock::acquire(ctx.store.as_ref(), &environment, &region, &run_id)?;
+    // On everything the drill creates, from its first call: a drill that
+    // dies leaves what `drctl sweep` finds once this has passed.
+    let expires_at = began + source.drill_ttl().as_millis() as i64;
+    loaded.set_lifetime(Some(Lifetime {
+        drill: run_id.clone(),
+        expires_at,
+    }));
     let snapshot =
         run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
     refuse_built(&snapshot, &environment, &source.name)?;
@@ -137,13 +146,14 @@ pub async fn drill<C: Connect>(
     });
     let auto_approve =
         (source.drill.auto_approve && !request.interactive).then(|| DRILL_POLICY.to_string());
+    let expiry = Expiry::watch(ctx.clock, expires_at, cancel);
     let session = Session {
         ctx,
         connect,
         provider: &provider,
         loaded: &loaded,
         parallelism: request.parallelism,
-        cancel,
+        cancel: expiry.token(),
     };
     let journal = start_run(
         &session,
@@ -158,12 +168,15 @@ pub async fn drill<C: Connect>(
                 junit: request.junit.as_ref().map(|p| absolute(p)),
                 started_at: began,
                 rebake,
+                expires_at: Some(expires_at),
             }),
         },
     )?;
     // An error that stops the rebuild (not a failed step: those are in the
     // RunEnd) still ends in teardown and a report: nobody is watching.
     let end = drive(&session, &journal, false).await;
+    let expired = expiry.fired();
+    drop(expiry);
     // Boxed: the drill's whole future (rebuild, checks, teardown, report)
     // is otherwise one type too deep for the compiler's layout query.
     let concluding = Concluding {
@@ -174,6 +187,7 @@ pub async fn drill<C: Connect>(
         journal: &journal,
         request,
         cancel,
+        expired,
     };
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);
@@ -256,7 +270,10 @@ pub async fn resume<C: Connect>(
     else {
         return Err(Error::usage(format!("run {run_id} is not a drill"), None));
     };
+    // Past its ttl, a drill is not rebuilt further: it ends as expired.
+    let expired = start.expires_at.is_some_and(|at| ctx.clock.now() >= at);
     let end = match run_state(&events).status {
+        _ if expired => RunEnd::Interrupted(Report::default()),
         RunStatus::Succeeded => RunEnd::Succeeded(Report::default()),
         RunStatus::Rejected => RunEnd::Rejected {
             phase: String::new(),
@@ -273,6 +290,7 @@ pub async fn resume<C: Connect>(
     let mut loaded = load_file(root, runbook_file)?;
     loaded.retarget(environment, region);
     loaded.set_rebake(start.rebake);
+    loaded.set_lifetime(start.lifetime(run_id));
     let provider = connect.connect(region).await?;
     let lock = EnvLock::acquire(ctx.store.as_ref(), environment, region, run_id)?;
     let request = DrillRequest {
@@ -296,6 +314,7 @@ pub async fn resume<C: Connect>(
         journal: &journal,
         request: &request,
         cancel,
+        expired,
     };
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);

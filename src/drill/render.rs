@@ -62,7 +62,7 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
 fn write_headline(out: &mut String, r: &DrillReport) -> fmt::Result {
     let verdict = verdict_word(r.verdict).to_uppercase();
     writeln!(out, "# Drill of {}: {verdict}\n", r.runbook)?;
-    if r.verdict == Verdict::Failed {
+    if r.verdict != Verdict::Passed {
         for failure in &r.failures {
             writeln!(out, "- {failure}")?;
         }
@@ -419,6 +419,7 @@ pub(crate) fn verdict_word(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "passed",
         Verdict::Failed => "failed",
+        Verdict::Expired => "expired",
     }
 }
 

@@ -50,6 +50,8 @@ pub struct DrillReport {
 pub enum Verdict {
     Passed,
     Failed,
+    /// Still running at its ttl: stopped, torn down, failed.
+    Expired,
 }
 
 /// Recovery time: from the drill's start until every check has passed.

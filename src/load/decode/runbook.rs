@@ -60,6 +60,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         phases,
         drill,
         rebake_images: false,
+        lifetime: None,
     })
 }
 
