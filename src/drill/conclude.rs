@@ -289,6 +289,7 @@ impl<C: Connect> Concluding<'_, C> {
             resources_created: timing::resources_created(&events),
             teardown: torn_down.teardown,
             leak_check: torn_down.leak_check,
+            swept: started.start.swept.clone(),
         })
     }
 

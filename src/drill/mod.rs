@@ -23,5 +23,6 @@ pub mod rehearse;
 pub mod render;
 pub mod report;
 mod services;
+pub mod sweep;
 mod teardown;
 pub mod timing;

@@ -26,6 +26,7 @@ use crate::world::Snapshot;
 use super::conclude::Concluding;
 use super::expiry::Expiry;
 use super::report::DrillReport;
+use super::sweep::SweepRequest;
 use crate::types::tags::Lifetime;
 
 pub struct DrillRequest {
@@ -116,6 +117,8 @@ pub async fn drill<C: Connect>(
         loaded.runbook().region.clone(),
     );
     let rebake = source.drill.rebake || request.rebake;
+    // Every drill sweeps first: the runbook's expired drills' leftovers.
+    let swept = sweep_first(ctx, connect, &loaded, &source.environment, request).await;
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();
@@ -169,6 +172,7 @@ pub async fn drill<C: Connect>(
                 started_at: began,
                 rebake,
                 expires_at: Some(expires_at),
+                swept,
             }),
         },
     )?;
@@ -192,6 +196,59 @@ pub async fn drill<C: Connect>(
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);
     outcome
+}
+
+/// Sweeps what the runbook's expired drills left (in its region and image
+/// copy regions), before the drill builds; one line per drill swept. A
+/// sweep that cannot run does not stop the drill: its line says why.
+async fn sweep_first<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    source_environment: &str,
+    request: &DrillRequest,
+) -> Vec<String> {
+    let sweep = SweepRequest {
+        yes: true,
+        parallelism: request.parallelism,
+        settle: request.settings.leak_settle.clone(),
+        drills_of: Some(source_environment.to_string()),
+        ..SweepRequest::new(Vec::new())
+    };
+    let regions = super::sweep::regions_of(&loaded.project);
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!(
+            "Sweeping expired drills of {source_environment} in {} …",
+            regions.join(", ")
+        ),
+    });
+    match super::sweep::sweep_in(ctx, connect, &loaded.project, &regions, &sweep).await {
+        Ok(summary) => {
+            let now = ctx.clock.now();
+            let lines: Vec<String> = (summary.drills.iter())
+                .map(|d| match (d.failed.is_empty(), d.left.is_empty()) {
+                    (true, true) => d.line(now),
+                    _ => format!(
+                        "{} — incomplete: {}",
+                        d.line(now),
+                        d.failed
+                            .iter()
+                            .chain(&d.left)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                })
+                .collect();
+            for line in &lines {
+                ctx.sink.event(&Shown::DrillStage {
+                    message: format!("Swept {line}"),
+                });
+            }
+            lines
+        }
+        Err(e) => vec![format!("the sweep before the drill could not run: {e}")],
+    }
 }
 
 /// Points the loaded runbook at the drill's own environment (`--environment`,

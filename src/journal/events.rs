@@ -39,6 +39,10 @@ pub struct DrillStart {
     /// everything it creates as `drctl:expires`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
+    /// What the drill's sweep before building removed (or failed to), one
+    /// line per expired drill: `12 resources of drill … started 3 days ago`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<String>,
 }
 
 impl DrillStart {

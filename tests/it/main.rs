@@ -27,5 +27,6 @@ mod sandbox;
 mod schedule;
 mod service;
 mod support;
+mod sweep;
 mod team;
 mod validation;
