@@ -56,8 +56,12 @@ impl SdkElbv2 {
     }
 }
 
+/// ELBv2 shows a resource's own name, not a `Name` tag: it is left off,
+/// which keeps room under the tag quota (moto allows 10 per resource, AWS
+/// 50) for a drill's `drctl:drill` and `drctl:expires` and a colour's marks.
 pub(super) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
+        .filter(|(k, _)| k.as_str() != crate::types::tags::NAME)
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
@@ -432,7 +436,7 @@ impl Elbv2 for SdkElbv2 {
     }
 
     async fn add_tags(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<(), CloudError> {
-        if tags.is_empty() {
+        if sdk_tags(tags).is_empty() {
             return Ok(());
         }
         let request = self

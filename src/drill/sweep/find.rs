@@ -11,18 +11,29 @@ use crate::cloud::CloudError;
 use crate::types::tags;
 use crate::world::{ObservedResource, Tags};
 
-/// The environments in the region that carry drill lifetimes.
-pub(super) async fn drill_environments(aws: &AwsProvider) -> Result<BTreeSet<String>, CloudError> {
+/// The environments in the region holding a drill's object that may be
+/// swept at `now` (those in `lapsed` whatever their expiry): only these
+/// are looked at further.
+pub(super) async fn drill_environments(
+    aws: &AwsProvider,
+    now: i64,
+    lapsed: &[String],
+) -> Result<BTreeSet<String>, CloudError> {
     let mut envs = BTreeSet::new();
     let mut note = |tags: &BTreeMap<String, String>| {
-        if let (Some(env), true) = (tags.get(tags::ENV), tags.contains_key(tags::EXPIRES)) {
-            envs.insert(env.clone());
+        if let Some(env) = tags.get(tags::ENV) {
+            if sweepable(tags, now, lapsed.contains(env)) {
+                envs.insert(env.clone());
+            }
         }
     };
     for tagged in aws.tagging.with_key(tags::EXPIRES).await? {
         note(&tagged.tags);
     }
-    let ec2 = aws.ec2.tags_with_keys(&[tags::ENV, tags::EXPIRES]).await?;
+    let ec2 = aws
+        .ec2
+        .tags_with_keys(&[tags::ENV, tags::DRILL, tags::EXPIRES])
+        .await?;
     for keyed in ec2.values() {
         note(&keyed.tags);
     }

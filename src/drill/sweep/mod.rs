@@ -152,7 +152,7 @@ async fn find_in(
     let lapsed = lapsed_leases(ctx, region);
     let now = ctx.clock.now();
     let mut found = Vec::new();
-    for env in find::drill_environments(provider).await? {
+    for env in find::drill_environments(provider, now, &lapsed).await? {
         let keep = |reason: String| Kept {
             environment: env.clone(),
             region: region.to_string(),
