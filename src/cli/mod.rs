@@ -323,7 +323,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => crate::cli::commands::plan_command(global, args).await,
         Command::Apply(args) => crate::cli::commands::apply_command(global, args).await,
         Command::Destroy(args) => crate::cli::commands::destroy_command(global, args).await,
-        Command::Sweep(args) => crate::cli::sweep::sweep_command(global, args).await,
+        Command::Sweep(args) => Box::pin(crate::cli::sweep::sweep_command(global, args)).await,
         Command::Rollback(args) => traffic::rollback_command(global, args).await,
         Command::Retire(args) => traffic::retire_command(global, args).await,
         Command::Output(args) => crate::cli::commands::output_command(global, args).await,

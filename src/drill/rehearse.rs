@@ -118,7 +118,15 @@ pub async fn drill<C: Connect>(
     );
     let rebake = source.drill.rebake || request.rebake;
     // Every drill sweeps first: the runbook's expired drills' leftovers.
-    let swept = sweep_first(ctx, connect, &loaded, &source.environment, request).await;
+    // Boxed, like the conclusion: the drill's future is deep enough.
+    let swept = Box::pin(sweep_first(
+        ctx,
+        connect,
+        &loaded,
+        &source.environment,
+        request,
+    ))
+    .await;
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();

@@ -56,12 +56,14 @@ impl SdkElbv2 {
     }
 }
 
-/// ELBv2 shows a resource's own name, not a `Name` tag: it is left off,
-/// which keeps room under the tag quota (moto allows 10 per resource, AWS
-/// 50) for a drill's `drctl:drill` and `drctl:expires` and a colour's marks.
+/// A drill's ELBv2 resources go without the `Name` tag (ELBv2 shows a
+/// resource's own name, not the tag): room under the tag quota (moto allows
+/// 10 per resource, AWS 50) for `drctl:drill`, `drctl:expires` and a
+/// colour's marks.
 pub(super) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    let drill = tags.contains_key(crate::types::tags::DRILL);
     tags.iter()
-        .filter(|(k, _)| k.as_str() != crate::types::tags::NAME)
+        .filter(|(k, _)| !(drill && k.as_str() == crate::types::tags::NAME))
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
