@@ -194,6 +194,14 @@ impl Loaded {
         }
     }
 
+    /// Tags everything the run creates with a drill's id and deadline.
+    pub fn set_lifetime(&mut self, lifetime: Option<crate::types::tags::Lifetime>) {
+        let name = self.name.clone();
+        if let Some(runbook) = self.project.runbooks.iter_mut().find(|r| r.name == name) {
+            runbook.lifetime = lifetime;
+        }
+    }
+
     /// The environment the runbook is pointed at, when it is not the one
     /// its file names (a drill's).
     pub fn other_environment(&self) -> Option<&str> {

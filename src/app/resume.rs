@@ -164,6 +164,7 @@ pub(crate) async fn continue_run<C: Connect>(
     // environment is not in the file at all).
     loaded.retarget(environment, region);
     loaded.set_rebake(drill.as_ref().is_some_and(|d| d.rebake));
+    loaded.set_lifetime(drill.as_ref().and_then(|d| d.lifetime(run_id)));
     let runbook = loaded.runbook();
     // Taken before anything is written: a live run of this id refuses the resume.
     let lock = EnvLock::acquire(

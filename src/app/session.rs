@@ -35,6 +35,7 @@ impl<C> Session<'_, C> {
             options: ApplyOptions {
                 parallelism: self.parallelism,
                 run_id: journal.run_id.clone(),
+                lifetime: self.loaded.runbook().lifetime.clone(),
             },
             cancel: self.cancel,
             clock: self.ctx.clock,

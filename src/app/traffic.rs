@@ -21,6 +21,9 @@ use crate::world::Address;
 /// The phase names of these commands' runs (a space: never a runbook's).
 pub const ROLLBACK_PHASE: &str = "drctl rollback";
 pub const RETIRE_PHASE: &str = "drctl retire";
+/// A sweep's run (`drctl sweep`, defined here so that `resume` can refuse
+/// it without reaching up into the drill layer).
+pub const SWEEP_PHASE: &str = "drctl sweep";
 
 pub struct TrafficRequest {
     pub root: Option<PathBuf>,
@@ -387,7 +390,7 @@ pub(crate) fn services_named(loaded: &Loaded, wanted: Option<&str>) -> Result<Ve
 /// A run these commands started is re-run, not resumed as the runbook's phases.
 pub(crate) fn refuse_resume(phases: &[String]) -> Result<(), Error> {
     for phase in phases {
-        if phase == ROLLBACK_PHASE || phase == RETIRE_PHASE {
+        if phase == ROLLBACK_PHASE || phase == RETIRE_PHASE || phase == SWEEP_PHASE {
             return Err(Error::usage(
                 format!("this run was `{phase}`, which is not resumed"),
                 Some(format!(

@@ -209,6 +209,26 @@ pub struct DestroyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Runbooks whose regions (and image copy regions) to sweep, paths or
+    /// names; default: every runbooks/*.toml. Their own environments are
+    /// never swept.
+    pub runbooks: Vec<String>,
+    /// List what would be deleted; make no mutating call.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before deleting.
+    #[arg(long)]
+    pub yes: bool,
+    /// Most deletions in flight at once.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Runbooks to check (paths or names); default: every runbooks/*.toml.
     /// Every stack under stacks/ is checked either way.

@@ -17,6 +17,7 @@ pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
 mod state;
+mod sweep;
 mod target;
 pub mod terminal;
 mod traffic;
@@ -175,6 +176,11 @@ pub enum Command {
     /// Delete everything carrying the environment's tags, dependents first.
     #[command(after_help = "Example:\n  drctl destroy fleet-rehearsal --auto-approve")]
     Destroy(DestroyArgs),
+    /// Delete what expired drills left (drctl:expires in the past), dependents first.
+    #[command(
+        after_help = "Looks in the runbooks' regions and image copy regions, or in --region\n(several: --region us-east-1,us-west-2).\n\nExamples:\n  drctl sweep --dry-run\n  drctl sweep fleet-rehearsal --yes"
+    )]
+    Sweep(args::SweepArgs),
     /// Point a service's listener back at its previous colour (one API call).
     #[command(after_help = "Example:\n  drctl rollback web-dr-drill web.service.web")]
     Rollback(traffic::RollbackArgs),
@@ -317,6 +323,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         Command::Plan(args) => crate::cli::commands::plan_command(global, args).await,
         Command::Apply(args) => crate::cli::commands::apply_command(global, args).await,
         Command::Destroy(args) => crate::cli::commands::destroy_command(global, args).await,
+        Command::Sweep(args) => Box::pin(crate::cli::sweep::sweep_command(global, args)).await,
         Command::Rollback(args) => traffic::rollback_command(global, args).await,
         Command::Retire(args) => traffic::retire_command(global, args).await,
         Command::Output(args) => crate::cli::commands::output_command(global, args).await,

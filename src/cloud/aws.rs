@@ -395,6 +395,27 @@ impl AwsProvider {
         self.read_back(&current.address, &current.id, read).await
     }
 
+    /// Sets `drctl:expires` to `expires` on what a failed drill teardown
+    /// left, so that the next sweep removes it without waiting for the
+    /// drill's ttl. Best effort: returns what could not be marked.
+    pub async fn mark_expired(&self, objects: &[ObservedResource], expires: &str) -> Vec<String> {
+        let tag = Tags::from([(crate::types::tags::EXPIRES.to_string(), expires.to_string())]);
+        let mut failed = Vec::new();
+        let (arns, ids): (Vec<_>, Vec<_>) = objects.iter().partition(|o| o.id.starts_with("arn:"));
+        for o in arns {
+            if let Err(e) = self.elbv2.add_tags(&o.id, &tag).await {
+                failed.push(format!("{}: {e}", o.address));
+            }
+        }
+        let ids: Vec<String> = ids.iter().map(|o| o.id.clone()).collect();
+        if !ids.is_empty() {
+            if let Err(e) = self.ec2.create_tags(&ids, &tag).await {
+                failed.push(format!("{}: {e}", ids.join(", ")));
+            }
+        }
+        failed
+    }
+
     pub(crate) async fn retag_elbv2(
         &self,
         arn: &str,

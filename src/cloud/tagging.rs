@@ -30,7 +30,17 @@ impl SdkTagging {
 
     /// Every resource in the region tagged `key = value`, all pages.
     pub async fn tagged(&self, key: &str, value: &str) -> Result<Vec<TaggedResource>, CloudError> {
-        let filter = TagFilter::builder().key(key).values(value).build();
+        self.get_resources(TagFilter::builder().key(key).values(value).build())
+            .await
+    }
+
+    /// Every resource in the region carrying `key`, whatever its value.
+    pub async fn with_key(&self, key: &str) -> Result<Vec<TaggedResource>, CloudError> {
+        self.get_resources(TagFilter::builder().key(key).build())
+            .await
+    }
+
+    async fn get_resources(&self, filter: TagFilter) -> Result<Vec<TaggedResource>, CloudError> {
         let request = self.client.get_resources().tag_filters(filter);
         let mappings: Vec<_> = TAGGING
             .call(request.into_paginator().items().send().try_collect())

@@ -31,6 +31,8 @@ pub(super) struct Concluding<'a, C> {
     pub journal: &'a Journal,
     pub request: &'a DrillRequest,
     pub cancel: &'a CancellationToken,
+    /// Stopped at its ttl: torn down whatever the policy, verdict "expired".
+    pub expired: bool,
 }
 
 /// The rebuild's journal prologue: who started it, when, and how.
@@ -95,6 +97,9 @@ impl<C: Connect> Concluding<'_, C> {
             });
         }
         let started = self.started()?;
+        if self.expired {
+            failures.push(super::expiry::expired_failure(started.start.expires_at));
+        }
         let found = self.check(&end, &started, &mut failures).await?;
         let images = match &found.rebuilt {
             Some(Ok((_, plan))) => super::images::images_used(plan, &started.events),
@@ -105,11 +110,15 @@ impl<C: Connect> Concluding<'_, C> {
             None => Vec::new(),
         };
         let runbook = loaded.runbook();
+        let policy = match self.expired {
+            true => crate::model::Teardown::Always,
+            false => runbook.drill.teardown,
+        };
         let (teardown, leak_check) = teardown::per_policy(
             ctx,
             self.provider,
             &runbook.environment,
-            runbook.drill.teardown,
+            policy,
             self.request,
             &mut failures,
         )
@@ -184,6 +193,7 @@ impl<C: Connect> Concluding<'_, C> {
                 self.run_checks(observed, &started.events, checks_began, failures)
                     .await?
             }
+            (RunEnd::Interrupted(_), _) if self.expired => Checked::default(),
             (other, _) => {
                 failures.extend(end_failure(other));
                 Checked::default()
@@ -277,7 +287,9 @@ impl<C: Connect> Concluding<'_, C> {
             host: started.host,
             started_at: started.at,
             ended_at: ctx.clock.now(),
-            verdict: if failures.is_empty() {
+            verdict: if self.expired {
+                Verdict::Expired
+            } else if failures.is_empty() {
                 Verdict::Passed
             } else {
                 Verdict::Failed
@@ -297,6 +309,7 @@ impl<C: Connect> Concluding<'_, C> {
             resources_created: timing::resources_created(&events),
             teardown: torn_down.teardown,
             leak_check: torn_down.leak_check,
+            swept: started.start.swept.clone(),
         })
     }
 

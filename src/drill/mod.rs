@@ -14,6 +14,7 @@
 //!   Markdown and JUnit forms, and past drills.
 
 mod conclude;
+mod expiry;
 pub mod history;
 mod images;
 pub mod junit;
@@ -22,5 +23,6 @@ pub mod rehearse;
 pub mod render;
 pub mod report;
 mod services;
+pub mod sweep;
 mod teardown;
 pub mod timing;

@@ -24,7 +24,10 @@ use crate::run::{self, RunEnd};
 use crate::world::Snapshot;
 
 use super::conclude::Concluding;
+use super::expiry::Expiry;
 use super::report::DrillReport;
+use super::sweep::SweepRequest;
+use crate::types::tags::Lifetime;
 
 pub struct DrillRequest {
     pub root: Option<PathBuf>,
@@ -114,6 +117,16 @@ pub async fn drill<C: Connect>(
         loaded.runbook().region.clone(),
     );
     let rebake = source.drill.rebake || request.rebake;
+    // Every drill sweeps first: the runbook's expired drills' leftovers.
+    // Boxed, like the conclusion: the drill's future is deep enough.
+    let swept = Box::pin(sweep_first(
+        ctx,
+        connect,
+        &loaded,
+        &source.environment,
+        request,
+    ))
+    .await;
     let provider = connect.connect(&region).await?;
     // RTO's zero: the cloud is reachable (starting a sandbox is not recovery).
     let began = ctx.clock.now();
@@ -122,6 +135,13 @@ pub async fn drill<C: Connect>(
         None => new_run_id(ctx.clock),
     };
     let lock = EnvLock::acquire(ctx.store.as_ref(), &environment, &region, &run_id)?;
+    // On everything the drill creates, from its first call: a drill that
+    // dies leaves what `drctl sweep` finds once this has passed.
+    let expires_at = began + source.drill_ttl().as_millis() as i64;
+    loaded.set_lifetime(Some(Lifetime {
+        drill: run_id.clone(),
+        expires_at,
+    }));
     let snapshot =
         run::observe_for(&provider, &loaded.project, loaded.runbook(), ctx.clock).await?;
     refuse_built(&snapshot, &environment, &source.name)?;
@@ -137,13 +157,14 @@ pub async fn drill<C: Connect>(
     });
     let auto_approve =
         (source.drill.auto_approve && !request.interactive).then(|| DRILL_POLICY.to_string());
+    let expiry = Expiry::watch(ctx.clock, expires_at, cancel);
     let session = Session {
         ctx,
         connect,
         provider: &provider,
         loaded: &loaded,
         parallelism: request.parallelism,
-        cancel,
+        cancel: expiry.token(),
     };
     let journal = start_run(
         &session,
@@ -158,12 +179,16 @@ pub async fn drill<C: Connect>(
                 junit: request.junit.as_ref().map(|p| absolute(p)),
                 started_at: began,
                 rebake,
+                expires_at: Some(expires_at),
+                swept,
             }),
         },
     )?;
     // An error that stops the rebuild (not a failed step: those are in the
     // RunEnd) still ends in teardown and a report: nobody is watching.
     let end = drive(&session, &journal, false).await;
+    let expired = expiry.fired();
+    drop(expiry);
     // Boxed: the drill's whole future (rebuild, checks, teardown, report)
     // is otherwise one type too deep for the compiler's layout query.
     let concluding = Concluding {
@@ -174,10 +199,64 @@ pub async fn drill<C: Connect>(
         journal: &journal,
         request,
         cancel,
+        expired,
     };
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);
     outcome
+}
+
+/// Sweeps what the runbook's expired drills left (in its region and image
+/// copy regions), before the drill builds; one line per drill swept. A
+/// sweep that cannot run does not stop the drill: its line says why.
+async fn sweep_first<C: Connect>(
+    ctx: &Context<'_>,
+    connect: &C,
+    loaded: &Loaded,
+    source_environment: &str,
+    request: &DrillRequest,
+) -> Vec<String> {
+    let sweep = SweepRequest {
+        yes: true,
+        parallelism: request.parallelism,
+        settle: request.settings.leak_settle.clone(),
+        drills_of: Some(source_environment.to_string()),
+        ..SweepRequest::new(Vec::new())
+    };
+    let regions = super::sweep::regions_of(&loaded.project);
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!(
+            "Sweeping expired drills of {source_environment} in {} …",
+            regions.join(", ")
+        ),
+    });
+    match super::sweep::sweep_in(ctx, connect, &loaded.project, &regions, &sweep).await {
+        Ok(summary) => {
+            let now = ctx.clock.now();
+            let lines: Vec<String> = (summary.drills.iter())
+                .map(|d| match (d.failed.is_empty(), d.left.is_empty()) {
+                    (true, true) => d.line(now),
+                    _ => format!(
+                        "{} — incomplete: {}",
+                        d.line(now),
+                        d.failed
+                            .iter()
+                            .chain(&d.left)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                })
+                .collect();
+            for line in &lines {
+                ctx.sink.event(&Shown::DrillStage {
+                    message: format!("Swept {line}"),
+                });
+            }
+            lines
+        }
+        Err(e) => vec![format!("the sweep before the drill could not run: {e}")],
+    }
 }
 
 /// Points the loaded runbook at the drill's own environment (`--environment`,
@@ -257,7 +336,10 @@ pub async fn resume<C: Connect>(
     else {
         return Err(Error::usage(format!("run {run_id} is not a drill"), None));
     };
+    // Past its ttl, a drill is not rebuilt further: it ends as expired.
+    let expired = start.expires_at.is_some_and(|at| ctx.clock.now() >= at);
     let end = match run_state(&events).status {
+        _ if expired => RunEnd::Interrupted(Report::default()),
         RunStatus::Succeeded => RunEnd::Succeeded(Report::default()),
         RunStatus::Rejected => RunEnd::Rejected {
             phase: String::new(),
@@ -274,6 +356,7 @@ pub async fn resume<C: Connect>(
     let mut loaded = load_file(root, runbook_file)?;
     loaded.retarget(environment, region);
     loaded.set_rebake(start.rebake);
+    loaded.set_lifetime(start.lifetime(run_id));
     let provider = connect.connect(region).await?;
     let lock = EnvLock::acquire(ctx.store.as_ref(), environment, region, run_id)?;
     let request = DrillRequest {
@@ -297,6 +380,7 @@ pub async fn resume<C: Connect>(
         journal: &journal,
         request: &request,
         cancel,
+        expired,
     };
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);

@@ -54,7 +54,8 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     write_services(out, r)?;
     write_resources_created(out, r)?;
     write_teardown(out, r)?;
-    write_leak_check(out, r)
+    write_leak_check(out, r)?;
+    write_swept(out, r)
 }
 
 /// The verdict, the reasons for a failure, the RTO and critical path, and
@@ -62,7 +63,7 @@ fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
 fn write_headline(out: &mut String, r: &DrillReport) -> fmt::Result {
     let verdict = verdict_word(r.verdict).to_uppercase();
     writeln!(out, "# Drill of {}: {verdict}\n", r.runbook)?;
-    if r.verdict == Verdict::Failed {
+    if r.verdict != Verdict::Passed {
         for failure in &r.failures {
             writeln!(out, "- {failure}")?;
         }
@@ -231,6 +232,17 @@ fn write_teardown(out: &mut String, r: &DrillReport) -> fmt::Result {
 
 /// What the leak check asked, and every resource still carrying the drill's
 /// tags (each one is why a drill failed, so each gets a row).
+fn write_swept(out: &mut String, r: &DrillReport) -> fmt::Result {
+    if r.swept.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "## Swept before the rebuild\n")?;
+    for line in &r.swept {
+        writeln!(out, "- {line}")?;
+    }
+    writeln!(out)
+}
+
 fn write_leak_check(out: &mut String, r: &DrillReport) -> fmt::Result {
     let l = &r.leak_check;
     let asked = l.sources.join(", ");
@@ -419,6 +431,7 @@ pub(crate) fn verdict_word(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Passed => "passed",
         Verdict::Failed => "failed",
+        Verdict::Expired => "expired",
     }
 }
 

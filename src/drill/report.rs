@@ -43,6 +43,9 @@ pub struct DrillReport {
     pub resources_created: Vec<CreatedResource>,
     pub teardown: Teardown,
     pub leak_check: LeakCheck,
+    /// What the sweep before the rebuild removed: expired drills' leftovers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +53,8 @@ pub struct DrillReport {
 pub enum Verdict {
     Passed,
     Failed,
+    /// Still running at its ttl: stopped, torn down, failed.
+    Expired,
 }
 
 /// Recovery time: from the drill's start until every check has passed.

@@ -65,6 +65,30 @@ pub(crate) async fn tear_down(
     })
 }
 
+/// Marks what a failed teardown left as expired now, so that the next
+/// sweep (`drctl sweep`, or the runbook's next drill) finishes it; says so.
+async fn leave_expired(ctx: &Context<'_>, provider: &AwsProvider, env: &str) -> String {
+    let left = match run::observe(provider, env, ctx.clock).await {
+        Ok(snapshot) => snapshot.objects().cloned().collect::<Vec<_>>(),
+        Err(e) => {
+            return format!("what is left could not be read ({e}); it expires at the drill's ttl")
+        }
+    };
+    let now = crate::types::tags::format_expires(ctx.clock.now());
+    let unmarked = provider.mark_expired(&left, &now).await;
+    if unmarked.is_empty() {
+        format!(
+            "its {} leftover(s) are marked expired: the next sweep finishes them",
+            left.len()
+        )
+    } else {
+        format!(
+            "its leftovers are marked expired for the next sweep, but for {} (they expire at the drill's ttl)",
+            unmarked.join("; ")
+        )
+    }
+}
+
 /// The teardown the runbook's policy asks for, then (if it ran) the leak
 /// check; what went wrong is added to `failures`.
 pub(crate) async fn per_policy(
@@ -103,7 +127,11 @@ pub(crate) async fn per_policy(
         }
     };
     if !teardown.ok {
-        failures.push(format!("teardown failed: {}", teardown.errors.join("; ")));
+        failures.push(format!(
+            "teardown failed: {}; {}",
+            teardown.errors.join("; "),
+            leave_expired(ctx, provider, env).await
+        ));
     }
     let leak_check = if teardown.performed {
         ctx.sink.event(&Shown::DrillStage {

@@ -38,6 +38,8 @@ pub struct ApplyOptions {
     pub parallelism: usize,
     /// Recorded in every created resource's `drctl:run` tag.
     pub run_id: String,
+    /// A drill's: `drctl:drill` and `drctl:expires` on everything it creates.
+    pub lifetime: Option<crate::types::tags::Lifetime>,
 }
 
 /// What the executor reports while it works.
@@ -209,7 +211,13 @@ pub async fn apply_phase<P: Provider>(
                     action: change.action,
                     depends_on: change.depends_on.iter().cloned().collect(),
                 });
-                let prepared = prepare(change, &plan.environment, exports, &options.run_id);
+                let prepared = prepare(
+                    change,
+                    &plan.environment,
+                    exports,
+                    &options.run_id,
+                    options.lifetime.as_ref(),
+                );
                 let step = execute(provider, change, prepared);
                 let step = wait::reporting_waits(waits.reporter(&change.address), step);
                 // In flight, a step's long waits heed the run's stop request.
@@ -412,6 +420,7 @@ fn prepare(
     environment: &str,
     exports: &BTreeMap<Address, Attrs>,
     run_id: &str,
+    lifetime: Option<&crate::types::tags::Lifetime>,
 ) -> Result<Prepared, String> {
     let address = &change.address;
     let pending =
@@ -444,7 +453,7 @@ fn prepare(
         _ => run_id.to_string(),
     };
     let identity = Identity::new(environment, &address.stack, &address.resource());
-    let tags = tag_set(&identity, &hash, &created_by, &user_tags);
+    let tags = tag_set(&identity, &hash, &created_by, lifetime, &user_tags);
     // Same run + same address + same spec → same token, so a retried call
     // cannot create twice on AWS (moto ignores tokens; tags and the journal cover it).
     let client_token: String = format!("{run_id}-{hash}-{}", short_hash(&address.to_string()))

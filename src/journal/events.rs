@@ -35,6 +35,25 @@ pub struct DrillStart {
     /// Images are baked from scratch (`[drill] rebake` or `--rebake`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rebake: bool,
+    /// The drill's deadline (`[drill] ttl` after its start), tagged on
+    /// everything it creates as `drctl:expires`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Millis>,
+    /// What the drill's sweep before building removed (or failed to), one
+    /// line per expired drill: `12 resources of drill … started 3 days ago`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub swept: Vec<String>,
+}
+
+impl DrillStart {
+    /// The lifetime the drill `run_id` tags its resources with.
+    pub fn lifetime(&self, run_id: &str) -> Option<crate::types::tags::Lifetime> {
+        self.expires_at
+            .map(|expires_at| crate::types::tags::Lifetime {
+                drill: run_id.to_string(),
+                expires_at,
+            })
+    }
 }
 
 /// The reason recorded when a drill's gates pass by `[drill] auto_approve`.

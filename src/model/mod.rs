@@ -150,6 +150,26 @@ pub struct Runbook {
     /// or `--rebake`): plan image bakes even where an image of the same
     /// recipe exists.
     pub rebake_images: bool,
+    /// Set for a drill's run, not read from the file: the drill's id and
+    /// deadline, tagged on everything it creates.
+    pub lifetime: Option<crate::types::tags::Lifetime>,
+}
+
+/// A drill's ttl without `[drill] ttl`: four times `rto_target`, and at
+/// least this.
+pub const MIN_DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
+
+impl Runbook {
+    /// How long a drill of this runbook lives: `[drill] ttl`, or four times
+    /// `rto_target` and at least two hours.
+    pub fn drill_ttl(&self) -> Duration {
+        self.drill.ttl.unwrap_or_else(|| {
+            self.rto_target
+                .map(|rto| rto.saturating_mul(4))
+                .unwrap_or_default()
+                .max(MIN_DEFAULT_TTL)
+        })
+    }
 }
 
 /// One webhook of a `[notify]` section (in `drctl.toml` or a runbook).
@@ -253,6 +273,9 @@ pub struct Drill {
     /// Bake images from scratch (timed in the RTO) instead of reusing an
     /// image of the same recipe.
     pub rebake: bool,
+    /// `ttl`: how long a drill's resources live before `drctl sweep` may
+    /// remove them (and before a drill still running stops itself).
+    pub ttl: Option<Duration>,
     pub checks: Vec<Check>,
     /// Where each of `checks` stands in the file's list (a check that did not
     /// decode leaves a gap), so that later messages name the right
@@ -276,6 +299,7 @@ impl Default for Drill {
             teardown: Teardown::Always,
             auto_approve: true,
             rebake: false,
+            ttl: None,
             checks: Vec::new(),
             check_indices: Vec::new(),
         }

@@ -53,6 +53,7 @@ impl Rehearsal {
         let options = ApplyOptions {
             parallelism: 4,
             run_id: drctl::app::new_run_id(&SystemClock),
+            lifetime: None,
         };
         apply_every_phase(&self.provider, &plan, &options).await
     }

@@ -68,7 +68,7 @@ async fn a_tagged_vpc_is_discovered_back_by_tag() {
     let ec2 = ec2().await;
     let env = "smoke-discovery";
     let identity = Identity::new(env, "network", "vpc.main");
-    let wanted = tags::tag_set(&identity, "spec-hash-1", "run-1", &BTreeMap::new());
+    let wanted = tags::tag_set(&identity, "spec-hash-1", "run-1", None, &BTreeMap::new());
     let id = ec2
         .create_vpc("10.77.0.0/16", &wanted)
         .await
@@ -79,6 +79,7 @@ async fn a_tagged_vpc_is_discovered_back_by_tag() {
         &Identity::new("someone-else", "network", "vpc.main"),
         "x",
         "run-2",
+        None,
         &BTreeMap::new(),
     );
     let other_id = ec2

@@ -29,5 +29,6 @@ mod schedule;
 mod service;
 mod store_cost;
 mod support;
+mod sweep;
 mod team;
 mod validation;

@@ -51,6 +51,7 @@ impl Env {
             &Identity::new(self.name, &address.stack, &address.resource()),
             spec,
             "run-test",
+            None,
             &BTreeMap::from([("team".to_string(), "sre".to_string())]),
         )
     }

@@ -42,13 +42,16 @@ impl SdkEc2 {
         EC2.required(out, "ImageId", |o| o.image_id)
     }
 
-    /// CopyImage into this client's region from `source_region`.
+    /// CopyImage into this client's region from `source_region`, tagged
+    /// `tags` from the call on (AWS; moto ignores the TagSpecifications, so
+    /// the caller tags the copy again).
     pub async fn copy_image(
         &self,
         source_region: &str,
         source_image: &str,
         name: &str,
         client_token: &str,
+        tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
         let request = self
             .client
@@ -59,7 +62,8 @@ impl SdkEc2 {
             .description(format!(
                 "copy by drctl of {source_image} from {source_region}"
             ))
-            .client_token(client_token);
+            .client_token(client_token)
+            .tag_specifications(tag_specification(ResourceType::Image, tags));
         let out = EC2.call(request.send()).await?;
         EC2.required(out, "ImageId", |o| o.image_id)
     }

@@ -51,11 +51,13 @@ macro_rules! describe_by_filters {
     };
 }
 
+mod by_tag_key;
 mod client;
 mod images;
 mod rules;
 mod wire;
 
+pub use by_tag_key::KeyedTags;
 pub use client::SdkEc2;
 pub use images::ImageUser;
 pub use rules::{ip_permissions, sg_rules};

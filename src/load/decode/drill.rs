@@ -40,7 +40,7 @@ impl<'a> Decoder<'a> {
         self.check_keys(
             table,
             "drill",
-            &["teardown", "auto_approve", "rebake", "checks"],
+            &["teardown", "auto_approve", "rebake", "ttl", "checks"],
         );
         match self.opt_str(table, "teardown", "drill").as_deref() {
             None => {}
@@ -62,6 +62,14 @@ impl<'a> Decoder<'a> {
         }
         if let Some(rebake) = self.opt_bool(table, "rebake", "drill") {
             drill.rebake = rebake;
+        }
+        if let Some(ttl) = self.opt_duration(table, "ttl", "drill") {
+            if ttl.is_zero() {
+                let span = table.get("ttl").map(|v| v.span()).unwrap_or(0..0);
+                self.at(span, "drill.ttl", "expected a ttl more than 0s, found 0s")
+                    .with_hint("write a duration like \"6h\" or \"2d\"");
+            }
+            drill.ttl = Some(ttl);
         }
         if let Some(value) = table.get("checks") {
             let DeValue::Array(items) = value.get_ref() else {
@@ -403,6 +411,42 @@ mod tests {
             runbook.map(|r| r.drill.checks).unwrap_or_default(),
             problems,
         )
+    }
+
+    /// The runbook `head` + `[drill]` `drill`, and its problems.
+    fn runbook(head: &str, drill: &str) -> (Option<crate::model::Runbook>, Vec<String>) {
+        let text = format!(
+            "environment = \"e\"\nregion = \"us-east-1\"\nstacks = [\"web\"]\n{head}\n[drill]\n{drill}\n"
+        );
+        let mut diags = Diagnostics::new();
+        let runbook = parse_runbook(&SourceFile::new("rb.toml", text), &mut diags);
+        (
+            runbook,
+            diags.sorted().iter().map(|d| d.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn a_drill_lives_its_ttl_or_four_rto_targets_and_at_least_two_hours() {
+        use std::time::Duration;
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        let ttl = |head: &str, drill: &str| runbook(head, drill).0.unwrap().drill_ttl();
+        assert_eq!(ttl("", "ttl = \"1s\""), Duration::from_secs(1));
+        assert_eq!(ttl("rto_target = \"1h\"", "ttl = \"3d\""), hours(72));
+        assert_eq!(ttl("rto_target = \"1h\"", ""), hours(4));
+        assert_eq!(ttl("rto_target = \"10m\"", ""), hours(2));
+        assert_eq!(ttl("", ""), hours(2));
+        let (_, problems) = runbook("", "ttl = \"soon\"");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("rb.toml:6:") && problems[0].contains("drill.ttl"),
+            "{problems:?}"
+        );
+        let (_, problems) = runbook("", "ttl = \"0s\"");
+        assert!(
+            problems[0].contains("drill.ttl") && problems[0].contains("more than 0s"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         drill,
         notify,
         rebake_images: false,
+        lifetime: None,
     })
 }
 

@@ -95,6 +95,13 @@ async fn copy_to(
         .and_then(|v| v.as_str())
         .unwrap_or(&source.id)
         .to_string();
+    let mut copy_tags: BTreeMap<String, String> = source
+        .tags
+        .iter()
+        .filter(|(k, _)| k.as_str() != tags::SPEC && k.as_str() != COPIES_TAG)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    copy_tags.insert(COPY_OF_TAG.into(), copy_of);
     let started = ec2.describe_images(&["self".to_string()], &name).await?;
     let id = match started.iter().filter_map(|i| i.image_id()).min() {
         Some(id) => id.to_string(),
@@ -103,17 +110,10 @@ async fn copy_to(
                 .chars()
                 .take(64)
                 .collect();
-            ec2.copy_image(source_region, &source.id, &name, &token)
+            ec2.copy_image(source_region, &source.id, &name, &token, &copy_tags)
                 .await?
         }
     };
-    let mut copy_tags: BTreeMap<String, String> = source
-        .tags
-        .iter()
-        .filter(|(k, _)| k.as_str() != tags::SPEC && k.as_str() != COPIES_TAG)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    copy_tags.insert(COPY_OF_TAG.into(), copy_of);
     ec2.create_tags(std::slice::from_ref(&id), &copy_tags)
         .await?;
     let what = format!("{}: copy {id} in {region}", source.address);
