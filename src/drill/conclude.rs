@@ -151,6 +151,7 @@ impl<C: Connect> Concluding<'_, C> {
                 match finished.report.verdict {
                     Verdict::Passed => "passed",
                     Verdict::Failed => "failed",
+                    Verdict::Expired => "expired",
                 }
                 .into(),
             ),

@@ -432,6 +432,7 @@ async fn a_step_whose_intent_could_not_be_recorded_makes_no_call() {
     let options = ApplyOptions {
         parallelism: 4,
         run_id: drctl::app::new_run_id(&SystemClock),
+        lifetime: None,
     };
     // The journal refuses every batch (its store is gone): nothing starts.
     let handed = std::sync::Mutex::new(0);

@@ -303,39 +303,53 @@ async fn sweep_one<C: Connect>(
         drill: None,
     })?;
     crate::journal::index::record(&run_id, &ctx.store.root());
+    // The repository's [notify] webhooks hear of its end.
+    crate::notify::watch(&journal)?;
     drill.run_id = Some(run_id.clone());
     journal.append(&Event::PhaseStarted {
         at: ctx.clock.now(),
         phase: SWEEP_PHASE.into(),
     })?;
     let journal_error = std::sync::Mutex::new(None);
-    let report = execute::destroy(&provider, &objects, request.parallelism, &|e| {
-        ctx.sink.event(&Shown::Step(e.clone()));
-        let written = match e {
-            Progress::Started {
-                address, action, ..
-            } => journal.append(&Event::Intent {
-                at: ctx.clock.now(),
-                address: address.clone(),
-                action: *action,
-                depends_on: Vec::new(),
-            }),
-            Progress::Finished(outcome) => journal.append(&Event::Outcome {
-                at: ctx.clock.now(),
-                address: outcome.address.clone(),
-                action: outcome.action,
-                ok: matches!(outcome.result, OutcomeKind::Done(_)),
-                id: String::new(),
-                error: match &outcome.result {
-                    OutcomeKind::Done(_) => None,
-                    OutcomeKind::Failed(e) => Some(e.clone()),
-                    _ => Some("not deleted".into()),
-                },
-            }),
-            _ => Ok(()),
-        };
-        if let Err(e) = written {
-            journal_error.lock().expect("poisoned").get_or_insert(e);
+    // Each batch is journaled before the deletions it announces start;
+    // one the journal refuses starts none.
+    let report = execute::destroy(&provider, &objects, request.parallelism, &|events| {
+        let records: Vec<Event> = events
+            .iter()
+            .filter_map(|e| match e {
+                Progress::Started {
+                    address, action, ..
+                } => Some(Event::Intent {
+                    at: ctx.clock.now(),
+                    address: address.clone(),
+                    action: *action,
+                    depends_on: Vec::new(),
+                }),
+                Progress::Finished(outcome) => Some(Event::Outcome {
+                    at: ctx.clock.now(),
+                    address: outcome.address.clone(),
+                    action: outcome.action,
+                    ok: matches!(outcome.result, OutcomeKind::Done(_)),
+                    id: String::new(),
+                    error: match &outcome.result {
+                        OutcomeKind::Done(_) => None,
+                        OutcomeKind::Failed(e) => Some(e.clone()),
+                        _ => Some("not deleted".into()),
+                    },
+                }),
+                _ => None,
+            })
+            .collect();
+        let written = journal.append_all(&records);
+        for event in events {
+            ctx.sink.event(&Shown::Step(event.clone()));
+        }
+        match written {
+            Ok(()) => true,
+            Err(e) => {
+                journal_error.lock().expect("poisoned").get_or_insert(e);
+                false
+            }
         }
     })
     .await;
@@ -362,6 +376,17 @@ async fn sweep_one<C: Connect>(
         .iter()
         .map(|l| format!("{} ({})", l.resource, l.resource_type))
         .collect();
+    crate::notify::sweep_finished(
+        &journal,
+        crate::notify::SweepResult {
+            dry_run: false,
+            regions: vec![drill.region.clone()],
+            drills: drill.drill.iter().cloned().collect(),
+            found: objects.len(),
+            deleted: objects.len().saturating_sub(drill.failed.len()),
+            left: drill.left.clone(),
+        },
+    );
     journal.append(&Event::RunFinished {
         at: ctx.clock.now(),
         status: if drill.failed.is_empty() && drill.left.is_empty() {
