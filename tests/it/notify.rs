@@ -39,13 +39,13 @@ impl Got {
 
 /// A local HTTP receiver answering 500 to its first `fail_first` requests
 /// and 200 to the rest, keeping every request.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Got>>>,
 }
 
 impl Receiver {
-    fn start(fail_first: usize) -> Receiver {
+    pub(crate) fn start(fail_first: usize) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!(
             "http://127.0.0.1:{}/hook/T0KEN",
@@ -78,7 +78,7 @@ impl Receiver {
     }
 
     /// The requests for `event`, as JSON.
-    fn events(&self, event: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, event: &str) -> Vec<Value> {
         self.got()
             .iter()
             .map(Got::json)

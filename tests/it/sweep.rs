@@ -404,3 +404,162 @@ async fn a_drill_past_its_ttl_stops_tears_down_and_is_expired() {
     let after = tagged(region, "sweep-ttl-drill-").await;
     assert!(after.is_empty(), "left: {after:#?}");
 }
+
+#[tokio::test]
+async fn a_builder_left_by_a_killed_bake_carries_the_drills_lifetime_and_is_swept() {
+    let region = "ap-northeast-1";
+    let env = "sweep-bake";
+    let repo = Repo::with(&[]);
+    for gone in ["stacks/net.toml", "stacks/app.toml", "runbooks/rb.toml"] {
+        let _ = std::fs::remove_file(repo.path(gone));
+    }
+    repo.write(
+        "stacks/net.toml",
+        "[resources.vpc.main]\ncidr_block = \"10.61.0.0/16\"\n\n\
+         [resources.subnet.a]\nvpc = \"${vpc.main.id}\"\ncidr_block = \"10.61.1.0/24\"\n\
+         availability_zone = \"${env.region}a\"\n\n[outputs]\nsubnet_a = \"${subnet.a.id}\"\n",
+    );
+    repo.write(
+        "stacks/image.toml",
+        "[resources.image.app]\n\
+         base_image = { owners = [\"amazon\"], name = \"amzn2-ami-hvm-*-x86_64-gp2\" }\n\
+         instance_type = \"t3.micro\"\nsubnet = \"${stack.net.subnet_a}\"\n\
+         provision = \"files/build.sh\"\n\n[outputs]\nimage_id = \"${image.app.id}\"\n",
+    );
+    // The sandbox's guest never powers this builder off: the bake waits.
+    repo.write(
+        "stacks/files/build.sh",
+        "#!/bin/bash\n# drctl-sandbox: never-finish\necho building\n",
+    );
+    repo.write(
+        "runbooks/bake.toml",
+        &format!(
+            "environment = \"{env}\"\nregion = \"{region}\"\nstacks = [\"image\"]\n\
+             rto_target = \"20m\"\n\n[drill]\nteardown = \"always\"\nttl = \"2h\"\n"
+        ),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = drctl_at(repo.root(), state.path(), moto_endpoint());
+    let mut drill = cmd
+        .args(["drill", "bake"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the drill");
+    // Killed with its machine once its builder runs.
+    let builder = loop {
+        let found = tagged(region, &format!("{env}-drill-")).await;
+        let builder = found
+            .into_iter()
+            .find(|(arn, _)| arn.contains(":instance/"));
+        if let Some(builder) = builder {
+            break builder;
+        }
+        assert!(
+            drill.try_wait().unwrap().is_none(),
+            "the drill ended before its builder ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    drill.kill().unwrap();
+    drill.wait().unwrap();
+    drop(state);
+    let (arn, tags) = builder;
+    let run_id = tags.get("drctl:drill").expect("the drill's run id");
+    let expires = tags.get("drctl:expires").expect("its expiry");
+    assert!(
+        expires.parse::<jiff::Timestamp>().is_ok(),
+        "{arn}: {expires}"
+    );
+
+    // Three hours later, a sweep finds the builder and removes it.
+    let now = SystemClock.now() + 3 * 3_600_000;
+    let clock = ManualClock::at(now);
+    let sink = Collect::default();
+    let mut sweeping = request(&repo, false);
+    sweeping.runbooks = vec!["bake".into()];
+    let sweeper = tempfile::tempdir().unwrap();
+    let summary = sweep(
+        &ctx(sweeper.path(), &clock, &sink),
+        &ConnectTo::moto(),
+        &sweeping,
+    )
+    .await
+    .expect("sweep");
+    let swept = summary
+        .drills
+        .iter()
+        .find(|d| d.drill.as_deref() == Some(run_id.as_str()))
+        .unwrap_or_else(|| panic!("the killed drill was swept: {summary:#?}"));
+    assert!(
+        swept.left.is_empty() && swept.failed.is_empty(),
+        "{swept:#?}"
+    );
+    let left = tagged(region, &format!("{env}-drill-")).await;
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test]
+async fn a_teardown_that_fails_leaves_its_leftovers_expired_for_the_next_sweep() {
+    let region = "us-west-1";
+    let repo = repo("sweep-failed", region, 145, "2h");
+    // The VPC cannot be deleted (and the error is not one to retry).
+    let proxy = FaultProxy::moto(Faults::none().chance(
+        &["ec2:DeleteVpc"],
+        1.0,
+        crate::proxy::Fault::Error("UnauthorizedOperation".into()),
+    ));
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = drctl_at(repo.root(), state.path(), proxy.url());
+    cmd.args(["drill", "rb"]);
+    let (code, text) = crate::support::outcome(&mut cmd);
+    assert_eq!(code, Some(1), "the teardown failed: {text}");
+    assert!(
+        text.contains("marked expired: the next sweep finishes them"),
+        "{text}"
+    );
+    let left = tagged(region, "sweep-failed-drill-").await;
+    let (arn, tags) = left
+        .iter()
+        .find(|(arn, _)| arn.contains(":vpc/"))
+        .unwrap_or_else(|| panic!("the VPC is left: {left:#?}"));
+    let expires: jiff::Timestamp = tags["drctl:expires"].parse().expect("a time");
+    assert!(
+        expires.as_millisecond() <= SystemClock.now(),
+        "{arn} expires at once, not at the ttl: {expires}"
+    );
+
+    // The next sweep, a moment later (not at the ttl), finishes it, and
+    // tells the repository's webhook.
+    proxy.set_faults(Faults::none());
+    let hook = crate::notify::Receiver::start(0);
+    repo.write(
+        "drctl.toml",
+        &format!("[notify]\nwebhooks = [\"{}\"]\n", hook.url),
+    );
+    let clock = ManualClock::at(SystemClock.now() + 1000);
+    let sink = Collect::default();
+    let sweeper = tempfile::tempdir().unwrap();
+    let summary = sweep(
+        &ctx(sweeper.path(), &clock, &sink),
+        &ConnectTo::moto(),
+        &request(&repo, false),
+    )
+    .await
+    .expect("sweep");
+    assert_eq!(summary.drills.len(), 1, "{summary:#?}");
+    let after = tagged(region, "sweep-failed-drill-").await;
+    assert!(after.is_empty(), "left: {after:#?}");
+    let posted = hook.events("sweep_finished");
+    assert_eq!(posted.len(), 1, "{:?}", hook.events("run_finished"));
+    let posted = &posted[0];
+    assert!(
+        posted["found"].as_u64().is_some_and(|n| n > 0)
+            && posted["deleted"] == posted["found"]
+            && posted["left"].as_array().is_some_and(Vec::is_empty)
+            && posted["environment"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("sweep-failed-drill-")),
+        "{posted:#}"
+    );
+}
