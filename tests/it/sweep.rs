@@ -563,3 +563,52 @@ async fn a_teardown_that_fails_leaves_its_leftovers_expired_for_the_next_sweep()
         "{posted:#}"
     );
 }
+
+#[tokio::test]
+async fn a_drill_whose_lease_lapsed_in_the_team_store_is_swept_before_its_ttl() {
+    use drctl::store::RunStore as _;
+    let region = "eu-west-2";
+    let bucket = crate::team::new_bucket("sweep-lease").await;
+    let repo = repo("sweep-lease", region, 146, "2h");
+    repo.write(
+        "drctl.toml",
+        &format!(
+            "[state]\nurl = \"s3://{bucket}/drctl\"\nregion = \"{}\"\nlease = \"3s\"\n",
+            crate::team::REGION
+        ),
+    );
+    drill_killed(&repo, "12");
+    assert!(!tagged(region, "sweep-lease-drill-").await.is_empty());
+
+    // Its lock stays in the store; its lease lapses by S3's clock.
+    let store = crate::team::store(&bucket, moto_endpoint(), std::time::Duration::from_secs(3));
+    let lapsed = |store: &drctl::store::S3Store| {
+        store.environment_locks().unwrap().iter().any(|l| {
+            l.name.starts_with("sweep-lease-drill-")
+                && l.lease
+                    .is_some_and(|a| a.renewed_ms_ago > a.lease_ms as i64 + 1000)
+        })
+    };
+    for _ in 0..240 {
+        if lapsed(&store) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(lapsed(&store), "{:?}", store.environment_locks());
+
+    // Swept now, two hours before its ttl.
+    let sink = Collect::default();
+    let ctx = Context {
+        store: std::sync::Arc::new(store),
+        clock: &SystemClock,
+        sink: &sink,
+    };
+    let summary = sweep(&ctx, &ConnectTo::moto(), &request(&repo, false))
+        .await
+        .expect("sweep");
+    assert_eq!(summary.drills.len(), 1, "{summary:#?}");
+    assert_eq!(summary.drills[0].reason, SweepReason::LeaseLapsed);
+    let after = tagged(region, "sweep-lease-drill-").await;
+    assert!(after.is_empty(), "left: {after:#?}");
+}

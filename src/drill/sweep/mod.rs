@@ -222,9 +222,10 @@ fn lapsed_leases(ctx: &Context<'_>, region: &str) -> Vec<String> {
     });
     locks
         .into_iter()
+        // As a takeover counts it: LastModified has whole seconds.
         .filter(|l| {
             l.lease
-                .is_some_and(|lease| lease.renewed_ms_ago > lease.lease_ms as i64)
+                .is_some_and(|lease| lease.renewed_ms_ago > lease.lease_ms as i64 + 1000)
         })
         .filter_map(|l| l.name.strip_suffix(&suffix).map(str::to_string))
         .collect()
