@@ -30,5 +30,6 @@ mod service;
 mod store_cost;
 mod support;
 mod sweep;
+mod sweep_images;
 mod team;
 mod validation;

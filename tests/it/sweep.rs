@@ -48,7 +48,9 @@ fn drill_killed(repo: &Repo, point: &str) {
     drop(state);
 }
 
-async fn clients(region: &str) -> (aws_sdk_ec2::Client, aws_sdk_resourcegroupstagging::Client) {
+pub(crate) async fn clients(
+    region: &str,
+) -> (aws_sdk_ec2::Client, aws_sdk_resourcegroupstagging::Client) {
     let config = AwsSettings::sandbox(moto_endpoint(), region).load().await;
     (
         aws_sdk_ec2::Client::new(&config),
@@ -58,7 +60,10 @@ async fn clients(region: &str) -> (aws_sdk_ec2::Client, aws_sdk_resourcegroupsta
 
 /// Every live resource whose `drctl:env` starts with `prefix`, with its
 /// tags, asked of the tagging API and EC2 directly (not through drctl).
-async fn tagged(region: &str, prefix: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+pub(crate) async fn tagged(
+    region: &str,
+    prefix: &str,
+) -> BTreeMap<String, BTreeMap<String, String>> {
     let (ec2, tagging) = clients(region).await;
     let mut found = BTreeMap::new();
     let out = tagging
@@ -108,7 +113,11 @@ async fn tagged(region: &str, prefix: &str) -> BTreeMap<String, BTreeMap<String,
     found
 }
 
-fn ctx<'a>(state: &std::path::Path, clock: &'a dyn Clock, sink: &'a Collect) -> Context<'a> {
+pub(crate) fn ctx<'a>(
+    state: &std::path::Path,
+    clock: &'a dyn Clock,
+    sink: &'a Collect,
+) -> Context<'a> {
     Context {
         store: drctl::store::local(state),
         clock,
@@ -116,7 +125,7 @@ fn ctx<'a>(state: &std::path::Path, clock: &'a dyn Clock, sink: &'a Collect) -> 
     }
 }
 
-fn request(repo: &Repo, dry_run: bool) -> SweepRequest {
+pub(crate) fn request(repo: &Repo, dry_run: bool) -> SweepRequest {
     SweepRequest {
         root: Some(repo.root().to_path_buf()),
         dry_run,
@@ -406,97 +415,52 @@ async fn a_drill_past_its_ttl_stops_tears_down_and_is_expired() {
 }
 
 #[tokio::test]
-async fn a_builder_left_by_a_killed_bake_carries_the_drills_lifetime_and_is_swept() {
-    let region = "ap-northeast-1";
-    let env = "sweep-bake";
-    let repo = Repo::with(&[]);
-    for gone in ["stacks/net.toml", "stacks/app.toml", "runbooks/rb.toml"] {
-        let _ = std::fs::remove_file(repo.path(gone));
-    }
+async fn a_drill_whose_lease_lapsed_in_the_team_store_is_swept_before_its_ttl() {
+    use drctl::store::RunStore as _;
+    let region = "eu-west-2";
+    let bucket = crate::team::new_bucket("sweep-lease").await;
+    let repo = repo("sweep-lease", region, 146, "2h");
     repo.write(
-        "stacks/net.toml",
-        "[resources.vpc.main]\ncidr_block = \"10.61.0.0/16\"\n\n\
-         [resources.subnet.a]\nvpc = \"${vpc.main.id}\"\ncidr_block = \"10.61.1.0/24\"\n\
-         availability_zone = \"${env.region}a\"\n\n[outputs]\nsubnet_a = \"${subnet.a.id}\"\n",
-    );
-    repo.write(
-        "stacks/image.toml",
-        "[resources.image.app]\n\
-         base_image = { owners = [\"amazon\"], name = \"amzn2-ami-hvm-*-x86_64-gp2\" }\n\
-         instance_type = \"t3.micro\"\nsubnet = \"${stack.net.subnet_a}\"\n\
-         provision = \"files/build.sh\"\n\n[outputs]\nimage_id = \"${image.app.id}\"\n",
-    );
-    // The sandbox's guest never powers this builder off: the bake waits.
-    repo.write(
-        "stacks/files/build.sh",
-        "#!/bin/bash\n# drctl-sandbox: never-finish\necho building\n",
-    );
-    repo.write(
-        "runbooks/bake.toml",
+        "drctl.toml",
         &format!(
-            "environment = \"{env}\"\nregion = \"{region}\"\nstacks = [\"image\"]\n\
-             rto_target = \"20m\"\n\n[drill]\nteardown = \"always\"\nttl = \"2h\"\n"
+            "[state]\nurl = \"s3://{bucket}/drctl\"\nregion = \"{}\"\nlease = \"3s\"\n",
+            crate::team::REGION
         ),
     );
-    let state = tempfile::tempdir().unwrap();
-    let mut cmd = drctl_at(repo.root(), state.path(), moto_endpoint());
-    let mut drill = cmd
-        .args(["drill", "bake"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the drill");
-    // Killed with its machine once its builder runs.
-    let builder = loop {
-        let found = tagged(region, &format!("{env}-drill-")).await;
-        let builder = found
-            .into_iter()
-            .find(|(arn, _)| arn.contains(":instance/"));
-        if let Some(builder) = builder {
-            break builder;
-        }
-        assert!(
-            drill.try_wait().unwrap().is_none(),
-            "the drill ended before its builder ran"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
-    drill.kill().unwrap();
-    drill.wait().unwrap();
-    drop(state);
-    let (arn, tags) = builder;
-    let run_id = tags.get("drctl:drill").expect("the drill's run id");
-    let expires = tags.get("drctl:expires").expect("its expiry");
-    assert!(
-        expires.parse::<jiff::Timestamp>().is_ok(),
-        "{arn}: {expires}"
-    );
+    drill_killed(&repo, "12");
+    assert!(!tagged(region, "sweep-lease-drill-").await.is_empty());
 
-    // Three hours later, a sweep finds the builder and removes it.
-    let now = SystemClock.now() + 3 * 3_600_000;
-    let clock = ManualClock::at(now);
+    // Its lock stays in the store; its lease lapses by S3's clock.
+    let store = crate::team::store(&bucket, moto_endpoint(), std::time::Duration::from_secs(3));
+    let lapsed = |store: &drctl::store::S3Store| {
+        store.environment_locks().unwrap().iter().any(|l| {
+            l.name.starts_with("sweep-lease-drill-")
+                && l.lease
+                    .is_some_and(|a| a.renewed_ms_ago > a.lease_ms as i64 + 1000)
+        })
+    };
+    for _ in 0..240 {
+        if lapsed(&store) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(lapsed(&store), "{:?}", store.environment_locks());
+
+    // Swept now, two hours before its ttl.
     let sink = Collect::default();
-    let mut sweeping = request(&repo, false);
-    sweeping.runbooks = vec!["bake".into()];
-    let sweeper = tempfile::tempdir().unwrap();
-    let summary = sweep(
-        &ctx(sweeper.path(), &clock, &sink),
-        &ConnectTo::moto(),
-        &sweeping,
-    )
-    .await
-    .expect("sweep");
-    let swept = summary
-        .drills
-        .iter()
-        .find(|d| d.drill.as_deref() == Some(run_id.as_str()))
-        .unwrap_or_else(|| panic!("the killed drill was swept: {summary:#?}"));
-    assert!(
-        swept.left.is_empty() && swept.failed.is_empty(),
-        "{swept:#?}"
-    );
-    let left = tagged(region, &format!("{env}-drill-")).await;
-    assert!(left.is_empty(), "left behind: {left:#?}");
+    let ctx = Context {
+        store: std::sync::Arc::new(store),
+        clock: &SystemClock,
+        sink: &sink,
+    };
+    let summary = sweep(&ctx, &ConnectTo::moto(), &request(&repo, false))
+        .await
+        .expect("sweep");
+    assert_eq!(summary.drills.len(), 1, "{summary:#?}");
+    assert_eq!(summary.drills[0].reason, SweepReason::LeaseLapsed);
+    let after = tagged(region, "sweep-lease-drill-").await;
+    assert!(after.is_empty(), "left: {after:#?}");
 }
 
 #[tokio::test]
@@ -562,53 +526,4 @@ async fn a_teardown_that_fails_leaves_its_leftovers_expired_for_the_next_sweep()
                 .is_some_and(|e| e.starts_with("sweep-failed-drill-")),
         "{posted:#}"
     );
-}
-
-#[tokio::test]
-async fn a_drill_whose_lease_lapsed_in_the_team_store_is_swept_before_its_ttl() {
-    use drctl::store::RunStore as _;
-    let region = "eu-west-2";
-    let bucket = crate::team::new_bucket("sweep-lease").await;
-    let repo = repo("sweep-lease", region, 146, "2h");
-    repo.write(
-        "drctl.toml",
-        &format!(
-            "[state]\nurl = \"s3://{bucket}/drctl\"\nregion = \"{}\"\nlease = \"3s\"\n",
-            crate::team::REGION
-        ),
-    );
-    drill_killed(&repo, "12");
-    assert!(!tagged(region, "sweep-lease-drill-").await.is_empty());
-
-    // Its lock stays in the store; its lease lapses by S3's clock.
-    let store = crate::team::store(&bucket, moto_endpoint(), std::time::Duration::from_secs(3));
-    let lapsed = |store: &drctl::store::S3Store| {
-        store.environment_locks().unwrap().iter().any(|l| {
-            l.name.starts_with("sweep-lease-drill-")
-                && l.lease
-                    .is_some_and(|a| a.renewed_ms_ago > a.lease_ms as i64 + 1000)
-        })
-    };
-    for _ in 0..240 {
-        if lapsed(&store) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert!(lapsed(&store), "{:?}", store.environment_locks());
-
-    // Swept now, two hours before its ttl.
-    let sink = Collect::default();
-    let ctx = Context {
-        store: std::sync::Arc::new(store),
-        clock: &SystemClock,
-        sink: &sink,
-    };
-    let summary = sweep(&ctx, &ConnectTo::moto(), &request(&repo, false))
-        .await
-        .expect("sweep");
-    assert_eq!(summary.drills.len(), 1, "{summary:#?}");
-    assert_eq!(summary.drills[0].reason, SweepReason::LeaseLapsed);
-    let after = tagged(region, "sweep-lease-drill-").await;
-    assert!(after.is_empty(), "left: {after:#?}");
 }
