@@ -76,7 +76,10 @@ impl<C: Connect> Concluding<'_, C> {
 
     /// After the phases: checks (and a rollback of what was cut over if they
     /// fail), teardown per policy, leak check, report.
-    pub(super) async fn conclude(&self, end: Result<RunEnd, Error>) -> Result<DrillOutcome, Error> {
+    pub(super) async fn conclude(
+        mut self,
+        end: Result<RunEnd, Error>,
+    ) -> Result<DrillOutcome, Error> {
         let (ctx, journal, loaded) = (self.ctx, self.journal, self.loaded);
         let mut failures = Vec::new();
         let end = end.unwrap_or_else(|e| {
@@ -101,6 +104,17 @@ impl<C: Connect> Concluding<'_, C> {
             failures.push(super::expiry::expired_failure(started.start.expires_at));
         }
         let found = self.check(&end, &started, &mut failures).await?;
+        // Checks that ran past the ttl (each has a deadline of its own, so
+        // they end): expired all the same, and torn down whatever the policy.
+        if !self.expired
+            && started
+                .start
+                .expires_at
+                .is_some_and(|at| ctx.clock.now() >= at)
+        {
+            self.expired = true;
+            failures.push(super::expiry::expired_failure(started.start.expires_at));
+        }
         let images = match &found.rebuilt {
             Some(Ok((_, plan))) => super::images::images_used(plan, &started.events),
             Some(Err(e)) => {

@@ -527,3 +527,64 @@ async fn a_teardown_that_fails_leaves_its_leftovers_expired_for_the_next_sweep()
         "{posted:#}"
     );
 }
+
+/// The wall clock, three hours on once `mark` exists (a check ran).
+struct JumpsAfter {
+    mark: std::path::PathBuf,
+}
+
+impl Clock for JumpsAfter {
+    fn now(&self) -> i64 {
+        let later = if self.mark.exists() { 3 * 3_600_000 } else { 0 };
+        SystemClock.now() + later
+    }
+}
+
+#[tokio::test]
+async fn a_drill_whose_checks_run_past_its_ttl_is_expired_and_torn_down() {
+    let region = "us-east-2";
+    let repo = repo("sweep-late", region, 147, "2h");
+    repo.edit("runbooks/rb.toml", |text| {
+        format!("{text}checks = [{{ command = [\"sh\", \"-c\", \"touch checked\"] }}]\n")
+    });
+    let clock = JumpsAfter {
+        mark: repo.root().join("checked"),
+    };
+    let state = tempfile::tempdir().unwrap();
+    let sink = Collect::default();
+    let request = DrillRequest {
+        root: Some(repo.root().to_path_buf()),
+        runbook: "rb".into(),
+        environment: None,
+        region: None,
+        interactive: false,
+        junit: None,
+        rebake: false,
+        parallelism: 8,
+        settings: DrillSettings {
+            leak_settle: Vec::new(),
+            ..DrillSettings::default()
+        },
+        run_id: None,
+    };
+    let outcome = drill(
+        &ctx(state.path(), &clock, &sink),
+        &ConnectTo::moto(),
+        &request,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let DrillOutcome::Finished(finished) = outcome else {
+        panic!("the drill paused: {outcome:?}");
+    };
+    let report = &finished.report;
+    assert_eq!(report.verdict, Verdict::Expired, "{report:#?}");
+    assert!(
+        report.failures.iter().any(|f| f.starts_with("expired:")),
+        "{:?}",
+        report.failures
+    );
+    let left = tagged(region, "sweep-late-drill-").await;
+    assert!(left.is_empty(), "torn down: {left:#?}");
+}
