@@ -331,6 +331,25 @@ async fn only_a_drill_s_objects_past_their_expiry_are_ever_swept() {
     assert!(!vpc_exists(region, &expired).await);
 }
 
+/// A drill of `repo`'s runbook `rb` through the library.
+fn drill_request(repo: &Repo) -> DrillRequest {
+    DrillRequest {
+        root: Some(repo.root().to_path_buf()),
+        runbook: "rb".into(),
+        environment: None,
+        region: None,
+        interactive: false,
+        junit: None,
+        rebake: false,
+        parallelism: 8,
+        settings: DrillSettings {
+            leak_settle: Vec::new(),
+            ..DrillSettings::default()
+        },
+        run_id: None,
+    }
+}
+
 #[tokio::test]
 async fn the_next_drill_sweeps_first_and_its_report_lists_what_it_swept() {
     let region = "eu-west-3";
@@ -347,21 +366,7 @@ async fn the_next_drill_sweeps_first_and_its_report_lists_what_it_swept() {
     let state = tempfile::tempdir().unwrap();
     let sink = Collect::default();
     let later = ManualClock::at(SystemClock.now() + 3 * DAY + 60_000);
-    let request = DrillRequest {
-        root: Some(repo.root().to_path_buf()),
-        runbook: "rb".into(),
-        environment: None,
-        region: None,
-        interactive: false,
-        junit: None,
-        rebake: false,
-        parallelism: 8,
-        settings: DrillSettings {
-            leak_settle: Vec::new(),
-            ..DrillSettings::default()
-        },
-        run_id: None,
-    };
+    let request = drill_request(&repo);
     let outcome = drill(
         &ctx(state.path(), &later, &sink),
         &ConnectTo::moto(),
@@ -552,21 +557,7 @@ async fn a_drill_whose_checks_run_past_its_ttl_is_expired_and_torn_down() {
     };
     let state = tempfile::tempdir().unwrap();
     let sink = Collect::default();
-    let request = DrillRequest {
-        root: Some(repo.root().to_path_buf()),
-        runbook: "rb".into(),
-        environment: None,
-        region: None,
-        interactive: false,
-        junit: None,
-        rebake: false,
-        parallelism: 8,
-        settings: DrillSettings {
-            leak_settle: Vec::new(),
-            ..DrillSettings::default()
-        },
-        run_id: None,
-    };
+    let request = drill_request(&repo);
     let outcome = drill(
         &ctx(state.path(), &clock, &sink),
         &ConnectTo::moto(),
