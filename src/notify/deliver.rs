@@ -32,6 +32,16 @@ pub const POLICY: Policy = Policy {
     deadline: Duration::from_secs(4),
 };
 
+/// A webhook whose last delivery in this process failed: one short try,
+/// so a receiver that is down costs a run [`POLICY`]'s deadline once, not
+/// at every notification; one that answers again gets the full policy.
+pub const ONE_TRY: Policy = Policy {
+    attempts: 1,
+    backoff: Duration::from_millis(0),
+    attempt_timeout: Duration::from_millis(500),
+    deadline: Duration::from_millis(500),
+};
+
 /// How a delivery ended: the attempts made, and the status or the last error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {

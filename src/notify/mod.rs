@@ -42,6 +42,8 @@ pub struct Notifier {
     auto_approve: bool,
     policy: Policy,
     roots: Arc<RootCertStore>,
+    /// By webhook: whether its last delivery failed (see [`deliver::ONE_TRY`]).
+    down: std::sync::Mutex<Vec<bool>>,
 }
 
 /// The repository's webhooks (`root/drctl.toml`'s `[notify]`) followed by
@@ -67,6 +69,7 @@ pub fn read_notify(file: &Path) -> Result<Vec<Webhook>, Error> {
 impl Notifier {
     /// A notifier for the run `header` names, or none without webhooks.
     pub fn new(header: Header, hooks: Vec<Webhook>, auto_approve: bool) -> Option<Arc<Notifier>> {
+        let count = hooks.len();
         (!hooks.is_empty()).then(|| {
             Arc::new(Notifier {
                 header,
@@ -74,6 +77,7 @@ impl Notifier {
                 auto_approve,
                 policy: POLICY,
                 roots: crate::verify::http::system_roots(),
+                down: std::sync::Mutex::new(vec![false; count]),
             })
         })
     }
@@ -84,6 +88,9 @@ impl Notifier {
     pub fn send(&self, journal: Option<&Journal>, notice: &Notice) {
         let now = jiff::Timestamp::now();
         let (tx, rx) = mpsc::channel();
+        let policies: Vec<Policy> = (self.down.lock().expect("webhooks down").iter())
+            .map(|&down| if down { deliver::ONE_TRY } else { self.policy })
+            .collect();
         for (index, hook) in self.hooks.iter().enumerate() {
             let body = payload::body(hook.format, &self.header, notice, &now.to_string());
             let mut headers = Vec::new();
@@ -110,7 +117,7 @@ impl Notifier {
             let (tx, url, policy, roots) = (
                 tx.clone(),
                 hook.url.clone(),
-                self.policy,
+                policies[index],
                 self.roots.clone(),
             );
             std::thread::spawn(move || {
@@ -120,8 +127,12 @@ impl Notifier {
         }
         drop(tx);
         let mut done: Vec<Option<deliver::Delivery>> = vec![None; self.hooks.len()];
-        let deadline =
-            std::time::Instant::now() + self.policy.deadline + Duration::from_millis(500);
+        let longest = policies
+            .iter()
+            .map(|p| p.deadline)
+            .max()
+            .unwrap_or_default();
+        let deadline = std::time::Instant::now() + longest + Duration::from_millis(500);
         blocking(|| {
             while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
                 match rx.recv_timeout(left) {
@@ -130,14 +141,16 @@ impl Notifier {
                 }
             }
         });
-        for (hook, delivery) in self.hooks.iter().zip(done) {
+        for (index, (hook, delivery)) in self.hooks.iter().zip(done).enumerate() {
+            let policy = policies[index];
             let delivery = delivery.unwrap_or(deliver::Delivery {
-                attempts: self.policy.attempts,
+                attempts: policy.attempts,
                 result: Err(format!(
                     "no answer within {}",
-                    humantime::format_duration(self.policy.deadline)
+                    humantime::format_duration(policy.deadline)
                 )),
             });
+            self.down.lock().expect("webhooks down")[index] = delivery.result.is_err();
             let (webhook, at) = (deliver::shown(&hook.url), crate::journal::now_millis());
             let record = match delivery.result {
                 Ok(status) => Event::Notified {
@@ -330,4 +343,53 @@ pub fn send(journal: &Journal, notice: &Notice) {
 /// sweep's journal (see [`watch`]).
 pub fn sweep_finished(journal: &Journal, result: SweepResult) {
     send(journal, &Notice::SweepFinished(result));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_that_is_down_costs_the_full_retries_once_then_one_short_try() {
+        // A port nobody listens on: bind one, then close it.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let hook = crate::model::Webhook {
+            url: format!("http://127.0.0.1:{port}/gone"),
+            format: crate::model::NotifyFormat::Json,
+            secret_env: None,
+        };
+        let header = Header {
+            runbook: "rb".into(),
+            environment: "env".into(),
+            run_id: "r-1".into(),
+        };
+        let notifier = Notifier::new(header, vec![hook], false).expect("a webhook");
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local(dir.path());
+        let journal = Journal::create(store.as_ref(), "r-1").unwrap();
+        let notice = Notice::SweepFinished(SweepResult {
+            dry_run: false,
+            regions: vec!["eu-west-1".into()],
+            drills: Vec::new(),
+            found: 0,
+            deleted: 0,
+            left: Vec::new(),
+        });
+        for _ in 0..3 {
+            notifier.send(Some(&journal), &notice);
+        }
+        let attempts: Vec<u32> = journal
+            .events()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::NotifyFailed { attempts, .. } => Some(*attempts),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attempts, [POLICY.attempts, 1, 1]);
+    }
 }
