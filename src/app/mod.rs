@@ -65,14 +65,7 @@ pub struct Context<'a> {
     pub sink: &'a dyn Sink,
 }
 
-/// The nearest directory at or above `start` holding `runbooks/` or
-/// `stacks/`: the project root, found as git and cargo find theirs.
-pub fn find_root(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .find(|dir| dir.join("runbooks").is_dir() || dir.join("stacks").is_dir())
-        .map(Path::to_path_buf)
-}
+pub use crate::load::find_root;
 
 /// The repository root: `root` if given, else the directory above a runbook
 /// path's `runbooks/`, else the project root above the current directory,

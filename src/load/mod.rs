@@ -10,3 +10,12 @@ pub mod decode;
 pub mod validate;
 
 pub use validate::load_project;
+
+/// The nearest directory at or above `start` holding `runbooks/` or
+/// `stacks/`: the project root, found as git and cargo find theirs.
+pub fn find_root(start: &std::path::Path) -> Option<std::path::PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("runbooks").is_dir() || dir.join("stacks").is_dir())
+        .map(std::path::Path::to_path_buf)
+}

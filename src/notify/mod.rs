@@ -316,7 +316,21 @@ pub fn watch(journal: &Journal) -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let hooks = webhooks(root, &read_notify(runbook_file)?)?;
+    // On another machine of the team (a shared store), the run's
+    // repository is the checkout drctl runs in, the runbook at the same
+    // place in it (as `resume` finds it).
+    let (root, runbook_file) = match root.is_dir() {
+        true => (root.clone(), runbook_file.clone()),
+        false => {
+            let here = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| crate::load::find_root(&cwd))
+                .unwrap_or_else(|| root.clone());
+            let relative = runbook_file.strip_prefix(root).unwrap_or(runbook_file);
+            (here.clone(), here.join(relative))
+        }
+    };
+    let hooks = webhooks(&root, &read_notify(&runbook_file)?)?;
     let header = Header {
         runbook: runbook.clone(),
         environment: environment.clone(),

@@ -154,8 +154,8 @@ fn until_accepted(what: &str, mut try_it: impl FnMut() -> (Option<i32>, String))
 #[tokio::test]
 async fn a_prompt_on_one_machine_goes_on_when_another_machine_approves() {
     let bucket = new_bucket("prompt").await;
-    let a = Machine::new(&bucket, 95, "\"manual\"");
-    let b = Machine::new(&bucket, 95, "\"manual\"");
+    let a = Machine::new(&bucket, 99, "\"manual\"");
+    let b = Machine::new(&bucket, 99, "\"manual\"");
 
     let (at_a, id) = AtPrompt::apply_confirmed(a.command(&["apply", "rb"]));
     // Nobody types at A's gate: B approves it, as soon as the run waits there.
@@ -260,5 +260,34 @@ async fn a_run_waiting_for_approvals_is_rejected_at_the_gates_deadline() {
         "{text}"
     );
     let (code, text) = local.run(&["destroy", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn an_approval_on_another_machine_is_posted_to_the_teams_webhook() {
+    let bucket = new_bucket("notify").await;
+    let hook = crate::notify::Receiver::start(0);
+    let settings = format!("\n[notify]\nwebhooks = [\"{}\"]\n", hook.url);
+    let a = Machine::new(&bucket, 100, "\"manual\"");
+    let b = Machine::new(&bucket, 100, "\"manual\"");
+    a.add_settings(&settings);
+    b.add_settings(&settings);
+    let (code, text) = a.run(&["apply", "rb"]);
+    assert_eq!(code, Some(3), "paused at the gate: {text}");
+    let approve = crate::support::printed_after(&text, "drctl approve ");
+    let id = approve.split_whitespace().next().unwrap().to_string();
+    assert_eq!(hook.events("gate_waiting").len(), 1);
+    // A's checkout is gone: B's own says where the team's webhook is.
+    drop(a);
+    let (code, text) = b.run(&["approve", &id, "--as", "bob"]);
+    assert_eq!(code, Some(0), "{text}");
+    let decided = hook.events("gate_decided");
+    assert!(
+        decided.len() == 1 && decided[0]["by"] == "bob" && decided[0]["run_id"] == id.as_str(),
+        "{decided:?}"
+    );
+    let (code, text) = b.run(&["resume", &id]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = b.run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }

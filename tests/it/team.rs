@@ -70,13 +70,21 @@ impl Machine {
         let vars = format!(
             "cidr = \"10.{octet}.0.0/16\"\nsubnet_a_cidr = \"10.{octet}.1.0/24\"\nsubnet_b_cidr = \"10.{octet}.2.0/24\""
         );
-        let repo = Repo::fleet_rehearsal("team-gate", REGION, &vars, gate);
+        // An environment of the test's own (by its octet): tests run at once.
+        let env = format!("team-gate-{octet}");
+        let repo = Repo::fleet_rehearsal(&env, REGION, &vars, gate);
         let settings = format!("[state]\nurl = \"s3://{bucket}/drctl\"\nregion = \"{REGION}\"\n");
         std::fs::write(repo.root().join("drctl.toml"), settings).unwrap();
         Machine {
             repo,
             state: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Adds `text` to the checkout's drctl.toml.
+    pub(crate) fn add_settings(&self, text: &str) {
+        self.repo
+            .edit("drctl.toml", |settings| format!("{settings}{text}"));
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> (Option<i32>, String) {
