@@ -14,7 +14,7 @@
 //! call: the steps a batch announces start only once it was recorded, and
 //! end "not started" when it could not be.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -25,12 +25,16 @@ use crate::cloud::provider::{CreateRequest, Provider};
 use crate::cloud::{wait, CloudError};
 use crate::plan::resolve::Resolved;
 use crate::plan::{Action, Change, Plan};
-use crate::planner::normalize::{delete_rank, normalize, spec_hash};
+use crate::planner::normalize::{normalize, spec_hash};
 use crate::types::tags::{tag_set, Identity};
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+mod delete;
+
+pub use delete::{cleanup, delete_in_order, destroy};
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -345,25 +349,6 @@ fn not_started(change: &Change, exports: &BTreeMap<Address, Attrs>, stopped: boo
     ))
 }
 
-/// Deletes what the plan retires (old copies, removed resources), dependents first.
-pub async fn cleanup<P: Provider>(
-    provider: &P,
-    deletions: &[Change],
-    parallelism: usize,
-    progress: Progress<'_>,
-) -> Report {
-    let started = Instant::now();
-    let mut report = Report::default();
-    let deletions: Vec<&Change> = deletions.iter().collect();
-    // Only a record: whether it was kept decides nothing.
-    let _ = progress(&[Event::CleanupStarted {
-        count: deletions.len(),
-    }]);
-    delete_in_order(provider, &deletions, parallelism, progress, &mut report).await;
-    report.elapsed = started.elapsed();
-    report
-}
-
 /// What in-flight steps report they wait on, passed to `progress` between
 /// completions: waiting is reported as it happens, not after the fact.
 struct WaitReports {
@@ -530,95 +515,4 @@ fn render_cloud_error(e: &CloudError) -> String {
         Some(hint) => format!("{e} (hint: {hint})"),
         None => e.to_string(),
     }
-}
-
-/// Deletes resources rank by rank (dependents first), each rank in parallel.
-pub async fn delete_in_order<P: Provider>(
-    provider: &P,
-    deletions: &[&Change],
-    parallelism: usize,
-    progress: Progress<'_>,
-    report: &mut Report,
-) {
-    let ranks: BTreeSet<u8> = deletions
-        .iter()
-        .map(|c| delete_rank(c.address.kind))
-        .collect();
-    for rank in ranks {
-        let mut queue = deletions
-            .iter()
-            .copied()
-            .filter(|c| delete_rank(c.address.kind) == rank)
-            .peekable();
-        let mut in_flight = FuturesUnordered::new();
-        let mut waits = WaitReports::new();
-        // A deletion's outcome and the deletions that take its place.
-        let mut batch = Vec::new();
-        loop {
-            let mut starting = Vec::new();
-            while in_flight.len() + starting.len() < parallelism.max(1) {
-                let Some(change) = queue.next() else { break };
-                batch.push(Event::Started {
-                    address: change.address.clone(),
-                    action: Action::Delete,
-                    depends_on: Vec::new(),
-                });
-                let step = async move {
-                    let started = Instant::now();
-                    let current = change
-                        .current
-                        .as_ref()
-                        .expect("a deletion has a current resource");
-                    let result = provider.delete(current).await;
-                    (change, current.id.clone(), result, started.elapsed())
-                };
-                let step = wait::reporting_waits(waits.reporter(&change.address), step);
-                starting.push((change, step));
-            }
-            let recorded = hand_over(&mut batch, progress);
-            start_if(recorded, starting, &mut in_flight, report, &mut batch);
-            if in_flight.is_empty() {
-                match queue.peek() {
-                    Some(_) => continue, // none started: the next ones try
-                    None => break,
-                }
-            }
-            let Some((change, id, result, elapsed)) = waits.next(&mut in_flight, progress).await
-            else {
-                break;
-            };
-            let outcome = Outcome {
-                address: change.address.clone(),
-                action: Action::Delete,
-                result: match result {
-                    Ok(()) => OutcomeKind::Done(id),
-                    Err(e) => OutcomeKind::Failed(render_cloud_error(&e)),
-                },
-                elapsed,
-            };
-            batch.push(Event::Finished(outcome.clone()));
-            report.outcomes.push(outcome);
-        }
-        hand_over(&mut batch, progress);
-    }
-}
-
-/// Deletes everything observed (one environment), dependents first.
-pub async fn destroy<P: Provider>(
-    provider: &P,
-    observed: &[ObservedResource],
-    parallelism: usize,
-    progress: Progress<'_>,
-) -> Report {
-    let started = Instant::now();
-    let changes: Vec<Change> = observed
-        .iter()
-        .map(|o| crate::plan::deletion(o, None))
-        .collect();
-    let refs: Vec<&Change> = changes.iter().collect();
-    let mut report = Report::default();
-    progress(&[Event::CleanupStarted { count: refs.len() }]);
-    delete_in_order(provider, &refs, parallelism, progress, &mut report).await;
-    report.elapsed = started.elapsed();
-    report
 }
