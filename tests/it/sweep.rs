@@ -350,6 +350,22 @@ fn drill_request(repo: &Repo) -> DrillRequest {
     }
 }
 
+/// A drill of `repo`'s runbook `rb` with `ctx`, to its end (not paused).
+async fn drill_to_its_end(ctx: &Context<'_>, repo: &Repo) -> Box<drctl::drill::rehearse::Finished> {
+    let outcome = drill(
+        ctx,
+        &ConnectTo::moto(),
+        &drill_request(repo),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let DrillOutcome::Finished(finished) = outcome else {
+        panic!("the drill paused: {outcome:?}");
+    };
+    finished
+}
+
 #[tokio::test]
 async fn the_next_drill_sweeps_first_and_its_report_lists_what_it_swept() {
     let region = "eu-west-3";
@@ -366,18 +382,7 @@ async fn the_next_drill_sweeps_first_and_its_report_lists_what_it_swept() {
     let state = tempfile::tempdir().unwrap();
     let sink = Collect::default();
     let later = ManualClock::at(SystemClock.now() + 3 * DAY + 60_000);
-    let request = drill_request(&repo);
-    let outcome = drill(
-        &ctx(state.path(), &later, &sink),
-        &ConnectTo::moto(),
-        &request,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let DrillOutcome::Finished(finished) = outcome else {
-        panic!("the drill paused: {outcome:?}");
-    };
+    let finished = drill_to_its_end(&ctx(state.path(), &later, &sink), &repo).await;
     let report = &finished.report;
     assert_eq!(report.verdict, Verdict::Passed, "{report:#?}");
     assert_eq!(report.swept.len(), 1, "{:?}", report.swept);
@@ -557,18 +562,7 @@ async fn a_drill_whose_checks_run_past_its_ttl_is_expired_and_torn_down() {
     };
     let state = tempfile::tempdir().unwrap();
     let sink = Collect::default();
-    let request = drill_request(&repo);
-    let outcome = drill(
-        &ctx(state.path(), &clock, &sink),
-        &ConnectTo::moto(),
-        &request,
-        &CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let DrillOutcome::Finished(finished) = outcome else {
-        panic!("the drill paused: {outcome:?}");
-    };
+    let finished = drill_to_its_end(&ctx(state.path(), &clock, &sink), &repo).await;
     let report = &finished.report;
     assert_eq!(report.verdict, Verdict::Expired, "{report:#?}");
     assert!(
