@@ -143,6 +143,8 @@ pub struct PhaseSpec {
     pub stacks: Vec<String>,
     pub cutover: Vec<ServiceRef>,
     pub gate: Gate,
+    /// Strict order kept even when nobody waits at a gate (`barrier = true`).
+    pub barrier: bool,
 }
 
 /// The gate between the canary weights of the services `phase` cuts over:
@@ -174,6 +176,7 @@ pub fn runbook_phases(project: &Project, runbook: &Runbook) -> Vec<PhaseSpec> {
                 stacks,
                 cutover: Vec::new(),
                 gate: Gate::Auto,
+                barrier: false,
             })
             .collect();
     }
@@ -187,6 +190,7 @@ pub fn runbook_phases(project: &Project, runbook: &Runbook) -> Vec<PhaseSpec> {
                 stacks: graph.topological(&names),
                 cutover: p.cutover.clone(),
                 gate: p.gate.clone(),
+                barrier: p.barrier,
             }
         })
         .collect()

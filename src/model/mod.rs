@@ -206,6 +206,10 @@ pub struct Phase {
     pub cutover: Vec<ServiceRef>,
     /// The gate passed before this phase starts.
     pub gate: Gate,
+    /// Keeps strict order where phases would otherwise pipeline: nothing of
+    /// this phase starts before every earlier phase is done, and nothing
+    /// later starts before it is done.
+    pub barrier: bool,
     pub pos: Pos,
 }
 

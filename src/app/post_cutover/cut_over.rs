@@ -111,6 +111,7 @@ mod tests {
                 stacks: vec!["web".into()],
                 cutover: Vec::new(),
                 gate: Gate::Auto,
+                barrier: false,
             },
             crate::graph::PhaseSpec {
                 name: "cutover".into(),
@@ -128,6 +129,7 @@ mod tests {
                     },
                 ],
                 gate: Gate::Auto,
+                barrier: false,
             },
         ];
         let events = vec![

@@ -174,7 +174,7 @@ impl<'a> Decoder<'a> {
             let Some(table) = self.as_table(item, &path) else {
                 continue;
             };
-            self.check_keys(table, &path, &["name", "stacks", "cutover", "gate"]);
+            self.check_keys(table, &path, &["name", "stacks", "cutover", "gate", "barrier"]);
             let pos = self.pos(item.span());
             let Some(name) = self.req_str(table, "name", &path) else {
                 continue;
@@ -199,11 +199,13 @@ impl<'a> Decoder<'a> {
                 .get("gate")
                 .map(|g| self.gate(g, &join(&path, "gate")))
                 .unwrap_or_default();
+            let barrier = self.opt_bool(table, "barrier", &path).unwrap_or(false);
             phases.push(Phase {
                 name,
                 stacks,
                 cutover,
                 gate,
+                barrier,
                 pos,
             });
         }
