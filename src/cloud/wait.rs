@@ -1,9 +1,15 @@
-//! Waiting on the cloud: poll with a deadline and a short, growing back-off.
+//! Waiting on the cloud: poll with a deadline, at a cadence that notices
+//! readiness soon after it happens.
 //!
 //! The SDK's waiters sleep at least 15 s between polls; on the critical path
-//! of a recovery that is up to 15 s lost per wait, so drctl polls itself,
-//! starting at 250 ms and doubling up to 5 s. A probe reports a terminal
-//! failure as an error, which ends the wait at once.
+//! of a recovery that is up to 15 s lost per wait, so drctl polls itself.
+//! The pause after a poll is a tenth of the time waited so far, at least
+//! 250 ms and at most 10 s ([`Backoff::pause_after`]): whatever the wait, a
+//! state reached between two polls is seen at most max(250 ms, 10 % of the
+//! time waited) later, and a wait of minutes costs a poll every few
+//! seconds, not hundreds. A throttled poll doubles the pause instead of
+//! ending the wait. A probe reports a terminal failure as an error, which
+//! ends the wait at once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,7 +62,7 @@ fn report(waiting: Waiting) {
     let _ = REPORTER.try_with(|reporter| reporter(waiting));
 }
 
-/// Pause between polls: `initial`, doubling up to `max`.
+/// Pause between polls: between `initial` and `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     pub initial: Duration,
@@ -67,16 +73,32 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(250),
-            max: Duration::from_secs(5),
+            max: Duration::from_secs(10),
         }
     }
 }
 
 impl Backoff {
-    /// The pauses, in order (endless).
+    /// Pauses between retries of a failing call: `initial`, doubling up to
+    /// `max` (endless).
     pub fn delays(self) -> impl Iterator<Item = Duration> {
         std::iter::successors(Some(self.initial), move |d| Some((*d * 2).min(self.max)))
     }
+
+    /// The pause after a poll made `waited` into a wait: a tenth of it,
+    /// within `initial..=max`. What turns ready just after a poll is seen
+    /// by the next, so this is the most a wait can notice late.
+    pub fn pause_after(self, waited: Duration) -> Duration {
+        (waited / 10).clamp(self.initial, self.max.max(self.initial))
+    }
+}
+
+/// Whether AWS refused a call for its rate: the wait slows down rather than
+/// gives up (the SDK retried the call itself already).
+fn throttled(e: &CloudError) -> bool {
+    e.code().is_some_and(|c| {
+        c.contains("Throttl") || c == "RequestLimitExceeded" || c == "TooManyRequestsException"
+    })
 }
 
 /// One look at the thing waited for.
@@ -101,12 +123,22 @@ where
     Fut: Future<Output = Result<Probe<T>, CloudError>>,
 {
     let start = Instant::now();
-    let mut delays = backoff.delays();
+    // Doubled by each throttled poll in a row, reset by an answer.
+    let mut slowed: u32 = 0;
+    let mut state = String::from("not yet seen");
     loop {
-        let state = match probe().await? {
-            Probe::Done(value) => return Ok(value),
-            Probe::Waiting(state) => state,
-        };
+        match probe().await {
+            Ok(Probe::Done(value)) => return Ok(value),
+            Ok(Probe::Waiting(now)) => {
+                state = now;
+                slowed = 0;
+            }
+            Err(e) if throttled(&e) && start.elapsed() < deadline => {
+                slowed = (slowed + 1).min(6);
+                tracing::debug!(what, error = %e, "throttled; polling slower");
+            }
+            Err(e) => return Err(e),
+        }
         let waited = start.elapsed();
         if waited >= deadline {
             return Err(CloudError::Timeout {
@@ -115,7 +147,7 @@ where
                 last_state: state,
             });
         }
-        let pause = delays.next().unwrap_or(backoff.max);
+        let pause = backoff.pause_after(waited) * 2u32.pow(slowed);
         tracing::debug!(what, state = %state, ?pause, "waiting");
         report(Waiting {
             on: what.to_string(),
@@ -202,10 +234,51 @@ mod tests {
     fn delays_double_up_to_the_cap() {
         let delays: Vec<u64> = Backoff::default()
             .delays()
-            .take(7)
+            .take(8)
             .map(|d| d.as_millis() as u64)
             .collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 10000, 10000]);
+    }
+
+    #[test]
+    fn a_wait_notices_readiness_within_a_tenth_of_the_time_waited() {
+        let backoff = Backoff::default();
+        let ms = |w: u64| backoff.pause_after(Duration::from_millis(w)).as_millis() as u64;
+        assert_eq!(ms(0), 250, "at least 250 ms");
+        assert_eq!(ms(1_000), 250);
+        assert_eq!(ms(20_000), 2_000, "a tenth of 20 s");
+        assert_eq!(ms(90_000), 9_000);
+        assert_eq!(ms(3_600_000), 10_000, "at most 10 s");
+        // The observe lag bound of issue 22: max(1 s, 10 % of the wait).
+        for waited in (0..3_600_000).step_by(7_919) {
+            assert!(ms(waited) <= 1_000u64.max(waited / 10), "{waited}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_poll_slows_the_wait_down_instead_of_ending_it() {
+        let polls = Cell::new(0);
+        let out = until("lb active", Duration::from_secs(5), FAST, || {
+            polls.set(polls.get() + 1);
+            let n = polls.get();
+            async move {
+                match n {
+                    1 | 2 => Err(CloudError::Call {
+                        service: "ELBv2",
+                        operation: "DescribeLoadBalancers",
+                        code: Some("Throttling".into()),
+                        message: "Rate exceeded".into(),
+                        attempts: 3,
+                        detail: String::new(),
+                    }),
+                    3 => Ok(Probe::Waiting("provisioning".into())),
+                    _ => Ok(Probe::Done(n)),
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(out, 4);
     }
 
     #[tokio::test]
