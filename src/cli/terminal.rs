@@ -27,7 +27,8 @@ pub struct TerminalSink {
 struct Live {
     bar: Mutex<Option<ProgressBar>>,
     /// Steps of the phase planned last (its bar's length).
-    next_total: Mutex<u64>,
+    /// Steps planned since the last bar started: the next bar's length.
+    next_total: Mutex<Option<u64>>,
 }
 
 impl Live {
@@ -77,8 +78,10 @@ impl Live {
     fn event(&self, event: &Event) {
         match event {
             Event::PhasePlanned { phase, .. } => {
+                // Phases planned together run together: one bar for all.
                 let steps = phase.changes.iter().filter(|c| c.action != Action::NoOp);
-                *self.next_total.lock().unwrap_or_else(|e| e.into_inner()) = steps.count() as u64;
+                let mut next = self.next_total.lock().unwrap_or_else(|e| e.into_inner());
+                *next = Some(next.unwrap_or(0) + steps.count() as u64);
                 self.print(&render_event(event));
             }
             Event::Step(Step::PhaseStarted {
@@ -87,9 +90,19 @@ impl Live {
                 total,
             }) => {
                 self.print(&render_event(event));
-                let steps = *self.next_total.lock().unwrap_or_else(|e| e.into_inner());
-                self.start(format!("phase {number}/{total} {name}"), steps);
+                let prefix = format!("phase {number}/{total} {name}");
+                let planned = self
+                    .next_total
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                match planned {
+                    Some(steps) => self.start(prefix, steps),
+                    // A phase pipelined with those planned before: same bar.
+                    None => self.with_bar(|bar| bar.set_prefix(prefix)),
+                }
             }
+            Event::Step(Step::PhaseFinished { .. }) => {}
             Event::Step(Step::CleanupStarted { count }) if *count > 0 => {
                 self.print(&render_event(event));
                 self.start("cleanup".into(), *count as u64);
@@ -492,6 +505,8 @@ fn render_step(step: &Step) -> String {
             number,
             total,
         } => format!("\nPhase {number}/{total} {name}\n"),
+        // Its steps' outcomes said it all.
+        Step::PhaseFinished { .. } => String::new(),
         Step::Started {
             address, action, ..
         } => {

@@ -92,6 +92,8 @@ pub struct AwsProvider {
     profile: Option<String>,
     calls: CallCounter,
     pub(crate) waits: Waits,
+    /// Terminations steps left to AWS, checked before the run ends.
+    pub(crate) background: super::background::Background,
 }
 
 impl AwsProvider {
@@ -125,6 +127,7 @@ impl AwsProvider {
             profile: None,
             calls,
             waits: Waits::default(),
+            background: Default::default(),
         }
     }
 }
@@ -469,6 +472,19 @@ impl Provider for AwsProvider {
         super::kinds::ops(current.address.kind)
             .delete(self, current)
             .await
+    }
+
+    async fn settle_background(&self) -> Vec<(Address, CloudError)> {
+        let pending = self.background.take();
+        let checks = pending.iter().map(|t| async move {
+            let waited = super::kinds::instances::wait_terminated(self, &t.what, &t.instances);
+            waited.await.err().map(|e| (t.address.clone(), e))
+        });
+        futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 

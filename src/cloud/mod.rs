@@ -3,6 +3,7 @@
 //! point the real SDK at moto server.
 
 pub mod aws;
+pub mod background;
 pub mod calls;
 pub mod ec2;
 pub mod elbv2;

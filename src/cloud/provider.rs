@@ -46,4 +46,9 @@ pub trait Provider {
     /// dependencies' deletion (e.g. instances terminated). Deleting something
     /// already gone is success.
     async fn delete(&self, current: &ObservedResource) -> Result<(), CloudError>;
+
+    /// Waits for the clean-up steps left to finish on their own (a bake's
+    /// builder shutting down) and says which did not, by the address of
+    /// the step that started it. The run calls it once before it ends.
+    async fn settle_background(&self) -> Vec<(Address, CloudError)>;
 }

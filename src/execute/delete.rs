@@ -68,6 +68,7 @@ pub async fn delete_in_order<P: Provider>(
                     address: change.address.clone(),
                     action: Action::Delete,
                     depends_on: Vec::new(),
+                    phase: None,
                 });
                 let step = async move {
                     let started = Instant::now();

@@ -21,18 +21,18 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::provider::{CreateRequest, Provider};
-use crate::cloud::{wait, CloudError};
-use crate::plan::resolve::Resolved;
+use crate::cloud::provider::Provider;
+use crate::cloud::wait;
 use crate::plan::{Action, Change, Plan};
-use crate::planner::normalize::{normalize, spec_hash};
-use crate::types::tags::{tag_set, Identity};
-use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
+use crate::world::{Address, Attrs, ObservedResource};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod delete;
+mod step;
+
+use step::{execute, prepare, render_cloud_error};
 
 pub use delete::{cleanup, delete_in_order, destroy};
 
@@ -62,8 +62,19 @@ pub enum Event {
         /// from these).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<Address>,
+        /// The phase it belongs to; none for deletions.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
     },
     Finished(Outcome),
+    /// Every step of the phase has its outcome. Phases run together
+    /// ([`apply_phases`]) finish in the order their steps do.
+    PhaseFinished {
+        name: String,
+        number: usize,
+        /// Steps that did not get done (failed, skipped, not started).
+        failed: usize,
+    },
     CleanupStarted {
         count: usize,
     },
@@ -173,17 +184,42 @@ pub async fn apply_phase<P: Provider>(
     cancel: &CancellationToken,
     progress: Progress<'_>,
 ) -> Report {
+    let phases = index..index + 1;
+    apply_phases(provider, plan, phases, applied, options, cancel, progress).await
+}
+
+/// Applies the `phases` of `plan` as one graph, pipelined: a step starts
+/// as soon as the steps it reads are done, whatever phase they are in, so
+/// a slow step of one phase (a bake) runs beside the next phase's (a load
+/// balancer). A step of a resource an earlier phase also changes (a
+/// service's cutover after its new colour) waits for that change. The
+/// caller keeps strict order where it must by passing one phase at a time.
+///
+/// A phase starts with the first of its steps looked at, and finishes once
+/// each has its outcome; the first phase starts at once.
+pub async fn apply_phases<P: Provider>(
+    provider: &P,
+    plan: &Plan,
+    phases: std::ops::Range<usize>,
+    applied: &mut Applied,
+    options: &ApplyOptions,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
+) -> Report {
     let started = Instant::now();
     let mut report = Report::default();
     let Applied { exports, broken } = applied;
-    let phase = &plan.phases[index];
-    // The phase's start goes with its first steps.
-    let mut batch = vec![Event::PhaseStarted {
-        name: phase.name.clone(),
-        number: index + 1,
-        total: plan.phases.len(),
-    }];
-    let mut waiting: Vec<&Change> = phase.changes.iter().collect();
+    let mut book = PhaseBook::new(plan, phases.clone());
+    let mut batch = Vec::new();
+    book.start(phases.start, &mut batch);
+    let steps: Vec<(usize, &Change)> = phases
+        .clone()
+        .flat_map(|k| plan.phases[k].changes.iter().map(move |c| (k, c)))
+        .collect();
+    // What became of each step: `Some(true)` once done.
+    let mut settled: Vec<Option<bool>> = vec![None; steps.len()];
+    let earlier = same_resource_earlier(&steps);
+    let mut waiting: Vec<usize> = (0..steps.len()).collect();
     let mut in_flight = FuturesUnordered::new();
     let mut waits = WaitReports::new();
     // Once a batch could not be recorded, nothing more starts.
@@ -193,27 +229,47 @@ pub async fn apply_phase<P: Provider>(
         let before = waiting.len();
         let mut still_waiting = Vec::new();
         let mut starting = Vec::new();
-        for change in waiting {
+        for i in waiting {
+            let (phase, change) = steps[i];
+            let blocked = earlier[i].iter().find(|&&j| settled[j] == Some(false));
+            let pending_earlier = earlier[i].iter().any(|&j| settled[j].is_none());
             if let Some(cause) = change.depends_on.iter().find_map(|d| broken.get(d)) {
                 let because = cause.clone();
                 broken.insert(change.address.clone(), because.clone());
+                book.start(phase, &mut batch);
                 let skipped = outcome_never_run(change, OutcomeKind::Skipped { because });
+                settled[i] = Some(false);
                 finished(&mut report, &mut batch, skipped);
+                book.settled(phase, false, &mut batch);
+            } else if let Some(&j) = blocked {
+                let because = steps[j].1.address.clone();
+                book.start(phase, &mut batch);
+                let skipped = outcome_never_run(change, OutcomeKind::Skipped { because });
+                settled[i] = Some(false);
+                finished(&mut report, &mut batch, skipped);
+                book.settled(phase, false, &mut batch);
+            } else if pending_earlier {
+                still_waiting.push(i);
             } else if change.action == Action::NoOp {
                 let current = change
                     .current
                     .as_ref()
                     .expect("a no-op has a current resource");
                 exports.insert(change.address.clone(), current.exports.clone());
+                book.start(phase, &mut batch);
+                settled[i] = Some(true);
+                book.settled(phase, true, &mut batch);
             } else if !cancel.is_cancelled()
                 && !unrecorded
                 && in_flight.len() + starting.len() < options.parallelism.max(1)
                 && change.depends_on.iter().all(|d| exports.contains_key(d))
             {
+                book.start(phase, &mut batch);
                 batch.push(Event::Started {
                     address: change.address.clone(),
                     action: change.action,
                     depends_on: change.depends_on.iter().cloned().collect(),
+                    phase: Some(plan.phases[phase].name.clone()),
                 });
                 let prepared = prepare(
                     change,
@@ -224,17 +280,28 @@ pub async fn apply_phase<P: Provider>(
                 );
                 let step = execute(provider, change, prepared);
                 let step = wait::reporting_waits(waits.reporter(&change.address), step);
+                let step = async move { (i, step.await) };
                 // In flight, a step's long waits heed the run's stop request.
-                starting.push((change, wait::interruptible(cancel.clone(), step)));
+                starting.push((i, wait::interruptible(cancel.clone(), step)));
             } else {
-                still_waiting.push(change);
+                still_waiting.push(i);
             }
         }
         waiting = still_waiting;
         // Recorded before the steps just started make their calls.
         let recorded = hand_over(&mut batch, progress);
         unrecorded |= !recorded;
-        start_if(recorded, starting, &mut in_flight, &mut report, &mut batch);
+        for (i, step) in starting {
+            if recorded {
+                in_flight.push(step);
+            } else {
+                // Its intent is not durable: it makes no call.
+                settled[i] = Some(false);
+                let never = outcome_never_run(steps[i].1, OutcomeKind::NotStarted);
+                finished(&mut report, &mut batch, never);
+                book.settled(steps[i].0, false, &mut batch);
+            }
+        }
         if in_flight.is_empty() {
             if waiting.is_empty() || waiting.len() == before {
                 break;
@@ -242,20 +309,113 @@ pub async fn apply_phase<P: Provider>(
             continue; // a no-op just made more inputs known
         }
         let next = waits.next(&mut in_flight, progress);
-        let Some((change, result, elapsed)) = next.await else {
+        let Some((i, (change, result, elapsed))) = next.await else {
             break;
         };
         let done = settle(change, result, elapsed, exports, broken);
+        let ok = matches!(done.result, OutcomeKind::Done(_));
+        settled[i] = Some(ok);
         finished(&mut report, &mut batch, done);
+        book.settled(steps[i].0, ok, &mut batch);
     }
-    for change in waiting {
+    for i in waiting {
+        let (phase, change) = steps[i];
         let stopped = unrecorded || cancel.is_cancelled();
         let never = outcome_never_run(change, not_started(change, exports, stopped));
         finished(&mut report, &mut batch, never);
+        book.settled(phase, false, &mut batch);
     }
+    book.finish_started(&mut batch);
     hand_over(&mut batch, progress);
     report.elapsed = started.elapsed();
     report
+}
+
+/// For each step, the earlier steps (in phase order) of the same resource:
+/// a service's cutover waits for its new colour, made in an earlier phase.
+fn same_resource_earlier(steps: &[(usize, &Change)]) -> Vec<Vec<usize>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, (_, change))| {
+            (0..i)
+                .filter(|&j| steps[j].1.address == change.address)
+                .collect()
+        })
+        .collect()
+}
+
+/// Which phases of a pipelined run have started, and how many of their
+/// steps are still without an outcome.
+struct PhaseBook<'p> {
+    plan: &'p Plan,
+    first: usize,
+    started: Vec<bool>,
+    left: Vec<usize>,
+    failed: Vec<usize>,
+}
+
+impl<'p> PhaseBook<'p> {
+    fn new(plan: &'p Plan, phases: std::ops::Range<usize>) -> Self {
+        let left: Vec<usize> = phases
+            .clone()
+            .map(|k| plan.phases[k].changes.len())
+            .collect();
+        PhaseBook {
+            plan,
+            first: phases.start,
+            started: vec![false; left.len()],
+            failed: vec![0; left.len()],
+            left,
+        }
+    }
+
+    /// Announces phase `k` the first time one of its steps is looked at.
+    fn start(&mut self, k: usize, batch: &mut Vec<Event>) {
+        let i = k - self.first;
+        if !std::mem::replace(&mut self.started[i], true) {
+            batch.push(Event::PhaseStarted {
+                name: self.plan.phases[k].name.clone(),
+                number: k + 1,
+                total: self.plan.phases.len(),
+            });
+            self.finish_if_done(k, batch);
+        }
+    }
+
+    /// One more step of phase `k` has its outcome.
+    fn settled(&mut self, k: usize, ok: bool, batch: &mut Vec<Event>) {
+        let i = k - self.first;
+        self.left[i] = self.left[i].saturating_sub(1);
+        self.failed[i] += usize::from(!ok);
+        if self.started[i] {
+            self.finish_if_done(k, batch);
+        }
+    }
+
+    fn finish_if_done(&mut self, k: usize, batch: &mut Vec<Event>) {
+        let i = k - self.first;
+        if self.left[i] == 0 {
+            // Never finished twice.
+            self.left[i] = usize::MAX;
+            batch.push(Event::PhaseFinished {
+                name: self.plan.phases[k].name.clone(),
+                number: k + 1,
+                failed: self.failed[i],
+            });
+        }
+    }
+
+    /// At the end: a phase that started finishes, whatever is left of it
+    /// (its steps stopped short); one that never started stays unstarted.
+    fn finish_started(&mut self, batch: &mut Vec<Event>) {
+        for i in 0..self.started.len() {
+            if self.started[i] && self.left[i] != usize::MAX {
+                self.left[i] = 0;
+                self.finish_if_done(self.first + i, batch);
+            }
+        }
+    }
 }
 
 fn finished(report: &mut Report, batch: &mut Vec<Event>, outcome: Outcome) {
@@ -388,131 +548,5 @@ impl WaitReports {
                 Some(event) = self.rx.recv() => { let _ = progress(&[event]); }
             }
         }
-    }
-}
-
-/// What a create or update will send, resolved now that its inputs exist.
-struct Prepared {
-    attrs: Attrs,
-    tags: Tags,
-    client_token: String,
-}
-
-/// Fills in the step's pending values from what earlier steps returned and
-/// normalises them: exactly the planned step, with the real ids.
-fn prepare(
-    change: &Change,
-    environment: &str,
-    exports: &BTreeMap<Address, Attrs>,
-    run_id: &str,
-    lifetime: Option<&crate::types::tags::Lifetime>,
-) -> Result<Prepared, String> {
-    let address = &change.address;
-    let pending =
-        |key: &str| format!("{address}: `{key}` is still pending on a step that has not run");
-    let mut desired: BTreeMap<String, Resolved> = BTreeMap::new();
-    for (key, value) in &change.desired {
-        let filled = value.fill(exports).ok_or_else(|| pending(key))?;
-        desired.insert(key.clone(), Resolved::Known(filled));
-    }
-    normalize(address.kind, &mut desired);
-    let attrs: Attrs = desired
-        .into_iter()
-        .map(|(k, v)| match v {
-            Resolved::Known(v) => Ok((k, v)),
-            Resolved::After { .. } => Err(pending(&k)),
-        })
-        .collect::<Result<_, _>>()?;
-    let mut user_tags = Tags::new();
-    for (key, value) in &change.tags {
-        let text = match value.fill(exports).ok_or_else(|| pending(key))? {
-            Value::Str(s) => s,
-            other => other.to_string(),
-        };
-        user_tags.insert(key.clone(), text);
-    }
-    let hash = spec_hash(address.kind, &attrs, &user_tags);
-    // An update keeps the run that created the resource; a create records this one.
-    let created_by = match (&change.action, &change.current) {
-        (Action::Update, Some(current)) => current.run_id().unwrap_or(run_id).to_string(),
-        _ => run_id.to_string(),
-    };
-    let identity = Identity::new(environment, &address.stack, &address.resource());
-    let tags = tag_set(&identity, &hash, &created_by, lifetime, &user_tags);
-    // Same run + same address + same spec → same token, so a retried call
-    // cannot create twice on AWS (moto ignores tokens; tags and the journal cover it).
-    let client_token: String = format!("{run_id}-{hash}-{}", short_hash(&address.to_string()))
-        .chars()
-        .take(64)
-        .collect();
-    Ok(Prepared {
-        attrs,
-        tags,
-        client_token,
-    })
-}
-
-fn short_hash(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(s.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-async fn execute<'c, P: Provider>(
-    provider: &P,
-    change: &'c Change,
-    prepared: Result<Prepared, String>,
-) -> (&'c Change, Result<ObservedResource, String>, Duration) {
-    let started = Instant::now();
-    let result = async {
-        let prepared = prepared?;
-        let render = |e: CloudError| render_cloud_error(&e);
-        match change.action {
-            Action::Create | Action::Replace => provider
-                .create(&CreateRequest {
-                    address: &change.address,
-                    attrs: &prepared.attrs,
-                    tags: &prepared.tags,
-                    client_token: &prepared.client_token,
-                })
-                .await
-                .map_err(render),
-            Action::Update => {
-                // An update of what an earlier phase of this run creates (a
-                // service's cutover) reads the resource itself when it runs.
-                let created_earlier;
-                let current = match &change.current {
-                    Some(current) => current,
-                    None => {
-                        created_earlier = ObservedResource {
-                            address: change.address.clone(),
-                            id: String::new(),
-                            attrs: Attrs::new(),
-                            exports: Attrs::new(),
-                            tags: prepared.tags.clone(),
-                        };
-                        &created_earlier
-                    }
-                };
-                provider
-                    .update(current, &prepared.attrs, &prepared.tags)
-                    .await
-                    .map_err(render)
-            }
-            Action::Delete | Action::NoOp => {
-                unreachable!("deletions and no-ops are not executed here")
-            }
-        }
-    }
-    .await;
-    (change, result, started.elapsed())
-}
-
-fn render_cloud_error(e: &CloudError) -> String {
-    match e.hint() {
-        Some(hint) => format!("{e} (hint: {hint})"),
-        None => e.to_string(),
     }
 }

@@ -168,6 +168,11 @@ pub enum Event {
         /// The steps this one waited for: the edges of the critical path.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         depends_on: Vec<Address>,
+        /// The phase it belongs to: phases that pipeline overlap, so the
+        /// phase running last is not necessarily its own. None for a
+        /// clean-up (and in journals written before phases pipelined).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
     },
     /// Written after it.
     Outcome {

@@ -181,6 +181,7 @@ mod tests {
                 address: a.clone(),
                 action: Action::Create,
                 depends_on: vec![],
+                phase: None,
             },
             Event::Outcome {
                 at: 3,
@@ -223,6 +224,7 @@ mod tests {
             address: a.clone(),
             action: Action::Update,
             depends_on: vec![],
+            phase: None,
         });
         assert_eq!(run_state(&more).in_flight, vec![(a, Action::Update)]);
         more.push(Event::GateDecision {

@@ -3,6 +3,13 @@
 //! approved cleanup. Everything lands in the run's journal first, so a run
 //! stopped anywhere (gate, Ctrl-C, kill -9) continues with `resume`.
 //!
+//! When nobody waits at a gate (an `auto` gate, `--auto-approve`, a drill's
+//! policy), the phases from there on are planned and run as one graph
+//! ([`execute::apply_phases`]): a step starts once the steps it reads are
+//! done, so a load balancer provisions beside a bake in an earlier phase.
+//! A phase with `barrier = true`, a gate that waits on a person and a
+//! canary's weights keep strict order ([`pipelined_until`]).
+//!
 //! Waiting is a value here: a manual gate without its approvals returns
 //! [`RunEnd::Paused`]; the caller decides to prompt, print or exit. An
 //! approval is for the plan that was shown: a re-plan that differs (files
@@ -16,7 +23,7 @@ use crate::clock::Clock;
 use crate::cloud::provider::Provider;
 use crate::error::Error;
 use crate::events::{Event as Shown, Sink};
-use crate::execute::{self, ApplyOptions, Event as Progress, OutcomeKind, Report};
+use crate::execute::{self, ApplyOptions, OutcomeKind, Report};
 use crate::graph::{runbook_phases, PhaseSpec};
 use crate::journal::{run_state, Event, Journal, RunStatus};
 use crate::model::{Gate, Project, Runbook};
@@ -24,9 +31,12 @@ use crate::plan::{self, Plan};
 use crate::world::Snapshot;
 
 mod gates;
+mod journaled;
 
 pub use gates::{approve, gate_spec, reject, reject_if_overdue};
 use gates::{pass_gate, GateResult};
+pub(crate) use journaled::{journaled_phase, Opening};
+use journaled::{journaled_phases, Journaled};
 
 /// How a run ended (for now).
 #[derive(Debug)]
@@ -140,6 +150,13 @@ pub async fn drive<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Ru
             };
         }
     }
+    total
+        .outcomes
+        .extend(settle_background(provider, ctx).await?);
+    total = match stopped_after_phase(ctx, total)? {
+        Ok(go_on) => go_on,
+        Err(end) => return Ok(end),
+    };
     let cleaned = clean_up(provider, ctx, &approved).await?;
     total.outcomes.extend(cleaned.outcomes);
     total.elapsed += cleaned.elapsed;
@@ -235,53 +252,98 @@ async fn phase_pass<P: Provider>(
         },
         _ => phase.clone(),
     };
+    let finished = run_state(&events).finished_phases;
+    let segment = index..pipelined_until(phases, index, approved, &plan, &finished);
+    let mut opening = Opening::default();
+    for k in segment.clone() {
+        let gate = if k == index { &gate } else { &phases[k] };
+        match pass_phase_gate(ctx, gate, &plan, k, approved)? {
+            GateResult::Pass(passed) => opening.append(passed),
+            GateResult::Paused { approvals, needed } => {
+                ctx.journal.append(&Event::Paused {
+                    at: ctx.now(),
+                    phase: gate.name.clone(),
+                })?;
+                return Ok(Pass::Ended(RunEnd::Paused {
+                    phase: gate.name.clone(),
+                    approvals,
+                    needed,
+                }));
+            }
+            GateResult::Rejected { by } => {
+                ctx.journal.append(&Event::RunFinished {
+                    at: ctx.now(),
+                    status: RunStatus::Rejected,
+                })?;
+                return Ok(Pass::Ended(RunEnd::Rejected {
+                    phase: gate.name.clone(),
+                    by,
+                }));
+            }
+            // Its end is in the journal already, written by whoever rejected.
+            GateResult::RejectedElsewhere { by } => {
+                return Ok(Pass::Ended(RunEnd::Rejected {
+                    phase: gate.name.clone(),
+                    by,
+                }));
+            }
+        }
+    }
+    let mut applied = execute::Applied::observed_before(&plan, index);
+    let report = journaled_phases(provider, ctx, &plan, segment, &mut applied, opening).await?;
+    Ok(Pass::Ran(report))
+}
+
+/// Phase `k`'s plan shown, then its gate (`gate`: the phase's own or its
+/// canary's) passed or not.
+fn pass_phase_gate(
+    ctx: &RunContext<'_>,
+    gate: &PhaseSpec,
+    plan: &Plan,
+    k: usize,
+    approved: &Approved,
+) -> Result<GateResult, Error> {
+    let phase_plan = &plan.phases[k];
     let plan_hash = plan::phase_hash(&plan::redacted_phase(phase_plan));
     ctx.sink.event(&Shown::PhasePlanned {
-        number: index + 1,
-        total: phases.len(),
+        number: k + 1,
+        total: plan.phases.len(),
         phase: Box::new(plan::redacted_phase(phase_plan)),
         plan_hash: plan_hash.clone(),
     });
     let summary = phase_plan.summary().to_string();
-    let opening = match pass_gate(
-        ctx,
-        &gate,
-        (&plan_hash, &summary),
-        approved.gates.as_deref(),
-    )? {
-        GateResult::Pass(opening) => opening,
-        GateResult::Paused { approvals, needed } => {
-            ctx.journal.append(&Event::Paused {
-                at: ctx.now(),
-                phase: gate.name.clone(),
-            })?;
-            return Ok(Pass::Ended(RunEnd::Paused {
-                phase: gate.name,
-                approvals,
-                needed,
-            }));
-        }
-        GateResult::Rejected { by } => {
-            ctx.journal.append(&Event::RunFinished {
-                at: ctx.now(),
-                status: RunStatus::Rejected,
-            })?;
-            return Ok(Pass::Ended(RunEnd::Rejected {
-                phase: gate.name,
-                by,
-            }));
-        }
-        // Its end is in the journal already, written by whoever rejected.
-        GateResult::RejectedElsewhere { by } => {
-            return Ok(Pass::Ended(RunEnd::Rejected {
-                phase: gate.name,
-                by,
-            }));
-        }
+    pass_gate(ctx, gate, (&plan_hash, &summary), approved.gates.as_deref())
+}
+
+/// Where the run of phases from `index` on stops pipelining (exclusive):
+/// phases run as one graph while nobody waits at their gates (an `auto`
+/// gate, or every gate passing by policy) and none keeps strict order
+/// (`barrier = true`), runs a canary (each weight is a pass of its own)
+/// or was finished already (by an earlier, interrupted run).
+fn pipelined_until(
+    phases: &[PhaseSpec],
+    index: usize,
+    approved: &Approved,
+    plan: &Plan,
+    finished: &[String],
+) -> usize {
+    let canary = |k: usize| {
+        let gates = &plan.phases[k].canary_gates;
+        gates.before.is_some() || gates.after.is_some()
     };
-    let mut applied = execute::Applied::observed_before(&plan, index);
-    let report = journaled_phase(provider, ctx, &plan, index, &mut applied, opening).await?;
-    Ok(Pass::Ran(report))
+    let joins = |k: usize| {
+        let phase = &phases[k];
+        !phase.barrier
+            && (phase.gate == Gate::Auto || approved.gates.is_some())
+            && !canary(k)
+            && !finished.contains(&phase.name)
+    };
+    if phases[index].barrier || canary(index) {
+        return index + 1;
+    }
+    (index + 1..phases.len())
+        .find(|&k| !joins(k))
+        .unwrap_or(phases.len())
 }
 
 /// Clean-up, re-planned: old copies and removed resources, dependents
@@ -314,13 +376,41 @@ async fn clean_up<P: Provider>(
     if approved.is_empty() {
         return Ok(Report::default());
     }
-    let journaled = Journaled { ctx };
+    let journaled = Journaled { ctx, phases: None };
     Ok(
         execute::cleanup(provider, &approved, ctx.options.parallelism, &|e| {
             journaled.batch(e)
         })
         .await,
     )
+}
+
+/// What steps left to finish on their own (a builder shutting down),
+/// checked once every phase is done: each that did not finish fails the
+/// step that started it, in the journal too.
+async fn settle_background<P: Provider>(
+    provider: &P,
+    ctx: &RunContext<'_>,
+) -> Result<Vec<execute::Outcome>, Error> {
+    let mut failed = Vec::new();
+    for (address, e) in provider.settle_background().await {
+        let error = format!("{e} (left behind after the step)");
+        ctx.journal.append(&Event::Outcome {
+            at: ctx.now(),
+            address: address.clone(),
+            action: crate::plan::Action::Create,
+            ok: false,
+            id: String::new(),
+            error: Some(error.clone()),
+        })?;
+        failed.push(execute::Outcome {
+            address,
+            action: crate::plan::Action::Create,
+            result: OutcomeKind::Failed(error),
+            elapsed: std::time::Duration::ZERO,
+        });
+    }
+    Ok(failed)
 }
 
 async fn replan<P: Provider>(provider: &P, ctx: &RunContext<'_>) -> Result<Plan, Error> {
@@ -351,125 +441,4 @@ pub(crate) fn stopped_after_phase(
         return Ok(Err(RunEnd::Failed(total)));
     }
     Ok(Ok(total))
-}
-
-/// Applies phase `index` of `plan`, its start and end journaled around it;
-/// `opening` (what its gate decided) is written with its start, in one
-/// append that must succeed before anything of the phase runs.
-pub(crate) async fn journaled_phase<P: Provider>(
-    provider: &P,
-    ctx: &RunContext<'_>,
-    plan: &Plan,
-    index: usize,
-    applied: &mut execute::Applied,
-    mut opening: Opening,
-) -> Result<Report, Error> {
-    let phase = &plan.phases[index];
-    let summary = phase.summary();
-    opening.records.push(Event::PhasePlanned {
-        at: ctx.now(),
-        phase: phase.name.clone(),
-        summary: summary.to_string(),
-        changes: summary.total(),
-    });
-    opening.records.push(Event::PhaseStarted {
-        at: ctx.now(),
-        phase: phase.name.clone(),
-    });
-    ctx.journal.append_all(&opening.records)?;
-    opening.shown.iter().for_each(|s| ctx.sink.event(s));
-    let journaled = Journaled { ctx };
-    let report = execute::apply_phase(
-        provider,
-        plan,
-        index,
-        applied,
-        &ctx.options,
-        ctx.cancel,
-        &|events| journaled.batch(events),
-    )
-    .await;
-    ctx.journal.append(&Event::PhaseFinished {
-        at: ctx.now(),
-        phase: phase.name.clone(),
-        failed: report.failures().count(),
-        hold: phase.canary_gates.after.as_ref().map(ToString::to_string),
-    })?;
-    Ok(report)
-}
-
-/// What a phase's gate leaves to write with the phase's start: the
-/// decisions of a policy (an `auto` gate, `--auto-approve`, a drill's),
-/// which nothing acts on before the phase runs, and what the sink is shown
-/// once they are durable.
-#[derive(Default)]
-pub(crate) struct Opening {
-    records: Vec<Event>,
-    shown: Vec<Shown>,
-}
-
-/// The journal's side of the executor's progress: each batch (a step's
-/// outcome and the intents of the steps it let start) is one append, made
-/// before the calls it announces; the sink sees the batch after.
-struct Journaled<'a, 'c> {
-    ctx: &'a RunContext<'c>,
-}
-
-impl Journaled<'_, '_> {
-    /// Whether the batch is in the journal: the calls it announces are
-    /// made only if it is.
-    fn batch(&self, events: &[Progress]) -> bool {
-        let ctx = self.ctx;
-        let records: Vec<Event> = events.iter().filter_map(|e| record_of(ctx, e)).collect();
-        let recorded = match ctx.journal.append_all(&records) {
-            Ok(()) => true,
-            Err(e) => {
-                // Losing the journal loses resumability: stop starting new work.
-                tracing::error!("{}", e.render());
-                ctx.cancel.cancel();
-                false
-            }
-        };
-        for event in events {
-            ctx.sink.event(&Shown::Step(event.clone()));
-        }
-        recorded
-    }
-}
-
-/// The journal's record of an executor event: intents before their calls,
-/// outcomes after; nothing for the rest.
-fn record_of(ctx: &RunContext<'_>, event: &Progress) -> Option<Event> {
-    match event {
-        Progress::Started {
-            address,
-            action,
-            depends_on,
-        } => Some(Event::Intent {
-            at: ctx.now(),
-            address: address.clone(),
-            action: *action,
-            depends_on: depends_on.clone(),
-        }),
-        Progress::Finished(outcome) => match &outcome.result {
-            OutcomeKind::Done(id) => Some(Event::Outcome {
-                at: ctx.now(),
-                address: outcome.address.clone(),
-                action: outcome.action,
-                ok: true,
-                id: id.clone(),
-                error: None,
-            }),
-            OutcomeKind::Failed(e) => Some(Event::Outcome {
-                at: ctx.now(),
-                address: outcome.address.clone(),
-                action: outcome.action,
-                ok: false,
-                id: String::new(),
-                error: Some(e.clone()),
-            }),
-            OutcomeKind::Skipped { .. } | OutcomeKind::NotStarted => None,
-        },
-        _ => None,
-    }
 }

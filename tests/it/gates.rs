@@ -449,7 +449,8 @@ async fn a_run_killed_at_any_point_is_finished_by_resume_without_duplicates() {
             &kill_after.to_string(),
         );
         let id = s.run_id();
-        assert_eq!(s.events(&id), kill_after);
+        // Event `kill_after` is durable, with the rest of its append.
+        assert!(s.events(&id) >= kill_after);
         // The lock of the dead process is stale: resume takes it over. After
         // the last event the run had finished: there is nothing to resume.
         let (code, text) = s.run(&["resume", &id]);
@@ -476,7 +477,7 @@ async fn ctrl_c_lets_calls_in_flight_finish_and_resume_completes_the_run() {
     // SIGINT right after the first resource's intent is journaled.
     let out = s
         .command(&["apply", "rb", "--auto-approve"])
-        .env("DRCTL_INTERRUPT_AFTER_EVENT", "5")
+        .env("DRCTL_INTERRUPT_AFTER_EVENT", "intent")
         .output()
         .expect("run drctl");
     let text =

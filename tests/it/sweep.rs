@@ -139,7 +139,7 @@ pub(crate) fn request(repo: &Repo, dry_run: bool) -> SweepRequest {
 async fn a_killed_drill_is_tagged_with_its_lifetime_and_swept_once_expired() {
     let region = "eu-north-1";
     let repo = repo("sweep-kill", region, 141, "1h");
-    drill_killed(&repo, "12");
+    drill_killed(&repo, "20");
     let left = tagged(region, "sweep-kill-drill-").await;
     assert!(!left.is_empty(), "the killed drill left its environment");
     for (arn, tags) in &left {
@@ -370,7 +370,7 @@ async fn drill_to_its_end(ctx: &Context<'_>, repo: &Repo) -> Box<drctl::drill::r
 async fn the_next_drill_sweeps_first_and_its_report_lists_what_it_swept() {
     let region = "eu-west-3";
     let repo = repo("sweep-next", region, 143, "1h");
-    drill_killed(&repo, "12");
+    drill_killed(&repo, "20");
     let killed: Vec<String> = tagged(region, "sweep-next-drill-")
         .await
         .into_values()
@@ -437,7 +437,7 @@ async fn a_drill_whose_lease_lapsed_in_the_team_store_is_swept_before_its_ttl() 
             crate::team::REGION
         ),
     );
-    drill_killed(&repo, "12");
+    drill_killed(&repo, "20");
     assert!(!tagged(region, "sweep-lease-drill-").await.is_empty());
 
     // Its lock stays in the store; its lease lapses by S3's clock.

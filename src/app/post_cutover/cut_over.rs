@@ -39,12 +39,21 @@ pub(super) struct CutOver {
 /// its `cutover` list whose step in that phase succeeded (the last such
 /// step of each, after a resume).
 pub(super) fn cut_over_in(events: &[Event], phases: &[PhaseSpec]) -> Vec<CutOver> {
-    let mut phase: Option<&PhaseSpec> = None;
+    let mut running: Option<&PhaseSpec> = None;
+    // The phase of each step in flight: pipelined phases overlap, so the
+    // intent names it (older journals do not: the phase running then).
+    let mut phase_of: BTreeMap<&Address, Option<&PhaseSpec>> = BTreeMap::new();
     let mut found: Vec<CutOver> = Vec::new();
     for event in events {
         match event {
             Event::PhaseStarted { phase: name, .. } => {
-                phase = phases.iter().find(|p| &p.name == name);
+                running = phases.iter().find(|p| &p.name == name);
+            }
+            Event::Intent { address, phase, .. } => {
+                let named = phase
+                    .as_ref()
+                    .map(|name| phases.iter().find(|p| &p.name == name));
+                phase_of.insert(address, named.unwrap_or(running));
             }
             Event::Outcome {
                 address,
@@ -52,6 +61,7 @@ pub(super) fn cut_over_in(events: &[Event], phases: &[PhaseSpec]) -> Vec<CutOver
                 id,
                 ..
             } => {
+                let phase = phase_of.get(address).copied().unwrap_or(running);
                 let named =
                     phase.is_some_and(|p| p.cutover.iter().any(|s| s.address() == *address));
                 if named {

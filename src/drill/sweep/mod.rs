@@ -325,6 +325,7 @@ async fn sweep_one<C: Connect>(
                     address: address.clone(),
                     action: *action,
                     depends_on: Vec::new(),
+                    phase: None,
                 }),
                 Progress::Finished(outcome) => Some(Event::Outcome {
                     at: ctx.clock.now(),

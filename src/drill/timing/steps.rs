@@ -18,6 +18,9 @@ pub(super) struct Attempt<'a> {
     pub(super) end: Millis,
     /// From its `PhaseFinished`; `None` when its process stopped in it.
     pub(super) failed: Option<usize>,
+    /// Where its `PhaseStarted` is in the journal: attempts are listed in
+    /// the order they started, though pipelined phases end in any order.
+    opened_at_index: usize,
 }
 
 /// A step whose call reported back: its intent and the outcome closing it.
@@ -63,39 +66,43 @@ pub(super) struct Read<'a> {
 pub(super) fn read<'a>(events: &'a [Event]) -> Read<'a> {
     let mut attempts = Vec::new();
     let mut steps = Vec::new();
-    let mut open: Option<Attempt<'a>> = None;
+    // Phases that pipeline run at once: each has its attempt open.
+    let mut open: Vec<Attempt<'a>> = Vec::new();
     // Intents waiting for their outcomes, as steps still to be closed.
     let mut pending: BTreeMap<&'a Address, Step<'a>> = BTreeMap::new();
     // The time of the last event before the current one: where an
     // attempt whose process stopped ends.
     let mut previous_at: Option<Millis> = None;
-    let mut close = |open: &mut Option<Attempt<'a>>, end: Option<Millis>| {
-        if let Some(mut attempt) = open.take() {
-            attempt.end = end.unwrap_or(attempt.start).max(attempt.start);
-            attempts.push(attempt);
-        }
+    let mut close = |mut attempt: Attempt<'a>, end: Option<Millis>| {
+        attempt.end = end.unwrap_or(attempt.start).max(attempt.start);
+        attempts.push(attempt);
     };
     for (index, event) in events.iter().enumerate() {
         match event {
             Event::PhaseStarted { at, phase } => {
-                close(&mut open, previous_at);
-                open = Some(Attempt {
+                // Started again without finishing: the process stopped.
+                if let Some(i) = open.iter().position(|a| a.phase == phase) {
+                    close(open.remove(i), previous_at);
+                }
+                open.push(Attempt {
                     phase,
                     start: *at,
                     end: *at,
                     failed: None,
+                    opened_at_index: index,
                 });
             }
             Event::PhaseFinished {
                 at, phase, failed, ..
             } => {
-                if let Some(attempt) = open.as_mut().filter(|a| a.phase == phase) {
+                if let Some(i) = open.iter().position(|a| a.phase == phase) {
+                    let mut attempt = open.remove(i);
                     attempt.failed = Some(*failed);
-                    close(&mut open, Some(*at));
+                    close(attempt, Some(*at));
                 }
             }
             Event::Interrupted { .. } | Event::Resumed { .. } => {
-                close(&mut open, previous_at);
+                open.drain(..).for_each(|a| close(a, previous_at));
                 // Calls in flight died with their process: an outcome
                 // from here on answers a new intent.
                 pending.clear();
@@ -105,9 +112,18 @@ pub(super) fn read<'a>(events: &'a [Event]) -> Read<'a> {
                 address,
                 action,
                 depends_on,
+                phase,
             } => {
+                // Its own phase, if the journal names it; else (older
+                // journals, one phase at a time) the phase running.
+                let phase = match phase {
+                    Some(named) => open.iter().find(|a| a.phase == named),
+                    None => None,
+                }
+                .or(open.last())
+                .map(|a| a.phase);
                 let step = Step {
-                    phase: open.as_ref().map(|a| a.phase),
+                    phase,
                     address,
                     action: *action,
                     depends_on,
@@ -143,7 +159,8 @@ pub(super) fn read<'a>(events: &'a [Event]) -> Read<'a> {
         }
         previous_at = Some(event.at());
     }
-    close(&mut open, previous_at);
+    open.drain(..).for_each(|a| close(a, previous_at));
+    attempts.sort_by_key(|a| a.opened_at_index);
     Read { attempts, steps }
 }
 

@@ -30,7 +30,7 @@ fn journal(script: &str) -> Vec<Event> {
             "paused" => json!({"event": "paused", "at": at, "phase": w[2]}),
             "interrupted" => json!({"event": "interrupted", "at": at}),
             "resumed" => json!({"event": "resumed", "at": at, "by": "bob", "pid": 7}),
-            "intent" => json!({"event": "intent", "at": at, "address": addr(w[2]), "action": w[3]}),
+            "intent" => json!({"event": "intent", "at": at, "address": addr(w[2]), "action": w[3], "phase": w.get(4)}),
             "ok" => json!({"event": "outcome", "at": at, "address": addr(w[2]), "action": w[3], "ok": true, "id": w[4], "error": null}),
             "fail" => json!({"event": "outcome", "at": at, "address": addr(w[2]), "action": w[3], "ok": false, "id": "", "error": w[4..].join(" ")}),
             "decide" => json!({"event": "gate_decision", "at": at, "phase": w[2], "decision": w[3], "by": "alice", "reason": "looked | fine", "waited_ms": number(w[4])}),
@@ -242,4 +242,34 @@ fn an_empty_journal_has_no_phases_and_no_path_and_no_rto_ratio() {
     assert_eq!((path.bound_ms, path.steps.len()), (0, 0));
     assert_eq!(rto_ratio(90_000, path.bound_ms), None);
     assert_eq!(rto_ratio(90_000, 60_000), Some(1.5));
+}
+
+#[test]
+fn pipelined_phases_overlap_and_each_step_counts_in_its_own_phase() {
+    // `second` starts while `first` runs; its step is begun after `second`
+    // started, but a later step of `first` is still `first`'s.
+    let events = journal(
+        "1000 start first
+         1000 intent net.vpc.main create first
+         1000 start second
+         1000 intent side.vpc.main create second
+         3000 ok side.vpc.main create vpc-2
+         3000 finish second 0
+         5000 ok net.vpc.main create vpc-1
+         5000 intent net.subnet.a create first
+         9000 ok net.subnet.a create subnet-1
+         9000 finish first 0",
+    );
+    let timings = phases(&events);
+    let shown = rows(&timings, |p| {
+        let steps = rows(&p.steps, |s| s.address.clone()).join(",");
+        format!("{} {}..{} {}", p.name, p.started_at, p.ended_at, steps)
+    });
+    assert_eq!(
+        shown,
+        [
+            "first 1000..9000 net.vpc.main,net.subnet.a",
+            "second 1000..3000 side.vpc.main",
+        ]
+    );
 }

@@ -174,7 +174,11 @@ impl<'a> Decoder<'a> {
             let Some(table) = self.as_table(item, &path) else {
                 continue;
             };
-            self.check_keys(table, &path, &["name", "stacks", "cutover", "gate", "barrier"]);
+            self.check_keys(
+                table,
+                &path,
+                &["name", "stacks", "cutover", "gate", "barrier"],
+            );
             let pos = self.pos(item.span());
             let Some(name) = self.req_str(table, "name", &path) else {
                 continue;

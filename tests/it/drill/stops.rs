@@ -166,14 +166,17 @@ async fn a_drill_left_built_prints_a_destroy_that_works_verbatim() {
 async fn a_drill_stopped_by_an_api_error_still_tears_down_and_reports_why() {
     use crate::proxy::{Fault, FaultProxy, Faults};
     // The 3rd DescribeLoadBalancers is the discovery before the compute
-    // phase (after the drill's first look and the foundation's re-plan):
-    // the network is built by then.
+    // phase (after the drill's first look and the foundation's re-plan),
+    // which keeps its order behind a barrier: the network is built by then.
     let proxy = FaultProxy::moto(Faults::none().nth(
         "DescribeLoadBalancers",
         3,
         Fault::Error("AccessDenied".into()),
     ));
     let mut d = Drill::new("drill-error", 139, None);
+    d.repo.edit("runbooks/rb.toml", |text| {
+        text.replace("gate = \"manual\"", "gate = \"manual\"\nbarrier = true")
+    });
     d.endpoint = proxy.url().to_string();
     let out = d.command(&["drill", "rb"]).output().unwrap();
     let text =

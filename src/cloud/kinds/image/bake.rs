@@ -5,6 +5,8 @@
 //! or CreateImage) → available → image and snapshots tagged, `drctl:spec`
 //! last → builder terminated → copies. The builder is terminated whatever
 //! happens; an image that did not finish is deregistered with its snapshots.
+//! After a bake that worked, the builder's shutting down is not waited for:
+//! the run checks it before it ends ([`crate::cloud::background`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -77,7 +79,7 @@ pub(super) async fn bake(
         Some(image) => {
             // Stopped after the image was finished, before the builder went.
             for builder in builders(aws, request, &hash).await? {
-                terminate(aws, address, &builder).await?;
+                terminate_later(aws, address, &builder).await?;
             }
             (image, None)
         }
@@ -86,15 +88,17 @@ pub(super) async fn bake(
             let made = make_image(aws, address, &builder, &image_tags, &spec, timeout).await;
             // Whatever happened, the builder goes (a failed terminate is
             // reported; the next plan lists the builder for cleanup).
-            let terminated = terminate(aws, address, &builder).await;
             let image = match made {
                 Ok(image) => image,
                 Err(e) => {
+                    if let Err(t) = terminate(aws, address, &builder).await {
+                        tracing::warn!("{t}");
+                    }
                     discard_unfinished(aws, &identity, &builder).await;
                     return Err(e);
                 }
             };
-            terminated?;
+            terminate_later(aws, address, &builder).await?;
             (image, Some(spec))
         }
     };
@@ -358,6 +362,24 @@ pub(super) async fn terminate(
 ) -> Result<(), CloudError> {
     let what = format!("{address}: builder");
     crate::cloud::kinds::instances::terminate(aws, &what, &[builder.to_string()]).await
+}
+
+/// Asks AWS to terminate the builder of a finished image; whether it did is
+/// checked before the run ends, off the critical path.
+async fn terminate_later(
+    aws: &AwsProvider,
+    address: &Address,
+    builder: &str,
+) -> Result<(), CloudError> {
+    let instances = vec![builder.to_string()];
+    crate::cloud::kinds::common::gone_ok(aws.ec2.terminate_instances(&instances).await)?;
+    aws.background
+        .terminating(crate::cloud::background::Terminating {
+            address: address.clone(),
+            what: format!("{address}: builder"),
+            instances,
+        });
+    Ok(())
 }
 
 /// The tags that select the images made from `builder` for the resource

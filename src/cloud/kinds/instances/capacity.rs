@@ -196,7 +196,11 @@ pub(crate) async fn terminate(
     wait_terminated(aws, what, ids).await
 }
 
-async fn wait_terminated(aws: &AwsProvider, what: &str, ids: &[String]) -> Result<(), CloudError> {
+pub(crate) async fn wait_terminated(
+    aws: &AwsProvider,
+    what: &str,
+    ids: &[String],
+) -> Result<(), CloudError> {
     wait::until(
         &format!("{what}: {} instance(s) terminated", ids.len()),
         aws.waits.instances,

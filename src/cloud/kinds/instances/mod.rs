@@ -17,7 +17,7 @@ use crate::cloud::provider::CreateRequest;
 use crate::cloud::{names, CloudError};
 use crate::types::tags;
 use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
-pub(crate) use capacity::{launch as launch_fleet, terminate};
+pub(crate) use capacity::{launch as launch_fleet, terminate, wait_terminated};
 
 pub struct Instances;
 
