@@ -4,6 +4,8 @@
 //! Implementations own waiting (a create returns when the resource is usable:
 //! instances running, load balancer active), paging, batching and throttling.
 
+use std::time::Duration;
+
 use crate::world::{Address, Attrs, LookupRequest, Lookups, ObservedResource, Tags};
 
 use super::CloudError;
@@ -18,6 +20,74 @@ pub struct CreateRequest<'a> {
     /// Idempotency token for APIs that take one (RunInstances, CreateVpc…).
     /// moto ignores it; real AWS honours it within a few minutes.
     pub client_token: &'a str,
+    /// The attributes the step reads only once under way, when it started
+    /// before they were known (absent from `attrs` then).
+    pub late: Option<&'a LateInputs<'a>>,
+}
+
+/// A step's complete attributes and tags: `None` while an input is still
+/// missing, `Some(Err)` once one never will be (its step failed).
+pub type Completion = Option<Result<(Attrs, Tags), String>>;
+
+/// What completes a step's attributes once the steps its late inputs wait
+/// on are done ([`crate::plan::Change::late`]): a new colour launches its
+/// fleet while its load balancer provisions, and takes the listener when
+/// it has to put the colour in use.
+pub struct LateInputs<'a> {
+    /// Bumped each time a step of the run finishes.
+    finished: tokio::sync::watch::Receiver<u64>,
+    /// The step's attributes and tags as far as the run has got.
+    complete: Box<dyn Fn() -> Completion + Send + Sync + 'a>,
+}
+
+impl std::fmt::Debug for LateInputs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LateInputs")
+    }
+}
+
+impl<'a> LateInputs<'a> {
+    pub fn new(
+        finished: tokio::sync::watch::Receiver<u64>,
+        complete: impl Fn() -> Completion + Send + Sync + 'a,
+    ) -> Self {
+        LateInputs {
+            finished,
+            complete: Box::new(complete),
+        }
+    }
+
+    /// The complete attributes and tags, once they are known: waits for the
+    /// steps that make them, giving up when the run is stopped (nothing new
+    /// starts then, so they might never come).
+    pub async fn wait(&self, what: &str) -> Result<(Attrs, Tags), CloudError> {
+        let mut finished = self.finished.clone();
+        loop {
+            if let Some(done) = (self.complete)() {
+                return done.map_err(|reason| CloudError::Failed {
+                    what: what.to_string(),
+                    state: "missing an input".into(),
+                    reason,
+                });
+            }
+            if super::wait::interrupted() {
+                return Err(CloudError::Failed {
+                    what: what.to_string(),
+                    state: "interrupted".into(),
+                    reason: "the run was stopped before the steps it reads were done".into(),
+                });
+            }
+            // A stop request is noticed within a second.
+            let next = tokio::time::timeout(Duration::from_secs(1), finished.changed()).await;
+            if let Ok(Err(_)) = next {
+                return Err(CloudError::Failed {
+                    what: what.to_string(),
+                    state: "missing an input".into(),
+                    reason: "the run ended before the steps it reads were done".into(),
+                });
+            }
+        }
+    }
 }
 
 #[allow(async_fn_in_trait)] // used through generics, never as dyn

@@ -14,7 +14,7 @@
 //! call: the steps a batch announces start only once it was recorded, and
 //! end "not started" when it could not be.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -30,8 +30,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 mod delete;
+mod late;
+mod phases;
 mod step;
 
+use late::{may_start, LateBoard};
+use phases::PhaseBook;
 use step::{execute, prepare, render_cloud_error};
 
 pub use delete::{cleanup, delete_in_order, destroy};
@@ -220,6 +224,9 @@ pub async fn apply_phases<P: Provider>(
     let mut settled: Vec<Option<bool>> = vec![None; steps.len()];
     let earlier = same_resource_earlier(&steps);
     let mut waiting: Vec<usize> = (0..steps.len()).collect();
+    let in_run: BTreeSet<&Address> = steps.iter().map(|(_, c)| &c.address).collect();
+    // What steps started before their late inputs were known read.
+    let mut late = LateBoard::default();
     let mut in_flight = FuturesUnordered::new();
     let mut waits = WaitReports::new();
     // Once a batch could not be recorded, nothing more starts.
@@ -259,16 +266,26 @@ pub async fn apply_phases<P: Provider>(
                 book.start(phase, &mut batch);
                 settled[i] = Some(true);
                 book.settled(phase, true, &mut batch);
-            } else if !cancel.is_cancelled()
-                && !unrecorded
-                && in_flight.len() + starting.len() < options.parallelism.max(1)
-                && change.depends_on.iter().all(|d| exports.contains_key(d))
+            } else if let Some(early) = (!cancel.is_cancelled() && !unrecorded)
+                .then(|| may_start(change, exports, &in_run))
+                .flatten()
+                // A step that will wait under way leaves a slot free for
+                // the steps it waits on.
+                .filter(|early| {
+                    let busy = in_flight.len() + starting.len() + usize::from(!early.is_empty());
+                    busy < options.parallelism.max(1)
+                })
             {
                 book.start(phase, &mut batch);
                 batch.push(Event::Started {
                     address: change.address.clone(),
                     action: change.action,
-                    depends_on: change.depends_on.iter().cloned().collect(),
+                    depends_on: change
+                        .depends_on
+                        .iter()
+                        .filter(|d| !early.contains(*d))
+                        .cloned()
+                        .collect(),
                     phase: Some(plan.phases[phase].name.clone()),
                 });
                 let prepared = prepare(
@@ -277,8 +294,11 @@ pub async fn apply_phases<P: Provider>(
                     exports,
                     &options.run_id,
                     options.lifetime.as_ref(),
+                    &change.late,
                 );
-                let step = execute(provider, change, prepared);
+                let inputs = (!early.is_empty())
+                    .then(|| late.inputs(change, early, &plan.environment, options));
+                let step = execute(provider, change, prepared, inputs);
                 let step = wait::reporting_waits(waits.reporter(&change.address), step);
                 let step = async move { (i, step.await) };
                 // In flight, a step's long waits heed the run's stop request.
@@ -288,6 +308,8 @@ pub async fn apply_phases<P: Provider>(
             }
         }
         waiting = still_waiting;
+        // Steps just skipped are failures to what waits on them under way.
+        late.publish(exports, broken);
         // Recorded before the steps just started make their calls.
         let recorded = hand_over(&mut batch, progress);
         unrecorded |= !recorded;
@@ -313,6 +335,7 @@ pub async fn apply_phases<P: Provider>(
             break;
         };
         let done = settle(change, result, elapsed, exports, broken);
+        late.publish(exports, broken);
         let ok = matches!(done.result, OutcomeKind::Done(_));
         settled[i] = Some(ok);
         finished(&mut report, &mut batch, done);
@@ -343,79 +366,6 @@ fn same_resource_earlier(steps: &[(usize, &Change)]) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
-}
-
-/// Which phases of a pipelined run have started, and how many of their
-/// steps are still without an outcome.
-struct PhaseBook<'p> {
-    plan: &'p Plan,
-    first: usize,
-    started: Vec<bool>,
-    left: Vec<usize>,
-    failed: Vec<usize>,
-}
-
-impl<'p> PhaseBook<'p> {
-    fn new(plan: &'p Plan, phases: std::ops::Range<usize>) -> Self {
-        let left: Vec<usize> = phases
-            .clone()
-            .map(|k| plan.phases[k].changes.len())
-            .collect();
-        PhaseBook {
-            plan,
-            first: phases.start,
-            started: vec![false; left.len()],
-            failed: vec![0; left.len()],
-            left,
-        }
-    }
-
-    /// Announces phase `k` the first time one of its steps is looked at.
-    fn start(&mut self, k: usize, batch: &mut Vec<Event>) {
-        let i = k - self.first;
-        if !std::mem::replace(&mut self.started[i], true) {
-            batch.push(Event::PhaseStarted {
-                name: self.plan.phases[k].name.clone(),
-                number: k + 1,
-                total: self.plan.phases.len(),
-            });
-            self.finish_if_done(k, batch);
-        }
-    }
-
-    /// One more step of phase `k` has its outcome.
-    fn settled(&mut self, k: usize, ok: bool, batch: &mut Vec<Event>) {
-        let i = k - self.first;
-        self.left[i] = self.left[i].saturating_sub(1);
-        self.failed[i] += usize::from(!ok);
-        if self.started[i] {
-            self.finish_if_done(k, batch);
-        }
-    }
-
-    fn finish_if_done(&mut self, k: usize, batch: &mut Vec<Event>) {
-        let i = k - self.first;
-        if self.left[i] == 0 {
-            // Never finished twice.
-            self.left[i] = usize::MAX;
-            batch.push(Event::PhaseFinished {
-                name: self.plan.phases[k].name.clone(),
-                number: k + 1,
-                failed: self.failed[i],
-            });
-        }
-    }
-
-    /// At the end: a phase that started finishes, whatever is left of it
-    /// (its steps stopped short); one that never started stays unstarted.
-    fn finish_started(&mut self, batch: &mut Vec<Event>) {
-        for i in 0..self.started.len() {
-            if self.started[i] && self.left[i] != usize::MAX {
-                self.left[i] = 0;
-                self.finish_if_done(self.first + i, batch);
-            }
-        }
-    }
 }
 
 fn finished(report: &mut Report, batch: &mut Vec<Event>, outcome: Outcome) {

@@ -1,10 +1,10 @@
 //! One step's call: its pending values filled in from what earlier steps
 //! returned, then the provider's create or update.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::cloud::provider::{CreateRequest, Provider};
+use crate::cloud::provider::{CreateRequest, LateInputs, Provider};
 use crate::cloud::CloudError;
 use crate::plan::resolve::Resolved;
 use crate::plan::{Action, Change};
@@ -14,27 +14,33 @@ use crate::world::{Address, Attrs, ObservedResource, Tags, Value};
 
 /// What a create or update will send, resolved now that its inputs exist.
 pub(super) struct Prepared {
-    attrs: Attrs,
-    tags: Tags,
+    pub(super) attrs: Attrs,
+    pub(super) tags: Tags,
     client_token: String,
 }
 
 /// Fills in the step's pending values from what earlier steps returned and
-/// normalises them: exactly the planned step, with the real ids.
+/// normalises them: exactly the planned step, with the real ids. The
+/// attributes named in `may_wait` are left out while pending (the step
+/// gets them under way, [`LateInputs`]).
 pub(super) fn prepare(
     change: &Change,
     environment: &str,
     exports: &BTreeMap<Address, Attrs>,
     run_id: &str,
     lifetime: Option<&crate::types::tags::Lifetime>,
+    may_wait: &BTreeSet<String>,
 ) -> Result<Prepared, String> {
     let address = &change.address;
     let pending =
         |key: &str| format!("{address}: `{key}` is still pending on a step that has not run");
     let mut desired: BTreeMap<String, Resolved> = BTreeMap::new();
     for (key, value) in &change.desired {
-        let filled = value.fill(exports).ok_or_else(|| pending(key))?;
-        desired.insert(key.clone(), Resolved::Known(filled));
+        match value.fill(exports) {
+            Some(filled) => desired.insert(key.clone(), Resolved::Known(filled)),
+            None if may_wait.contains(key) => continue,
+            None => return Err(pending(key)),
+        };
     }
     normalize(address.kind, &mut desired);
     let attrs: Attrs = desired
@@ -85,6 +91,7 @@ pub(super) async fn execute<'c, P: Provider>(
     provider: &P,
     change: &'c Change,
     prepared: Result<Prepared, String>,
+    late: Option<LateInputs<'c>>,
 ) -> (&'c Change, Result<ObservedResource, String>, Duration) {
     let started = Instant::now();
     let result = async {
@@ -97,6 +104,7 @@ pub(super) async fn execute<'c, P: Provider>(
                     attrs: &prepared.attrs,
                     tags: &prepared.tags,
                     client_token: &prepared.client_token,
+                    late: late.as_ref(),
                 })
                 .await
                 .map_err(render),

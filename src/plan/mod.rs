@@ -118,6 +118,32 @@ pub struct Change {
     /// The sub-steps it takes, one line each (`+ copy to us-west-2`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<String>,
+    /// Attributes the step reads only once under way (a new colour needs
+    /// its listener only to be health-checked, after its fleet is up): it
+    /// may start before the steps they wait on are done, and is handed
+    /// them when they are ([`crate::cloud::provider::LateInputs`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub late: BTreeSet<String>,
+}
+
+impl Change {
+    /// The steps only its late attributes wait on: every other input must
+    /// be done before it starts, these need not.
+    pub fn late_dependencies(&self) -> BTreeSet<Address> {
+        let early: BTreeSet<Address> = self
+            .desired
+            .iter()
+            .filter(|(key, _)| !self.late.contains(*key))
+            .chain(&self.tags)
+            .flat_map(|(_, value)| value.pending_on())
+            .collect();
+        self.late
+            .iter()
+            .filter_map(|key| self.desired.get(key))
+            .flat_map(Resolved::pending_on)
+            .filter(|a| !early.contains(a) && self.depends_on.contains(a))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,6 +235,7 @@ pub fn deletion(o: &ObservedResource, reason: Option<String>) -> Change {
         sensitive: BTreeSet::new(),
         headline: None,
         steps: Vec::new(),
+        late: BTreeSet::new(),
     }
 }
 

@@ -71,6 +71,25 @@ impl Resolved {
         }
     }
 
+    /// The resources whose exports it still waits on.
+    pub fn pending_on(&self) -> BTreeSet<Address> {
+        let mut found = BTreeSet::new();
+        let mut stack = vec![self];
+        while let Some(value) = stack.pop() {
+            match value {
+                Resolved::Known(_) => {}
+                Resolved::After { pending, .. } => match pending {
+                    Pending::Export { address, .. } => {
+                        found.insert(address.clone());
+                    }
+                    Pending::List(items) | Pending::Concat(items) => stack.extend(items),
+                    Pending::Table(entries) => stack.extend(entries.values()),
+                },
+            }
+        }
+        found
+    }
+
     fn phase(&self) -> Option<&str> {
         match self {
             Resolved::Known(_) => None,

@@ -73,6 +73,7 @@ pub fn diff(
         sensitive,
         headline: None,
         steps: Vec::new(),
+        late: Default::default(),
     }
 }
 

@@ -350,3 +350,46 @@ async fn without_a_cutover_phase_the_new_colour_takes_over_once_healthy() {
     let (code, text) = w.run(&["destroy", "rb", "--auto-approve"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// A new colour waits only for what it needs: its fleet launches while its
+/// load balancer provisions, and it takes the listener once the fleet is
+/// up (to be put in use and health-checked). Read from the journal's
+/// order: the load balancer provisions for minutes here (scaled), the
+/// colour's other inputs take moments.
+#[tokio::test]
+async fn a_new_colour_launches_its_fleet_while_the_load_balancer_provisions() {
+    let mut w = World::new("aws-early", 93, "\"blue_green\"");
+    w.proxy = FaultProxy::moto_as_aws(AwsTimes {
+        load_balancer_provisioning: Duration::from_secs(600),
+        ..AwsTimes::for_tests()
+    });
+    let (code, text) = w.run(&["apply", "rb", "--auto-approve"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(live(w.env).await, "blue");
+    let runs = w.state.path().join("runs");
+    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+    let journal: Vec<serde_json::Value> = std::fs::read_to_string(run.path().join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let is = |e: &serde_json::Value, event: &str, kind: &str| {
+        e["event"] == event && e["address"]["kind"] == kind
+    };
+    let colour = journal
+        .iter()
+        .position(|e| is(e, "intent", "service"))
+        .expect("the colour's intent");
+    let lb_done = journal
+        .iter()
+        .position(|e| is(e, "outcome", "load_balancer"))
+        .expect("the load balancer's outcome");
+    assert!(colour < lb_done, "{journal:#?}");
+    let waited: Vec<&str> = journal[colour]["depends_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
+    assert!(!waited.contains(&"listener"), "{waited:?}");
+}

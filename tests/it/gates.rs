@@ -520,7 +520,9 @@ async fn a_second_ctrl_c_aborts_marking_this_process_run_and_resume_finishes_it(
     let s = Setup::new("interrupt-twice", 92, "\"auto\"");
     let out = s
         .command(&["apply", "rb", "--auto-approve"])
-        .env("DRCTL_INTERRUPT_AFTER_EVENT", "5,6")
+        // The first Ctrl-C after the first intent, the second after the
+        // first outcome (while nothing new starts).
+        .env("DRCTL_INTERRUPT_AFTER_EVENT", "intent,outcome")
         .output()
         .expect("run drctl");
     let text =

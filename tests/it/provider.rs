@@ -65,6 +65,7 @@ async fn create(p: &AwsProvider, env: &Env, address: &Address, attrs: &Attrs) ->
             attrs,
             tags: &tags,
             client_token: &format!("{}-{address}", env.name),
+            late: None,
         })
         .await
         .unwrap_or_else(|e| panic!("create {address}: {e}"));

@@ -72,6 +72,15 @@ impl ServiceOp {
                 (name, None)
             }
         };
+        // A new colour's fleet comes up before its listener is needed (to
+        // put it in use, health-checked): a new load balancer provisions
+        // meanwhile. Stale colours come out of the listener first, so then
+        // it is needed at once; every other operation needs it at once.
+        if matches!(self, ServiceOp::Colour { replace, .. } if replace.is_empty()) {
+            change.late.insert("listener".into());
+        } else {
+            change.late.remove("listener");
+        }
         set(change, "operation", Value::Str(operation.into()));
         if let Some(moved) = moved {
             set(change, "to", Value::Str(moved.to.clone()));
@@ -137,6 +146,7 @@ mod tests {
             sensitive: Default::default(),
             headline: None,
             steps: Vec::new(),
+        late: Default::default(),
         };
         op.write(&mut change);
         let attrs = crate::plan::known_attrs(&change.desired).expect("all known");

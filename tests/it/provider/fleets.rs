@@ -352,6 +352,7 @@ async fn a_replacement_target_group_gets_its_own_name() {
             attrs: &tg_attrs,
             tags: &new_tags,
             client_token: "t",
+            late: None,
         })
         .await
         .expect("the replacement is created while the old copy exists");
@@ -380,6 +381,7 @@ async fn malformed_attributes_are_refused_before_any_call() {
             attrs: &attrs([("cidr_block", Value::Int(16))]),
             tags: &env.tags(&address, "s"),
             client_token: "t",
+            late: None,
         })
         .await
         .expect_err("cidr_block is no string");

@@ -32,7 +32,7 @@ impl super::AwsKind for Service {
             request.address,
             request.attrs,
             request.tags,
-            request.client_token,
+            (request.client_token, request.late),
         ))
     }
 
@@ -43,7 +43,7 @@ impl super::AwsKind for Service {
         attrs: &'a Attrs,
         tags: &'a crate::world::Tags,
     ) -> super::Op<'a, crate::world::ObservedResource> {
-        Box::pin(steps::run(aws, &current.address, attrs, tags, ""))
+        Box::pin(steps::run(aws, &current.address, attrs, tags, ("", None)))
     }
 
     fn delete<'a>(

@@ -26,19 +26,22 @@ use crate::cloud::ec2::{Ec2, Select};
 use crate::cloud::elbv2::{DefaultAction, Elbv2, TargetGroupSpec};
 use crate::cloud::kinds::common::gone_ok;
 use crate::cloud::kinds::{instances, target_group};
+use crate::cloud::provider::LateInputs;
 use crate::cloud::wait::{self, Probe};
 use crate::cloud::{names, CloudError};
 use crate::kinds::common::Want;
 use crate::types::tags;
 use crate::world::{Address, Attrs, ObservedResource, Tags};
 
-/// Runs the step the plan put in `attrs` (`operation`).
+/// Runs the step the plan put in `attrs` (`operation`). A new colour may
+/// start before its listener exists (`late`): it takes it once its fleet
+/// is up.
 pub(super) async fn run(
     aws: &AwsProvider,
     address: &Address,
     attrs: &Attrs,
     tags: &Tags,
-    token: &str,
+    (token, late): (&str, Option<&LateInputs<'_>>),
 ) -> Result<ObservedResource, CloudError> {
     let want = Want::new(address, attrs);
     let env = tags
@@ -72,9 +75,12 @@ pub(super) async fn run(
                 tags,
                 token,
                 name: &colour,
+                late: late.filter(|_| listener.is_empty()),
             };
-            colours.push(new.create(aws, listener, live.as_ref()).await?);
+            let (made, completed) = new.create(aws, listener, live.as_ref()).await?;
+            colours.push(made);
             if let Some(moved) = then {
+                let attrs = completed.as_ref().map_or(attrs, |(attrs, _)| attrs);
                 traffic::cutover(aws, address, attrs, &colours, &moved).await?;
             }
         }
@@ -133,6 +139,8 @@ struct NewColour<'a> {
     tags: &'a Tags,
     token: &'a str,
     name: &'a str,
+    /// The listener and final tags, when the step started without them.
+    late: Option<&'a LateInputs<'a>>,
 }
 
 impl NewColour<'_> {
@@ -146,7 +154,7 @@ impl NewColour<'_> {
         aws: &AwsProvider,
         listener: &str,
         live: Option<&Colour>,
-    ) -> Result<Colour, CloudError> {
+    ) -> Result<(Colour, Option<(Attrs, Tags)>), CloudError> {
         let (address, attrs, tags, colour) = (self.address, self.attrs, self.tags, self.name);
         let want = Want::new(address, attrs);
         let fleet = fleet_hash(attrs).ok_or_else(|| want.bad("image", "known fleet attributes"))?;
@@ -191,6 +199,8 @@ impl NewColour<'_> {
             port: port.into(),
             ..Colour::default()
         };
+        let mut completed: Option<(Attrs, Tags)> = None;
+        let mut listener = listener.to_string();
         let result = async {
             let count =
                 usize::try_from(want.i32("count")?).map_err(|_| want.bad("count", "≥ 0"))?;
@@ -200,8 +210,14 @@ impl NewColour<'_> {
             made.instances = ids.clone();
             let targets: Vec<(String, i32)> = ids.iter().map(|id| (id.clone(), port)).collect();
             aws.elbv2.register_targets(&arn, &targets).await?;
-            match in_use::put_in_use(aws, listener, &made, live, &base).await? {
-                InUse::Member => made.listener = listener.to_string(),
+            if let Some(late) = self.late {
+                // The fleet is up; now the listener is needed.
+                let (attrs, tags) = late.wait(&format!("{address} {colour}")).await?;
+                listener = Want::new(address, &attrs).str("listener")?.to_string();
+                completed = Some((attrs, tags));
+            }
+            match in_use::put_in_use(aws, &listener, &made, live, &base).await? {
+                InUse::Member => made.listener = listener.clone(),
                 InUse::Rule(rule) => made.test_rule = rule,
             }
             let deadline = duration_of(attrs, "health_timeout", HEALTH_TIMEOUT_DEFAULT);
@@ -211,7 +227,7 @@ impl NewColour<'_> {
         if let Err(e) = result {
             // Never healthy (or never made): out of use and torn down,
             // nothing else touched.
-            let torn = remove(aws, address, &made, false, listener).await;
+            let torn = remove(aws, address, &made, false, &listener).await;
             let outcome = match torn {
                 Ok(()) => "it was torn down".to_string(),
                 Err(t) => format!("tearing it down failed too ({t}); the next plan removes it"),
@@ -222,14 +238,16 @@ impl NewColour<'_> {
                 reason: format!("{e}; {outcome} and the listener's traffic was not moved"),
             });
         }
-        // Finished: the spec tag goes last, so a colour cut short reads unfinished.
+        // Finished: the spec tag goes last, so a colour cut short reads
+        // unfinished. Its listener is part of it.
+        let tags = completed.as_ref().map_or(tags, |(_, tags)| tags);
         let spec = tags.get(tags::SPEC).cloned().unwrap_or_default();
         aws.elbv2
             .add_tags(&arn, &BTreeMap::from([(tags::SPEC.to_string(), spec)]))
             .await?;
         made.complete = true;
         made.running = made.instances.len() as i64;
-        Ok(made)
+        Ok((made, completed))
     }
 }
 
