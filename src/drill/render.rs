@@ -19,21 +19,7 @@ pub fn markdown(report: &DrillReport) -> String {
     out
 }
 
-/// A duration as people read it: `340ms`, `4.2s`, `42s`, `12m04s`, `1h02m03s`.
-pub(crate) fn duration(ms: Millis) -> String {
-    if ms < 0 {
-        return format!("-{}", duration(ms.saturating_neg()));
-    }
-    let s = ms / 1000;
-    match ms {
-        0 => "0s".into(),
-        1..1_000 => format!("{ms}ms"),
-        1_000..10_000 => format!("{s}.{}s", ms % 1000 / 100),
-        10_000..60_000 => format!("{s}s"),
-        60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
-    }
-}
+pub(crate) use crate::forecast::duration;
 
 /// A time of day in UTC, `HH:MM:SS` (the raw number if it is no time).
 fn utc_time(ms: Millis) -> String {
@@ -47,6 +33,8 @@ fn utc_time(ms: Millis) -> String {
 fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     write_headline(out, r)?;
     write_timeline(out, r)?;
+    write_forecast(out, r)?;
+    write_bounds(out, r)?;
     write_phases(out, r)?;
     write_checks(out, r)?;
     write_gates(out, r)?;
@@ -74,8 +62,14 @@ fn write_headline(out: &mut String, r: &DrillReport) -> fmt::Result {
         }
         writeln!(out)?;
     }
-    let (rto, path) = (rto_sentence(r), critical_path_sentence(r));
-    writeln!(out, "{rto}  \n{path}\n")?;
+    // One paragraph, a line each (Markdown's two-space line breaks).
+    let mut lines = vec![
+        rto_sentence(r),
+        critical_path_sentence(r),
+        phase_order_sentence(r),
+    ];
+    lines.extend(forecast_sentence(r));
+    writeln!(out, "{}\n", lines.join("  \n"))?;
     let (env, source, region) = (&r.environment, &r.source_environment, &r.region);
     let (run_id, user, host) = (&r.run_id, &r.user, &r.host);
     let (start, end) = (format_millis(r.started_at), format_millis(r.ended_at));
@@ -377,6 +371,130 @@ fn critical_path_sentence(r: &DrillReport) -> String {
     format!("**Critical path** {bound}: {chain}.{ratio}")
 }
 
+/// The bound of the phases one after another, each phase's own chain summed.
+fn phase_order_sentence(r: &DrillReport) -> String {
+    let bound = &r.phase_order;
+    if bound.phases.is_empty() {
+        return "**Phase-order bound**: no steps were journaled.".into();
+    }
+    let sum: Vec<String> = (bound.phases.iter())
+        .map(|p| format!("{} {}", p.name, duration(p.bound_ms)))
+        .collect();
+    let ratio = match bound.rto_ratio {
+        Some(x) => format!(" RTO is {x:.2}× the bound."),
+        None => String::new(),
+    };
+    let (total, sum) = (duration(bound.bound_ms), sum.join(" + "));
+    format!("**Phase-order bound** {total}: {sum}, one phase after another.{ratio}")
+}
+
+/// The forecast made at the start against the measured RTO.
+fn forecast_sentence(r: &DrillReport) -> Option<String> {
+    let f = r.forecast.as_ref()?;
+    let forecast = duration(f.made.rto_ms);
+    Some(match (r.rto.measured_ms, f.error_pct) {
+        (Some(rto), Some(error)) => {
+            let (rto, how) = (duration(rto), error_words(error));
+            format!("**Forecast** at the start: {forecast}; the measured RTO {rto} makes it {how}.")
+        }
+        _ => {
+            format!("**Forecast** at the start: {forecast}; no RTO was measured to set it against.")
+        }
+    })
+}
+
+/// A forecast's error as words: `12.5% short`, `3% long`, `exact`.
+pub(crate) fn error_words(error_pct: f64) -> String {
+    if error_pct == 0.0 {
+        return "exact".into();
+    }
+    match error_pct {
+        e if e < 0.0 => format!("{}% short", -e),
+        e => format!("{e}% long"),
+    }
+}
+
+/// The forecast's critical path, each step's expected duration and where it
+/// came from, against what the step took in this drill.
+fn write_forecast(out: &mut String, r: &DrillReport) -> fmt::Result {
+    let Some(f) = &r.forecast else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "## Forecast against measured
+"
+    )?;
+    let measured = |step: &str, kind: &str, phase: &str| {
+        (r.phases.iter())
+            .filter(|p| p.name == phase)
+            .flat_map(|p| &p.steps)
+            .find(|s| s.address == step && s.kind.as_deref() == Some(kind))
+            .map_or_else(|| "—".to_string(), |s| duration(s.duration_ms))
+    };
+    let rows = f.made.critical_path.iter().map(|s| {
+        let kind = s.kind.to_string();
+        let took = measured(&s.step, &kind, &s.phase);
+        let (expected, source) = (duration(s.duration_ms), s.source.to_string());
+        vec![
+            s.step.clone(),
+            kind,
+            s.phase.clone(),
+            expected,
+            source,
+            took,
+        ]
+    });
+    let header = ["step", "kind", "phase", "forecast", "from", "measured"];
+    table(out, &header, rows)?;
+    let total = duration(f.made.rto_ms);
+    match (r.rto.measured_ms, f.error_pct) {
+        (Some(rto), Some(error)) => writeln!(
+            out,
+            "Forecast RTO {total}, measured {} ({}).\n",
+            duration(rto),
+            error_words(error)
+        ),
+        _ => writeln!(out, "Forecast RTO {total}; no RTO measured.\n"),
+    }
+}
+
+/// Each phase's own longest chain: the phase-order bound's terms.
+fn write_bounds(out: &mut String, r: &DrillReport) -> fmt::Result {
+    writeln!(
+        out,
+        "## Bounds
+"
+    )?;
+    let dependency = duration(r.critical_path.bound_ms);
+    let phase_order = duration(r.phase_order.bound_ms);
+    let ratio = |x: Option<f64>| x.map_or_else(|| "—".to_string(), |x| format!("{x:.2}×"));
+    let rows = [
+        vec![
+            "dependency graph".to_string(),
+            dependency,
+            ratio(r.critical_path.rto_ratio),
+            chain(&r.critical_path.steps),
+        ],
+        vec![
+            "phase order".to_string(),
+            phase_order,
+            ratio(r.phase_order.rto_ratio),
+            String::new(),
+        ],
+    ];
+    let rows = rows.into_iter().chain(r.phase_order.phases.iter().map(|p| {
+        let name = format!("phase {}", p.name);
+        vec![name, duration(p.bound_ms), String::new(), chain(&p.steps)]
+    }));
+    table(out, &["bound", "length", "RTO ÷ bound", "chain"], rows)
+}
+
+/// `a → b → c`
+fn chain(steps: &[String]) -> String {
+    steps.join(" → ")
+}
+
 /// A Markdown table, or a line saying there is nothing to list.
 fn table(
     out: &mut String,
@@ -458,7 +576,10 @@ pub(crate) mod tests {
 
     /// A failed drill with something in every part, written as its JSON.
     pub(crate) fn sample() -> DrillReport {
-        let step = |address: &str, start: Millis, ms: Millis, error: Option<&str>| json!({"address": address, "action": "create", "started_at": T + start, "duration_ms": ms, "ok": error.is_none(), "error": error});
+        let step = |address: &str, start: Millis, ms: Millis, error: Option<&str>| {
+            let kind = address.split('.').nth(1);
+            json!({"address": address, "action": "create", "kind": kind, "started_at": T + start, "duration_ms": ms, "ok": error.is_none(), "error": error})
+        };
         serde_json::from_value(json!({
             "format": 1, "runbook": "fleet-rehearsal", "environment": "fleet-drill-7f3a", "source_environment": "fleet",
             "region": "us-west-2", "run_id": "r-0400", "user": "alice", "host": "ci-7",
@@ -466,6 +587,14 @@ pub(crate) mod tests {
             "failures": ["check http failed: status 503", "1 resource still carries the drill's tags"],
             "rto": {"measured_ms": null, "target_ms": 1_800_000, "met": null},
             "critical_path": {"bound_ms": 570_000, "steps": ["net.vpc.main", "app.instances.web"], "rto_ratio": null},
+            "phase_order": {"bound_ms": 540_000, "rto_ratio": null, "phases": [
+                {"name": "foundation", "bound_ms": 70_000, "steps": ["net.vpc.main"]},
+                {"name": "compute", "bound_ms": 470_000, "steps": ["app.instances.web"]}]},
+            "forecast": {"rto_ms": 480_000, "error_pct": null,
+                "critical_path": [
+                    {"step": "net.vpc.main", "kind": "vpc", "phase": "foundation", "duration_ms": 5_000, "source": {"from": "prior", "basis": "calls that take effect at once"}},
+                    {"step": "app.instances.web", "kind": "instances", "phase": "compute", "duration_ms": 475_000, "source": {"from": "median", "drills": 3}}],
+                "speedups": [{"step": "app.instances.web", "kind": "instances", "duration_ms": 475_000, "rto_cut_ms": 475_000}]},
             "phases": [
                 {"name": "foundation", "started_at": T + 5_000, "ended_at": T + 77_000, "duration_ms": 72_000, "failed": 0,
                  "stacks": [{"name": "net", "duration_ms": 70_000}], "steps": [step("net.vpc.main", 6_000, 70_000, None)]},
@@ -492,7 +621,7 @@ pub(crate) mod tests {
     #[test]
     fn markdown_opens_with_the_verdict_and_why_then_rto_and_critical_path() {
         let md = markdown(&sample());
-        let head: Vec<&str> = md.lines().take(7).collect();
+        let head: Vec<&str> = md.lines().take(10).collect();
         assert_eq!(
             head,
             [
@@ -502,7 +631,10 @@ pub(crate) mod tests {
                 "- 1 resource still carries the drill's tags",
                 "",
                 "**RTO** not measured (the checks never all passed); target 30m00s.  ",
-                "**Critical path** 9m30s: `net.vpc.main` → `app.instances.web`.",
+                "**Critical path** 9m30s: `net.vpc.main` → `app.instances.web`.  ",
+                "**Phase-order bound** 9m00s: foundation 1m10s + compute 7m50s, one phase after another.  ",
+                "**Forecast** at the start: 8m00s; no RTO was measured to set it against.",
+                "",
             ]
         );
         let mut passed = sample();
@@ -511,9 +643,13 @@ pub(crate) mod tests {
         passed.rto.measured_ms = Some(724_000);
         passed.rto.met = Some(true);
         passed.critical_path.rto_ratio = Some(1.27);
+        passed.phase_order.rto_ratio = Some(1.34);
+        passed.forecast.as_mut().unwrap().error_pct = Some(-33.7);
         let md = markdown(&passed);
         assert!(md.starts_with("# Drill of fleet-rehearsal: PASSED\n\n**RTO** 12m04s against a target of 30m00s: met.  \n"), "{md}");
-        assert!(md.contains("`app.instances.web`. RTO is 1.27× the bound.\n"));
+        assert!(md.contains("`app.instances.web`. RTO is 1.27× the bound.  \n"));
+        assert!(md.contains("one phase after another. RTO is 1.34× the bound.  \n"));
+        assert!(md.contains("**Forecast** at the start: 8m00s; the measured RTO 12m04s makes it 33.7% short.\n\n"), "{md}");
         assert!(md.contains("| 04:12:04 | +12m04s | recovered: every check passed (RTO 12m04s) |"));
     }
 
@@ -571,6 +707,32 @@ pub(crate) mod tests {
         assert!(md.contains(
             "Nothing carries the drill's tags (asked tagging:GetResources, ec2:DescribeTags)."
         ));
+    }
+
+    #[test]
+    fn the_forecast_is_set_against_each_steps_measured_time_and_the_bounds_listed() {
+        let md = markdown(&sample());
+        for row in [
+            "## Forecast against measured",
+            "| step | kind | phase | forecast | from | measured |",
+            "| net.vpc.main | vpc | foundation | 5.0s | prior: calls that take effect at once | 1m10s |",
+            "| app.instances.web | instances | compute | 7m55s | median of 3 drills | 7m50s |",
+            "Forecast RTO 8m00s; no RTO measured.",
+            "| bound | length | RTO ÷ bound | chain |",
+            "| dependency graph | 9m30s | — | net.vpc.main → app.instances.web |",
+            "| phase order | 9m00s | — |  |",
+            "| phase foundation | 1m10s |  | net.vpc.main |",
+            "| phase compute | 7m50s |  | app.instances.web |",
+        ] {
+            assert!(md.lines().any(|l| l == row), "no line {row:?} in\n{md}");
+        }
+        let mut none = sample();
+        none.forecast = None;
+        let md = markdown(&none);
+        assert!(!md.contains("Forecast"), "{md}");
+        assert_eq!(error_words(-12.5), "12.5% short");
+        assert_eq!(error_words(3.0), "3% long");
+        assert_eq!(error_words(0.0), "exact");
     }
 
     #[test]
