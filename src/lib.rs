@@ -5,6 +5,8 @@
 //! - [`diag`]: validation problems with file, line, column and key.
 //! - [`model`]: stacks and runbooks parsed strictly into typed values (pure).
 //! - [`graph`]: the stack dependency graph and a runbook's phases (pure).
+//! - [`forecast`]: the RTO forecast of a plan, and the longest-path
+//!   algorithm behind it and the drill reports' bounds (pure).
 //! - [`kinds`]: one module per resource kind: its schema, normal form,
 //!   change rules, validation, and how it is read, created, updated and
 //!   deleted on AWS. Nothing else matches on the kind.
@@ -27,6 +29,7 @@ mod durable;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod forecast;
 pub mod graph;
 pub mod journal;
 pub mod kinds;

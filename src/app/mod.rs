@@ -31,8 +31,8 @@ pub use decisions::{
     approve, reject, reject_if_overdue, ApproveRequest, Approved, RejectRequest, Rejected,
 };
 pub use destroy::{destroy, no_terminal, DestroyRequest, DestroyResult};
+pub use planning::{forecast, outputs, plan, OutputRequest, PlanRequest, Planned};
 pub(crate) use planning::{make_plan, observe_and_plan, plan_observed};
-pub use planning::{outputs, plan, OutputRequest, PlanRequest};
 pub use post_cutover::AfterCutover;
 pub(crate) use post_cutover::{roll_back_if_failed, run_checks, Checked, Checking};
 pub use resume::resume;

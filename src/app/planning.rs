@@ -7,6 +7,7 @@ use super::{absolute, load, source_hash, sources, Connect, Context, Loaded, Save
 use crate::cloud::aws::AwsProvider;
 use crate::error::Error;
 use crate::events::{Event as Shown, NextStep};
+use crate::forecast::{Forecast, Measured};
 use crate::plan::{self, Plan};
 use crate::run;
 use crate::world::Snapshot;
@@ -18,6 +19,16 @@ pub struct PlanRequest {
     pub runbook: String,
     /// Save the plan here for `apply FILE`.
     pub out: Option<PathBuf>,
+    /// Forecast the plan's RTO, from what the runbook's past drills
+    /// measured (`plan --forecast`).
+    pub forecast: Option<Measured>,
+}
+
+/// A plan, and its RTO forecast when one was asked for.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub forecast: Option<Forecast>,
 }
 
 /// Observes the environment and plans the runbook against it.
@@ -25,7 +36,7 @@ pub async fn plan<C: Connect>(
     ctx: &Context<'_>,
     connect: &C,
     request: &PlanRequest,
-) -> Result<Plan, Error> {
+) -> Result<Planned, Error> {
     let mut loaded = load(request.root.as_deref(), &request.runbook)?;
     loaded.reached_through(connect, &ctx.store.root());
     let runbook = loaded.runbook();
@@ -51,7 +62,27 @@ pub async fn plan<C: Connect>(
             apply_with: NextStep::ApplySaved { plan: out.clone() },
         });
     }
-    Ok(plan)
+    let forecast = (request.forecast.as_ref()).map(|measured| forecast(&loaded, &plan, measured));
+    Ok(Planned { plan, forecast })
+}
+
+/// The RTO forecast of `plan`: its steps timed by what past drills
+/// `measured` (else the runbook's `[forecast.priors]`, else drctl's
+/// priors), run as when no gate waits on a person, its phases'
+/// `barrier = true` kept.
+pub fn forecast(loaded: &Loaded, plan: &Plan, measured: &Measured) -> Forecast {
+    let runbook = loaded.runbook();
+    let barriers = crate::graph::runbook_phases(&loaded.project, runbook)
+        .into_iter()
+        .filter(|p| p.barrier)
+        .map(|p| p.name)
+        .collect();
+    crate::forecast::forecast(&crate::forecast::Inputs {
+        plan,
+        barriers: &barriers,
+        priors: &runbook.forecast_priors,
+        measured,
+    })
 }
 
 /// Observes the runbook's environment (and its image lookups) and plans it.

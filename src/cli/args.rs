@@ -20,6 +20,11 @@ pub struct PlanArgs {
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also forecast the RTO: the critical path with each step's expected
+    /// duration (past drills' median, else the runbook's [forecast.priors],
+    /// else AWS's published figures), and the steps to speed up.
+    #[arg(long)]
+    pub forecast: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,11 +80,16 @@ pub struct DrillArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DrillsCommand {
-    /// Past drills with verdict and RTO, and the RTO trend against the target.
+    /// Past drills with verdict, RTO and the forecast's error, and the RTO
+    /// trend against the target.
     #[command(after_help = "Example:\n  drctl drills history fleet-rehearsal")]
     History {
         /// The runbook (path or name).
         runbook: String,
+        /// Print the drills as JSON, oldest first (RTO, target, the forecast
+        /// and its error, both bounds).
+        #[arg(long)]
+        json: bool,
     },
 }
 

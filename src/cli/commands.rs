@@ -39,34 +39,79 @@ pub(crate) fn context<'a>(
     })
 }
 
-/// `plan --json`: the plan alone, as JSON.
-struct PlanJson;
+/// `plan --json`: the plan alone, as JSON (with its forecast, if asked),
+/// printed once planning is done.
+#[derive(Default)]
+struct PlanJson(std::sync::Mutex<Option<Box<crate::plan::Plan>>>);
 
 impl Sink for PlanJson {
     fn event(&self, event: &Event) {
         if let Event::Planned { plan } = event {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(plan).expect("plans serialise")
-            );
+            *self.0.lock().expect("plan slot poisoned") = Some(plan.clone());
         }
     }
 }
 
+impl PlanJson {
+    fn print(&self, forecast: Option<&crate::forecast::Forecast>) {
+        let Some(plan) = self.0.lock().expect("plan slot poisoned").take() else {
+            return;
+        };
+        /// The plan's own fields first, as without a forecast.
+        #[derive(serde::Serialize)]
+        struct WithForecast<'a> {
+            #[serde(flatten)]
+            plan: &'a crate::plan::Plan,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            forecast: Option<crate::forecast::render::InSeconds<'a>>,
+        }
+        let json = WithForecast {
+            plan: &plan,
+            forecast: forecast.map(crate::forecast::render::in_seconds),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("plans serialise")
+        );
+    }
+}
+
 pub async fn plan_command(global: &GlobalArgs, args: &PlanArgs) -> Result<u8, Error> {
-    let sink: Box<dyn Sink> = if args.json {
-        Box::new(PlanJson)
-    } else {
-        sink(global)
+    let json = PlanJson::default();
+    let text = sink(global);
+    let sink: &dyn Sink = if args.json { &json } else { text.as_ref() };
+    let ctx = context(global, sink)?;
+    // The forecast times steps by this runbook's past drills.
+    let forecast = match args.forecast {
+        true => {
+            let loaded = app::load(global.root.as_deref(), &args.runbook)?;
+            let name = &loaded.runbook().name;
+            Some(crate::drill::history::measured_in(
+                ctx.store.as_ref(),
+                name,
+            )?)
+        }
+        false => None,
     };
-    let ctx = context(global, sink.as_ref())?;
     let request = app::PlanRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
         out: args.out.clone(),
+        forecast,
     };
-    let plan = app::plan(&ctx, &CliConnect::new(global), &request).await?;
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    let planned = app::plan(&ctx, &CliConnect::new(global), &request).await?;
+    match (&planned.forecast, args.json, global.log_format) {
+        (forecast, true, _) => json.print(forecast.as_ref()),
+        (None, ..) => {}
+        (Some(forecast), false, LogFormat::Text) => {
+            print!("\n{}", crate::forecast::render(forecast));
+        }
+        (Some(forecast), false, LogFormat::Json) => println!(
+            "{}",
+            serde_json::json!({ "event": "forecast", "forecast": crate::forecast::render::in_seconds(forecast) })
+        ),
+    }
+    Ok(if args.detailed_exitcode && planned.plan.has_changes() {
         exit::CHANGES
     } else {
         exit::OK

@@ -247,13 +247,39 @@ fn rto_line(report: &DrillReport) -> String {
         ),
         None => String::new(),
     };
-    format!("{rto}{target}{bound}.")
+    let phase_order = match report.phase_order.rto_ratio {
+        Some(ratio) => format!(
+            ", phase-order bound {} ({ratio:.1}×)",
+            duration(report.phase_order.bound_ms)
+        ),
+        None => String::new(),
+    };
+    let forecast = match &report.forecast {
+        Some(f) => match f.error_pct {
+            Some(error) => format!(
+                "; forecast {} ({})",
+                duration(f.made.rto_ms),
+                crate::drill::render::error_words(error)
+            ),
+            None => format!("; forecast {}", duration(f.made.rto_ms)),
+        },
+        None => String::new(),
+    };
+    format!("{rto}{target}{bound}{phase_order}{forecast}.")
 }
 
-pub fn history_command(global: &GlobalArgs, runbook: &str) -> Result<u8, Error> {
+pub fn history_command(global: &GlobalArgs, runbook: &str, json: bool) -> Result<u8, Error> {
     let loaded = app::load(global.root.as_deref(), runbook)?;
     let runbook = loaded.runbook();
     let reports = history::read_history(global.store()?.as_ref(), &runbook.name)?;
+    if json {
+        let entries = history::history_entries(&reports);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).expect("history serialises")
+        );
+        return Ok(exit::OK);
+    }
     if reports.is_empty() {
         println!(
             "No drills of {} yet. Run one with: drctl drill {}",

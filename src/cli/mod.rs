@@ -345,8 +345,8 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         ),
         // Boxed: these futures are deep, and the match would hold them all inline.
         Command::Drill(args) => Box::pin(drill::drill_command(global, args)).await,
-        Command::Drills(DrillsCommand::History { runbook }) => {
-            drill::history_command(global, runbook)
+        Command::Drills(DrillsCommand::History { runbook, json }) => {
+            drill::history_command(global, runbook, *json)
         }
         Command::Rebuild(args) => Box::pin(drill::rebuild_command(global, args)).await,
         Command::Unlock(args) => {

@@ -6,8 +6,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::rehearse::{DrillOutcome, DrillRequest};
 use super::report::{
-    CheckResult, CheckStatus, CriticalPath, DrillReport, ImageUse, LeakCheck, Rto, Teardown,
-    Verdict, REPORT_FORMAT,
+    CheckResult, CheckStatus, CriticalPath, DrillReport, ForecastAgainst, ImageUse, LeakCheck, Rto,
+    Teardown, Verdict, REPORT_FORMAT,
 };
 use super::{history, services, teardown, timing};
 use crate::app::{absolute, observe_and_plan, roll_back_if_failed, run_checks, traffic};
@@ -291,6 +291,11 @@ impl<C: Connect> Concluding<'_, C> {
         let mut critical_path: CriticalPath = timing::critical_path(&events);
         critical_path.rto_ratio =
             measured.and_then(|rto| timing::rto_ratio(rto, critical_path.bound_ms));
+        let mut phase_order = timing::phase_order(&events);
+        phase_order.rto_ratio =
+            measured.and_then(|rto| timing::rto_ratio(rto, phase_order.bound_ms));
+        let forecast =
+            (started.start.forecast.clone()).map(|made| ForecastAgainst::new(made, measured));
         Ok(DrillReport {
             format: REPORT_FORMAT,
             runbook: runbook.name.clone(),
@@ -316,6 +321,8 @@ impl<C: Connect> Concluding<'_, C> {
                 met: measured.zip(target).map(|(m, t)| m <= t),
             },
             critical_path,
+            phase_order,
+            forecast,
             phases: phase_timings,
             gates: timing::gates(&events),
             checks: found.checked.results,

@@ -13,6 +13,7 @@ use super::render::{duration, verdict_word};
 use super::report::{DrillReport, REPORT_FORMAT};
 use crate::clock::Millis;
 use crate::error::Error;
+use crate::forecast::{Measured, StepKind};
 
 /// How many columns the longest bar of the RTO trend takes.
 const CHART_WIDTH: i64 = 40;
@@ -30,6 +31,26 @@ pub fn read_history(store: &dyn RunStore, runbook: &str) -> Result<Vec<DrillRepo
     }
     reports.sort_by(|a, b| (a.started_at, &a.run_id).cmp(&(b.started_at, &b.run_id)));
     Ok(reports)
+}
+
+/// What the runbook's past drills measured, per step kind: each step that
+/// succeeded, in every drill report (steps of reports written before step
+/// kinds were recorded count for nothing).
+pub fn measured(reports: &[DrillReport]) -> Measured {
+    let mut measured = Measured::default();
+    for report in reports {
+        let steps = report.phases.iter().flat_map(|p| &p.steps).filter(|s| s.ok);
+        measured.add_drill(steps.filter_map(|s| {
+            let kind = StepKind::parse(s.kind.as_deref()?)?;
+            Some((kind, s.duration_ms))
+        }));
+    }
+    measured
+}
+
+/// [`measured`] of the runbook's drill reports in the store.
+pub fn measured_in(store: &dyn RunStore, runbook: &str) -> Result<Measured, Error> {
+    Ok(measured(&read_history(store, runbook)?))
 }
 
 fn read_report(store: &dyn RunStore, key: &Key) -> Result<DrillReport, Error> {
@@ -58,28 +79,43 @@ fn read_report(store: &dyn RunStore, key: &Key) -> Result<DrillReport, Error> {
 }
 
 /// Past drills as a table (start in UTC, verdict, RTO, target, whether it
-/// was met, run id), then the RTO trend: one bar per drill scaled to the
-/// longest RTO (or the target, if longer), the target `target_ms` marked
-/// with a `│` in the same column on every line, and a sentence comparing
-/// the latest RTO with the median of the earlier ones.
+/// was met, the RTO forecast at its start and the forecast's error, run
+/// id), then the RTO trend: one bar per drill scaled to the longest RTO (or
+/// the target, if longer), the target `target_ms` marked with a `│` in the
+/// same column on every line, a sentence comparing the latest RTO with the
+/// median of the earlier ones, and one with the forecast's error over time.
 pub fn render_history(reports: &[DrillReport], target_ms: Option<Millis>) -> String {
     if reports.is_empty() {
         return "No drills recorded yet.\n".into();
     }
     let dash = || "—".to_string();
-    let mut rows =
-        vec![["started (UTC)", "verdict", "RTO", "target", "met", "run"].map(String::from)];
+    let mut rows = vec![[
+        "started (UTC)",
+        "verdict",
+        "RTO",
+        "target",
+        "met",
+        "forecast",
+        "error",
+        "run",
+    ]
+    .map(String::from)];
     for r in reports {
         let met = r
             .rto
             .met
             .map_or_else(dash, |met| if met { "yes" } else { "no" }.into());
+        let forecast = r.forecast.as_ref();
         rows.push([
             utc_minute(r.started_at),
             verdict_word(r.verdict).into(),
             r.rto.measured_ms.map_or_else(dash, duration),
             r.rto.target_ms.map_or_else(dash, duration),
             met,
+            forecast.map_or_else(dash, |f| duration(f.made.rto_ms)),
+            forecast
+                .and_then(|f| f.error_pct)
+                .map_or_else(dash, percent),
             r.run_id.clone(),
         ]);
     }
@@ -87,7 +123,70 @@ pub fn render_history(reports: &[DrillReport], target_ms: Option<Millis>) -> Str
     out.push_str(&format!("\nRTO trend\n{}", chart(reports, target_ms)));
     out.push_str(&trend(reports));
     out.push('\n');
+    if let Some(line) = forecast_trend(reports) {
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
+}
+
+/// `+12.5%`, `-3%`: a forecast's error, signed.
+fn percent(pct: f64) -> String {
+    format!("{pct:+}%")
+}
+
+/// The forecast's error drill by drill, oldest first; `None` when no drill
+/// made a forecast (reports before forecasts, or no RTO measured).
+fn forecast_trend(reports: &[DrillReport]) -> Option<String> {
+    let errors: Vec<String> = reports
+        .iter()
+        .filter_map(|r| r.forecast.as_ref()?.error_pct)
+        .map(percent)
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "The forecast's error (forecast against measured RTO), oldest first: {}.",
+        errors.join(" → ")
+    ))
+}
+
+/// One past drill, as `drctl drills history --json` lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryEntry {
+    pub run_id: String,
+    pub started_at: Millis,
+    pub verdict: super::report::Verdict,
+    pub rto_ms: Option<Millis>,
+    pub target_ms: Option<Millis>,
+    pub met: Option<bool>,
+    /// The RTO forecast at the drill's start.
+    pub forecast_rto_ms: Option<Millis>,
+    /// `(forecast − measured) / measured`, in percent.
+    pub forecast_error_pct: Option<f64>,
+    /// The dependency-graph bound and the phase-order bound.
+    pub critical_path_bound_ms: Millis,
+    pub phase_order_bound_ms: Millis,
+}
+
+/// Past drills, oldest first, for `drctl drills history --json`.
+pub fn history_entries(reports: &[DrillReport]) -> Vec<HistoryEntry> {
+    reports
+        .iter()
+        .map(|r| HistoryEntry {
+            run_id: r.run_id.clone(),
+            started_at: r.started_at,
+            verdict: r.verdict,
+            rto_ms: r.rto.measured_ms,
+            target_ms: r.rto.target_ms,
+            met: r.rto.met,
+            forecast_rto_ms: r.forecast.as_ref().map(|f| f.made.rto_ms),
+            forecast_error_pct: r.forecast.as_ref().and_then(|f| f.error_pct),
+            critical_path_bound_ms: r.critical_path.bound_ms,
+            phase_order_bound_ms: r.phase_order.bound_ms,
+        })
+        .collect()
 }
 
 /// The rows as left-aligned columns two spaces apart.
@@ -231,7 +330,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::drill::render::tests::{sample, T};
-    use crate::drill::report::Verdict;
+    use crate::drill::report::{ForecastAgainst, Verdict};
     use crate::store::LocalStore;
 
     const DAY: Millis = 86_400_000;
@@ -248,6 +347,9 @@ mod tests {
         };
         report.rto.measured_ms = rto_minutes.map(|m| m * 60_000);
         report.rto.met = report.rto.measured_ms.map(|rto| rto <= 1_800_000);
+        // The sample's forecast (8m00s) against this RTO.
+        let made = report.forecast.take().expect("the sample forecasts").made;
+        report.forecast = Some(ForecastAgainst::new(made, report.rto.measured_ms));
         report
     }
 
@@ -351,11 +453,11 @@ mod tests {
             bar.into_iter().collect::<String>()
         };
         let expected = [
-            "started (UTC)     verdict  RTO     target  met  run",
-            "2026-11-22 04:00  passed   10m00s  30m00s  yes  r-0",
-            "2026-11-29 04:00  passed   20m00s  30m00s  yes  r-7",
-            "2026-12-06 04:00  failed   —       30m00s  —    r-14",
-            "2026-12-13 04:00  failed   40m00s  30m00s  no   r-21",
+            "started (UTC)     verdict  RTO     target  met  forecast  error  run",
+            "2026-11-22 04:00  passed   10m00s  30m00s  yes  8m00s     -20%   r-0",
+            "2026-11-29 04:00  passed   20m00s  30m00s  yes  8m00s     -60%   r-7",
+            "2026-12-06 04:00  failed   —       30m00s  —    8m00s     —      r-14",
+            "2026-12-13 04:00  failed   40m00s  30m00s  no   8m00s     -80%   r-21",
             "",
             "RTO trend",
             "(a full bar is 40m00s; │ marks the 30m00s target)",
@@ -364,15 +466,49 @@ mod tests {
             &format!("2026-12-06 04:00  {}  — (the checks never all passed), failed", bar(0, 30)),
             &format!("2026-12-13 04:00  {}  40m00s, failed", bar(40, 30)),
             "The latest RTO, 40m00s, is 167% slower than the median of the 2 earlier drills (15m00s).",
+            "The forecast's error (forecast against measured RTO), oldest first: -20% → -60% → -80%.",
         ];
         assert_eq!(out.lines().collect::<Vec<_>>(), expected, "\n{out}");
         assert!(!out.contains('\u{1b}'), "no colour codes");
     }
 
     #[test]
+    fn the_history_json_has_a_drills_rto_its_forecast_and_its_bounds() {
+        let entries = history_entries(&[drill(0, Some(10), true), drill(7, None, false)]);
+        let json = serde_json::to_value(&entries).unwrap();
+        assert_eq!(
+            json[0],
+            serde_json::json!({
+                "run_id": "r-0", "started_at": T, "verdict": "passed",
+                "rto_ms": 600_000, "target_ms": 1_800_000, "met": true,
+                "forecast_rto_ms": 480_000, "forecast_error_pct": -20.0,
+                "critical_path_bound_ms": 570_000, "phase_order_bound_ms": 540_000,
+            })
+        );
+        assert_eq!(json[1]["forecast_error_pct"], serde_json::Value::Null);
+        assert_eq!(json[1]["rto_ms"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn past_drills_measure_each_step_kind_that_succeeded() {
+        let kind = |k: &str| StepKind::parse(k).unwrap();
+        let mut older = drill(0, Some(10), true);
+        // Reports before step kinds were recorded count for nothing.
+        older.phases[0].steps[0].kind = None;
+        let measured = measured(&[older, drill(7, Some(10), false)]);
+        // The sample's vpc took 1m10s; its instances failed (not counted).
+        assert_eq!(measured.median(kind("vpc")), Some((70_000, 1)));
+        assert_eq!(measured.median(kind("instances")), None);
+    }
+
+    #[test]
     fn the_trend_sentence_compares_the_latest_rto_with_the_earlier_median() {
         let last_line = |reports: &[DrillReport]| {
-            let out = render_history(reports, None);
+            let mut reports = reports.to_vec();
+            for r in &mut reports {
+                r.forecast = None;
+            }
+            let out = render_history(&reports, None);
             out.lines().last().unwrap().to_string()
         };
         let faster = [

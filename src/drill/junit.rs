@@ -83,6 +83,22 @@ pub fn junit(report: &DrillReport) -> String {
         ("started_at", &format_millis(report.started_at)),
         ("verdict", verdict_word(report.verdict)),
     ]);
+    // The bounds and the forecast, in seconds, as dashboards plot them.
+    let secs = |ms: Millis| format!("{:.3}", ms as f64 / 1000.0);
+    let (dependency, phase_order) = (
+        secs(report.critical_path.bound_ms),
+        secs(report.phase_order.bound_ms),
+    );
+    suite.add_properties([
+        ("critical_path_bound", dependency.as_str()),
+        ("phase_order_bound", phase_order.as_str()),
+    ]);
+    if let Some(forecast) = &report.forecast {
+        suite.add_property(("forecast_rto", secs(forecast.made.rto_ms).as_str()));
+        if let Some(error) = forecast.error_pct {
+            suite.add_property(("forecast_error_pct", error.to_string().as_str()));
+        }
+    }
     suite.add_test_cases(cases);
     let mut junit = Report::new(format!("drctl drill {runbook}"));
     junit.add_test_suite(suite);
@@ -175,6 +191,17 @@ mod tests {
         );
         let leak = "sg-1 (ec2:security-group, drctl:resource security_group.web|x), found by ec2:DescribeTags";
         assert!(junit(&sample()).contains(&format!(">{leak}</failure>")));
+        let mut forecast = sample();
+        forecast.forecast.as_mut().unwrap().error_pct = Some(-12.5);
+        let xml = junit(&forecast);
+        for property in [
+            r#"<property name="critical_path_bound" value="570.000"/>"#,
+            r#"<property name="phase_order_bound" value="540.000"/>"#,
+            r#"<property name="forecast_rto" value="480.000"/>"#,
+            r#"<property name="forecast_error_pct" value="-12.5"/>"#,
+        ] {
+            assert!(xml.contains(property), "no {property} in {xml}");
+        }
         let mut clean = sample();
         clean.leak_check.leaks.clear();
         clean.phases.truncate(1);

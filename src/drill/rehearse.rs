@@ -155,6 +155,7 @@ pub async fn drill<C: Connect>(
     ctx.sink.event(&Shown::Planned {
         plan: Box::new(plan::redacted(&plan)),
     });
+    let forecast = forecast_at_start(ctx, &loaded, &plan, &source.name);
     let auto_approve =
         (source.drill.auto_approve && !request.interactive).then(|| DRILL_POLICY.to_string());
     let expiry = Expiry::watch(ctx.clock, expires_at, cancel);
@@ -181,6 +182,7 @@ pub async fn drill<C: Connect>(
                 rebake,
                 expires_at: Some(expires_at),
                 swept,
+                forecast: Some(forecast),
             }),
         },
     )?;
@@ -204,6 +206,40 @@ pub async fn drill<C: Connect>(
     let outcome = Box::pin(concluding.conclude(end)).await;
     drop(lock);
     outcome
+}
+
+/// The RTO forecast of the drill's plan, from the runbook's drills before
+/// it, said as the drill starts (its report sets it against the measured
+/// RTO). Past reports that cannot be read leave the forecast to the priors:
+/// the drill itself does not need them.
+fn forecast_at_start(
+    ctx: &Context<'_>,
+    loaded: &Loaded,
+    plan: &plan::Plan,
+    runbook: &str,
+) -> crate::forecast::Forecast {
+    let measured = super::history::measured_in(ctx.store.as_ref(), runbook).unwrap_or_else(|e| {
+        tracing::warn!("forecasting from the priors alone: {}", e.render());
+        Default::default()
+    });
+    let forecast = crate::app::forecast(loaded, plan, &measured);
+    let chain: Vec<&str> = forecast
+        .critical_path
+        .iter()
+        .map(|s| s.step.as_str())
+        .collect();
+    ctx.sink.event(&Shown::DrillStage {
+        message: format!(
+            "Forecast RTO {} (critical path: {}).",
+            crate::forecast::duration(forecast.rto_ms),
+            if chain.is_empty() {
+                "no step takes time".to_string()
+            } else {
+                chain.join(" → ")
+            }
+        ),
+    });
+    forecast
 }
 
 /// Sweeps what the runbook's expired drills left (in its region and image

@@ -3,37 +3,29 @@
 //! reader opens the report for), then when things happened, then the
 //! details. JUnit XML is in [`super::junit`].
 
+mod bounds;
+
 use std::fmt::{self, Write as _};
+
+use bounds::{forecast_sentence, phase_order_sentence, write_bounds, write_forecast};
 
 use super::report::{DrillReport, Leak, PhaseTiming, ServiceUse, Verdict};
 use super::timing::word;
 use crate::clock::Millis;
 use crate::journal::{decision_sentence, format_millis, Decision};
 
-/// The report as Markdown: verdict, RTO and critical path first, then the
-/// timeline, then phases, checks, gates, images, resources, teardown and
-/// the leak check.
+/// The report as Markdown: verdict, RTO, both bounds and the forecast
+/// first, then the timeline, the forecast step by step and the bounds'
+/// chains, then phases, checks, gates, images, resources, teardown and the
+/// leak check.
 pub fn markdown(report: &DrillReport) -> String {
     let mut out = String::new();
     write_markdown(&mut out, report).expect("writing to a String does not fail");
     out
 }
 
-/// A duration as people read it: `340ms`, `4.2s`, `42s`, `12m04s`, `1h02m03s`.
-pub(crate) fn duration(ms: Millis) -> String {
-    if ms < 0 {
-        return format!("-{}", duration(ms.saturating_neg()));
-    }
-    let s = ms / 1000;
-    match ms {
-        0 => "0s".into(),
-        1..1_000 => format!("{ms}ms"),
-        1_000..10_000 => format!("{s}.{}s", ms % 1000 / 100),
-        10_000..60_000 => format!("{s}s"),
-        60_000..3_600_000 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60),
-    }
-}
+pub(crate) use crate::forecast::duration;
+pub(crate) use bounds::error_words;
 
 /// A time of day in UTC, `HH:MM:SS` (the raw number if it is no time).
 fn utc_time(ms: Millis) -> String {
@@ -47,6 +39,8 @@ fn utc_time(ms: Millis) -> String {
 fn write_markdown(out: &mut String, r: &DrillReport) -> fmt::Result {
     write_headline(out, r)?;
     write_timeline(out, r)?;
+    write_forecast(out, r)?;
+    write_bounds(out, r)?;
     write_phases(out, r)?;
     write_checks(out, r)?;
     write_gates(out, r)?;
@@ -74,8 +68,14 @@ fn write_headline(out: &mut String, r: &DrillReport) -> fmt::Result {
         }
         writeln!(out)?;
     }
-    let (rto, path) = (rto_sentence(r), critical_path_sentence(r));
-    writeln!(out, "{rto}  \n{path}\n")?;
+    // One paragraph, a line each (Markdown's two-space line breaks).
+    let mut lines = vec![
+        rto_sentence(r),
+        critical_path_sentence(r),
+        phase_order_sentence(r),
+    ];
+    lines.extend(forecast_sentence(r));
+    writeln!(out, "{}\n", lines.join("  \n"))?;
     let (env, source, region) = (&r.environment, &r.source_environment, &r.region);
     let (run_id, user, host) = (&r.run_id, &r.user, &r.host);
     let (start, end) = (format_millis(r.started_at), format_millis(r.ended_at));
@@ -448,134 +448,4 @@ pub(crate) fn leak_line(leak: &Leak) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    /// 2026-11-22 04:00:00 UTC.
-    pub(crate) const T: Millis = 1_795_320_000_000;
-
-    /// A failed drill with something in every part, written as its JSON.
-    pub(crate) fn sample() -> DrillReport {
-        let step = |address: &str, start: Millis, ms: Millis, error: Option<&str>| json!({"address": address, "action": "create", "started_at": T + start, "duration_ms": ms, "ok": error.is_none(), "error": error});
-        serde_json::from_value(json!({
-            "format": 1, "runbook": "fleet-rehearsal", "environment": "fleet-drill-7f3a", "source_environment": "fleet",
-            "region": "us-west-2", "run_id": "r-0400", "user": "alice", "host": "ci-7",
-            "started_at": T, "ended_at": T + 1_200_000, "verdict": "failed",
-            "failures": ["check http failed: status 503", "1 resource still carries the drill's tags"],
-            "rto": {"measured_ms": null, "target_ms": 1_800_000, "met": null},
-            "critical_path": {"bound_ms": 570_000, "steps": ["net.vpc.main", "app.instances.web"], "rto_ratio": null},
-            "phases": [
-                {"name": "foundation", "started_at": T + 5_000, "ended_at": T + 77_000, "duration_ms": 72_000, "failed": 0,
-                 "stacks": [{"name": "net", "duration_ms": 70_000}], "steps": [step("net.vpc.main", 6_000, 70_000, None)]},
-                {"name": "compute", "started_at": T + 120_000, "ended_at": T + 600_000, "duration_ms": 480_000, "failed": 1,
-                 "stacks": [{"name": "app", "duration_ms": 470_000}], "steps": [step("app.instances.web", 125_000, 470_000, Some("quota | exceeded"))]}
-            ],
-            "gates": [{"phase": "compute", "decision": "approve", "by": "bob", "reason": "ok | go", "at": T + 110_000, "waited_ms": 30_000}],
-            "checks": [
-                {"name": "target_health app.service.web", "kind": "target_health", "status": "passed", "detail": "2 of 2 healthy", "started_at": T + 600_000, "duration_ms": 4_000},
-                {"name": "http http://web/health", "kind": "http", "status": "failed", "detail": "status 503 <html> & \"oops\"", "started_at": T + 604_000, "duration_ms": 30_000},
-                {"name": "command ./smoke.sh", "kind": "command", "status": "skipped", "detail": "needs a resolvable name", "started_at": T + 634_000, "duration_ms": 0}
-            ],
-            "images": [{"address": "app.image.app", "image_id": "ami-1", "how": "reused", "bake_ms": null,
-                        "bake_started_at": null, "recipe": "3f2a9c1d0b7e4a66", "baked_by": "prod"}],
-            "resources_created": [{"address": "net.vpc.main", "id": "vpc-1"}],
-            "teardown": {"policy": "always", "started_at": T + 900_000, "performed": true, "note": "teardown = \"always\"", "ok": false,
-                         "duration_ms": 240_000, "errors": ["sg-1: DependencyViolation"]},
-            "leak_check": {"started_at": T + 1_150_000, "performed": true, "sources": ["tagging:GetResources", "ec2:DescribeTags"],
-                           "leaks": [{"resource": "sg-1", "resource_type": "ec2:security-group", "drctl_resource": "security_group.web|x", "found_by": ["ec2:DescribeTags"]}]}
-        }))
-        .expect("the sample is a report")
-    }
-
-    #[test]
-    fn markdown_opens_with_the_verdict_and_why_then_rto_and_critical_path() {
-        let md = markdown(&sample());
-        let head: Vec<&str> = md.lines().take(7).collect();
-        assert_eq!(
-            head,
-            [
-                "# Drill of fleet-rehearsal: FAILED",
-                "",
-                "- check http failed: status 503",
-                "- 1 resource still carries the drill's tags",
-                "",
-                "**RTO** not measured (the checks never all passed); target 30m00s.  ",
-                "**Critical path** 9m30s: `net.vpc.main` → `app.instances.web`.",
-            ]
-        );
-        let mut passed = sample();
-        passed.verdict = Verdict::Passed;
-        passed.failures.clear();
-        passed.rto.measured_ms = Some(724_000);
-        passed.rto.met = Some(true);
-        passed.critical_path.rto_ratio = Some(1.27);
-        let md = markdown(&passed);
-        assert!(md.starts_with("# Drill of fleet-rehearsal: PASSED\n\n**RTO** 12m04s against a target of 30m00s: met.  \n"), "{md}");
-        assert!(md.contains("`app.instances.web`. RTO is 1.27× the bound.\n"));
-        assert!(md.contains("| 04:12:04 | +12m04s | recovered: every check passed (RTO 12m04s) |"));
-    }
-
-    #[test]
-    fn the_timeline_is_in_time_order_in_utc_with_offsets() {
-        let md = markdown(&sample());
-        let section = md.split("## Timeline\n\n").nth(1).unwrap();
-        let rows: Vec<&str> = section.split("\n\n").next().unwrap().lines().collect();
-        assert_eq!(
-            rows,
-            [
-                "| time (UTC) | since start | event |",
-                "| --- | --- | --- |",
-                "| 04:00:00 | +0s | drill started by alice on ci-7 (run r-0400) |",
-                "| 04:00:00 | +0s | image app.image.app reused: ami-1 (recipe 3f2a9c1d0b7e4a66, baked by prod) |",
-                "| 04:00:05 | +5.0s | phase foundation started |",
-                "| 04:01:17 | +1m17s | phase foundation finished in 1m12s |",
-                "| 04:01:50 | +1m50s | gate before compute: approved by bob: \"ok \\| go\", after waiting 30s |",
-                "| 04:02:00 | +2m00s | phase compute started |",
-                "| 04:10:00 | +10m00s | phase compute finished in 8m00s, 1 step(s) failed |",
-                "| 04:10:04 | +10m04s | check target_health app.service.web passed |",
-                "| 04:10:34 | +10m34s | check http http://web/health failed |",
-                "| 04:10:34 | +10m34s | check command ./smoke.sh skipped |",
-                "| 04:15:00 | +15m00s | teardown started (policy always) |",
-                "| 04:19:00 | +19m00s | teardown finished with 1 error(s) |",
-                "| 04:19:10 | +19m10s | leak check: 1 resource(s) left |",
-                "| 04:20:00 | +20m00s | drill ended: FAILED |",
-            ]
-        );
-    }
-
-    #[test]
-    fn the_details_escape_pipes_and_list_every_leak() {
-        let md = markdown(&sample());
-        for row in [
-            "| phase | started | duration | stacks | steps | failed |",
-            "| compute | 04:02:00 (+2m00s) | 8m00s | app 7m50s | 1 | 1 |",
-            "| app.instances.web | create | 04:02:05 (+2m05s) | 7m50s | failed: quota \\| exceeded |",
-            "| http http://web/health | http | failed | 30s | status 503 &lt;html> & \"oops\" |",
-            "| compute | approve | bob | 04:01:50 (+1m50s) | 30s | ok \\| go |",
-            "| app.image.app | ami-1 | reused (baked by prod) | 3f2a9c1d0b7e4a66 |  |",
-            "| net.vpc.main | vpc-1 |",
-            "Policy `always`: performed in 4m00s, with errors. teardown = \"always\"",
-            "- sg-1: DependencyViolation",
-            "**1 resource(s) still carry the drill's tags** (asked tagging:GetResources, ec2:DescribeTags):",
-            "| sg-1 | ec2:security-group | security_group.web\\|x | ec2:DescribeTags |",
-        ] {
-            assert!(md.lines().any(|l| l == row), "no line {row:?} in\n{md}");
-        }
-        let mut clean = sample();
-        clean.leak_check.leaks.clear();
-        clean.images.clear();
-        let md = markdown(&clean);
-        assert!(md.contains("## Images\n\nNone.\n"), "{md}");
-        assert!(md.contains(
-            "Nothing carries the drill's tags (asked tagging:GetResources, ec2:DescribeTags)."
-        ));
-    }
-
-    #[test]
-    fn durations_read_as_people_say_them() {
-        let shown = [0, 340, 4_250, 42_000, 724_000, 3_723_000, -3_000].map(duration);
-        assert_eq!(shown.join(" "), "0s 340ms 4.2s 42s 12m04s 1h02m03s -3.0s");
-    }
-}
+pub(crate) mod tests;

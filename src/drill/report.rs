@@ -31,7 +31,16 @@ pub struct DrillReport {
     /// Why it failed, one sentence each (empty when it passed).
     pub failures: Vec<String>,
     pub rto: Rto,
+    /// The dependency-graph bound: the longest chain of dependent steps.
     pub critical_path: CriticalPath,
+    /// The phase-order bound: each phase's longest chain, one phase after
+    /// another (reports before it have it empty).
+    #[serde(default)]
+    pub phase_order: PhaseOrderBound,
+    /// The RTO forecast made at the drill's start, against the measured
+    /// RTO (`None`: a drill that made none).
+    #[serde(default)]
+    pub forecast: Option<ForecastAgainst>,
     pub phases: Vec<PhaseTiming>,
     pub gates: Vec<GateRecord>,
     pub checks: Vec<CheckResult>,
@@ -79,6 +88,51 @@ pub struct CriticalPath {
     pub rto_ratio: Option<f64>,
 }
 
+/// The rebuild's phases one after another, each as fast as its own steps
+/// allow: the fastest it could have been had each phase waited for the one
+/// before it, as the runbook's order reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseOrderBound {
+    /// The sum of the phases' bounds.
+    pub bound_ms: Millis,
+    /// Each phase in the order it first started (the cleanup after them
+    /// last, when it had steps).
+    pub phases: Vec<PhaseBound>,
+    /// RTO divided by the bound.
+    pub rto_ratio: Option<f64>,
+}
+
+/// One phase's longest chain of dependent steps, within the phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseBound {
+    pub name: String,
+    pub bound_ms: Millis,
+    /// The chain, first step first (`stack.kind.name`).
+    pub steps: Vec<String>,
+}
+
+/// The forecast made when the drill started (from its plan, and the drills
+/// before it), and how far the measured RTO was from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastAgainst {
+    #[serde(flatten)]
+    pub made: crate::forecast::Forecast,
+    /// `(forecast − measured) / measured` in percent, one decimal:
+    /// negative when the drill took longer than forecast; `None` without a
+    /// measured RTO.
+    pub error_pct: Option<f64>,
+}
+
+impl ForecastAgainst {
+    pub fn new(made: crate::forecast::Forecast, measured_ms: Option<Millis>) -> Self {
+        let error_pct = measured_ms.filter(|&m| m > 0).map(|m| {
+            let pct = (made.rto_ms - m) as f64 * 100.0 / m as f64;
+            (pct * 10.0).round() / 10.0
+        });
+        ForecastAgainst { made, error_pct }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTiming {
     pub name: String,
@@ -107,6 +161,10 @@ pub struct StepTiming {
     pub address: String,
     /// `create`, `update`, `replace`, `delete`
     pub action: String,
+    /// Its step kind, as the RTO forecast knows it (`vpc`, `image:bake`,
+    /// `service:colour`); `None` for a deletion, or in reports before it.
+    #[serde(default)]
+    pub kind: Option<String>,
     pub started_at: Millis,
     pub duration_ms: Millis,
     pub ok: bool,

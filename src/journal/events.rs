@@ -43,6 +43,10 @@ pub struct DrillStart {
     /// line per expired drill: `12 resources of drill … started 3 days ago`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub swept: Vec<String>,
+    /// The RTO forecast made from the drill's plan as it started (its
+    /// report sets it against the measured RTO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::forecast::Forecast>,
 }
 
 impl DrillStart {

@@ -5,6 +5,7 @@
 //! no clock), so `drctl validate` can never touch AWS.
 
 pub mod expr;
+pub mod forecast;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,9 @@ pub struct Runbook {
     /// `[notify]`: webhooks told of this runbook's runs, besides those of
     /// the repository's `drctl.toml`.
     pub notify: Vec<Webhook>,
+    /// `[forecast.priors]`: expected durations of step kinds, instead of
+    /// the published figures the RTO forecast starts from.
+    pub forecast_priors: forecast::Priors,
     /// Set for a run, not read from the file (a drill with `[drill] rebake`
     /// or `--rebake`): plan image bakes even where an image of the same
     /// recipe exists.

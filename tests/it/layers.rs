@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the dependency graph", &["graph"]),
     ("loading and validation", &["load"]),
     ("the planner", &["planner"]),
+    ("the RTO forecast", &["forecast"]),
     ("errors", &["error"]),
     ("executor", &["execute"]),
     ("journal", &["journal"]),

@@ -15,6 +15,7 @@ mod drill;
 mod engine;
 mod fallback;
 mod faults;
+mod forecast;
 mod gates;
 mod graph;
 mod layers;

@@ -9,12 +9,13 @@
 //! process died during the call) and a later intent and outcome: the last
 //! completed pair is the step.
 
-use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::report::{CreatedResource, CriticalPath, GateRecord, PhaseTiming};
+use super::report::{
+    CreatedResource, CriticalPath, GateRecord, PhaseBound, PhaseOrderBound, PhaseTiming,
+};
 use crate::clock::Millis;
 use crate::journal::Event;
 use crate::plan::Action;
@@ -93,7 +94,8 @@ pub fn gates(events: &[Event]) -> Vec<GateRecord> {
 }
 
 /// The longest chain of dependent steps, by summed duration: how fast the
-/// rebuild could have been with unlimited parallelism and no gates.
+/// rebuild could have been with unlimited parallelism and no gates (the
+/// dependency-graph bound).
 ///
 /// The chain's links are each step's journaled `depends_on`, each meaning
 /// the latest step of that address that had finished when this one started;
@@ -106,32 +108,7 @@ pub fn gates(events: &[Event]) -> Vec<GateRecord> {
 pub fn critical_path(events: &[Event]) -> CriticalPath {
     let mut steps = last_pairs(&read(events).steps);
     steps.sort_by_key(|s| s.intent_index);
-    // Journal order is a topological order: a link's step finished (its
-    // outcome was written) before the step it links to was begun.
-    let mut chains: Vec<(Millis, Option<usize>)> = Vec::with_capacity(steps.len());
-    for (i, step) in steps.iter().enumerate() {
-        let before = |dep: &Address| {
-            (0..i)
-                .rev()
-                .find(|&j| steps[j].address == dep && steps[j].outcome_index < step.intent_index)
-        };
-        let links = step
-            .depends_on
-            .iter()
-            .chain(std::iter::once(step.address))
-            .filter_map(before);
-        let previous = longest(links, &steps, &chains);
-        let so_far = previous.map_or(0, |j| chains[j].0);
-        chains.push((so_far + step.duration(), previous));
-    }
-    let mut chain = Vec::new();
-    let mut at = longest(0..steps.len(), &steps, &chains);
-    let bound_ms = at.map_or(0, |i| chains[i].0);
-    while let Some(i) = at {
-        chain.push(steps[i].address.to_string());
-        at = chains[i].1;
-    }
-    chain.reverse();
+    let (bound_ms, chain) = longest_chain(&steps);
     CriticalPath {
         bound_ms,
         steps: chain,
@@ -139,15 +116,80 @@ pub fn critical_path(events: &[Event]) -> CriticalPath {
     }
 }
 
-/// Of the candidate steps, the one ending the longest chain, ties broken as
-/// [`critical_path`] says.
-fn longest(
-    candidates: impl Iterator<Item = usize>,
-    steps: &[Step<'_>],
-    chains: &[(Millis, Option<usize>)],
-) -> Option<usize> {
-    let tie_break = |i: usize| Reverse((steps[i].address.to_string(), steps[i].intent_index));
-    candidates.max_by_key(|&i| (chains[i].0, tie_break(i)))
+/// The phases one after another, each as fast as its own steps allow: the
+/// sum of each phase's longest chain of dependent steps (linked as in
+/// [`critical_path`], within the phase), the cleanup after them counted as
+/// one more. How fast the rebuild could have been had each phase waited for
+/// the one before it (the runbook's phase order), against the dependency
+/// graph's bound, where a step waits only for what it depends on.
+pub fn phase_order(events: &[Event]) -> PhaseOrderBound {
+    let journal = read(events);
+    let mut steps = last_pairs(&journal.steps);
+    steps.sort_by_key(|s| s.intent_index);
+    let mut order: Vec<Option<&str>> = Vec::new();
+    for attempt in &journal.attempts {
+        if !order.contains(&Some(attempt.phase)) {
+            order.push(Some(attempt.phase));
+        }
+    }
+    // Steps begun outside any phase: the cleanup after the last one.
+    order.push(None);
+    let phases: Vec<PhaseBound> = order
+        .into_iter()
+        .filter_map(|phase| {
+            let own: Vec<Step<'_>> = steps.iter().filter(|s| s.phase == phase).copied().collect();
+            if own.is_empty() && phase.is_none() {
+                return None;
+            }
+            let (bound_ms, chain) = longest_chain(&own);
+            Some(PhaseBound {
+                name: phase.unwrap_or("cleanup").to_string(),
+                bound_ms,
+                steps: chain,
+            })
+        })
+        .collect();
+    PhaseOrderBound {
+        bound_ms: phases.iter().map(|p| p.bound_ms).sum(),
+        phases,
+        rto_ratio: None,
+    }
+}
+
+/// The longest chain of `steps` (in journal order), linked as
+/// [`critical_path`] says: its length and its addresses, first step first.
+fn longest_chain(steps: &[Step<'_>]) -> (Millis, Vec<String>) {
+    // Journal order is a topological order: a link's step finished (its
+    // outcome was written) before the step it links to was begun.
+    let links: Vec<Vec<usize>> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let before = |dep: &Address| {
+                (0..i).rev().find(|&j| {
+                    steps[j].address == dep && steps[j].outcome_index < step.intent_index
+                })
+            };
+            let mut links: Vec<usize> = step
+                .depends_on
+                .iter()
+                .chain(std::iter::once(step.address))
+                .filter_map(before)
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            links
+        })
+        .collect();
+    let durations: Vec<Millis> = steps.iter().map(Step::duration).collect();
+    let tie_break = |i: usize| (steps[i].address.to_string(), steps[i].intent_index);
+    let path = crate::forecast::path::longest(&durations, &links, tie_break);
+    let chain = path
+        .chain
+        .iter()
+        .map(|&i| steps[i].address.to_string())
+        .collect();
+    (path.total, chain)
 }
 
 /// What the drill created and still owns: each address's last successful
@@ -184,7 +226,7 @@ pub fn last_create(events: &[Event], address: &Address) -> Option<(Millis, Milli
         .map(|s| (s.started_at, s.duration()))
 }
 
-/// RTO divided by the critical-path bound; `None` when there is no bound to
+/// RTO divided by a bound; `None` when there is no bound to
 /// divide by (nothing was journaled, or every step took no time).
 pub fn rto_ratio(rto_ms: Millis, bound_ms: Millis) -> Option<f64> {
     (bound_ms > 0).then(|| rto_ms as f64 / bound_ms as f64)

@@ -49,6 +49,8 @@ impl Step<'_> {
         StepTiming {
             address: self.address.to_string(),
             action: word(&self.action),
+            kind: crate::forecast::step_kind_of(self.address.kind, self.action)
+                .map(|k| k.to_string()),
             started_at: self.started_at,
             duration_ms: self.duration(),
             ok: self.ok,

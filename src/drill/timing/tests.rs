@@ -71,10 +71,10 @@ fn a_phase_counts_from_its_start_to_its_end_without_its_gate_wait() {
     assert_eq!(
         rows(&net.steps, |s| format!("{s:?}")),
         [
-            "StepTiming { address: \"net.vpc.main\", action: \"create\", started_at: 62100, duration_ms: 7900, ok: true, error: None }",
-            "StepTiming { address: \"base.security_group.web\", action: \"create\", started_at: 62200, duration_ms: 1800, ok: true, error: None }",
-            "StepTiming { address: \"net.subnet.a\", action: \"create\", started_at: 70100, duration_ms: 4900, ok: true, error: None }",
-            "StepTiming { address: \"net.route_table.public\", action: \"update\", started_at: 75100, duration_ms: 900, ok: false, error: Some(\"boom\") }",
+            "StepTiming { address: \"net.vpc.main\", action: \"create\", kind: Some(\"vpc\"), started_at: 62100, duration_ms: 7900, ok: true, error: None }",
+            "StepTiming { address: \"base.security_group.web\", action: \"create\", kind: Some(\"security_group\"), started_at: 62200, duration_ms: 1800, ok: true, error: None }",
+            "StepTiming { address: \"net.subnet.a\", action: \"create\", kind: Some(\"subnet\"), started_at: 70100, duration_ms: 4900, ok: true, error: None }",
+            "StepTiming { address: \"net.route_table.public\", action: \"update\", kind: Some(\"route_table:update\"), started_at: 75100, duration_ms: 900, ok: false, error: Some(\"boom\") }",
         ]
     );
 }
@@ -111,9 +111,9 @@ fn a_resumed_phase_counts_its_attempts_and_the_last_completed_pair_of_each_step(
     assert_eq!(
         rows(&app.steps, |s| format!("{s:?}")),
         [
-            "StepTiming { address: \"app.vpc.main\", action: \"create\", started_at: 10000, duration_ms: 2000, ok: true, error: None }",
-            "StepTiming { address: \"app.subnet.a\", action: \"create\", started_at: 3601000, duration_ms: 3000, ok: true, error: None }",
-            "StepTiming { address: \"app.instances.web\", action: \"create\", started_at: 7200000, duration_ms: 30000, ok: true, error: None }",
+            "StepTiming { address: \"app.vpc.main\", action: \"create\", kind: Some(\"vpc\"), started_at: 10000, duration_ms: 2000, ok: true, error: None }",
+            "StepTiming { address: \"app.subnet.a\", action: \"create\", kind: Some(\"subnet\"), started_at: 3601000, duration_ms: 3000, ok: true, error: None }",
+            "StepTiming { address: \"app.instances.web\", action: \"create\", kind: Some(\"instances\"), started_at: 7200000, duration_ms: 30000, ok: true, error: None }",
         ]
     );
 }
@@ -272,4 +272,42 @@ fn pipelined_phases_overlap_and_each_step_counts_in_its_own_phase() {
             "second 1000..3000 side.vpc.main",
         ]
     );
+}
+
+#[test]
+fn the_phase_order_bound_sums_each_phases_own_longest_chain() {
+    // one: vpc 10 → subnet 5; group 2 (vpc). two: instances 30 (subnet),
+    // image 40 (nothing). Cleanup: an old group's deletion, 3.
+    let events = journal(
+        "0 start one
+         0..10 n.vpc.main
+         10..15 n.subnet.a n.vpc.main
+         10..12 n.security_group.web n.vpc.main
+         15 finish one 0
+         15 start two
+         15..45 w.instances.web n.subnet.a
+         15..55 a.image.app
+         55 finish two 0
+         56 intent n.security_group.old delete
+         59 ok n.security_group.old delete sg-0",
+    );
+    let bound = phase_order(&events);
+    let phases = rows(&bound.phases, |p| {
+        format!("{} {} {}", p.name, p.bound_ms, p.steps.join(" → "))
+    });
+    assert_eq!(
+        phases,
+        [
+            "one 15 n.vpc.main → n.subnet.a",
+            "two 40 a.image.app",
+            "cleanup 3 n.security_group.old",
+        ]
+    );
+    assert_eq!((bound.bound_ms, bound.rto_ratio), (15 + 40 + 3, None));
+    // The dependency graph's bound ignores the phases: vpc, subnet,
+    // instances (10 + 5 + 30), the image beside them.
+    let path = critical_path(&events);
+    assert_eq!(path.bound_ms, 45);
+    assert!(path.bound_ms <= bound.bound_ms);
+    assert_eq!(phase_order(&[]).phases.len(), 0);
 }

@@ -17,6 +17,7 @@ use crate::kinds::schema::Ty;
 use crate::model::Named;
 
 mod drill;
+mod forecast;
 mod notify;
 mod runbook;
 mod stack;

@@ -25,6 +25,7 @@ const RUNBOOK_KEYS: &[&str] = &[
     "phases",
     "drill",
     "notify",
+    "forecast",
 ];
 
 /// Parses one runbook file, like [`parse_stack`](super::parse_stack).
@@ -46,6 +47,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
     let phases = d.phases(&root);
     let drill = d.drill(&root);
     let notify = d.notify(&root);
+    let forecast_priors = d.forecast(&root);
     Some(Runbook {
         name: file_stem(&src.path),
         file: src.path.clone(),
@@ -62,6 +64,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         phases,
         drill,
         notify,
+        forecast_priors,
         rebake_images: false,
         lifetime: None,
     })
