@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("run session and verification", &["run", "verify"]),
     ("notifications", &["notify"]),
     ("application", &["app"]),
-    ("drills", &["drill"]),
+    ("drills and preflights", &["drill", "preflight"]),
     ("schedules", &["schedule"]),
     ("command line", &["cli"]),
 ];

@@ -21,6 +21,7 @@ mod layers;
 mod locks;
 mod notify;
 mod operator;
+mod preflight;
 mod prompt;
 mod provider;
 mod proxy;

@@ -68,6 +68,10 @@ pub enum Fault {
     Drop,
     /// This AWS error code, HTTP 400, in the service's format.
     Error(String),
+    /// EC2's `UnauthorizedOperation` (HTTP 403): the caller may not make
+    /// this call. AWS decides it before it looks at `DryRun`, so a dry run
+    /// is denied alike.
+    Deny,
 }
 
 /// Latency, seeded random faults and one-shot faults; swapped whole with
@@ -94,6 +98,8 @@ enum When {
     Nth(u32),
     /// Each matching call with this probability.
     Chance(f64),
+    /// Every matching call.
+    Always,
 }
 
 impl Faults {
@@ -129,6 +135,17 @@ impl Faults {
         self
     }
 
+    /// Every call of `action` (e.g. `ec2:RunInstances`), dry run or not, is
+    /// answered `UnauthorizedOperation`: a policy that denies it.
+    pub fn deny(mut self, action: &str) -> Faults {
+        self.rules.push(Rule {
+            actions: vec![action.to_string()],
+            when: When::Always,
+            fault: Fault::Deny,
+        });
+        self
+    }
+
     /// Each call of `actions` (every action when empty) meets `fault` with
     /// `probability`.
     pub fn chance(mut self, actions: &[&str], probability: f64, fault: Fault) -> Faults {
@@ -150,6 +167,9 @@ pub struct Counts {
     /// Answered with a 5xx or a chosen AWS error.
     pub errors: u32,
     pub dropped: u32,
+    /// Of all these calls, those carrying `DryRun=true` (EC2's flag: AWS
+    /// answers without carrying the call out).
+    pub dry_runs: u32,
 }
 
 impl Counts {
@@ -166,6 +186,13 @@ impl Counts {
         self.throttled += other.throttled;
         self.errors += other.errors;
         self.dropped += other.dropped;
+        self.dry_runs += other.dry_runs;
+    }
+
+    /// Calls that reached moto without `DryRun=true`: for a mutating
+    /// action, the calls that may have taken effect.
+    pub fn forwarded_for_real(&self) -> u32 {
+        self.forwarded.saturating_sub(self.dry_runs)
     }
 }
 
@@ -393,6 +420,7 @@ impl Plan {
             let fires = match rule.when {
                 When::Nth(n) => self.seen[i] == n,
                 When::Chance(p) => self.rng.unit() < p,
+                When::Always => true,
             };
             if fires && chosen.is_none() {
                 chosen = Some(rule.fault.clone());
@@ -404,17 +432,25 @@ impl Plan {
 
 impl State {
     /// This request's latency, fault and request number, counted.
-    fn decide(&mut self, service: Service, action: &str) -> (Duration, Option<Fault>, u64) {
+    fn decide(
+        &mut self,
+        service: Service,
+        action: &str,
+        dry_run: bool,
+    ) -> (Duration, Option<Fault>, u64) {
         self.requests += 1;
         let (latency, fault) = self.plan.decide(service, action);
         let counts = self
             .counts
             .entry((service, action.to_string()))
             .or_default();
+        if dry_run {
+            counts.dry_runs += 1;
+        }
         match &fault {
             None => counts.forwarded += 1,
             Some(Fault::Throttle) => counts.throttled += 1,
-            Some(Fault::Status(_) | Fault::Error(_)) => counts.errors += 1,
+            Some(Fault::Status(_) | Fault::Error(_) | Fault::Deny) => counts.errors += 1,
             Some(Fault::Drop) => counts.dropped += 1,
         }
         (latency, fault, self.requests)
@@ -490,7 +526,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         };
         let service = request.service();
         let action = request.action();
-        let (latency, fault, n) = shared.state().decide(service, &action);
+        let dry_run = request.form("DryRun").as_deref() == Some("true");
+        let (latency, fault, n) = shared.state().decide(service, &action, dry_run);
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
@@ -538,6 +575,12 @@ pub(crate) fn fault_response(fault: &Fault, service: Service, request_id: &str) 
         (Fault::Status(s), Service::Elbv2) => (*s, "InternalFailure", "Internal failure.", true),
         (Fault::Status(s), _) => (*s, "InternalError", "An internal error has occurred.", true),
         (Fault::Error(code), _) => (400, code.as_str(), "Injected by the test proxy.", false),
+        (Fault::Deny, _) => (
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+            false,
+        ),
         (Fault::Drop, _) => unreachable!("a dropped request has no response"),
     };
     let body = match service {
@@ -571,6 +614,7 @@ pub(crate) fn fault_response(fault: &Fault, service: Service, request_id: &str) 
 fn reason(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        403 => "Forbidden",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
