@@ -34,6 +34,7 @@ pub async fn preflight_command(global: &GlobalArgs, args: &PreflightArgs) -> Res
     let request = PreflightRequest {
         root: global.root.clone(),
         runbook: args.runbook.clone(),
+        strict: args.strict,
     };
     let report = preflight::preflight(&ctx, &CliConnect::new(global), &request).await?;
     if let Some(path) = &args.junit {

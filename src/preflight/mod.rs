@@ -143,6 +143,9 @@ fn counts(findings: &[Finding]) -> String {
 /// A preflight's result: what `--json` prints and the run store keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreflightReport {
+    /// This preflight's id (a run id's shape; the `run_id` of its
+    /// notification).
+    pub id: String,
     pub runbook: String,
     pub environment: String,
     pub region: String,
@@ -155,6 +158,7 @@ pub struct PreflightReport {
 
 impl PreflightReport {
     pub fn new(
+        id: &str,
         runbook: &str,
         environment: &str,
         region: &str,
@@ -167,6 +171,7 @@ impl PreflightReport {
             .max()
             .unwrap_or(Verdict::Pass);
         PreflightReport {
+            id: id.to_string(),
             runbook: runbook.to_string(),
             environment: environment.to_string(),
             region: region.to_string(),
@@ -216,12 +221,14 @@ mod tests {
             (empty.verdict, empty.summary.as_str()),
             (Verdict::Pass, "the plan launches no image")
         );
-        let report = PreflightReport::new("rb", "env", "r", String::new(), vec![check.clone()]);
+        let report =
+            PreflightReport::new("p-1", "rb", "env", "r", String::new(), vec![check.clone()]);
         assert!(!report.failed(false));
         assert!(report.failed(true));
         let failing = Check::of(CheckName::Quotas, vec![pass, fail, unknown], "");
         assert_eq!(failing.summary, "1 pass, 1 fail, 1 unknown");
-        let report = PreflightReport::new("rb", "env", "r", String::new(), vec![check, failing]);
+        let report =
+            PreflightReport::new("p-1", "rb", "env", "r", String::new(), vec![check, failing]);
         assert_eq!(report.verdict, Verdict::Fail);
         assert!(report.failed(false));
         assert_eq!(report.findings(Verdict::Fail).count(), 1);

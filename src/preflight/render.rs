@@ -122,6 +122,7 @@ mod tests {
 
     fn report() -> PreflightReport {
         PreflightReport::new(
+            "p-1",
             "rb",
             "web-dr",
             "us-west-2",

@@ -13,6 +13,8 @@ pub struct PreflightRequest {
     pub root: Option<PathBuf>,
     /// A runbook path or name.
     pub runbook: String,
+    /// An unknown fails the preflight too (and so notifies).
+    pub strict: bool,
 }
 
 /// Checks that a rebuild of the runbook would work in the region it is
@@ -40,11 +42,42 @@ pub async fn preflight<C: Connect>(
         }
         Err(e) => verdicts::without_plan(&format!("cannot plan in {region}: {e}")),
     };
-    Ok(PreflightReport::new(
+    let report = PreflightReport::new(
+        &app::new_run_id(ctx.clock),
         &runbook.name,
         &runbook.environment,
         &region,
         at,
         checks,
-    ))
+    );
+    if report.failed(request.strict) {
+        notify_failed(&loaded, &report)?;
+    }
+    Ok(report)
+}
+
+/// `preflight_failed` to the runbook's webhooks (and the repository's), as
+/// a failed drill notifies: who is on call hears it from the hourly check,
+/// not from the next weekly drill. Never fails the preflight; a bad
+/// `drctl.toml` is bad input.
+fn notify_failed(loaded: &app::Loaded, report: &PreflightReport) -> Result<(), Error> {
+    let runbook = loaded.runbook();
+    let hooks = crate::notify::webhooks(&loaded.project.root, &runbook.notify)?;
+    let header = crate::notify::Header {
+        runbook: report.runbook.clone(),
+        environment: report.environment.clone(),
+        run_id: report.id.clone(),
+    };
+    if let Some(notifier) = crate::notify::Notifier::new(header, hooks, false) {
+        let notice = crate::notify::Notice::PreflightFailed {
+            region: report.region.clone(),
+            failed: report
+                .findings(super::Verdict::Fail)
+                .map(|(check, f)| format!("{} {}: {}", check.word(), f.subject, f.evidence))
+                .collect(),
+            unknown: report.findings(super::Verdict::Unknown).count(),
+        };
+        notifier.send(None, &notice);
+    }
+    Ok(())
 }

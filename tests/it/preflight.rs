@@ -14,6 +14,7 @@ use serde_json::Value;
 use drctl::cloud::ec2::{DryRun, DryRunAnswer};
 use drctl::cloud::AwsSettings;
 
+use crate::notify::Receiver;
 use crate::proxy::{FaultProxy, Faults};
 use crate::support::{drctl_at, moto_endpoint, Repo};
 
@@ -25,6 +26,13 @@ const STOCK_IMAGE: &str = "ami-1e749f67";
 fn fleet(env: &str, region: &str, instance_type: &str) -> Repo {
     let vars = format!("instance_type = \"{instance_type}\"");
     Repo::fleet_rehearsal(env, region, &vars, "\"auto\"")
+}
+
+/// `repo`'s runbook tells a webhook of `receiver`.
+fn notifying(repo: &Repo, receiver: &Receiver) {
+    repo.edit("runbooks/rb.toml", |text| {
+        format!("{text}\n[notify]\nwebhooks = [\"{}\"]\n", receiver.url)
+    });
 }
 
 /// `drctl preflight rb ARGS` through `proxy`: exit code, stdout, stderr.
@@ -199,6 +207,8 @@ async fn assert_nothing_created(proxy: &FaultProxy, region: &str, before: &BTree
 async fn a_ready_region_passes_and_nothing_is_created() {
     let region = "ap-east-1";
     let repo = fleet("pf-ready", region, "t3.micro");
+    let receiver = Receiver::start(0);
+    notifying(&repo, &receiver);
     let proxy = FaultProxy::moto(Faults::none());
     let before = inventory(region).await;
 
@@ -280,10 +290,16 @@ async fn a_ready_region_passes_and_nothing_is_created() {
         xml.contains("<skipped") && !xml.contains("<failure"),
         "{xml}"
     );
-    // --strict: an unknown fails.
+    // A passing preflight tells nobody; with --strict an unknown fails it,
+    // and that is told like any failure.
+    assert_eq!(receiver.events("preflight_failed"), Vec::<Value>::new());
     let (code, table, _) = preflight(&repo, &proxy, &["--strict"]);
     assert_eq!(code, Some(1), "{table}");
     assert!(table.contains("Preflight FAILED:"), "{table}");
+    let told = receiver.events("preflight_failed");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["failed"], serde_json::json!([]));
+    assert!(told[0]["unknown"].as_u64().unwrap() > 0, "{told:?}");
 
     assert_nothing_created(&proxy, region, &before).await;
 }
@@ -349,6 +365,8 @@ async fn an_instance_type_not_offered_in_a_zone_fails_naming_both() {
     // copy of its offerings); the fleet's subnets are in 4a and 4b.
     let region = "ap-southeast-4";
     let repo = fleet("pf-zones", region, "trn1.32xlarge");
+    let receiver = Receiver::start(0);
+    notifying(&repo, &receiver);
     let proxy = FaultProxy::moto(Faults::none());
     let before = inventory(region).await;
 
@@ -368,6 +386,19 @@ async fn an_instance_type_not_offered_in_a_zone_fails_naming_both() {
         "pass"
     );
     assert_eq!(finding(&report, "capacity", "ap-southeast-4b").0, "pass");
+    // A failing preflight is told like a failed drill.
+    let told = receiver.events("preflight_failed");
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(
+        (told[0]["runbook"].as_str(), told[0]["region"].as_str()),
+        (Some("rb"), Some(region))
+    );
+    assert_eq!(told[0]["run_id"], report["id"]);
+    let failed = told[0]["failed"][0].as_str().unwrap();
+    assert!(
+        failed.starts_with("capacity trn1.32xlarge in ap-southeast-4b: "),
+        "{failed}"
+    );
     assert_nothing_created(&proxy, region, &before).await;
 }
 
