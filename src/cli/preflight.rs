@@ -49,6 +49,13 @@ pub async fn preflight_command(global: &GlobalArgs, args: &PreflightArgs) -> Res
             "{}",
             serde_json::to_string_pretty(&report).expect("reports serialise")
         );
+    } else if matches!(global.log_format, super::LogFormat::Json) {
+        // One line, as every line of a JSON log (`schedule run` passes its
+        // --log-format on to the preflights it starts).
+        println!(
+            "{}",
+            serde_json::json!({ "event": "preflight_report", "report": report })
+        );
     } else {
         print!("{}", render::table(&report, args.strict));
     }

@@ -146,6 +146,8 @@ pub struct Runbook {
     /// `[notify]`: webhooks told of this runbook's runs, besides those of
     /// the repository's `drctl.toml`.
     pub notify: Vec<Webhook>,
+    /// `[preflight]`: when `drctl preflight` runs on a schedule.
+    pub preflight: Preflight,
     /// Set for a run, not read from the file (a drill with `[drill] rebake`
     /// or `--rebake`): plan image bakes even where an image of the same
     /// recipe exists.
@@ -153,6 +155,13 @@ pub struct Runbook {
     /// Set for a drill's run, not read from the file: the drill's id and
     /// deadline, tagged on everything it creates.
     pub lifetime: Option<crate::types::tags::Lifetime>,
+}
+
+/// A runbook's `[preflight]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// Cron, read in the runbook's `timezone`, like its drill's `schedule`.
+    pub schedule: Option<Schedule>,
 }
 
 /// A drill's ttl without `[drill] ttl`: four times `rto_target`, and at

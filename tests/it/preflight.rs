@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+mod schedule;
+
 use drctl::cloud::ec2::{DryRun, DryRunAnswer};
 use drctl::cloud::AwsSettings;
 
