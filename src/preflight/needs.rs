@@ -20,6 +20,9 @@ pub struct Needs {
     pub placements: Vec<Placement>,
     /// Zones the plan puts subnets (and so instances) in.
     pub zones: BTreeSet<String>,
+    /// Launches whose instance type is known only when the run gets there
+    /// (it reads another step's output): where they go cannot be checked.
+    pub unplaced: Vec<Address>,
     /// What the plan adds: new instances, load balancers, target groups.
     pub adds: Adds,
     /// By service and action.
@@ -202,6 +205,7 @@ impl Needs {
             _ => return,
         };
         let Some(instance_type) = known_str(change, "instance_type") else {
+            self.unplaced.push(change.address.clone());
             return;
         };
         let mut refs = Vec::new();

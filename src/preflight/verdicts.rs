@@ -165,6 +165,13 @@ fn capacity(needs: &Needs, seen: &Observations, region: &str) -> Check {
             ),
         });
     }
+    for address in &needs.unplaced {
+        findings.push(Finding::new(
+            Verdict::Unknown,
+            address.to_string(),
+            "its instance type is known only when the run gets there: not checked",
+        ));
+    }
     Check::of(
         CheckName::Capacity,
         findings,
@@ -307,3 +314,7 @@ fn permissions(needs: &Needs, seen: &Observations) -> Check {
         "the plan makes no mutating call",
     )
 }
+
+#[cfg(test)]
+#[path = "verdicts_tests.rs"]
+mod tests;

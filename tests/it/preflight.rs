@@ -554,5 +554,21 @@ fn bad_input_exits_2_and_calls_nothing() {
     let (code, stdout, stderr) = preflight(&repo, &proxy, &[]);
     assert_eq!(code, Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("bogus_key"), "{stderr}");
+    // A bad `[preflight]` table is named by file, line and key.
+    repo.edit("runbooks/rb.toml", |text| {
+        text.replace(
+            "\nbogus_key = 1\n",
+            "\n[preflight]\nschedule = \"every hour\"\nsheduled = 1\n",
+        )
+    });
+    let (code, stdout, stderr) = preflight(&repo, &proxy, &[]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("rb.toml:"), "{stderr}");
+    assert!(
+        stderr.contains("preflight.schedule")
+            && stderr.contains("invalid cron expression `every hour`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("preflight.sheduled"), "{stderr}");
     assert_eq!(proxy.total().calls(), 0, "{:?}", proxy.by_action());
 }
