@@ -207,14 +207,17 @@ async fn assert_nothing_created(proxy: &FaultProxy, region: &str, before: &BTree
 
 #[tokio::test]
 async fn a_ready_region_passes_and_nothing_is_created() {
+    // The runbook's own region is the primary; the DR region is --region.
     let region = "ap-east-1";
-    let repo = fleet("pf-ready", region, "t3.micro");
+    let repo = fleet("pf-ready", "us-east-1", "t3.micro");
     let receiver = Receiver::start(0);
     notifying(&repo, &receiver);
     let proxy = FaultProxy::moto(Faults::none());
     let before = inventory(region).await;
 
-    let (code, report) = report(&repo, &proxy);
+    let (code, stdout, stderr) = preflight(&repo, &proxy, &["--region", region, "--json"]);
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(all_of(&report, "fail"), Vec::<String>::new());
     assert_eq!(
@@ -280,7 +283,11 @@ async fn a_ready_region_passes_and_nothing_is_created() {
 
     // The table lists every unknown, and says nothing failed.
     let junit = repo.path("preflight.xml");
-    let (code, table, _) = preflight(&repo, &proxy, &["--junit", junit.to_str().unwrap()]);
+    let (code, table, _) = preflight(
+        &repo,
+        &proxy,
+        &["--region", region, "--junit", junit.to_str().unwrap()],
+    );
     assert_eq!(code, Some(0), "{table}");
     assert!(table.contains("UNKNOWN ("), "{table}");
     assert!(
@@ -295,7 +302,7 @@ async fn a_ready_region_passes_and_nothing_is_created() {
     // A passing preflight tells nobody; with --strict an unknown fails it,
     // and that is told like any failure.
     assert_eq!(receiver.events("preflight_failed"), Vec::<Value>::new());
-    let (code, table, _) = preflight(&repo, &proxy, &["--strict"]);
+    let (code, table, _) = preflight(&repo, &proxy, &["--region", region, "--strict"]);
     assert_eq!(code, Some(1), "{table}");
     assert!(table.contains("Preflight FAILED:"), "{table}");
     let told = receiver.events("preflight_failed");

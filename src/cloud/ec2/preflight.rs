@@ -14,6 +14,14 @@
 //! (a CreateVpc with DryRun=true makes a VPC). So [`DryRun`] holds only calls
 //! whose dry run the tests prove against moto (`tests/it/preflight.rs`):
 //! nothing else is ever sent with the flag.
+//!
+//! Also checked in moto 5.2.5: DescribeInstanceTypeOfferings by
+//! availability zone answers from a copy of AWS's offerings per zone (e.g.
+//! t3.micro not in us-east-1e, trn1.32xlarge only in ap-southeast-4a); for
+//! regions it has no copy of (ap-east-2, ap-southeast-6/7, mx-central-1)
+//! nothing is offered. DescribeAccountAttributes answers fixed values
+//! (`max-instances` 20, `default-vpc` none). A denied call is only ever
+//! seen through the tests' proxy: moto authorizes everything.
 
 use std::collections::BTreeMap;
 
