@@ -173,6 +173,8 @@ pub struct Counts {
     /// Of all these calls, those carrying `DryRun=true` (EC2's flag: AWS
     /// answers without carrying the call out).
     pub dry_runs: u32,
+    /// Of the forwarded ones, those carrying `DryRun=true`.
+    pub forwarded_dry_runs: u32,
 }
 
 impl Counts {
@@ -190,12 +192,13 @@ impl Counts {
         self.errors += other.errors;
         self.dropped += other.dropped;
         self.dry_runs += other.dry_runs;
+        self.forwarded_dry_runs += other.forwarded_dry_runs;
     }
 
     /// Calls that reached moto without `DryRun=true`: for a mutating
     /// action, the calls that may have taken effect.
     pub fn forwarded_for_real(&self) -> u32 {
-        self.forwarded.saturating_sub(self.dry_runs)
+        self.forwarded - self.forwarded_dry_runs
     }
 }
 
@@ -449,6 +452,9 @@ impl State {
             .or_default();
         if dry_run {
             counts.dry_runs += 1;
+        }
+        if dry_run && fault.is_none() {
+            counts.forwarded_dry_runs += 1;
         }
         match &fault {
             None => counts.forwarded += 1,
