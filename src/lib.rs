@@ -40,6 +40,7 @@ pub mod notify;
 pub mod outcome;
 pub mod plan;
 pub mod planner;
+pub mod preflight;
 pub mod run;
 pub mod sandbox;
 pub mod schedule;

@@ -13,6 +13,7 @@ mod args;
 pub(crate) mod commands;
 mod drill;
 mod next_step;
+mod preflight;
 pub(crate) mod run_end;
 mod sandbox;
 mod schedule;
@@ -218,6 +219,13 @@ pub enum Command {
         after_help = "Examples:\n  drctl --sandbox drill fleet-rehearsal\n  drctl drill web-dr-drill --junit drill.xml\n\nExit codes: 0 the drill passed, 1 it failed (the report says why), 2 invalid input, 3 paused at a gate (--interactive)."
     )]
     Drill(DrillArgs),
+    /// Check, creating nothing, that a rebuild would work in the runbook's
+    /// region (or --region): the plan, images, instance types per zone,
+    /// quotas, and permissions (EC2 calls tried with DryRun).
+    #[command(
+        after_help = "Examples:\n  drctl preflight web-dr-drill --region us-west-2\n  drctl preflight web-dr-drill --json\n\nEach check passes, fails, or is unknown (drctl cannot prove it either way:\nvCPU quotas live in Service Quotas, ELBv2 has no dry run). An unknown is\nnever a pass: it is listed, and fails the preflight with --strict.\n\nExit codes: 0 nothing failed, 1 a check failed (or --strict and one is unknown), 2 invalid input."
+    )]
+    Preflight(preflight::PreflightArgs),
     /// Past drills of a runbook.
     #[command(
         subcommand,
@@ -345,6 +353,7 @@ pub async fn run(cli: Cli) -> Result<u8, Error> {
         ),
         // Boxed: these futures are deep, and the match would hold them all inline.
         Command::Drill(args) => Box::pin(drill::drill_command(global, args)).await,
+        Command::Preflight(args) => Box::pin(preflight::preflight_command(global, args)).await,
         Command::Drills(DrillsCommand::History { runbook, json }) => {
             drill::history_command(global, runbook, *json)
         }

@@ -13,9 +13,13 @@ use super::{GlobalArgs, LogFormat};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{exit, Error};
 use crate::model::Project;
-use crate::schedule::daemon::{self, Config, DrillCommand, Event, OffsetClock};
+use crate::schedule::daemon::{self, Config, DrillCommand, OffsetClock};
 use crate::schedule::export::{self, Format, Options};
-use crate::schedule::{fires, ScheduleError, Scheduled, Shift};
+use crate::schedule::{fires, Job, ScheduleError, Scheduled, Shift};
+
+/// The daemon's events as log lines.
+mod log;
+use log::{json_line, text};
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
@@ -112,6 +116,9 @@ pub struct DueArgs {
     /// The schedule line that started the run (`github.event.schedule`).
     #[arg(long, value_name = "CRON")]
     pub trigger: String,
+    /// Of the runbook's `[preflight] schedule` rather than its drill's.
+    #[arg(long)]
+    pub preflight: bool,
     /// Decide as of this time instead of the clock (RFC 3339).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub now: Option<Timestamp>,
@@ -142,7 +149,7 @@ fn load_all(global: &GlobalArgs) -> Result<Project, Error> {
 }
 
 fn scheduled(project: &Project) -> Result<Vec<Scheduled>, Error> {
-    let scheduled: Vec<Scheduled> = project.runbooks.iter().filter_map(Scheduled::of).collect();
+    let scheduled: Vec<Scheduled> = project.runbooks.iter().flat_map(Scheduled::all).collect();
     if scheduled.is_empty() {
         return Err(Error::usage(
             format!(
@@ -150,7 +157,7 @@ fn scheduled(project: &Project) -> Result<Vec<Scheduled>, Error> {
                 project.root.join("runbooks").display()
             ),
             Some(
-                "add one to a runbook: schedule = \"0 4 * * SAT\" and timezone = \"Europe/Berlin\""
+                "add one to a runbook: schedule = \"0 4 * * SAT\" and timezone = \"Europe/Berlin\" (a drill), or [preflight] schedule = \"0 * * * *\""
                     .into(),
             ),
         ));
@@ -162,11 +169,11 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
     let project = load_all(global)?;
     let now = args.now.unwrap_or_else(Timestamp::now);
     let mut out = std::io::stdout().lock();
-    let with: Vec<Scheduled> = project.runbooks.iter().filter_map(Scheduled::of).collect();
+    let with: Vec<Scheduled> = project.runbooks.iter().flat_map(Scheduled::all).collect();
     let without: Vec<&str> = project
         .runbooks
         .iter()
-        .filter(|r| r.schedule.is_none())
+        .filter(|r| r.schedule.is_none() && r.preflight.schedule.is_none())
         .map(|r| r.name.as_str())
         .collect();
     if with.is_empty() {
@@ -182,7 +189,9 @@ fn list(global: &GlobalArgs, args: &ListArgs) -> Result<u8, Error> {
         let _ = writeln!(
             out,
             "\n{}: \"{}\" in {}",
-            s.runbook, s.expression, s.timezone
+            named(s.job, &s.runbook),
+            s.expression,
+            s.timezone
         );
         let next: Vec<_> = fires(&s.cron, &s.tz, now).take(3).collect();
         if next.is_empty() {
@@ -306,10 +315,14 @@ fn export(global: &GlobalArgs, args: &ExportArgs) -> Result<u8, Error> {
     let scheduled = match &args.runbook {
         Some(runbook) => {
             let loaded = crate::app::load(global.root.as_deref(), runbook)?;
-            let one = Scheduled::of(loaded.runbook()).ok_or_else(|| {
-                Error::usage(format!("runbook {} has no schedule", loaded.name), None)
-            })?;
-            (vec![one], loaded.project.root)
+            let all = Scheduled::all(loaded.runbook());
+            if all.is_empty() {
+                return Err(Error::usage(
+                    format!("runbook {} has no schedule", loaded.name),
+                    None,
+                ));
+            }
+            (all, loaded.project.root)
         }
         None => {
             let project = load_all(global)?;
@@ -362,8 +375,13 @@ fn export(global: &GlobalArgs, args: &ExportArgs) -> Result<u8, Error> {
 
 fn due(global: &GlobalArgs, args: &DueArgs) -> Result<u8, Error> {
     let loaded = crate::app::load(global.root.as_deref(), &args.runbook)?;
-    let s = Scheduled::of(loaded.runbook())
-        .ok_or_else(|| Error::usage(format!("runbook {} has no schedule", loaded.name), None))?;
+    let runbook = loaded.runbook();
+    let (s, what) = match args.preflight {
+        false => (Scheduled::of(runbook), "schedule"),
+        true => (Scheduled::preflight_of(runbook), "[preflight] schedule"),
+    };
+    let s =
+        s.ok_or_else(|| Error::usage(format!("runbook {} has no {what}", loaded.name), None))?;
     let now = args.now.unwrap_or_else(Timestamp::now);
     let due = export::due_at_trigger(&s, &args.trigger, now)
         .map_err(|e| schedule_error(e, &global.state_dir))?;
@@ -410,128 +428,11 @@ fn local(z: &Zoned) -> String {
     z.strftime("%a %Y-%m-%d %H:%M %Z (%:z)").to_string()
 }
 
-/// A fire as the daemon reports it (RFC 9557), shown as [`local`].
-fn fire(text: &str) -> String {
-    text.parse::<Zoned>()
-        .map_or_else(|_| text.to_string(), |z| local(&z))
-}
-
-fn json_line(at: Timestamp, event: &Event) -> String {
-    #[derive(serde::Serialize)]
-    struct Line<'a> {
-        at: String,
-        #[serde(flatten)]
-        event: &'a Event,
-    }
-    serde_json::to_string(&Line { at: utc(at), event }).expect("events serialize")
-}
-
-/// One daemon event as a log line.
-fn text(at: Timestamp, event: &Event) -> String {
-    match event {
-        Event::Watching {
-            state_file,
-            runbooks,
-        } => {
-            let mut out = format!(
-                "schedule: watching {} runbook{} (state {})",
-                runbooks.len(),
-                if runbooks.len() == 1 { "" } else { "s" },
-                state_file.display()
-            );
-            for w in runbooks {
-                let next = match w.next.as_deref() {
-                    None => "never fires".to_string(),
-                    Some(next) if next.parse::<Zoned>().is_ok_and(|z| z.timestamp() <= at) => {
-                        format!("due: missed {}", fire(next))
-                    }
-                    Some(next) => format!("next {}", fire(next)),
-                };
-                out.push_str(&format!(
-                    "\n  {}: \"{}\" in {}, {next}{}",
-                    w.runbook,
-                    w.schedule,
-                    w.timezone,
-                    if w.new {
-                        " (first seen: earlier fire times are not made up for)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            out
-        }
-        Event::Standby { lock, holder } => format!(
-            "schedule: standing by: another daemon ({holder}) holds {}; taking over when it ends or its lease lapses",
-            lock.display()
-        ),
-        Event::FireTaken {
-            runbook,
-            fire: at,
-            by,
-        } => format!(
-            "drill {runbook} for {} claimed already ({by}): not run here",
-            fire(at)
-        ),
-        Event::Waiting { runbook, fire: at } => format!("next: drill {runbook} at {}", fire(at)),
-        Event::DrillStarted {
-            runbook,
-            fire: at,
-            fires,
-            pid,
-            ..
-        } => {
-            let missed = match fires {
-                1 => String::new(),
-                n => format!(", standing for {n} fire times (missed ones run once)"),
-            };
-            format!(
-                "drill {runbook} started for {} (pid {pid}){missed}",
-                fire(at)
-            )
-        }
-        Event::DrillFinished {
-            runbook,
-            verdict,
-            exit_code,
-            signal,
-            duration_ms,
-            report,
-            error,
-            ..
-        } => {
-            let how = match (exit_code, signal) {
-                (Some(code), _) => format!("exit {code}"),
-                (None, Some(signal)) => format!("killed by signal {signal}"),
-                (None, None) => "did not run".to_string(),
-            };
-            let verdict = match verdict {
-                crate::schedule::state::Verdict::Passed => "passed",
-                crate::schedule::state::Verdict::Failed => "failed",
-                crate::schedule::state::Verdict::Error => "errored",
-            };
-            let took = humantime::format_duration(std::time::Duration::from_secs(
-                u64::try_from(duration_ms / 1000).unwrap_or(0),
-            ));
-            let mut out = format!("drill {runbook} {verdict} ({how}) after {took}");
-            if let Some(report) = report {
-                out.push_str(&format!("; report {}", report.display()));
-            }
-            if let Some(error) = error {
-                out.push_str(&format!(": {error}"));
-            }
-            out
-        }
-        Event::Stopping {
-            signal,
-            in_flight: Some(runbook),
-        } => {
-            format!("{signal}: stopping once drill {runbook} has torn down")
-        }
-        Event::Stopping {
-            signal,
-            in_flight: None,
-        } => format!("{signal}: stopping"),
-        Event::Stopped => "schedule: stopped".to_string(),
+/// A schedule's name in listings: the runbook for its drill (as always),
+/// `RUNBOOK (preflight)` for its preflight.
+fn named(job: Job, runbook: &str) -> String {
+    match job {
+        Job::Drill => runbook.to_string(),
+        Job::Preflight => format!("{runbook} (preflight)"),
     }
 }

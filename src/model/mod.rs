@@ -150,6 +150,8 @@ pub struct Runbook {
     /// `[forecast.priors]`: expected durations of step kinds, instead of
     /// the published figures the RTO forecast starts from.
     pub forecast_priors: forecast::Priors,
+    /// `[preflight]`: when `drctl preflight` runs on a schedule.
+    pub preflight: Preflight,
     /// Set for a run, not read from the file (a drill with `[drill] rebake`
     /// or `--rebake`): plan image bakes even where an image of the same
     /// recipe exists.
@@ -157,6 +159,13 @@ pub struct Runbook {
     /// Set for a drill's run, not read from the file: the drill's id and
     /// deadline, tagged on everything it creates.
     pub lifetime: Option<crate::types::tags::Lifetime>,
+}
+
+/// A runbook's `[preflight]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// Cron, read in the runbook's `timezone`, like its drill's `schedule`.
+    pub schedule: Option<Schedule>,
 }
 
 /// A drill's ttl without `[drill] ttl`: four times `rto_target`, and at

@@ -66,6 +66,15 @@ pub enum Notice {
     LeakFound { resources: Vec<String> },
     /// `drctl sweep`'s result (see [`SweepResult`]).
     SweepFinished(SweepResult),
+    /// `drctl preflight` found that a rebuild would not work in `region`.
+    PreflightFailed {
+        region: String,
+        /// Each failed finding: `check subject: evidence`.
+        failed: Vec<String>,
+        /// Findings that could not be proved either way (not failures
+        /// unless `--strict`).
+        unknown: usize,
+    },
 }
 
 /// What a sweep did, for [`crate::notify::sweep_finished`].
@@ -94,6 +103,7 @@ impl Notice {
             Notice::DrillFinished { .. } => "drill_finished",
             Notice::LeakFound { .. } => "leak_found",
             Notice::SweepFinished(_) => "sweep_finished",
+            Notice::PreflightFailed { .. } => "preflight_failed",
         }
     }
 
@@ -141,6 +151,21 @@ impl Notice {
                 ":warning: {who}: {} object(s) left after the drill's teardown: {}",
                 resources.len(),
                 resources.join(", ")
+            ),
+            Notice::PreflightFailed {
+                region,
+                failed,
+                unknown,
+            } => format!(
+                ":rotating_light: {who}: preflight in {region} failed, a rebuild there would not work now: {}{}",
+                match failed.len() {
+                    0 => "unknowns with --strict".to_string(),
+                    _ => failed.join("; "),
+                },
+                match unknown {
+                    0 => String::new(),
+                    n => format!(" ({n} unknown)"),
+                }
             ),
             Notice::SweepFinished(s) => format!(
                 "{who}: sweep{} found {} expired object(s) of {} drill(s), deleted {}, {} left",
@@ -290,6 +315,17 @@ mod tests {
         assert_eq!(value["event"], "sweep_finished");
         assert_eq!(value["deleted"], 3);
         assert_eq!(sweep.name(), "sweep_finished");
+        let preflight = Notice::PreflightFailed {
+            region: "us-west-2".into(),
+            failed: vec!["images ami-1: not found in us-west-2".into()],
+            unknown: 2,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&super::body(NotifyFormat::Json, &header(), &preflight, "t"))
+                .unwrap();
+        assert_eq!(value["event"], "preflight_failed");
+        assert_eq!(value["failed"][0], "images ami-1: not found in us-west-2");
+        assert_eq!(value["unknown"], 2);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tokio::process::Child;
 use tokio::sync::mpsc;
 
 use super::state::{self, LastRun, State, Verdict};
-use super::{Due, ScheduleError, Scheduled};
+use super::{Due, Job, ScheduleError, Scheduled};
 use crate::clock::{Clock, Millis};
 use crate::store::{Key, Lease, ReportFormat, RunStore};
 
@@ -141,7 +141,7 @@ pub fn due_runs<'a>(
     let mut due: Vec<_> = scheduled
         .iter()
         .filter_map(|s| {
-            let handled = state.runbooks.get(&s.runbook)?.handled_through;
+            let handled = state.runbooks.get(&s.key())?.handled_through;
             Some((s, super::due(&s.cron, &s.tz, handled, now)?))
         })
         .collect();
@@ -175,7 +175,8 @@ pub async fn run(
     };
     let mut state = state::load(config.store.as_ref())?;
     let started = now();
-    let added = state.reconcile(config.scheduled.iter().map(|s| s.runbook.as_str()), started);
+    let keys: Vec<String> = config.scheduled.iter().map(Scheduled::key).collect();
+    let added = state.reconcile(keys.iter().map(String::as_str), started);
     state::save(config.store.as_ref(), &state)?;
     log(started, &watching(config, &state, &added));
 
@@ -189,7 +190,7 @@ pub async fn run(
     };
     if config.once {
         for (scheduled, due) in due_runs(&config.scheduled, daemon.state, now()) {
-            if !daemon.drill(scheduled, due, &mut summary).await? {
+            if !daemon.start(scheduled, due, &mut summary).await? {
                 break;
             }
         }
@@ -201,7 +202,7 @@ pub async fn run(
                 .into_iter()
                 .next();
             if let Some((scheduled, due)) = first_due {
-                if !daemon.drill(scheduled, due, &mut summary).await? {
+                if !daemon.start(scheduled, due, &mut summary).await? {
                     break;
                 }
                 continue;
@@ -213,6 +214,7 @@ pub async fn run(
                     log(
                         t,
                         &Event::Waiting {
+                            job: scheduled.job,
                             runbook: scheduled.runbook.clone(),
                             fire: at.to_string(),
                         },
@@ -241,12 +243,13 @@ fn watching(config: &Config, state: &State, added: &[String]) -> Event {
         .scheduled
         .iter()
         .map(|s| {
-            let handled = state.runbooks.get(&s.runbook).map(|r| r.handled_through);
+            let handled = state.runbooks.get(&s.key()).map(|r| r.handled_through);
             Watched {
+                job: s.job,
                 runbook: s.runbook.clone(),
                 schedule: s.expression.clone(),
                 timezone: s.timezone.clone(),
-                new: added.contains(&s.runbook),
+                new: added.contains(&s.key()),
                 next: handled
                     .and_then(|h| super::fires(&s.cron, &s.tz, h).next())
                     .map(|f| f.at.to_string()),
@@ -307,9 +310,13 @@ struct Daemon<'a> {
     now: &'a dyn Fn() -> Timestamp,
 }
 
-/// One drill the daemon starts: what names it in the log and the state file.
+/// One drill (or preflight) the daemon starts: what names it in the log
+/// and the state file.
 struct Launch {
+    job: Job,
     runbook: String,
+    /// Its schedule's [`Scheduled::key`]: its entry in the state file.
+    key: String,
     /// The newest fire it stands for, in the runbook's time zone.
     fire: String,
     run_id: String,
@@ -337,9 +344,9 @@ impl Exit {
 }
 
 impl Daemon<'_> {
-    /// Runs one due drill to its end; `false` when a stop was asked for
-    /// (before it started, or while it ran).
-    async fn drill(
+    /// Runs one due drill or preflight to its end; `false` when a stop was
+    /// asked for (before it started, or while it ran).
+    async fn start(
         &mut self,
         scheduled: &Scheduled,
         due: Due,
@@ -362,29 +369,27 @@ impl Daemon<'_> {
         let run_id =
             crate::app::new_run_id(&crate::clock::ManualClock::at(started.as_millisecond()));
         let launch = Launch {
+            job: scheduled.job,
             runbook: scheduled.runbook.clone(),
+            key: scheduled.key(),
             fire: due.newest.at.to_string(),
             run_id,
             started,
         };
         let fire = due.newest.at.timestamp();
         let store = self.config.store.as_ref();
-        let claim = state::claim_fire(
-            store,
-            &launch.runbook,
-            fire.as_millisecond(),
-            &launch.run_id,
-        )?;
+        let claim = state::claim_fire(store, &launch.key, fire.as_millisecond(), &launch.run_id)?;
         if let state::FireClaim::Taken(by) = claim {
             (self.log)(
                 started,
                 &Event::FireTaken {
+                    job: launch.job,
                     runbook: launch.runbook.clone(),
                     fire: launch.fire,
                     by,
                 },
             );
-            self.record(&launch.runbook, |entry| entry.handled_through = fire)?;
+            self.record(&launch.key, |entry| entry.handled_through = fire)?;
             return Ok(true);
         }
         self.record_start(&launch, &due)?;
@@ -395,7 +400,7 @@ impl Daemon<'_> {
     /// Marks the fire handled before the drill starts, so a daemon killed
     /// mid-drill does not start it again (the drill's journal finishes it).
     fn record_start(&mut self, launch: &Launch, due: &Due) -> Result<(), ScheduleError> {
-        self.record(&launch.runbook, |entry| {
+        self.record(&launch.key, |entry| {
             entry.handled_through = due.newest.at.timestamp();
             entry.last_run = Some(LastRun {
                 fire: due.newest.at.timestamp(),
@@ -412,12 +417,15 @@ impl Daemon<'_> {
     /// started is an [`Exit`] with an error, not an error of the daemon.
     async fn run_child(&mut self, launch: &Launch, due: &Due) -> Exit {
         let drill = &self.config.drill;
-        let child = tokio::process::Command::new(&drill.program)
+        let mut command = tokio::process::Command::new(&drill.program);
+        command
             .args(&drill.args)
-            .arg("drill")
-            .arg(&launch.runbook)
-            .arg("--run-id")
-            .arg(&launch.run_id)
+            .arg(launch.job.command())
+            .arg(&launch.runbook);
+        if launch.job == Job::Drill {
+            command.arg("--run-id").arg(&launch.run_id);
+        }
+        let child = command
             .stdin(Stdio::null())
             // Its own process group: a Ctrl-C at the terminal reaches the
             // daemon only, which forwards one SIGTERM (see the module docs).
@@ -428,9 +436,8 @@ impl Daemon<'_> {
             Err(e) => return Exit::error(format!("cannot start {}: {e}", drill.program.display())),
         };
         let pid = child.id().unwrap_or_default();
-        (self.log)(
-            launch.started,
-            &Event::DrillStarted {
+        let started = match launch.job {
+            Job::Drill => Event::DrillStarted {
                 runbook: launch.runbook.clone(),
                 fire: launch.fire.clone(),
                 shift: due.newest.shift,
@@ -438,14 +445,24 @@ impl Daemon<'_> {
                 pid,
                 run_id: launch.run_id.clone(),
             },
-        );
-        self.wait(child, pid, &launch.runbook).await
+            Job::Preflight => Event::PreflightStarted {
+                runbook: launch.runbook.clone(),
+                fire: launch.fire.clone(),
+                shift: due.newest.shift,
+                fires: due.count,
+                pid,
+            },
+        };
+        (self.log)(launch.started, &started);
+        // A preflight has nothing to tear down: a stop ends it at once.
+        let in_flight = (launch.job == Job::Drill).then(|| launch.runbook.clone());
+        self.wait(child, pid, in_flight).await
     }
 
     /// Waits for the drill to end, forwarding every stop request to it (the
     /// drill tears down what it built before it exits); the first one is
     /// logged.
-    async fn wait(&mut self, mut child: Child, pid: u32, runbook: &str) -> Exit {
+    async fn wait(&mut self, mut child: Child, pid: u32, in_flight: Option<String>) -> Exit {
         let mut stopping = false;
         let status = loop {
             tokio::select! {
@@ -456,7 +473,7 @@ impl Daemon<'_> {
                         stopping = true;
                         (self.log)((self.now)(), &Event::Stopping {
                             signal,
-                            in_flight: Some(runbook.to_string()),
+                            in_flight: in_flight.clone(),
                         });
                     }
                 }
@@ -483,7 +500,7 @@ impl Daemon<'_> {
     ) -> Result<bool, ScheduleError> {
         let verdict = Verdict::from_exit(exit.code);
         let finished = (self.now)();
-        self.record(&launch.runbook, |entry| {
+        self.record(&launch.key, |entry| {
             if let Some(run) = &mut entry.last_run {
                 run.finished_at = Some(finished);
                 run.verdict = Some(verdict);
@@ -496,21 +513,35 @@ impl Daemon<'_> {
         }
         summary.stopped |= exit.stopping;
         let store = self.config.store.as_ref();
-        let report = Key::report(&launch.runbook, &launch.run_id, ReportFormat::Json);
-        let wrote_report = matches!(store.get(&report), Ok(Some(_)));
-        (self.log)(
-            finished,
-            &Event::DrillFinished {
+        let duration_ms = finished.as_millisecond() - launch.started.as_millisecond();
+        let event = match launch.job {
+            Job::Drill => {
+                let report = Key::report(&launch.runbook, &launch.run_id, ReportFormat::Json);
+                let wrote_report = matches!(store.get(&report), Ok(Some(_)));
+                Event::DrillFinished {
+                    runbook: launch.runbook,
+                    fire: launch.fire,
+                    verdict,
+                    exit_code: exit.code,
+                    signal: exit.signal,
+                    duration_ms,
+                    report: wrote_report.then(|| store.location(&report)),
+                    error: exit.error,
+                }
+            }
+            // Its report went to its own output (the daemon's log); a
+            // failing one notified its webhooks itself.
+            Job::Preflight => Event::PreflightFinished {
                 runbook: launch.runbook,
                 fire: launch.fire,
                 verdict,
                 exit_code: exit.code,
                 signal: exit.signal,
-                duration_ms: finished.as_millisecond() - launch.started.as_millisecond(),
-                report: wrote_report.then(|| store.location(&report)),
+                duration_ms,
                 error: exit.error,
             },
-        );
+        };
+        (self.log)(finished, &event);
         Ok(!exit.stopping)
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::StopSignal;
 use crate::clock::Millis;
 use crate::schedule::state::Verdict;
-use crate::schedule::Shift;
+use crate::schedule::{Job, Shift};
 
 /// What the daemon reports, one line each in its log.
 #[derive(Debug, Clone, Serialize)]
@@ -26,12 +26,14 @@ pub enum Event {
     },
     /// A due fire someone else claimed (and runs): not run here.
     FireTaken {
+        job: Job,
         runbook: String,
         fire: String,
         by: String,
     },
     /// Nothing is due until this fire.
     Waiting {
+        job: Job,
         runbook: String,
         fire: String,
     },
@@ -59,6 +61,25 @@ pub enum Event {
         /// Why the drill could not run at all.
         error: Option<String>,
     },
+    /// A runbook's scheduled preflight started (`[preflight] schedule`).
+    PreflightStarted {
+        runbook: String,
+        fire: String,
+        shift: Shift,
+        fires: usize,
+        pid: u32,
+    },
+    /// Its verdict: `passed` (exit 0: nothing failed), `failed` (exit 1),
+    /// `error` (anything else).
+    PreflightFinished {
+        runbook: String,
+        fire: String,
+        verdict: Verdict,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        duration_ms: Millis,
+        error: Option<String>,
+    },
     /// A stop was asked for; `in_flight` is the drill being torn down first.
     Stopping {
         signal: StopSignal,
@@ -69,6 +90,7 @@ pub enum Event {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Watched {
+    pub job: Job,
     pub runbook: String,
     pub schedule: String,
     pub timezone: String,

@@ -34,9 +34,40 @@ use jiff::{Timestamp, ToSpan as _, Zoned};
 
 pub use fields::CronFields;
 
-/// One runbook with a schedule, as the daemon and the exports take it.
+/// What a schedule runs: the runbook's drill (`schedule`, weekly say), or
+/// its preflight (`[preflight] schedule`, hourly say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    Drill,
+    Preflight,
+}
+
+impl Job {
+    /// The drctl command it runs: `drctl <command> RUNBOOK`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Job::Drill => "drill",
+            Job::Preflight => "preflight",
+        }
+    }
+
+    /// What a scheduled start adds: a drill claims its fire in the run
+    /// store (a job fired twice drills once); a preflight creates nothing,
+    /// so one started twice is only a second look and claims nothing.
+    pub fn scheduled_flag(self) -> Option<&'static str> {
+        match self {
+            Job::Drill => Some("--scheduled"),
+            Job::Preflight => None,
+        }
+    }
+}
+
+/// One runbook's schedule (of its drill or of its preflight), as the
+/// daemon and the exports take it.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
+    pub job: Job,
     pub runbook: String,
     /// The cron expression as written.
     pub expression: String,
@@ -50,8 +81,49 @@ impl Scheduled {
     /// The runbook's schedule, if it has one. Its time zone was checked
     /// when the runbook was validated; an unknown one reads as UTC.
     pub fn of(runbook: &crate::model::Runbook) -> Option<Scheduled> {
-        let schedule = runbook.schedule.as_ref()?;
+        Scheduled::job(Job::Drill, runbook, runbook.schedule.as_ref()?)
+    }
+
+    /// The runbook's `[preflight] schedule`, if it has one, read in the
+    /// runbook's `timezone` like its drill's.
+    pub fn preflight_of(runbook: &crate::model::Runbook) -> Option<Scheduled> {
+        Scheduled::job(
+            Job::Preflight,
+            runbook,
+            runbook.preflight.schedule.as_ref()?,
+        )
+    }
+
+    /// The runbook's schedules: its drill's, then its preflight's.
+    pub fn all(runbook: &crate::model::Runbook) -> Vec<Scheduled> {
+        Scheduled::of(runbook)
+            .into_iter()
+            .chain(Scheduled::preflight_of(runbook))
+            .collect()
+    }
+
+    /// What the scheduler's state and fire claims keep this schedule under:
+    /// the runbook's name for its drill (as before preflights had
+    /// schedules), `<runbook>+preflight` for its preflight.
+    pub fn key(&self) -> String {
+        match self.job {
+            Job::Drill => self.runbook.clone(),
+            Job::Preflight => format!("{}+preflight", self.runbook),
+        }
+    }
+
+    /// `drill web-dr` or `preflight web-dr`, as logs and listings name it.
+    pub fn title(&self) -> String {
+        format!("{} {}", self.job.command(), self.runbook)
+    }
+
+    fn job(
+        job: Job,
+        runbook: &crate::model::Runbook,
+        schedule: &crate::model::Schedule,
+    ) -> Option<Scheduled> {
         Some(Scheduled {
+            job,
             runbook: runbook.name.clone(),
             expression: schedule.expression.clone(),
             cron: schedule.cron.clone(),

@@ -22,6 +22,7 @@ pub(crate) fn ts(s: &str) -> Timestamp {
 
 pub(crate) fn scheduled(runbook: &str, expression: &str, tz: &str) -> Scheduled {
     Scheduled {
+        job: super::Job::Drill,
         runbook: runbook.to_string(),
         expression: expression.to_string(),
         cron: cron(expression),

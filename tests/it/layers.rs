@@ -31,7 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("run session and verification", &["run", "verify"]),
     ("notifications", &["notify"]),
     ("application", &["app"]),
-    ("drills", &["drill"]),
+    ("drills and preflights", &["drill", "preflight"]),
     ("schedules", &["schedule"]),
     ("command line", &["cli"]),
 ];

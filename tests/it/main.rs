@@ -23,6 +23,7 @@ mod locks;
 mod notify;
 mod operator;
 mod pipeline;
+mod preflight;
 mod prompt;
 mod provider;
 mod proxy;

@@ -26,7 +26,10 @@ use std::time::Duration;
 
 use crate::aws_model::{AwsModel, AwsTimes};
 
+mod errors;
 mod http;
+
+pub(crate) use errors::fault_response;
 
 pub use http::read_answer;
 use http::{forward, read_request, Upstream};
@@ -68,6 +71,10 @@ pub enum Fault {
     Drop,
     /// This AWS error code, HTTP 400, in the service's format.
     Error(String),
+    /// EC2's `UnauthorizedOperation` (HTTP 403): the caller may not make
+    /// this call. AWS decides it before it looks at `DryRun`, so a dry run
+    /// is denied alike.
+    Deny,
 }
 
 /// Latency, seeded random faults and one-shot faults; swapped whole with
@@ -94,6 +101,8 @@ enum When {
     Nth(u32),
     /// Each matching call with this probability.
     Chance(f64),
+    /// Every matching call.
+    Always,
 }
 
 impl Faults {
@@ -129,6 +138,17 @@ impl Faults {
         self
     }
 
+    /// Every call of `action` (e.g. `ec2:RunInstances`), dry run or not, is
+    /// answered `UnauthorizedOperation`: a policy that denies it.
+    pub fn deny(mut self, action: &str) -> Faults {
+        self.rules.push(Rule {
+            actions: vec![action.to_string()],
+            when: When::Always,
+            fault: Fault::Deny,
+        });
+        self
+    }
+
     /// Each call of `actions` (every action when empty) meets `fault` with
     /// `probability`.
     pub fn chance(mut self, actions: &[&str], probability: f64, fault: Fault) -> Faults {
@@ -150,6 +170,11 @@ pub struct Counts {
     /// Answered with a 5xx or a chosen AWS error.
     pub errors: u32,
     pub dropped: u32,
+    /// Of all these calls, those carrying `DryRun=true` (EC2's flag: AWS
+    /// answers without carrying the call out).
+    pub dry_runs: u32,
+    /// Of the forwarded ones, those carrying `DryRun=true`.
+    pub forwarded_dry_runs: u32,
 }
 
 impl Counts {
@@ -166,6 +191,14 @@ impl Counts {
         self.throttled += other.throttled;
         self.errors += other.errors;
         self.dropped += other.dropped;
+        self.dry_runs += other.dry_runs;
+        self.forwarded_dry_runs += other.forwarded_dry_runs;
+    }
+
+    /// Calls that reached moto without `DryRun=true`: for a mutating
+    /// action, the calls that may have taken effect.
+    pub fn forwarded_for_real(&self) -> u32 {
+        self.forwarded - self.forwarded_dry_runs
     }
 }
 
@@ -393,6 +426,7 @@ impl Plan {
             let fires = match rule.when {
                 When::Nth(n) => self.seen[i] == n,
                 When::Chance(p) => self.rng.unit() < p,
+                When::Always => true,
             };
             if fires && chosen.is_none() {
                 chosen = Some(rule.fault.clone());
@@ -404,17 +438,28 @@ impl Plan {
 
 impl State {
     /// This request's latency, fault and request number, counted.
-    fn decide(&mut self, service: Service, action: &str) -> (Duration, Option<Fault>, u64) {
+    fn decide(
+        &mut self,
+        service: Service,
+        action: &str,
+        dry_run: bool,
+    ) -> (Duration, Option<Fault>, u64) {
         self.requests += 1;
         let (latency, fault) = self.plan.decide(service, action);
         let counts = self
             .counts
             .entry((service, action.to_string()))
             .or_default();
+        if dry_run {
+            counts.dry_runs += 1;
+        }
+        if dry_run && fault.is_none() {
+            counts.forwarded_dry_runs += 1;
+        }
         match &fault {
             None => counts.forwarded += 1,
             Some(Fault::Throttle) => counts.throttled += 1,
-            Some(Fault::Status(_) | Fault::Error(_)) => counts.errors += 1,
+            Some(Fault::Status(_) | Fault::Error(_) | Fault::Deny) => counts.errors += 1,
             Some(Fault::Drop) => counts.dropped += 1,
         }
         (latency, fault, self.requests)
@@ -490,7 +535,8 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         };
         let service = request.service();
         let action = request.action();
-        let (latency, fault, n) = shared.state().decide(service, &action);
+        let dry_run = request.form("DryRun").as_deref() == Some("true");
+        let (latency, fault, n) = shared.state().decide(service, &action, dry_run);
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
@@ -516,65 +562,5 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         if request.close {
             return Ok(());
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Error bodies, as each API writes them
-
-pub(crate) fn fault_response(fault: &Fault, service: Service, request_id: &str) -> Response {
-    let (status, code, message, receiver) = match (fault, service) {
-        (Fault::Throttle, Service::Elbv2) => (400, "Throttling", "Rate exceeded", false),
-        (Fault::Throttle, _) => (
-            503,
-            "RequestLimitExceeded",
-            "Request limit exceeded.",
-            false,
-        ),
-        (Fault::Status(503), Service::Elbv2) => {
-            (503, "ServiceUnavailable", "Service is unavailable.", true)
-        }
-        (Fault::Status(503), _) => (503, "Unavailable", "The server is overloaded.", true),
-        (Fault::Status(s), Service::Elbv2) => (*s, "InternalFailure", "Internal failure.", true),
-        (Fault::Status(s), _) => (*s, "InternalError", "An internal error has occurred.", true),
-        (Fault::Error(code), _) => (400, code.as_str(), "Injected by the test proxy.", false),
-        (Fault::Drop, _) => unreachable!("a dropped request has no response"),
-    };
-    let body = match service {
-        Service::Elbv2 => format!(
-            "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">\
-             <Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error>\
-             <RequestId>{request_id}</RequestId></ErrorResponse>",
-            if receiver { "Receiver" } else { "Sender" }
-        ),
-        Service::S3 => format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
-             <Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
-        ),
-        Service::Ec2 | Service::Other => format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
-             <Code>{code}</Code><Message>{message}</Message></Error></Errors>\
-             <RequestID>{request_id}</RequestID></Response>"
-        ),
-    };
-    Response {
-        status,
-        reason: reason(status).to_string(),
-        headers: vec![
-            ("content-type".into(), "text/xml".into()),
-            ("x-amzn-requestid".into(), request_id.to_string()),
-        ],
-        body: body.into_bytes(),
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        400 => "Bad Request",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
     }
 }

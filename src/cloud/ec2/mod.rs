@@ -54,12 +54,14 @@ macro_rules! describe_by_filters {
 mod by_tag_key;
 mod client;
 mod images;
+mod preflight;
 mod rules;
 mod wire;
 
 pub use by_tag_key::KeyedTags;
 pub use client::SdkEc2;
 pub use images::ImageUser;
+pub use preflight::{DryRun, DryRunAnswer};
 pub use rules::{ip_permissions, sg_rules};
 pub use wire::{snapshot_ids, tag_map};
 

@@ -14,6 +14,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Listener, LoadBalancer, TargetGroup}
 use super::CloudError;
 
 mod client;
+mod preflight;
 mod rules;
 mod wire;
 

@@ -26,6 +26,7 @@ const RUNBOOK_KEYS: &[&str] = &[
     "drill",
     "notify",
     "forecast",
+    "preflight",
 ];
 
 /// Parses one runbook file, like [`parse_stack`](super::parse_stack).
@@ -40,7 +41,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
     let region = d.region(&root);
     let stacks = d.root_stacks(&root);
     let timezone = d.timezone(&root);
-    let schedule = d.schedule(&root);
+    let schedule = d.schedule(&root, "");
     let rto_target = d.opt_duration(&root, "rto_target", "");
     let protected = d.opt_bool(&root, "protected", "").unwrap_or(false);
     let vars = d.vars(&root);
@@ -48,6 +49,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
     let drill = d.drill(&root);
     let notify = d.notify(&root);
     let forecast_priors = d.forecast(&root);
+    let preflight = d.preflight(&root);
     Some(Runbook {
         name: file_stem(&src.path),
         file: src.path.clone(),
@@ -65,6 +67,7 @@ pub fn parse_runbook(src: &SourceFile, diags: &mut Diagnostics) -> Option<Runboo
         drill,
         notify,
         forecast_priors,
+        preflight,
         rebake_images: false,
         lifetime: None,
     })
@@ -143,16 +146,27 @@ impl<'a> Decoder<'a> {
         timezone
     }
 
-    /// `schedule`, a five-field cron expression.
-    fn schedule(&mut self, root: &DeTable<'a>) -> Option<Schedule> {
-        let expression = self.opt_str(root, "schedule", "")?;
+    /// `[preflight]`: its `schedule` (read in the runbook's `timezone`).
+    fn preflight(&mut self, root: &DeTable<'a>) -> crate::model::Preflight {
+        let Some(table) = self.table(root, "preflight", "") else {
+            return crate::model::Preflight::default();
+        };
+        self.check_keys(table, "preflight", &["schedule"]);
+        crate::model::Preflight {
+            schedule: self.schedule(table, "preflight"),
+        }
+    }
+
+    /// `schedule` in `table` (at `path`), a five-field cron expression.
+    fn schedule(&mut self, table: &DeTable<'a>, path: &str) -> Option<Schedule> {
+        let expression = self.opt_str(table, "schedule", path)?;
         match expression.parse::<croner::Cron>() {
             Ok(cron) => Some(Schedule { expression, cron }),
             Err(e) => {
-                let span = root.get("schedule").map(|v| v.span()).unwrap_or(0..0);
+                let span = table.get("schedule").map(|v| v.span()).unwrap_or(0..0);
                 self.at(
                     span,
-                    "schedule",
+                    &join(path, "schedule"),
                     format!("invalid cron expression `{expression}`: {e}"),
                 )
                 .with_hint(

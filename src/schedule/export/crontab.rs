@@ -1,8 +1,8 @@
 //! cron: one crontab for every scheduled runbook, each line after a
 //! `CRON_TZ=` line naming its runbook's time zone.
 
-use super::{shell_word, File, Options};
-use crate::schedule::{CronFields, Scheduled};
+use super::{command_words, shell_word, File, Options};
+use crate::schedule::{CronFields, Job, Scheduled};
 
 pub(super) fn render<'a>(
     scheduled: &[(&'a Scheduled, CronFields)],
@@ -26,11 +26,15 @@ pub(super) fn render<'a>(
             return Err((*s, format!("the time zone `{}` holds a space", s.timezone)));
         }
         // cron turns an unescaped `%` into a newline.
-        let command =
-            format!("{cd} drill {} --scheduled", shell_word(&s.runbook)).replace('%', "\\%");
+        let words: Vec<String> = command_words(s).into_iter().map(shell_word).collect();
+        let command = format!("{cd} {}", words.join(" ")).replace('%', "\\%");
+        let name = match s.job {
+            Job::Drill => s.runbook.clone(),
+            Job::Preflight => format!("{} (preflight)", s.runbook),
+        };
         out.push_str(&format!(
-            "\n# {}: \"{}\" in {}\nCRON_TZ={}\n{line} {command}\n",
-            s.runbook, s.expression, s.timezone, s.timezone
+            "\n# {name}: \"{}\" in {}\nCRON_TZ={}\n{line} {command}\n",
+            s.expression, s.timezone, s.timezone
         ));
     }
     Ok(File {

@@ -19,7 +19,7 @@ use jiff::{Timestamp, ToSpan as _};
 
 use super::{header, shell_word, stem, yaml_str, File, Format, Options};
 use crate::schedule::fields::{cron_list, DayRule, DAYS, HOURS, MINUTES, MONTHS, WEEKDAYS};
-use crate::schedule::{fires, CronFields, ScheduleError, Scheduled};
+use crate::schedule::{fires, CronFields, Job, ScheduleError, Scheduled};
 
 /// GitHub runs a scheduled workflow at most every five minutes.
 const MIN_INTERVAL_MINUTES: i32 = 5;
@@ -52,9 +52,10 @@ pub(super) fn render(
             zone = s.timezone
         ));
     }
+    let job = s.job.command();
     out.push_str(&format!(
         "name: {}\non:\n  schedule:\n",
-        yaml_str(&format!("drctl drill {}", s.runbook))
+        yaml_str(&format!("drctl {job} {}", s.runbook))
     ));
     for line in &lines {
         let at: Vec<String> = line.offsets.iter().map(|o| o.to_string()).collect();
@@ -72,18 +73,18 @@ pub(super) fn render(
     };
     out.push_str(&format!(
         "  workflow_dispatch: {{}}\n\
-         # Never two drills of one runbook at once: a second one waits.\n\
+         # Never two {job}s of one runbook at once: a second one waits.\n\
          concurrency:\n\
          \x20 group: {group}\n\
          \x20 cancel-in-progress: false\n\
          permissions:\n\
          \x20 contents: read\n\
          jobs:\n\
-         \x20 drill:\n\
+         \x20 {job}:\n\
          \x20   runs-on: ubuntu-latest\n\
          \x20   steps:\n\
          \x20     - uses: actions/checkout@v4\n",
-        group = yaml_str(&stem(&s.runbook)),
+        group = yaml_str(&stem(s.job, &s.runbook)),
     ));
     if gated {
         out.push_str(&format!(
@@ -93,38 +94,53 @@ pub(super) fn render(
              \x20       env:\n\
              \x20         TRIGGER: ${{{{ github.event.schedule }}}}\n\
              \x20       run: {}\n",
-            yaml_str(&format!("Is a drill due in {}?", s.timezone)),
+            yaml_str(&format!("Is a {job} due in {}?", s.timezone)),
             yaml_str(&format!(
-                "drctl schedule due {runbook} --trigger \"$TRIGGER\" >> \"$GITHUB_OUTPUT\""
+                "drctl schedule due {runbook}{} --trigger \"$TRIGGER\" >> \"$GITHUB_OUTPUT\"",
+                match s.job {
+                    Job::Drill => "",
+                    Job::Preflight => " --preflight",
+                }
             )),
         ));
     }
-    out.push_str(&format!(
-        "      - name: {}\n{run_if}\
-         \x20       run: {run}\n\
-         \x20     - name: Keep the drill report\n\
-         \x20       if: always(){also}\n\
-         \x20       uses: actions/upload-artifact@v4\n\
-         \x20       with:\n\
-         \x20         name: {artifact}\n\
-         \x20         path: {path}\n\
-         \x20         if-no-files-found: ignore\n",
-        yaml_str(&format!("Drill {}", s.runbook)),
-        also = if gated {
-            " && (github.event_name != 'schedule' || steps.due.outputs.due == 'true')"
-        } else {
-            ""
-        },
-        // A scheduled run claims its fire (GitHub may start one twice); a
-        // run started by hand is a drill of its own.
-        run = yaml_str(&format!(
-            "drctl drill {runbook}${{{{ github.event_name == 'schedule' && ' --scheduled' || '' }}}}"
-        )),
-        artifact = yaml_str(&format!("drill-report-{}", s.runbook)),
-        path = yaml_str(&format!(".drctl/reports/{}/", s.runbook)),
-    ));
+    if s.job == Job::Preflight {
+        // A preflight creates nothing: started twice it only looks twice,
+        // so it claims no fire; its verdict is the job's, its report the log.
+        out.push_str(&format!(
+            "      - name: {}\n{run_if}\
+             \x20       run: {}\n",
+            yaml_str(&format!("Preflight {}", s.runbook)),
+            yaml_str(&format!("drctl preflight {runbook}")),
+        ));
+    } else {
+        out.push_str(&format!(
+            "      - name: {}\n{run_if}\
+             \x20       run: {run}\n\
+             \x20     - name: Keep the drill report\n\
+             \x20       if: always(){also}\n\
+             \x20       uses: actions/upload-artifact@v4\n\
+             \x20       with:\n\
+             \x20         name: {artifact}\n\
+             \x20         path: {path}\n\
+             \x20         if-no-files-found: ignore\n",
+            yaml_str(&format!("Drill {}", s.runbook)),
+            also = if gated {
+                " && (github.event_name != 'schedule' || steps.due.outputs.due == 'true')"
+            } else {
+                ""
+            },
+            // A scheduled run claims its fire (GitHub may start one twice); a
+            // run started by hand is a drill of its own.
+            run = yaml_str(&format!(
+                "drctl drill {runbook}${{{{ github.event_name == 'schedule' && ' --scheduled' || '' }}}}"
+            )),
+            artifact = yaml_str(&format!("drill-report-{}", s.runbook)),
+            path = yaml_str(&format!(".drctl/reports/{}/", s.runbook)),
+        ));
+    }
     Ok(File {
-        name: format!("{}.yml", stem(&s.runbook)),
+        name: format!("{}.yml", stem(s.job, &s.runbook)),
         content: out,
     })
 }

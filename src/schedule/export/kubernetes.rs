@@ -4,8 +4,8 @@
 
 use sha2::{Digest as _, Sha256};
 
-use super::{header, stem, yaml_str, File, Format, Options};
-use crate::schedule::{fires, CronFields, Scheduled};
+use super::{command_words, header, stem, yaml_str, File, Format, Options};
+use crate::schedule::{fires, CronFields, Job, Scheduled};
 
 /// A CronJob's name is at most 52 characters (its Jobs add 11).
 const MAX_NAME: usize = 52;
@@ -20,10 +20,13 @@ pub(super) fn render(
         .image
         .as_deref()
         .ok_or("a CronJob needs the image holding drctl and the repository (--image)")?;
-    let name = object_name(&s.runbook);
+    let name = object_name(s.job, &s.runbook);
     let deadline = starting_deadline(s, options);
-    let labels = "app.kubernetes.io/name: drctl\n\
-                  app.kubernetes.io/component: drill";
+    let labels = format!(
+        "app.kubernetes.io/name: drctl\n\
+         app.kubernetes.io/component: {}",
+        s.job.command()
+    );
     let indent = |text: &str, by: usize| {
         text.lines()
             .map(|l| format!("{:by$}{l}\n", ""))
@@ -69,27 +72,33 @@ pub(super) fn render(
          \x20         # SIGTERM makes a drill tear down what it built: give it the time.\n\
          \x20         terminationGracePeriodSeconds: 1800\n\
          \x20         containers:\n\
-         \x20           - name: drill\n\
+         \x20           - name: {job}\n\
          \x20             image: {image}\n\
-         \x20             command: [\"drctl\", \"drill\", {runbook}, \"--scheduled\"]\n",
+         \x20             command: [{command}]\n",
         header = header(Format::Kubernetes, s, "#"),
-        labels8 = indent(labels, 4),
-        labels12 = indent(labels, 12),
+        labels8 = indent(&labels, 4),
+        labels12 = indent(&labels, 12),
+        job = s.job.command(),
+        command = std::iter::once("drctl")
+            .chain(command_words(s))
+            .map(yaml_str)
+            .collect::<Vec<_>>()
+            .join(", "),
         runbook = yaml_str(&s.runbook),
         line = yaml_str(&line),
         zone = yaml_str(&s.timezone),
         image = yaml_str(image),
     );
     Ok(File {
-        name: format!("{}.yaml", stem(&s.runbook)),
+        name: format!("{}.yaml", stem(s.job, &s.runbook)),
         content,
     })
 }
 
 /// `drctl-drill-<runbook>` when that is a valid object name; else the
 /// runbook made valid and shortened, with a hash of it to keep it unique.
-fn object_name(runbook: &str) -> String {
-    let wanted = stem(runbook);
+fn object_name(job: Job, runbook: &str) -> String {
+    let wanted = stem(job, runbook);
     let valid = wanted.len() <= MAX_NAME
         && wanted
             .chars()
@@ -215,8 +224,8 @@ mod tests {
             Some(long)
         );
         assert_ne!(
-            object_name("a b"),
-            object_name("a_b"),
+            object_name(Job::Drill, "a b"),
+            object_name(Job::Drill, "a_b"),
             "distinct runbooks, distinct names"
         );
     }

@@ -3,9 +3,9 @@
 //! with the time zone as its last word, `Persistent=true` so a drill missed
 //! while the machine was off runs once when it is back).
 
-use super::{header, stem, File, Format, Options};
+use super::{command_words, header, stem, File, Format, Options};
 use crate::schedule::fields::{runs, DayRule, DAYS, HOURS, MINUTES, MONTHS};
-use crate::schedule::{CronFields, Scheduled};
+use crate::schedule::{CronFields, Job, Scheduled};
 
 const WEEKDAY_NAMES: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
@@ -14,23 +14,20 @@ pub(super) fn render(
     fields: &CronFields,
     options: &Options,
 ) -> Result<Vec<File>, String> {
-    let unit = unit_name(&s.runbook);
+    let unit = unit_name(s.job, &s.runbook);
     let calendar = on_calendar(fields, &s.timezone)?;
     let root = options.root.to_string_lossy();
-    let exec = [
-        options.drctl.to_string_lossy().as_ref(),
-        "--root",
-        root.as_ref(),
-        "drill",
-        s.runbook.as_str(),
-        "--scheduled",
-    ]
-    .map(exec_word)
-    .join(" ");
+    let drctl = options.drctl.to_string_lossy();
+    let exec = [drctl.as_ref(), "--root", root.as_ref()]
+        .into_iter()
+        .chain(command_words(s))
+        .map(exec_word)
+        .collect::<Vec<_>>()
+        .join(" ");
     let service = format!(
         "{header}\
          [Unit]\n\
-         Description=drctl DR drill of runbook {runbook}\n\
+         Description=drctl DR {job} of runbook {runbook}\n\
          Wants=network-online.target\n\
          After=network-online.target\n\
          \n\
@@ -43,13 +40,14 @@ pub(super) fn render(
          KillMode=mixed\n\
          TimeoutStopSec=30min\n",
         header = header(Format::Systemd, s, "#"),
+        job = s.job.command(),
         runbook = specifiers(&s.runbook),
         dir = specifiers(&root),
     );
     let timer = format!(
         "{header}\
          [Unit]\n\
-         Description=Schedule of the drctl DR drill of runbook {runbook}\n\
+         Description=Schedule of the drctl DR {job} of runbook {runbook}\n\
          \n\
          [Timer]\n\
          OnCalendar={calendar}\n\
@@ -60,6 +58,7 @@ pub(super) fn render(
          [Install]\n\
          WantedBy=timers.target\n",
         header = header(Format::Systemd, s, "#"),
+        job = s.job.command(),
         runbook = specifiers(&s.runbook),
     );
     Ok(vec![
@@ -126,9 +125,9 @@ fn list(values: &[u8], whole: std::ops::RangeInclusive<u8>) -> String {
 
 /// The unit's name: `drctl-drill-<runbook>`, with what a unit name may not
 /// hold written `\xNN` as `systemd-escape` does.
-fn unit_name(runbook: &str) -> String {
+fn unit_name(job: Job, runbook: &str) -> String {
     let mut out = String::new();
-    for b in stem(runbook).bytes() {
+    for b in stem(job, runbook).bytes() {
         if b.is_ascii_alphanumeric() || b":_.-".contains(&b) {
             out.push(char::from(b));
         } else {
