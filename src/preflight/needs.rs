@@ -476,13 +476,20 @@ fn shape(plan: &Plan, steps: &[(usize, &Change)], snapshot: &Snapshot) -> Shape 
     }
 }
 
-/// A circle of `depends_on` among the planned steps, if there is one.
+/// A circle of `depends_on` among the planned steps, if there is one. A
+/// resource's steps count as one node; one reading its own address reads
+/// the earlier step of it (a cutover its new colour), not a circle.
 fn circle(steps: &[(usize, &Change)]) -> Option<Vec<String>> {
-    let edges: BTreeMap<&Address, &BTreeSet<Address>> = steps
-        .iter()
-        .filter(|(_, c)| c.action != Action::Delete)
-        .map(|(_, c)| (&c.address, &c.depends_on))
-        .collect();
+    let mut edges: BTreeMap<&Address, BTreeSet<Address>> = BTreeMap::new();
+    for (_, change) in steps.iter().filter(|(_, c)| c.action != Action::Delete) {
+        let reads = change.depends_on.iter().filter(|d| **d != change.address);
+        edges
+            .entry(&change.address)
+            .or_default()
+            .extend(reads.cloned());
+    }
+    let edges: BTreeMap<&Address, &BTreeSet<Address>> =
+        edges.iter().map(|(a, reads)| (*a, reads)).collect();
     // 1: on the path being walked, 2: done.
     let mut mark: BTreeMap<&Address, u8> = BTreeMap::new();
     fn walk<'a>(

@@ -233,3 +233,20 @@ fn a_step_reading_what_is_neither_planned_nor_found_and_a_circle_make_a_plan_inv
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_step_reading_its_own_resource_reads_its_earlier_step_not_a_circle() {
+    // A service's cutover reads the colour made by its step before.
+    let dir = tempfile::tempdir().unwrap();
+    let project = project(&dir);
+    let snapshot = with_base();
+    let mut plan = plan_of(&project, &snapshot);
+    let a = Address::new("net", ResourceKind::Subnet, "a");
+    for change in plan.phases.iter_mut().flat_map(|p| p.changes.iter_mut()) {
+        if change.address == a {
+            change.depends_on.insert(a.clone());
+        }
+    }
+    let problems = Needs::of(&plan, &snapshot).shape.problems;
+    assert!(problems.is_empty(), "{problems:?}");
+}

@@ -188,6 +188,13 @@ async fn inventory(region: &str) -> BTreeSet<String> {
 /// Nothing was created: every mutating call the proxy saw was a dry run
 /// (or refused before it reached moto), and `region` lists what it listed.
 async fn assert_nothing_created(proxy: &FaultProxy, region: &str, before: &BTreeSet<String>) {
+    assert_no_call_took_effect(proxy);
+    assert_eq!(&inventory(region).await, before, "{region} changed");
+}
+
+/// Every mutating call the proxy saw was a dry run (or refused before it
+/// reached moto).
+fn assert_no_call_took_effect(proxy: &FaultProxy) {
     for (action, counts) in proxy.by_action() {
         let name = action.split_once(':').map_or(action.as_str(), |(_, a)| a);
         let reads = ["Describe", "Get", "List"]
@@ -202,7 +209,6 @@ async fn assert_nothing_created(proxy: &FaultProxy, region: &str, before: &BTree
             );
         }
     }
-    assert_eq!(&inventory(region).await, before, "{region} changed");
 }
 
 #[tokio::test]
@@ -578,4 +584,26 @@ fn bad_input_exits_2_and_calls_nothing() {
     );
     assert!(stderr.contains("preflight.sheduled"), "{stderr}");
     assert_eq!(proxy.total().calls(), 0, "{:?}", proxy.by_action());
+}
+
+/// The README's example runbook, its service's cutover included (a step
+/// reading its own resource's earlier step), has nothing failing, and
+/// makes no call that takes effect (the region is shared with other tests,
+/// so its inventory is not compared).
+#[tokio::test]
+async fn the_example_web_runbook_has_nothing_failing_and_creates_nothing() {
+    let region = "ca-central-1";
+    let repo = crate::bake::example_repo();
+    let proxy = FaultProxy::moto(Faults::none());
+    let state = tempfile::tempdir().unwrap();
+    let out = drctl_at(repo.path(), state.path(), proxy.url())
+        .args(["preflight", "web-dr-drill", "--region", region, "--json"])
+        .output()
+        .expect("run drctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(all_of(&report, "fail").is_empty(), "{report:#}");
+    assert_no_call_took_effect(&proxy);
 }
