@@ -24,6 +24,7 @@ mod operator;
 mod prompt;
 mod provider;
 mod proxy;
+mod rto_bench;
 mod sandbox;
 mod schedule;
 mod service;
