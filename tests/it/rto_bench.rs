@@ -31,13 +31,16 @@
 //!   guest powers off as soon as moto shows the builder running, and the
 //!   model starts `stopping` from the first answer that shows moto's stop,
 //!   the builder `pending` until then;
-//! - `service` create (a colour): instance boot (20 s), then the target
-//!   group's interval × healthy threshold (as the model read it from the
-//!   group: 30 s × 2 for the example). The model starts the checks after
-//!   the latest of boot, registration, the group coming into use and its
-//!   load balancer turning active; registration and use come a few calls
-//!   after the launch, and the load balancer is active before the colour
-//!   starts (the colour follows the listener, which follows it);
+//! - `service` create (a colour): the target group's interval × healthy
+//!   threshold (as the model read it from the group: 30 s × 2 for the
+//!   example) from the later of instance boot (20 s after the step's
+//!   start) and its listener's step ending. The model starts the checks
+//!   after the latest of boot, registration, the group coming into use and
+//!   its load balancer turning active: registration and use come a few
+//!   calls after the launch or the listener, and the listener follows the
+//!   load balancer's step (which waits until it is active). So the
+//!   listener is a late input: the colour's other dependencies start it, a
+//!   fleet may boot while its load balancer provisions;
 //! - everything else: the call alone.
 //!
 //! The lag of a step on the path is that of the waits its rule names and
@@ -189,6 +192,15 @@ fn address(value: &Value) -> String {
     address
 }
 
+/// A step's modelled duration: `lead` from its start; then, for a colour,
+/// it waits for the later of that and its late inputs (its listener, hence
+/// its load balancer turning active) and lasts `tail` more.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    lead: Duration,
+    tail: Duration,
+}
+
 /// The model's durations a step's rule adds up.
 struct Model {
     times: AwsTimes,
@@ -199,7 +211,7 @@ struct Model {
 impl Model {
     /// What `step` waits for, per the rules in the module's comment, given
     /// the waits the drill's ledger holds.
-    fn duration(&self, step: &Step, waits: &[&Wait]) -> Duration {
+    fn timing(&self, step: &Step, waits: &[&Wait]) -> Timing {
         let t = &self.times;
         let waited = match (step.kind(), step.creates()) {
             ("load_balancer", true) => t.of(t.load_balancer_provisioning),
@@ -222,11 +234,17 @@ impl Model {
                     .unwrap_or_else(|| {
                         panic!("no target checks of {} in the ledger", step.address)
                     });
-                t.of(t.instance_pending) + checks
+                return Timing {
+                    lead: self.latency + t.of(t.instance_pending),
+                    tail: checks,
+                };
             }
             _ => Duration::ZERO,
         };
-        self.latency + waited
+        Timing {
+            lead: self.latency + waited,
+            tail: Duration::ZERO,
+        }
     }
 }
 
@@ -234,26 +252,38 @@ fn owned(wait: &Wait, address: &str) -> bool {
     wait.owner.as_deref() == Some(address)
 }
 
-/// The longest chain of `steps` by modelled duration: its length and its
-/// steps, first first.
-fn critical_path(steps: &[Step], durations: &[Duration]) -> (Duration, Vec<usize>) {
+/// The longest chain of `steps` by modelled timing: its length, and its
+/// steps, first first, each with what it adds to the chain.
+fn critical_path(steps: &[Step], timings: &[Timing]) -> (Duration, Vec<(usize, Duration)>) {
     let mut chains: Vec<(Duration, Option<usize>)> = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         let before = |dep: &String| (0..i).rev().find(|&j| &steps[j].address == dep);
-        let previous = step
-            .depends_on
-            .iter()
-            .chain(std::iter::once(&step.address))
-            .filter_map(before)
-            .max_by_key(|&j| chains[j].0);
-        let so_far = previous.map_or(Duration::ZERO, |j| chains[j].0);
-        chains.push((so_far + durations[i], previous));
+        let latest = |links: Vec<usize>| links.into_iter().max_by_key(|&j| chains[j].0);
+        // A colour's listener is a late input: the fleet boots meanwhile.
+        let late = |dep: &&String| {
+            step.kind() == "service" && step.creates() && dep.split('.').nth(1) == Some("listener")
+        };
+        let deps = step.depends_on.iter().chain(std::iter::once(&step.address));
+        let early = latest(
+            deps.clone()
+                .filter(|d| !late(d))
+                .filter_map(before)
+                .collect(),
+        );
+        let listener = latest(deps.filter(late).filter_map(before).collect());
+        let led = early.map_or(Duration::ZERO, |j| chains[j].0) + timings[i].lead;
+        let (ready, previous) = match listener {
+            Some(j) if chains[j].0 > led => (chains[j].0, Some(j)),
+            _ => (led, early),
+        };
+        chains.push((ready + timings[i].tail, previous));
     }
     let mut at = (0..steps.len()).max_by_key(|&i| chains[i].0);
     let bound = at.map_or(Duration::ZERO, |i| chains[i].0);
     let mut chain = Vec::new();
     while let Some(i) = at {
-        chain.push(i);
+        let from = chains[i].1.map_or(Duration::ZERO, |j| chains[j].0);
+        chain.push((i, chains[i].0 - from));
         at = chains[i].1;
     }
     chain.reverse();
@@ -369,13 +399,13 @@ fn drill(proxy: &FaultProxy, model: &Model, repo: &Path, state: &Path, n: usize)
         })
         .collect();
     let steps = rebuild_steps(&journal);
-    let durations: Vec<Duration> = steps.iter().map(|s| model.duration(s, &waits)).collect();
-    let (bound, chain) = critical_path(&steps, &durations);
+    let timings: Vec<Timing> = steps.iter().map(|s| model.timing(s, &waits)).collect();
+    let (bound, chain) = critical_path(&steps, &timings);
     assert!(!bound.is_zero(), "drill {n}: no bound from {steps:#?}");
     let on_path = |kind: &str| {
         chain
             .iter()
-            .any(|&i| steps[i].kind() == kind && steps[i].creates())
+            .any(|&(i, _)| steps[i].kind() == kind && steps[i].creates())
     };
     assert!(
         on_path("image") && on_path("service"),
@@ -384,7 +414,7 @@ fn drill(proxy: &FaultProxy, model: &Model, repo: &Path, state: &Path, n: usize)
 
     let mut lag = Duration::ZERO;
     let mut path = Vec::new();
-    for &i in &chain {
+    for &(i, added) in &chain {
         let (step_lag, found) = step_lag(&steps[i], &waits);
         let needed = |k: &&WaitKind| !matches!(k, WaitKind::Copy | WaitKind::Boot);
         assert_eq!(
@@ -399,7 +429,7 @@ fn drill(proxy: &FaultProxy, model: &Model, repo: &Path, state: &Path, n: usize)
             "{} {} (+{}, lag {})",
             steps[i].action,
             steps[i].address,
-            secs(durations[i]),
+            secs(added),
             secs(step_lag)
         ));
     }
@@ -501,5 +531,62 @@ async fn three_web_drills_give_rto_bound_observe_lag_and_forecast_error() {
     assert_eq!(
         proxy.aws().images_of_unstopped_instances(),
         Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_colour_boots_while_its_load_balancer_provisions_and_waits_for_the_later() {
+    let step = |address: &str, deps: &[&str]| Step {
+        address: address.into(),
+        action: "create".into(),
+        depends_on: deps.iter().map(|d| d.to_string()).collect(),
+    };
+    let steps = [
+        step("web.load_balancer.public", &[]),
+        step("web.listener.http", &["web.load_balancer.public"]),
+        step("app-image.image.app", &[]),
+        step(
+            "web.service.web",
+            &["app-image.image.app", "web.listener.http"],
+        ),
+    ];
+    let s = Duration::from_secs;
+    let timing = |lead: u64, tail: u64| Timing {
+        lead: s(lead),
+        tail: s(tail),
+    };
+    let chain = |bake: u64| {
+        let timings = [
+            timing(150, 0),
+            timing(1, 0),
+            timing(bake, 0),
+            timing(20, 60),
+        ];
+        let (bound, chain) = critical_path(&steps, &timings);
+        let chain: Vec<(&str, u64)> = chain
+            .into_iter()
+            .map(|(i, added)| (steps[i].address.as_str(), added.as_secs()))
+            .collect();
+        (bound.as_secs(), chain)
+    };
+    // The bake is the longer way: the fleet boots after it.
+    assert_eq!(
+        chain(256),
+        (
+            336,
+            vec![("app-image.image.app", 256), ("web.service.web", 80)]
+        )
+    );
+    // The load balancer is: the fleet has booted by the time it is active.
+    assert_eq!(
+        chain(10),
+        (
+            211,
+            vec![
+                ("web.load_balancer.public", 150),
+                ("web.listener.http", 1),
+                ("web.service.web", 60)
+            ]
+        )
     );
 }
