@@ -41,6 +41,11 @@
 //! - **Imaging running instances**: [`AwsModel::images_of_unstopped_instances`]
 //!   lists the images CreateImage made while the model showed their instance
 //!   as anything but `stopped`.
+//! - **Observe lag**: [`AwsModel::waits`] lists every wait the model timed
+//!   (a boot, stop or shutdown it saw begin, an image or copy pending, a
+//!   load balancer provisioning, a target's initial checks), with the drctl
+//!   resource it belongs to, when the model made it end, and when an answer
+//!   first showed the end ([`ledger`]).
 //!
 //! What the model sees first already in place (a listener, a registration,
 //! a running instance made before the proxy started, or behind its back) it
@@ -79,6 +84,7 @@
 mod ec2;
 mod elbv2;
 mod health;
+mod ledger;
 mod query;
 mod xml;
 
@@ -89,6 +95,8 @@ use std::time::{Duration, Instant};
 
 use crate::proxy::{fault_response, Fault, Request, Response, Service};
 use query::{Form, Moto};
+
+pub use ledger::{Wait, WaitKind};
 
 /// How long AWS takes over each transition, and the factor applied to all
 /// of them. Health checks and draining take each target group's own
@@ -192,6 +200,8 @@ struct State {
     /// CreateImage calls made while the model showed the instance other
     /// than `stopped`: their image ids.
     unstopped_images: Vec<String>,
+    /// The waits timed, and when answers showed them.
+    ledger: ledger::Ledger,
 }
 
 impl State {
@@ -288,6 +298,13 @@ impl AwsModel {
         self.state().unstopped_images.clone()
     }
 
+    /// Every wait the model timed that an answer has shown, in the order
+    /// first shown, with when it ended and when an answer first showed
+    /// that ([`Wait::lag`]).
+    pub fn waits(&self) -> Vec<Wait> {
+        self.state().ledger.waits()
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not hide the model from the others.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -324,16 +341,23 @@ impl AwsModel {
                 let filters = ec2::StateFilters::take(&mut form);
                 let response = moto.forward(&with_form(request, &form))?;
                 self.rewrite(response, |state, now, root| {
-                    ec2::describe_instances(&mut state.instances, &times, now, root, &filters)
+                    ec2::describe_instances(&mut state.instances, &times, now, root, &filters);
+                    for shown in ec2::waits_shown(&state.instances, &times, root) {
+                        state.ledger.shown(shown, now);
+                    }
                 })
             }
             (
                 Service::Ec2,
                 "RunInstances" | "StartInstances" | "StopInstances" | "TerminateInstances",
             ) => {
+                let owner = ledger::owner(&Form::parse(&request.body));
                 let response = moto.forward(request)?;
                 self.rewrite(response, |state, now, root| {
-                    ec2::changed(&mut state.instances, root, now)
+                    ec2::changed(&mut state.instances, root, now);
+                    let ids = root.all("instancesSet/item");
+                    let ids = ids.iter().map(|i| i.text_at("instanceId"));
+                    state.ledger.own(ids, owner);
                 })
             }
             (Service::Ec2, "CreateImage") => {
@@ -349,18 +373,27 @@ impl AwsModel {
                     let known = state.instances.get(&instance);
                     known.map(|i| i.shown(&times, now).to_string())
                 };
+                let owner = ledger::owner(&form);
                 let response = moto.forward(request)?;
                 self.rewrite(response, |state, now, root| {
                     ec2::image_created(&mut state.images, root, now);
+                    state.ledger.own([root.text_at("imageId")], owner);
                     if shown.as_deref() != Some("stopped") {
                         state.unstopped_images.push(root.text_at("imageId"));
                     }
                 })
             }
             (Service::Ec2, "CopyImage") => {
+                let form = Form::parse(&request.body);
+                let source = form.get("SourceImageId").unwrap_or_default().to_string();
+                let owner = ledger::owner(&form);
                 let response = moto.forward(request)?;
                 self.rewrite(response, |state, now, root| {
-                    ec2::image_created(&mut state.images, root, now)
+                    ec2::image_created(&mut state.images, root, now);
+                    let copy = root.text_at("imageId");
+                    let owner = owner.or_else(|| state.ledger.owner_of(&source));
+                    state.ledger.copied(&copy);
+                    state.ledger.own([copy], owner);
                 })
             }
             (Service::Ec2, "DescribeImages") => {
@@ -368,7 +401,8 @@ impl AwsModel {
                 let filters = form.take_filters("state");
                 let response = moto.forward(&with_form(request, &form))?;
                 self.rewrite(response, |state, now, root| {
-                    ec2::describe_images(&state.images, &times, now, root, &filters)
+                    ec2::describe_images(&state.images, &times, now, root, &filters);
+                    state.ledger.images_shown(&state.images, &times, now, root);
                 })
             }
             (Service::Elbv2, _) => self.elbv2(moto, action, &times),
@@ -396,16 +430,22 @@ impl AwsModel {
                 .collect()
         };
         let group = form.get("TargetGroupArn").unwrap_or_default().to_string();
+        let owner = ledger::owner(&form);
         let response = moto.forward(request)?;
         if response.status != 200 {
             return Ok(response);
         }
         match action {
             "CreateLoadBalancer" => self.rewrite(response, |state, now, root| {
-                elbv2::load_balancers_created(&mut state.load_balancers, root, now)
+                elbv2::load_balancers_created(&mut state.load_balancers, root, now);
+                let arns =
+                    root.all("CreateLoadBalancerResult/LoadBalancers/member/LoadBalancerArn");
+                state.ledger.own(arns.iter().map(|a| a.text()), owner);
             }),
             "DescribeLoadBalancers" => self.rewrite(response, |state, now, root| {
-                elbv2::describe_load_balancers(&state.load_balancers, times, now, root)
+                elbv2::describe_load_balancers(&state.load_balancers, times, now, root);
+                let lbs = &state.load_balancers;
+                state.ledger.load_balancers_shown(lbs, times, now, root);
             }),
             "RegisterTargets" => {
                 self.state()

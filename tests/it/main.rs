@@ -27,6 +27,7 @@ mod preflight;
 mod prompt;
 mod provider;
 mod proxy;
+mod rto_bench;
 mod sandbox;
 mod schedule;
 mod service;

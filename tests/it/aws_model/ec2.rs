@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use super::ledger::{Shown, WaitKind};
 use super::query::{passes, Form, Moto};
 use super::xml::Element;
 use super::AwsTimes;
@@ -44,6 +45,14 @@ impl Transition {
             Transition::Pending => "pending",
             Transition::Stopping => "stopping",
             Transition::ShuttingDown => "shutting-down",
+        }
+    }
+
+    fn wait_kind(self) -> WaitKind {
+        match self {
+            Transition::Pending => WaitKind::Boot,
+            Transition::Stopping => WaitKind::Stop,
+            Transition::ShuttingDown => WaitKind::Terminate,
         }
     }
 
@@ -202,6 +211,27 @@ pub fn describe_instances(
     if let Some(reservations) = root.child_mut("reservationSet") {
         reservations.retain(|r| !r.all("instancesSet/item").is_empty());
     }
+}
+
+/// What a DescribeInstances answer, as rewritten, showed of the transitions
+/// the model saw begin: each listed instance in one, under way or ended.
+pub fn waits_shown(instances: &Instances, times: &AwsTimes, root: &Element) -> Vec<Shown> {
+    root.all("reservationSet/item/instancesSet/item")
+        .into_iter()
+        .filter_map(|item| {
+            let id = item.text_at("instanceId");
+            let (since, t) = instances.get(&id)?.change?;
+            let length = t.length(times);
+            Some(Shown {
+                kind: t.wait_kind(),
+                id,
+                began: Some(since),
+                length,
+                ready: since + length,
+                under_way: item.text_at("instanceState/name") == t.name(),
+            })
+        })
+        .collect()
 }
 
 fn set_state(item: &mut Element, name: &str) {

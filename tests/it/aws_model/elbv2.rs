@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::health::{self, Checks, Shown};
+use super::ledger::{self, WaitKind};
 use super::query::Moto;
 use super::xml::Element;
 use super::{AwsTimes, State};
@@ -294,6 +295,9 @@ pub fn describe_target_health(
 
     let path = "DescribeTargetHealthResult/TargetHealthDescriptions";
     let mut seen = HashSet::new();
+    // The initial checks this answer showed under way or ended, for the
+    // ledger: those the model timed, nothing forced on them.
+    let mut checking: Vec<ledger::Shown> = Vec::new();
     root.each_mut(&format!("{path}/member"), &mut |member| {
         let id = member.text_at("Target/Id");
         seen.insert(id.clone());
@@ -326,7 +330,18 @@ pub fn describe_target_health(
                     to_healthy,
                 };
                 let forced = state.overrides.get(&id).or(group_forced.as_ref());
-                health::judge(in_use.is_some(), checks, forced, now)
+                let shown = health::judge(in_use.is_some(), checks, forced, now);
+                if let (Some(from), None, true) = (checks.from, forced, in_use.is_some()) {
+                    checking.push(ledger::Shown {
+                        kind: WaitKind::TargetHealth,
+                        id: format!("{group} {id}"),
+                        began: None,
+                        length: to_healthy,
+                        ready: from + to_healthy,
+                        under_way: shown != Shown::HEALTHY,
+                    });
+                }
+                shown
             }
             _ => {
                 state.groups.draining.remove(&key);
@@ -337,6 +352,9 @@ pub fn describe_target_health(
             *health = shown.to_element();
         }
     });
+    for shown in checking {
+        state.ledger.shown(shown, now);
+    }
 
     let mut back: Vec<(&String, &Draining)> = state
         .groups
