@@ -3,11 +3,12 @@
 //!
 //! The SDK's waiters sleep at least 15 s between polls; on the critical path
 //! of a recovery that is up to 15 s lost per wait, so drctl polls itself.
-//! The pause after a poll is a tenth of the time waited so far, at least
-//! 250 ms and at most 10 s ([`Backoff::pause_after`]): whatever the wait, a
-//! state reached between two polls is seen at most max(250 ms, 10 % of the
-//! time waited) later, and a wait of minutes costs a poll every few
-//! seconds, not hundreds. A throttled poll doubles the pause instead of
+//! The pause after a poll is a twentieth of the time waited so far, at
+//! least 250 ms and at most 5 s ([`Backoff::pause_after`]): whatever the
+//! wait, a state reached between two polls is seen at most max(250 ms, 5 %
+//! of the time waited) later — half of what a recovery may lose there —
+//! and a wait of minutes costs a poll every few seconds (a Describe call,
+//! far below AWS's rate limits), not hundreds. A throttled poll doubles the pause instead of
 //! ending the wait. A probe reports a terminal failure as an error, which
 //! ends the wait at once.
 
@@ -73,7 +74,7 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(250),
-            max: Duration::from_secs(10),
+            max: Duration::from_secs(5),
         }
     }
 }
@@ -85,11 +86,11 @@ impl Backoff {
         std::iter::successors(Some(self.initial), move |d| Some((*d * 2).min(self.max)))
     }
 
-    /// The pause after a poll made `waited` into a wait: a tenth of it,
-    /// within `initial..=max`. What turns ready just after a poll is seen
-    /// by the next, so this is the most a wait can notice late.
+    /// The pause after a poll made `waited` into a wait: a twentieth of
+    /// it, within `initial..=max`. What turns ready just after a poll is
+    /// seen by the next, so this is the most a wait can notice late.
     pub fn pause_after(self, waited: Duration) -> Duration {
-        (waited / 10).clamp(self.initial, self.max.max(self.initial))
+        (waited / 20).clamp(self.initial, self.max.max(self.initial))
     }
 }
 
@@ -237,18 +238,18 @@ mod tests {
             .take(8)
             .map(|d| d.as_millis() as u64)
             .collect();
-        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 8000, 10000, 10000]);
+        assert_eq!(delays, [250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
     }
 
     #[test]
-    fn a_wait_notices_readiness_within_a_tenth_of_the_time_waited() {
+    fn a_wait_notices_readiness_within_a_twentieth_of_the_time_waited() {
         let backoff = Backoff::default();
         let ms = |w: u64| backoff.pause_after(Duration::from_millis(w)).as_millis() as u64;
         assert_eq!(ms(0), 250, "at least 250 ms");
         assert_eq!(ms(1_000), 250);
-        assert_eq!(ms(20_000), 2_000, "a tenth of 20 s");
-        assert_eq!(ms(90_000), 9_000);
-        assert_eq!(ms(3_600_000), 10_000, "at most 10 s");
+        assert_eq!(ms(20_000), 1_000, "a twentieth of 20 s");
+        assert_eq!(ms(90_000), 4_500);
+        assert_eq!(ms(3_600_000), 5_000, "at most 5 s");
         // The observe lag bound of issue 22: max(1 s, 10 % of the wait).
         for waited in (0..3_600_000).step_by(7_919) {
             assert!(ms(waited) <= 1_000u64.max(waited / 10), "{waited}");

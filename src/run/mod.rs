@@ -219,7 +219,8 @@ enum Pass {
 }
 
 /// One pass over phase `index`: re-planned with what the earlier phases
-/// really produced, through its gate (or its canary's), then applied.
+/// really produced, through its gate (or its canary's), then applied with
+/// the phases that pipeline after it ([`pipelined_until`]).
 async fn phase_pass<P: Provider>(
     provider: &P,
     ctx: &RunContext<'_>,
@@ -229,7 +230,8 @@ async fn phase_pass<P: Provider>(
 ) -> Result<Pass, Error> {
     let phase = &phases[index];
     let events = ctx.journal.events()?;
-    if run_state(&events).finished_phases.contains(&phase.name) {
+    let finished = run_state(&events).finished_phases;
+    if finished.contains(&phase.name) {
         return Ok(Pass::PhaseDone);
     }
     let plan = replan(provider, ctx).await?;
@@ -252,7 +254,6 @@ async fn phase_pass<P: Provider>(
         },
         _ => phase.clone(),
     };
-    let finished = run_state(&events).finished_phases;
     let segment = index..pipelined_until(phases, index, approved, &plan, &finished);
     let mut opening = Opening::default();
     for k in segment.clone() {
