@@ -158,8 +158,8 @@ impl Needs {
                     filter: base_filter_key(&owners, &name),
                 });
             }
-            Some(Resolved::After { pending, .. }) => {
-                for from in exported_by(pending) {
+            Some(pending @ Resolved::After { .. }) => {
+                for from in pending.pending_on() {
                     self.images.push(ImageNeed::FromRun {
                         address: address.clone(),
                         from,
@@ -178,8 +178,8 @@ impl Needs {
                 id: id.clone(),
                 role: format!("image of {address}"),
             }),
-            Some(Resolved::After { pending, .. }) => {
-                for from in exported_by(pending) {
+            Some(pending @ Resolved::After { .. }) => {
+                for from in pending.pending_on() {
                     self.images.push(ImageNeed::FromRun {
                         address: address.clone(),
                         from,
@@ -319,29 +319,6 @@ fn subnet_refs(value: &Resolved, out: &mut Vec<SubnetRef>) {
             Pending::List(items) => items.iter().for_each(|i| subnet_refs(i, out)),
             Pending::Table(_) | Pending::Concat(_) => {}
         },
-    }
-}
-
-/// The steps whose exports a pending value waits for.
-fn exported_by(pending: &Pending) -> Vec<Address> {
-    match pending {
-        Pending::Export { address, .. } => vec![address.clone()],
-        Pending::List(items) | Pending::Concat(items) => items
-            .iter()
-            .filter_map(|i| match i {
-                Resolved::After { pending, .. } => Some(exported_by(pending)),
-                Resolved::Known(_) => None,
-            })
-            .flatten()
-            .collect(),
-        Pending::Table(entries) => entries
-            .values()
-            .filter_map(|i| match i {
-                Resolved::After { pending, .. } => Some(exported_by(pending)),
-                Resolved::Known(_) => None,
-            })
-            .flatten()
-            .collect(),
     }
 }
 

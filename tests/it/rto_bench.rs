@@ -78,13 +78,7 @@ const RUNBOOK: &str = "web-dr-drill";
 /// Drills in a row: a forecast learns from the ones before.
 const DRILLS: usize = 3;
 
-fn latency() -> Duration {
-    let ms = std::env::var("DRCTL_BENCH_LATENCY_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(50);
-    Duration::from_millis(ms)
-}
+use crate::store_cost::latency;
 
 /// How long the sandbox's builder guest runs its script before powering
 /// off (its own setting, not scaled).

@@ -70,7 +70,8 @@ impl Figures {
     }
 }
 
-fn latency() -> Duration {
+/// Every call's latency in the benchmarks: `DRCTL_BENCH_LATENCY_MS` (50).
+pub(crate) fn latency() -> Duration {
     let ms = std::env::var("DRCTL_BENCH_LATENCY_MS")
         .ok()
         .and_then(|v| v.trim().parse().ok())
