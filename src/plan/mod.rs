@@ -127,6 +127,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// A desired attribute's text, if it is known at planning time.
+    pub fn known_str(&self, key: &str) -> Option<String> {
+        self.desired.get(key)?.known()?.as_str().map(str::to_string)
+    }
+
     /// The steps only its late attributes wait on: every other input must
     /// be done before it starts, these need not.
     pub fn late_dependencies(&self) -> BTreeSet<Address> {

@@ -194,7 +194,7 @@ impl Needs {
     fn place(&mut self, change: &Change, world: &World<'_>) {
         let kind = change.address.kind;
         if kind == ResourceKind::Subnet {
-            if let Some(zone) = known_str(change, "availability_zone") {
+            if let Some(zone) = change.known_str("availability_zone") {
                 self.zones.insert(zone);
             }
             return;
@@ -204,7 +204,7 @@ impl Needs {
             ResourceKind::Instances | ResourceKind::Service => "subnets",
             _ => return,
         };
-        let Some(instance_type) = known_str(change, "instance_type") else {
+        let Some(instance_type) = change.known_str("instance_type") else {
             self.unplaced.push(change.address.clone());
             return;
         };
@@ -278,7 +278,7 @@ impl World<'_> {
             SubnetRef::Planned(address) => self
                 .planned
                 .get(address)
-                .and_then(|c| known_str(c, "availability_zone"))
+                .and_then(|c| c.known_str("availability_zone"))
                 .or_else(|| observed_zone(self.snapshot.get(address)?)),
             SubnetRef::Id(id) => self
                 .snapshot
@@ -322,15 +322,6 @@ fn subnet_refs(value: &Resolved, out: &mut Vec<SubnetRef>) {
     }
 }
 
-fn known_str(change: &Change, key: &str) -> Option<String> {
-    change
-        .desired
-        .get(key)?
-        .known()?
-        .as_str()
-        .map(str::to_string)
-}
-
 /// The dry run of `action` for `change` with what exists now, or why none
 /// can be tried.
 fn dry_run(
@@ -350,15 +341,18 @@ fn dry_run(
     match action {
         "CreateInternetGateway" => Ok(DryRun::CreateInternetGateway),
         "CreateSecurityGroup" => Ok(DryRun::CreateSecurityGroup {
-            vpc: known_str(change, "vpc"),
+            vpc: change.known_str("vpc"),
         }),
         "RunInstances" => {
             let (image, subnets) = match change.address.kind {
                 ResourceKind::Image => ("base_image", "subnet"),
                 _ => ("image", "subnets"),
             };
-            let image = known_str(change, image).ok_or_else(|| made_here("the image"))?;
-            let instance_type = known_str(change, "instance_type")
+            let image = change
+                .known_str(image)
+                .ok_or_else(|| made_here("the image"))?;
+            let instance_type = change
+                .known_str("instance_type")
                 .ok_or("its instance type is known only later: not tried")?;
             let mut refs = Vec::new();
             if let Some(value) = change.desired.get(subnets) {

@@ -73,7 +73,7 @@ impl BakeInputs {
         let (script_path, script_sha) = script(input, change);
         set(change, "region", region.clone());
         let base = resolve_base(input, change);
-        let instance_type = known_str(change, "instance_type");
+        let instance_type = change.known_str("instance_type");
         let recipe = match (base, instance_type) {
             (Some((base_image, base_identity)), Some(instance_type)) => Some(Recipe {
                 base_image,
@@ -483,15 +483,6 @@ fn set(change: &mut Change, key: &str, value: String) {
     change
         .desired
         .insert(key.to_string(), Resolved::Known(Value::Str(value)));
-}
-
-fn known_str(change: &Change, key: &str) -> Option<String> {
-    change
-        .desired
-        .get(key)?
-        .known()?
-        .as_str()
-        .map(str::to_string)
 }
 
 fn known_int(change: &Change, key: &str) -> Option<i64> {
